@@ -1,0 +1,173 @@
+# gsl-darknet: the one build.
+#   make            CPU build of bin/darknet (real Darknet + the gsl plugin), installing what is missing first
+#   make test       CPU build, then every test in tests/; ends with "N passed, N failed"
+#   make GPU=1      CUDA build of bin/darknet (nvcc 13, cuBLAS); BLAS=0 where OpenBLAS cannot be installed
+#   make test SANITIZE=1   the tests built with AddressSanitizer and UBSan
+# Options: GPU=0|1  BLAS=1|0  CUDNN=0|1  SANITIZE=0|1  ARCH="-gencode ..."  DARKNET_SRC=path (upstream checkout)
+
+GPU      ?= 0
+BLAS     ?= 1
+CUDNN    ?= 0
+SANITIZE ?= 0
+ARCH     ?= -gencode arch=compute_90,code=sm_90 -gencode arch=compute_90,code=compute_90
+PYTHON   ?= /usr/bin/python3
+NPROC    := $(shell nproc 2>/dev/null || echo 2)
+
+NVCC      ?= $(shell command -v nvcc 2>/dev/null)
+CUDA_HOME ?= $(if $(NVCC),$(patsubst %/bin/nvcc,%,$(NVCC)),/usr/local/cuda)
+
+V   := $(if $(filter 1,$(GPU)),gpu,cpu)
+DN  := build/darknet-$(V)$(if $(filter 1,$(CUDNN)),-cudnn,)
+B   := build/$(V)$(if $(filter 1,$(SANITIZE)),-san,)$(if $(filter 0,$(BLAS)),-noblas,)
+SRC := build/darknet-src
+
+CC      ?= gcc
+WARN    := -Wall -Wextra -Wno-unused-parameter -Wno-sign-compare -Wno-missing-field-initializers
+OPT     := -O3 -march=x86-64-v2 -g
+SANITIZERS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+SANFL   := $(if $(filter 1,$(SANITIZE)),$(SANITIZERS),)
+CFLAGS_ := -std=c11 -D_GNU_SOURCE $(OPT) $(WARN) $(SANFL) $(if $(filter 0,$(BLAS)),-DGSLQ_NO_BLAS,)
+DNINC   := -I$(DN)/include -I$(DN)/src $(if $(filter 1,$(GPU)),-DGPU -I$(CUDA_HOME)/include,) \
+           $(if $(filter 1,$(CUDNN)),-DCUDNN,)
+NVFLAGS := $(ARCH) -O3 -std=c++17 -DcudaThreadSynchronize=cudaDeviceSynchronize -Xcompiler -fPIC
+
+LIBS := -lm -pthread
+ifeq ($(BLAS),1)
+LIBS += -lopenblas -llapacke
+endif
+ifeq ($(GPU),1)
+LIBS += -L$(CUDA_HOME)/lib64 -lcudart -lcublas -lcurand -lstdc++ -Wl,-rpath,$(CUDA_HOME)/lib64
+endif
+ifeq ($(CUDNN),1)
+LIBS += -lcudnn
+endif
+TESTLIBS := $(LIBS) -lz
+
+# Darknet's own objects: its library, and its example programs with their main renamed.
+DN_EXAMPLES := captcha lsd super art tag cifar go rnn segmenter regressor classifier coco yolo detector nightmare \
+               instance-segmenter
+DN_EXOBJ    := $(addprefix $(DN)/obj/,$(addsuffix .o,$(DN_EXAMPLES)))
+DN_COMMON   := -Iinclude/ -Isrc/ $(if $(filter 1,$(GPU)),-DGPU -I$(CUDA_HOME)/include/ -DcudaThreadSynchronize=cudaDeviceSynchronize,) \
+               $(if $(filter 1,$(CUDNN)),-DCUDNN,)
+# With OpenBLAS, darknet/blas_gemm.c provides gemm/gemm_cpu; Darknet's become weak so ours win at link time.
+DN_LIB      := $(DN)/$(if $(filter 1,$(BLAS)),libdarknet_weak.a,libdarknet.a)
+
+QUANT_SRC  := $(wildcard quant/*.c)
+LAYERS_SRC := $(wildcard layers/*.c)
+LAYERS_CU  := $(if $(filter 1,$(GPU)),$(wildcard layers/*.cu),)
+CMD_SRC    := $(filter-out darknet/main.c darknet/blas_gemm.c,$(wildcard darknet/*.c))
+# tests/test_gpu_*.c compare CUDA kernels with the CPU path: built with GPU=1, run on a GPU host by `make test-gpu`.
+TEST_SRC   := $(filter-out tests/test_gpu_%,$(wildcard tests/test_*.c))
+GPU_TEST_SRC := $(if $(filter 1,$(GPU)),$(wildcard tests/test_gpu_*.c),)
+TEST_SH    := $(wildcard tests/test_*.sh)
+
+QUANT_OBJ  := $(QUANT_SRC:%.c=$(B)/obj/%.o)
+LAYERS_OBJ := $(LAYERS_SRC:%.c=$(B)/obj/%.o) $(LAYERS_CU:%.cu=$(B)/obj/%.cu.o)
+CMD_OBJ    := $(CMD_SRC:%.c=$(B)/obj/%.o)
+GEMM_OBJ   := $(if $(filter 1,$(BLAS)),$(B)/obj/darknet/blas_gemm.o,)
+TEST_BIN   := $(TEST_SRC:tests/%.c=$(B)/tests/%)
+GPU_TEST_BIN := $(GPU_TEST_SRC:tests/%.c=$(B)/tests/%)
+
+OUR_LIBS := $(B)/libgslcmd.a $(B)/libgsllayers.a $(B)/libgslq.a
+LINK_IN  := $(OUR_LIBS) $(GEMM_OBJ) $(DN_LIB)
+
+.PHONY: all setup test test-gpu test-bins clean distclean
+.DELETE_ON_ERROR:
+
+# The binary is bin/darknet: the repository's darknet/ folder (Darknet integration, fixed by the design's layout)
+# holds the name ./darknet. Run it from the repository root as bin/darknet, or put bin/ on PATH.
+all: bin/darknet
+
+# ---------------------------------------------------------------- set-up (installs only what is missing)
+setup:
+	@GPU=$(GPU) BLAS=$(BLAS) scripts/setup.sh
+
+$(SRC)/.fetched:
+	@GPU=$(GPU) BLAS=$(BLAS) scripts/setup.sh
+	darknet/fetch.sh $(SRC)
+
+# ---------------------------------------------------------------- upstream Darknet, hooked and built in its folder
+$(DN)/.hooked: $(SRC)/.fetched darknet/hook.sh
+	rm -rf $(DN) && mkdir -p build && cp -a $(SRC) $(DN)
+	darknet/hook.sh $(DN)
+	touch $@
+
+$(DN)/libdarknet.a: $(DN)/.hooked | $(B)/.found
+	@echo "building Darknet ($(V)) in $(DN) (log: $(DN)/build.log)"
+	@$(MAKE) -C $(DN) GPU=$(GPU) CUDNN=$(CUDNN) OPENCV=0 OPENMP=0 NVCC="$(NVCC)" ARCH="$(ARCH)" \
+	    COMMON="$(DN_COMMON)" obj libdarknet.a obj/darknet.o $(DN_EXAMPLES:%=obj/%.o) > $(DN)/build.log 2>&1 \
+	  || { tail -n 40 $(DN)/build.log; echo "error: building Darknet failed (full log: $(DN)/build.log)"; exit 1; }
+
+$(DN)/libdarknet_weak.a: $(DN)/libdarknet.a
+	objcopy --weaken-symbol=gemm --weaken-symbol=gemm_cpu $< $@
+
+$(DN)/darknet_main.o: $(DN)/libdarknet.a
+	objcopy --redefine-sym main=darknet_main $(DN)/obj/darknet.o $@
+
+$(DN_EXOBJ): $(DN)/libdarknet.a
+
+# ---------------------------------------------------------------- our code
+# quant/ sees only itself; layers/ and darknet/ see Darknet's headers too.
+$(B)/obj/quant/%.o: quant/%.c $(wildcard quant/*.h) | $(B)/.found
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS_) -Iquant -c $< -o $@
+
+$(B)/obj/layers/%.o: layers/%.c $(wildcard layers/*.h quant/*.h) $(DN)/libdarknet.a
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS_) -Ilayers -Iquant $(DNINC) -c $< -o $@
+
+$(B)/obj/layers/%.cu.o: layers/%.cu $(wildcard layers/*.h quant/*.h) $(DN)/libdarknet.a
+	@mkdir -p $(@D)
+	$(NVCC) $(NVFLAGS) -Ilayers -Iquant $(DNINC) -c $< -o $@
+
+$(B)/obj/darknet/%.o: darknet/%.c $(wildcard darknet/*.h layers/*.h quant/*.h) $(DN)/libdarknet.a
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS_) -Idarknet -Ilayers -Iquant $(DNINC) -c $< -o $@
+
+$(B)/libgslq.a: $(QUANT_OBJ)
+	@rm -f $@; ar rcs $@ $^
+$(B)/libgsllayers.a: $(LAYERS_OBJ)
+	@rm -f $@; ar rcs $@ $^
+$(B)/libgslcmd.a: $(CMD_OBJ)
+	@rm -f $@; ar rcs $@ $^
+
+$(B)/darknet: $(B)/obj/darknet/main.o $(DN)/darknet_main.o $(DN_EXOBJ) $(LINK_IN)
+	$(CC) $(SANFL) $(B)/obj/darknet/main.o $(DN)/darknet_main.o $(DN_EXOBJ) $(LINK_IN) $(LIBS) -o $@
+
+# Copied whenever it differs, so that bin/darknet is always the configuration built last.
+.PHONY: bin/darknet
+bin/darknet: $(B)/darknet
+	@mkdir -p bin
+	@cmp -s $< $@ || cp $< $@
+	@echo "built bin/darknet ($(V)$(if $(filter 1,$(BLAS)),, without OpenBLAS)$(if $(filter 1,$(SANITIZE)), sanitized,))"
+
+# Says what the build found, and fails when something asked for is missing.
+$(B)/.found: scripts/detect.sh
+	@mkdir -p $(B)
+	@GPU=$(GPU) BLAS=$(BLAS) scripts/setup.sh
+	@GPU=$(GPU) BLAS=$(BLAS) CUDNN=$(CUDNN) NVCC="$(NVCC)" CUDA_HOME="$(CUDA_HOME)" scripts/detect.sh
+	@touch $@
+
+# ---------------------------------------------------------------- tests
+$(B)/tests/%: tests/%.c tests/test.h $(LINK_IN)
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS_) -Itests -Idarknet -Ilayers -Iquant $(DNINC) $< $(LINK_IN) $(TESTLIBS) -o $@
+
+test:
+	@GPU=$(GPU) BLAS=$(BLAS) scripts/setup.sh test
+	@$(MAKE) --no-print-directory -j$(NPROC) bin/darknet test-bins
+	@DARKNET_BIN=$(B)/darknet DARKNET_TREE=$(DN) DARKNET_SRC_TREE=$(SRC) PYTHON=$(PYTHON) \
+	  GSL_TEST_TMP=$(B)/test-tmp tests/run.sh $(TEST_BIN) $(TEST_SH)
+
+# Needs GPU=1 and a GPU; installs nothing (scripts/gpu-check.sh runs it on a GPU host).
+test-gpu: $(GPU_TEST_BIN)
+	@test "$(GPU)" = 1 || { echo "make test-gpu needs GPU=1" >&2; exit 2; }
+	@GSL_TEST_TMP=$(B)/test-tmp tests/run.sh $(GPU_TEST_BIN)
+
+# Every test program of this configuration, built and not run (CI's GPU=1 compile check).
+test-bins: $(TEST_BIN) $(GPU_TEST_BIN)
+
+clean:
+	rm -rf build/cpu build/gpu build/cpu-san build/cpu-noblas build/gpu-noblas bin
+distclean:
+	rm -rf build bin

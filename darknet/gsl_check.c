@@ -1,0 +1,32 @@
+/* ./darknet gsl check CFG: parse a cfg with the plugin installed, print the layer table, train nothing. */
+#include <stdio.h>
+
+#include "darknet.h"
+#include "gsl.h"
+#include "registry.h"
+
+int gsl_check_main(int argc, char **argv)
+{
+    if (argc != 2) {
+        fprintf(stderr, "usage: darknet gsl check CFG\n");
+        return 2;
+    }
+    const char *cfg = argv[1];
+    /* Darknet's read_cfg exits with status 0 on an unreadable file: look first. */
+    FILE *f = fopen(cfg, "r");
+    if (!f) {
+        perror(cfg);
+        return 1;
+    }
+    fclose(f);
+    gsl_registry_install();
+    network *net = parse_network_cfg((char *)cfg);
+    printf("%s: %d layers, input %dx%dx%d, batch %d\n", cfg, net->n, net->w, net->h, net->c, net->batch);
+    printf("%5s  %-14s %10s %10s\n", "layer", "type", "inputs", "outputs");
+    for (int i = 0; i < net->n; i++) {
+        layer *l = &net->layers[i];
+        printf("%5d  %-14s %10d %10d\n", i, gsl_layer_name(l), l->inputs, l->outputs);
+    }
+    free_network(net);
+    return 0;
+}

@@ -1,0 +1,207 @@
+/* libgslq: product quantization (PQ/OPQ) for gsl-darknet. Standalone C11; no Darknet dependency, no global state.
+ *
+ * Errors: functions return 0 (GSLQ_OK) or a negative gslq_status, and fill an optional gslq_error with a message.
+ * Library code never exits. Every `err` argument may be NULL.
+ * Threads: functions taking `nthreads` use that many POSIX threads (<= 0 means 1); results are deterministic for a
+ * given seed and thread count (most are identical for every thread count).
+ * Arrays are row-major; shapes are given as (rows, cols). Vectors live in the input space unless said otherwise;
+ * "rotated" means y = R x (the space the sub-quantizers and the layers work in). See docs/quant.md. */
+#ifndef GSLQ_H
+#define GSLQ_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef enum {
+    GSLQ_OK = 0,
+    GSLQ_EINVAL = -1,    /* bad argument or parameter */
+    GSLQ_ENOMEM = -2,    /* allocation failed or size overflow */
+    GSLQ_EIO = -3,       /* open/read/write/fsync/rename failed */
+    GSLQ_EFORMAT = -4,   /* malformed, truncated or hostile file */
+    GSLQ_ECHECKSUM = -5, /* crc32 mismatch */
+    GSLQ_ELAPACK = -6    /* LAPACKE failure (SVD did not converge) */
+} gslq_status;
+
+typedef struct gslq_error {
+    int code;       /* a gslq_status */
+    char msg[256];  /* human-readable, names the parameter/file/field */
+} gslq_error;
+
+/* A product quantizer, optionally with an OPQ rotation.
+ *   d          : input dimension
+ *   M          : number of sub-quantizers; d % M == 0
+ *   K          : codewords per sub-quantizer, 2..256 (one byte per sub-code)
+ *   dsub       : d / M
+ *   centroids  : (M, K, dsub) row-major: codeword k of sub-space m is centroids + (m*K + k)*dsub
+ *   rotation   : NULL for plain PQ; else (d, d) row-major R, and a vector x is quantized as y = R x
+ *                (y_i = sum_j R[i*d + j] x_j), R orthogonal; decode returns to the input space with R^T. */
+typedef struct gslq_pq {
+    int d, M, K, dsub;
+    float *centroids;
+    float *rotation;
+} gslq_pq;
+
+/* Allocates a zeroed PQ (rotation NULL). */
+int gslq_pq_init(gslq_pq *pq, int d, int M, int K, gslq_error *err);
+/* Deep copy into an uninitialised dst. */
+int gslq_pq_copy(gslq_pq *dst, const gslq_pq *src, gslq_error *err);
+void gslq_pq_free(gslq_pq *pq);
+
+/* ---- rotation and codeword search (the layers' interface) ---- */
+
+/* y = R x for n vectors x (n, d); a copy when pq->rotation is NULL. x and y must not overlap unless equal and
+ * rotation is NULL. */
+void gslq_pq_rotate(const gslq_pq *pq, const float *x, float *y, size_t n);
+/* x = R^T y (the inverse rotation). */
+void gslq_pq_unrotate(const gslq_pq *pq, const float *y, float *x, size_t n);
+/* The k nearest codewords of sub-space m to the sub-vector xsub (dsub floats, rotated space), ascending squared
+ * distance, ties by codeword index. idx (k) required, dist2 (k) optional. 1 <= k <= K. Exact (no |x|^2-2x.c). */
+int gslq_pq_nearest(const gslq_pq *pq, int m, const float *xsub, int k, int *idx, float *dist2);
+
+/* ---- training ---- */
+
+enum { GSLQ_INIT_KMEANSPP = 0, GSLQ_INIT_RANDOM = 1 };
+
+typedef struct gslq_train_params {
+    int niter;          /* k-means iteration cap per sub-quantizer (default 25) */
+    float tol;          /* stop when (prev - obj) <= tol * prev; 0 runs all niter (default 0) */
+    int init;           /* GSLQ_INIT_KMEANSPP (default) or GSLQ_INIT_RANDOM (K distinct training points) */
+    int warm_start;     /* 1: start from pq->centroids (and pq->rotation for OPQ) instead of init (default 0) */
+    uint64_t seed;      /* default 1234 */
+    int nthreads;       /* default 1 */
+    size_t max_points;  /* train on a random subset of this many points; 0 = all (default 0) */
+    int opq_iter;       /* OPQ: alternations of PQ training and Procrustes (default 20) */
+    int opq_kmeans_iter;/* OPQ: k-means iterations per alternation (default 4; the final PQ uses niter) */
+    int verbose;        /* print progress to stderr (default 0) */
+} gslq_train_params;
+
+void gslq_train_params_default(gslq_train_params *p);
+
+/* Optional statistics of a k-means run. */
+typedef struct gslq_kmeans_stats {
+    int iters;           /* Lloyd iterations run */
+    double obj;          /* final objective: sum of squared distances of the points to their centroids */
+    double obj_init;     /* objective of the initial (or warm) centroids */
+    int repaired;        /* empty clusters repaired, all iterations together */
+} gslq_kmeans_stats;
+
+/* Lloyd's k-means on x (n, d) into centroids (k, d). With p->warm_start the given centroids are the start.
+ * obj_trace (optional, p->niter + 1 doubles) receives the objective before iteration 0 and after each iteration
+ * (the objective of the assignment made with the centroids then current); it never increases.
+ * n >= k required. Empty clusters are repaired by moving the point farthest from its centroid into them. */
+int gslq_kmeans(const float *x, size_t n, int d, int k, float *centroids, const gslq_train_params *p,
+                double *obj_trace, gslq_kmeans_stats *stats, gslq_error *err);
+
+/* Trains pq's centroids on x (n, d) in the input space (rotated by pq->rotation when set, which stays fixed).
+ * Warm start (the between-epoch rebuild) when p->warm_start. */
+int gslq_pq_train(gslq_pq *pq, const float *x, size_t n, const gslq_train_params *p, gslq_error *err);
+
+/* OPQ: learns pq->rotation (allocated if NULL; warm-started from it when p->warm_start) and the centroids, by
+ * alternating PQ training in the rotated space and orthogonal Procrustes (SVD). */
+int gslq_opq_train(gslq_pq *pq, const float *x, size_t n, const gslq_train_params *p, gslq_error *err);
+
+/* ---- encode / decode / distances ---- */
+
+/* codes (n, M): the nearest codeword of each sub-space, ties by index. x in the input space. */
+int gslq_pq_encode(const gslq_pq *pq, const float *x, size_t n, uint8_t *codes, gslq_error *err);
+int gslq_pq_encode_mt(const gslq_pq *pq, const float *x, size_t n, uint8_t *codes, int nthreads, gslq_error *err);
+/* x (n, d) in the input space (R^T applied). */
+int gslq_pq_decode(const gslq_pq *pq, const uint8_t *codes, size_t n, float *x, gslq_error *err);
+/* Mean over the n vectors of |x - decode(encode(x))|^2 (sum over dimensions). */
+int gslq_pq_mse(const gslq_pq *pq, const float *x, size_t n, int nthreads, double *mse, gslq_error *err);
+
+/* Distance table of one query q (d, input space): table (M, K), table[m*K + k] = |(R q)_m - c_mk|^2. */
+int gslq_pq_distance_table(const gslq_pq *pq, const float *q, float *table, gslq_error *err);
+/* ADC distance of one code given a table. */
+float gslq_adc_distance(const gslq_pq *pq, const float *table, const uint8_t *code);
+
+/* ---- search ---- */
+
+/* ADC top-k: for each query (nq, d) the k database codes (nb, M) of smallest distance, ascending, ties by database
+ * index. ids (nq, k) and dist (nq, k, optional). When k > nb the tail is filled with id -1 and distance +inf. */
+int gslq_adc_search(const gslq_pq *pq, const uint8_t *codes, size_t nb, const float *q, size_t nq, int k,
+                    int64_t *ids, float *dist, int nthreads, gslq_error *err);
+/* SDC top-k: queries given as codes (nq, M); distances between codewords. Same conventions. */
+int gslq_sdc_search(const gslq_pq *pq, const uint8_t *codes, size_t nb, const uint8_t *qcodes, size_t nq, int k,
+                    int64_t *ids, float *dist, int nthreads, gslq_error *err);
+/* Exact L2 top-k over float vectors db (nb, d) (ground truth); same conventions. */
+int gslq_exact_search(const float *db, size_t nb, const float *q, size_t nq, int d, int k, int64_t *ids,
+                      float *dist, int nthreads, gslq_error *err);
+
+/* ---- evaluation (definitions in docs/quant.md) ---- */
+
+/* Labels of n items: single-label (nwords == 0, label[i] a class id, < 0 = no label) or multi-label (nwords > 0,
+ * bits (n, nwords): class c is bit c%64 of word c/64). Two items are relevant to each other when they share a
+ * class. */
+typedef struct gslq_labels {
+    size_t n;
+    int nwords;
+    const int *label;
+    const uint64_t *bits;
+} gslq_labels;
+
+typedef struct gslq_eval_result {
+    double map;        /* mean average precision over the whole ranking (or the given list length) */
+    double map_at_r;   /* mean AP over the top R */
+    double prec_at_r;  /* mean precision@R */
+    double recall_at_r;/* mean recall@R (relevant in top R / relevant in the database) */
+    size_t nq;         /* queries evaluated */
+} gslq_eval_result;
+
+/* Evaluates given rankings: rank (nq, L) database ids in ranked order (a query's whole ranking when L == nb).
+ * The number of relevant items of a query is counted over the whole database (dblab). R in 1..L. */
+int gslq_eval_rankings(const int64_t *rank, size_t nq, size_t L, const gslq_labels *qlab, const gslq_labels *dblab,
+                       size_t R, gslq_eval_result *out, gslq_error *err);
+/* Ranks the whole database for every query (ties by database index) and evaluates it: by ADC distance when pq is
+ * non-NULL (codes (nb, M)), else by exact L2 distance to db (nb, d). */
+int gslq_eval_search(const gslq_pq *pq, const uint8_t *codes, const float *db, size_t nb, int d, const float *q,
+                     size_t nq, const gslq_labels *qlab, const gslq_labels *dblab, size_t R, int nthreads,
+                     gslq_eval_result *out, gslq_error *err);
+/* Recall of exact neighbours: mean over queries of |gt[q][0:k] intersect res[q][0:R]| / k, gt (nq, gt_k) and res
+ * (nq, res_k) id lists; k <= gt_k, R <= res_k. With k = 1 this is Faiss's 1-recall@R. */
+double gslq_nn_recall(const int64_t *gt, int gt_k, const int64_t *res, int res_k, size_t nq, int k, int R);
+/* Ranks n distances ascending, ties by index: order (n) receives indices. */
+int gslq_rank(const float *dist, size_t n, int64_t *order, gslq_error *err);
+
+/* ---- files (little-endian; writes go to PATH.tmp.PID, fsync, rename) ---- */
+
+/* Codebook file: magic "GSLQCB\0\0", version, d, M, K, has_rotation, centroids, rotation, crc32. */
+int gslq_pq_save(const char *path, const gslq_pq *pq, gslq_error *err);
+/* Loads into an uninitialised pq. */
+int gslq_pq_load(const char *path, gslq_pq *pq, gslq_error *err);
+/* Codes file: magic "GSLQCD\0\0", version, M, K, n, crc32 of the codebook's centroids+rotation (0 = unknown),
+ * codes (n, M), crc32. */
+int gslq_codes_save(const char *path, const gslq_pq *pq, const uint8_t *codes, size_t n, gslq_error *err);
+/* Allocates *codes (free()); checks M/K (and the codebook checksum when pq is non-NULL). pq may be NULL. */
+int gslq_codes_load(const char *path, const gslq_pq *pq, uint8_t **codes, size_t *n, int *M, gslq_error *err);
+/* crc32 of the codebook contents, as stored in codes files. */
+uint32_t gslq_pq_fingerprint(const gslq_pq *pq);
+
+/* .fvecs / .ivecs: each vector is an int32 dimension then that many float32/int32. Readers require one dimension
+ * for the whole file and allocate *x (free()). */
+int gslq_fvecs_read(const char *path, float **x, size_t *n, int *d, gslq_error *err);
+int gslq_fvecs_write(const char *path, const float *x, size_t n, int d, gslq_error *err);
+int gslq_ivecs_read(const char *path, int32_t **x, size_t *n, int *d, gslq_error *err);
+int gslq_ivecs_write(const char *path, const int32_t *x, size_t n, int d, gslq_error *err);
+/* Label file as .ivecs with one record per item of any length (the item's classes, 0 <= class < 65536); returns
+ * multi-hot bitsets *bits (n, *nwords) (free()). */
+int gslq_labels_read(const char *path, uint64_t **bits, size_t *n, int *nwords, gslq_error *err);
+
+/* Faiss export: an IndexPQ (nbits 8, K must be 256) holding the codes, or, with a rotation, an IndexPreTransform
+ * (a LinearTransform A = R, then the IndexPQ) that faiss.read_index loads. */
+int gslq_export_faiss(const char *path, const gslq_pq *pq, const uint8_t *codes, size_t n, gslq_error *err);
+
+/* zlib-compatible CRC-32 (crc32(0, NULL, 0) == 0; chainable: pass the previous value). */
+uint32_t gslq_crc32(uint32_t crc, const void *buf, size_t len);
+
+/* Name of a status code. */
+const char *gslq_strerror(int code);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
