@@ -49,13 +49,16 @@ DN_EXAMPLES := captcha lsd super art tag cifar go rnn segmenter regressor classi
 DN_EXOBJ    := $(addprefix $(DN)/obj/,$(addsuffix .o,$(DN_EXAMPLES)))
 DN_COMMON   := -Iinclude/ -Isrc/ $(if $(filter 1,$(GPU)),-DGPU -I$(CUDA_HOME)/include/ -DcudaThreadSynchronize=cudaDeviceSynchronize,) \
                $(if $(filter 1,$(CUDNN)),-DCUDNN,)
-# With OpenBLAS, darknet/blas_gemm.c provides gemm/gemm_cpu; Darknet's become weak so ours win at link time.
+# With OpenBLAS, OVERRIDE_SRC (below) replaces some of Darknet's functions; Darknet's become weak so ours win.
 DN_LIB      := $(DN)/$(if $(filter 1,$(BLAS)),libdarknet_weak.a,libdarknet.a)
 
 QUANT_SRC  := $(wildcard quant/*.c)
 LAYERS_SRC := $(wildcard layers/*.c)
 LAYERS_CU  := $(if $(filter 1,$(GPU)),$(wildcard layers/*.cu),)
-CMD_SRC    := $(filter-out darknet/main.c darknet/blas_gemm.c,$(wildcard darknet/*.c))
+# Overrides of Darknet functions (linked as objects before libdarknet, whose copies of DN_WEAK_SYMS are made weak).
+OVERRIDE_SRC := darknet/blas_gemm.c
+DN_WEAK_SYMS := gemm gemm_cpu
+CMD_SRC    := $(filter-out darknet/main.c $(OVERRIDE_SRC),$(wildcard darknet/*.c))
 # tests/test_gpu_*.c compare CUDA kernels with the CPU path: built with GPU=1, run on a GPU host by `make test-gpu`.
 TEST_SRC   := $(filter-out tests/test_gpu_%,$(wildcard tests/test_*.c))
 GPU_TEST_SRC := $(if $(filter 1,$(GPU)),$(wildcard tests/test_gpu_*.c),)
@@ -64,14 +67,14 @@ TEST_SH    := $(wildcard tests/test_*.sh)
 QUANT_OBJ  := $(QUANT_SRC:%.c=$(B)/obj/%.o)
 LAYERS_OBJ := $(LAYERS_SRC:%.c=$(B)/obj/%.o) $(LAYERS_CU:%.cu=$(B)/obj/%.cu.o)
 CMD_OBJ    := $(CMD_SRC:%.c=$(B)/obj/%.o)
-GEMM_OBJ   := $(if $(filter 1,$(BLAS)),$(B)/obj/darknet/blas_gemm.o,)
+OVERRIDE_OBJ := $(if $(filter 1,$(BLAS)),$(OVERRIDE_SRC:%.c=$(B)/obj/%.o),)
 TEST_BIN   := $(TEST_SRC:tests/%.c=$(B)/tests/%)
 GPU_TEST_BIN := $(GPU_TEST_SRC:tests/%.c=$(B)/tests/%)
 
 OUR_LIBS := $(B)/libgslcmd.a $(B)/libgsllayers.a $(B)/libgslq.a
-LINK_IN  := $(OUR_LIBS) $(GEMM_OBJ) $(DN_LIB)
+LINK_IN  := $(OUR_LIBS) $(OVERRIDE_OBJ) $(DN_LIB)
 
-.PHONY: all setup test test-gpu test-bins clean distclean
+.PHONY: all setup test test-gpu test-bins bench-bins clean distclean
 .DELETE_ON_ERROR:
 
 # The binary is bin/darknet: the repository's darknet/ folder (Darknet integration, fixed by the design's layout)
@@ -98,8 +101,8 @@ $(DN)/libdarknet.a: $(DN)/.hooked | $(B)/.found
 	    COMMON="$(DN_COMMON)" obj libdarknet.a obj/darknet.o $(DN_EXAMPLES:%=obj/%.o) > $(DN)/build.log 2>&1 \
 	  || { tail -n 40 $(DN)/build.log; echo "error: building Darknet failed (full log: $(DN)/build.log)"; exit 1; }
 
-$(DN)/libdarknet_weak.a: $(DN)/libdarknet.a
-	objcopy --weaken-symbol=gemm --weaken-symbol=gemm_cpu $< $@
+$(DN)/libdarknet_weak.a: $(DN)/libdarknet.a Makefile
+	objcopy $(DN_WEAK_SYMS:%=--weaken-symbol=%) $< $@
 
 $(DN)/darknet_main.o: $(DN)/libdarknet.a
 	objcopy --redefine-sym main=darknet_main $(DN)/obj/darknet.o $@
@@ -158,6 +161,19 @@ test:
 	@$(MAKE) --no-print-directory -j$(NPROC) bin/darknet test-bins
 	@DARKNET_BIN=$(B)/darknet DARKNET_TREE=$(DN) DARKNET_SRC_TREE=$(SRC) PYTHON=$(PYTHON) \
 	  GSL_TEST_TMP=$(B)/test-tmp tests/run.sh $(TEST_BIN) $(TEST_SH)
+
+# Benchmark programs (tests/bench_*.c), run by scripts/bench_*.sh. The -stock twin links upstream Darknet as it is
+# (its own gemm, none of our overrides), for side-by-side figures in the same run.
+BENCH_SRC := $(wildcard tests/bench_*.c)
+BENCH_BIN := $(BENCH_SRC:tests/%.c=$(B)/bench/%) $(BENCH_SRC:tests/%.c=$(B)/bench/%-stock)
+$(B)/bench/%: tests/%.c tests/test.h $(LINK_IN)
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS_) -Itests -Idarknet -Ilayers -Iquant $(DNINC) $< $(LINK_IN) $(TESTLIBS) -o $@
+$(B)/bench/%-stock: tests/%.c tests/test.h $(OUR_LIBS) $(DN)/libdarknet.a
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS_) -DGSL_BENCH_STOCK -Itests -Idarknet -Ilayers -Iquant $(DNINC) $< $(OUR_LIBS) $(DN)/libdarknet.a \
+	  $(TESTLIBS) -o $@
+bench-bins: $(BENCH_BIN)
 
 # Needs GPU=1 and a GPU; installs nothing (scripts/gpu-check.sh runs it on a GPU host).
 test-gpu: $(GPU_TEST_BIN)
