@@ -4,12 +4,14 @@
 #   make GPU=1      CUDA build of bin/darknet (nvcc 13, cuBLAS); BLAS=0 where OpenBLAS cannot be installed
 #   make test SANITIZE=1   the tests built with AddressSanitizer and UBSan
 # Options: GPU=0|1  BLAS=1|0  CUDNN=0|1  SANITIZE=0|1  ARCH="-gencode ..."  DARKNET_SRC=path (upstream checkout)
+#          SETUP=0 (install nothing: a GPU host without package access)
 
 GPU      ?= 0
 BLAS     ?= 1
 CUDNN    ?= 0
 SANITIZE ?= 0
 ARCH     ?= -gencode arch=compute_90,code=sm_90 -gencode arch=compute_90,code=compute_90
+SETUP    ?= 1
 PYTHON   ?= /usr/bin/python3
 NPROC    := $(shell nproc 2>/dev/null || echo 2)
 
@@ -31,7 +33,7 @@ DNINC   := -I$(DN)/include -I$(DN)/src $(if $(filter 1,$(GPU)),-DGPU -I$(CUDA_HO
            $(if $(filter 1,$(CUDNN)),-DCUDNN,)
 NVFLAGS := $(ARCH) -O3 -std=c++17 -DcudaThreadSynchronize=cudaDeviceSynchronize -Xcompiler -fPIC
 
-LIBS := -lm -pthread
+LIBS := -lz -lm -pthread
 ifeq ($(BLAS),1)
 LIBS += -lopenblas -llapacke
 endif
@@ -41,7 +43,7 @@ endif
 ifeq ($(CUDNN),1)
 LIBS += -lcudnn
 endif
-TESTLIBS := $(LIBS) -lz
+TESTLIBS := $(LIBS)
 
 # Darknet's own objects: its library, and its example programs with their main renamed.
 DN_EXAMPLES := captcha lsd super art tag cifar go rnn segmenter regressor classifier coco yolo detector nightmare \
@@ -83,10 +85,10 @@ all: bin/darknet
 
 # ---------------------------------------------------------------- set-up (installs only what is missing)
 setup:
-	@GPU=$(GPU) BLAS=$(BLAS) scripts/setup.sh
+	@GPU=$(GPU) BLAS=$(BLAS) SETUP=$(SETUP) scripts/setup.sh
 
 $(SRC)/.fetched:
-	@GPU=$(GPU) BLAS=$(BLAS) scripts/setup.sh
+	@GPU=$(GPU) BLAS=$(BLAS) SETUP=$(SETUP) scripts/setup.sh
 	darknet/fetch.sh $(SRC)
 
 # ---------------------------------------------------------------- upstream Darknet, hooked and built in its folder
@@ -147,7 +149,7 @@ bin/darknet: $(B)/darknet
 # Says what the build found, and fails when something asked for is missing.
 $(B)/.found: scripts/detect.sh
 	@mkdir -p $(B)
-	@GPU=$(GPU) BLAS=$(BLAS) scripts/setup.sh
+	@GPU=$(GPU) BLAS=$(BLAS) SETUP=$(SETUP) scripts/setup.sh
 	@GPU=$(GPU) BLAS=$(BLAS) CUDNN=$(CUDNN) NVCC="$(NVCC)" CUDA_HOME="$(CUDA_HOME)" scripts/detect.sh
 	@touch $@
 
@@ -157,7 +159,7 @@ $(B)/tests/%: tests/%.c tests/test.h $(LINK_IN)
 	$(CC) $(CFLAGS_) -Itests -Idarknet -Ilayers -Iquant $(DNINC) $< $(LINK_IN) $(TESTLIBS) -o $@
 
 test:
-	@GPU=$(GPU) BLAS=$(BLAS) scripts/setup.sh test
+	@GPU=$(GPU) BLAS=$(BLAS) SETUP=$(SETUP) scripts/setup.sh test
 	@$(MAKE) --no-print-directory -j$(NPROC) bin/darknet test-bins
 	@DARKNET_BIN=$(B)/darknet DARKNET_TREE=$(DN) DARKNET_SRC_TREE=$(SRC) PYTHON=$(PYTHON) \
 	  GSL_TEST_TMP=$(B)/test-tmp tests/run.sh $(TEST_BIN) $(TEST_SH)

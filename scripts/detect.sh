@@ -15,6 +15,7 @@ if have_header cblas.h -I/usr/include/x86_64-linux-gnu/openblas-pthread && have_
 else
   line OpenBLAS "missing"; [ "$BLAS" = 1 ] && fail=1
 fi
+if have_header zlib.h && have_lib z ""; then line zlib found; else line zlib "missing (zlib1g-dev)"; fail=1; fi
 [ "$BLAS" = 1 ] || line BLAS "off (BLAS=0: Darknet's own gemm, quant/'s built-in linear algebra)"
 if [ -n "${NVCC:-}" ] && [ -x "$NVCC" ]; then
   line nvcc "$("$NVCC" --version | sed -n 's/.*release \([0-9.]*\).*/\1/p') ($NVCC)"

@@ -1,0 +1,573 @@
+#include "gsl_data.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <zlib.h>
+
+/* stb_image, compiled into libdarknet by Darknet's image.c. Darknet's own loaders exit(0) on a bad file; these
+ * return NULL, which we report. */
+unsigned char *stbi_load(char const *filename, int *x, int *y, int *comp, int req_comp);
+void stbi_image_free(void *retval_from_stbi_load);
+const char *stbi_failure_reason(void);
+
+static int fail(char *err, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, GSL_DATA_ERRLEN, fmt, ap);
+    va_end(ap);
+    return -1;
+}
+
+/* ------------------------------------------------------------------------------------------------ .data file */
+
+static char *trim(char *s)
+{
+    while (isspace((unsigned char)*s)) s++;
+    char *e = s + strlen(s);
+    while (e > s && isspace((unsigned char)e[-1])) *--e = 0;
+    return s;
+}
+
+/* "0,2,5-7" -> sorted unique list within [0, classes). */
+static int parse_class_list(const char *file, int line, const char *key, const char *val, int classes, int **out,
+                            int *n_out, char *err)
+{
+    uint8_t *mark = calloc(classes, 1);
+    if (!mark) return fail(err, "%s: out of memory", file);
+    const char *p = val;
+    while (*p) {
+        char *end;
+        errno = 0;
+        long a = strtol(p, &end, 10), b;
+        if (end == p || errno) goto bad;
+        b = a;
+        p = end;
+        while (*p == ' ') p++;
+        if (*p == '-') {
+            p++;
+            b = strtol(p, &end, 10);
+            if (end == p || errno) goto bad;
+            p = end;
+        }
+        if (a < 0 || b >= classes || a > b) {
+            free(mark);
+            return fail(err, "%s:%d: key '%s': class range %ld-%ld outside 0..%d", file, line, key, a, b,
+                        classes - 1);
+        }
+        for (long k = a; k <= b; k++) mark[k] = 1;
+        while (*p == ' ') p++;
+        if (*p == ',') p++;
+        else if (*p) goto bad;
+        while (*p == ' ') p++;
+    }
+    int n = 0;
+    for (int k = 0; k < classes; k++) n += mark[k];
+    if (n == 0) goto bad;
+    *out = malloc(sizeof(int) * n);
+    if (!*out) { free(mark); return fail(err, "%s: out of memory", file); }
+    *n_out = 0;
+    for (int k = 0; k < classes; k++)
+        if (mark[k]) (*out)[(*n_out)++] = k;
+    free(mark);
+    return 0;
+bad:
+    free(mark);
+    return fail(err, "%s:%d: key '%s': '%s' is not a class list (e.g. 0,1,2 or 0-4)", file, line, key, val);
+}
+
+void gsl_data_cfg_free(gsl_data_cfg *c)
+{
+    free(c->file);
+    free(c->train); free(c->valid); free(c->database);
+    free(c->train_labels); free(c->valid_labels); free(c->database_labels);
+    free(c->labels); free(c->backup);
+    free(c->train_classes); free(c->eval_classes);
+    memset(c, 0, sizeof *c);
+}
+
+int gsl_data_cfg_read(const char *path, gsl_data_cfg *cfg, char *err)
+{
+    memset(cfg, 0, sizeof *cfg);
+    FILE *f = fopen(path, "r");
+    if (!f) return fail(err, "%s: cannot open: %s", path, strerror(errno));
+    cfg->file = strdup(path);
+    char buf[4096];
+    int line = 0, rc = 0;
+    /* Class lists need `classes`, which may come later in the file: keep their text and line until the end. */
+    char *tc = NULL, *ec = NULL;
+    int tc_line = 0, ec_line = 0;
+    struct { const char *key; char **dst; } strs[] = {
+        {"train", &cfg->train}, {"valid", &cfg->valid}, {"database", &cfg->database},
+        {"train_labels", &cfg->train_labels}, {"valid_labels", &cfg->valid_labels},
+        {"database_labels", &cfg->database_labels}, {"labels", &cfg->labels}, {"backup", &cfg->backup},
+    };
+    while (fgets(buf, sizeof buf, f)) {
+        line++;
+        if (!strchr(buf, '\n') && !feof(f)) { rc = fail(err, "%s:%d: line too long", path, line); break; }
+        char *s = trim(buf);
+        if (!*s || *s == '#' || *s == ';') continue;
+        char *eq = strchr(s, '=');
+        if (!eq) { rc = fail(err, "%s:%d: expected key=value, got '%s'", path, line, s); break; }
+        *eq = 0;
+        char *key = trim(s), *val = trim(eq + 1);
+        if (!*val) { rc = fail(err, "%s:%d: key '%s' has no value", path, line, key); break; }
+        int known = 0;
+        for (size_t i = 0; i < sizeof strs / sizeof strs[0]; i++) {
+            if (strcmp(key, strs[i].key) == 0) {
+                free(*strs[i].dst);
+                *strs[i].dst = strdup(val);
+                known = 1;
+            }
+        }
+        if (known) continue;
+        if (strcmp(key, "classes") == 0) {
+            char *end;
+            errno = 0;
+            long v = strtol(val, &end, 10);
+            if (*end || end == val || errno || v < 1 || v > GSL_DATA_MAX_CLASSES) {
+                rc = fail(err, "%s:%d: key 'classes': '%s' is not an integer in 1..%d", path, line, val,
+                          GSL_DATA_MAX_CLASSES);
+                break;
+            }
+            cfg->classes = (int)v;
+        } else if (strcmp(key, "train_classes") == 0) {
+            free(tc); tc = strdup(val); tc_line = line;
+        } else if (strcmp(key, "eval_classes") == 0) {
+            free(ec); ec = strdup(val); ec_line = line;
+        } else if (strcmp(key, "names") == 0 || strcmp(key, "top") == 0 || strcmp(key, "eval") == 0) {
+            /* Darknet's keys for other commands: accepted, unused here. */
+        } else {
+            rc = fail(err, "%s:%d: unknown key '%s' (known: classes, train, valid, database, train_labels, "
+                           "valid_labels, database_labels, labels, backup, train_classes, eval_classes)",
+                      path, line, key);
+            break;
+        }
+    }
+    if (!rc && ferror(f)) rc = fail(err, "%s: read error", path);
+    fclose(f);
+    if (!rc && !cfg->classes) rc = fail(err, "%s: key 'classes' is required", path);
+    if (!rc && !cfg->train) rc = fail(err, "%s: key 'train' is required", path);
+    if (!rc && tc)
+        rc = parse_class_list(path, tc_line, "train_classes", tc, cfg->classes, &cfg->train_classes,
+                              &cfg->n_train_classes, err);
+    if (!rc && ec)
+        rc = parse_class_list(path, ec_line, "eval_classes", ec, cfg->classes, &cfg->eval_classes,
+                              &cfg->n_eval_classes, err);
+    if (!rc && !cfg->backup) cfg->backup = strdup("backup");
+    free(tc);
+    free(ec);
+    if (rc) gsl_data_cfg_free(cfg);
+    return rc;
+}
+
+/* ------------------------------------------------------------------------------------------------ allocation */
+
+static int data_alloc(gsl_data *d, int n, int c, int h, int w, int classes, const char *what, char *err)
+{
+    memset(d, 0, sizeof *d);
+    size_t dim = (size_t)c * h * w;
+    if (n < 0 || c <= 0 || h <= 0 || w <= 0 || classes <= 0 || dim > (size_t)INT_MAX ||
+        (n && dim > SIZE_MAX / sizeof(float) / (size_t)n) || (n && (size_t)classes > SIZE_MAX / (size_t)n))
+        return fail(err, "%s: sizes out of range (n=%d, %dx%dx%d, %d classes)", what, n, c, h, w, classes);
+    d->n = n; d->c = c; d->h = h; d->w = w; d->classes = classes;
+    d->x = malloc(sizeof(float) * dim * (n ? n : 1));
+    d->y = calloc((size_t)classes * (n ? n : 1), 1);
+    d->label = malloc(sizeof(int) * (n ? n : 1));
+    if (!d->x || !d->y || !d->label) {
+        gsl_data_free(d);
+        return fail(err, "%s: out of memory for %d samples of %zu floats", what, n, dim);
+    }
+    return 0;
+}
+
+void gsl_data_free(gsl_data *d)
+{
+    free(d->x); free(d->y); free(d->label);
+    memset(d, 0, sizeof *d);
+}
+
+/* ------------------------------------------------------------------------------------------------ IDX */
+
+/* Reads exactly n bytes; a short read is a truncated file. */
+static int gz_read_all(gzFile g, void *buf, size_t n, const char *path, const char *what, char *err)
+{
+    unsigned char *p = buf;
+    while (n) {
+        unsigned chunk = n > (1u << 30) ? (1u << 30) : (unsigned)n;
+        int r = gzread(g, p, chunk);
+        if (r < 0) {
+            int e;
+            const char *m = gzerror(g, &e);
+            return fail(err, "%s: read error in %s: %s", path, what, m);
+        }
+        if (r == 0) return fail(err, "%s: file ends inside %s (truncated, or its header lies)", path, what);
+        p += r;
+        n -= (size_t)r;
+    }
+    return 0;
+}
+
+static uint32_t be32(const unsigned char *b) { return (uint32_t)b[0] << 24 | b[1] << 16 | b[2] << 8 | b[3]; }
+
+/* Opens an IDX file and reads its header: magic must be 0x08 (unsigned byte) with `ndim` dimensions. */
+static gzFile idx_open(const char *path, int ndim, uint32_t *dims, char *err)
+{
+    gzFile g = gzopen(path, "rb");
+    if (!g) { fail(err, "%s: cannot open: %s", path, strerror(errno)); return NULL; }
+    unsigned char h[16];
+    if (gz_read_all(g, h, 4, path, "the IDX header", err)) { gzclose(g); return NULL; }
+    if (h[0] || h[1] || h[2] != 0x08 || h[3] != ndim) {
+        fail(err, "%s: not an IDX file of unsigned bytes with %d dimensions (magic %02x%02x%02x%02x, expected "
+                  "000008%02x)", path, ndim, h[0], h[1], h[2], h[3], ndim);
+        gzclose(g);
+        return NULL;
+    }
+    if (gz_read_all(g, h + 4, 4u * ndim, path, "the IDX header", err)) { gzclose(g); return NULL; }
+    for (int i = 0; i < ndim; i++) dims[i] = be32(h + 4 + 4 * i);
+    return g;
+}
+
+static int idx_expect_end(gzFile g, const char *path, char *err)
+{
+    unsigned char extra;
+    int r = gzread(g, &extra, 1);
+    if (r != 0) return fail(err, "%s: data continues past the size its IDX header declares", path);
+    return 0;
+}
+
+int gsl_data_load_idx(const char *images, const char *labels, int classes, gsl_data *out, char *err)
+{
+    memset(out, 0, sizeof *out);
+    uint32_t di[3], dl[1];
+    gzFile gi = idx_open(images, 3, di, err);
+    if (!gi) return -1;
+    gzFile gl = idx_open(labels, 1, dl, err);
+    if (!gl) { gzclose(gi); return -1; }
+    int rc = 0;
+    unsigned char *pix = NULL, *lab = NULL;
+    if (di[0] != dl[0]) {
+        rc = fail(err, "%s declares %u images but %s declares %u labels", images, di[0], labels, dl[0]);
+        goto done;
+    }
+    /* Bound the declared sizes before allocating: an IDX header is untrusted input. */
+    if (di[0] > (1u << 28) || di[1] == 0 || di[2] == 0 || di[1] > 65536 || di[2] > 65536 ||
+        (uint64_t)di[0] * di[1] * di[2] > ((uint64_t)1 << 36)) {
+        rc = fail(err, "%s: implausible IDX sizes %u x %u x %u", images, di[0], di[1], di[2]);
+        goto done;
+    }
+    int n = (int)di[0], h = (int)di[1], w = (int)di[2];
+    if ((rc = data_alloc(out, n, 1, h, w, classes, images, err))) goto done;
+    size_t dim = (size_t)h * w;
+    lab = malloc(n ? (size_t)n : 1);
+    pix = malloc(dim * 4096);
+    if (!lab || !pix) { rc = fail(err, "%s: out of memory", images); goto done; }
+    if ((rc = gz_read_all(gl, lab, (size_t)n, labels, "the labels", err))) goto done;
+    if ((rc = idx_expect_end(gl, labels, err))) goto done;
+    for (int i = 0; i < n; i++) {
+        if (lab[i] >= classes) {
+            rc = fail(err, "%s: label %d of sample %d is not below classes=%d", labels, lab[i], i, classes);
+            goto done;
+        }
+        out->label[i] = lab[i];
+        out->y[(size_t)i * classes + lab[i]] = 1;
+    }
+    for (int i0 = 0; i0 < n; i0 += 4096) {
+        int m = n - i0 < 4096 ? n - i0 : 4096;
+        if ((rc = gz_read_all(gi, pix, dim * m, images, "the pixels", err))) goto done;
+        for (size_t j = 0; j < dim * m; j++) out->x[(size_t)i0 * dim + j] = pix[j] * (1.0f / 255.0f);
+    }
+    rc = idx_expect_end(gi, images, err);
+done:
+    free(pix);
+    free(lab);
+    gzclose(gi);
+    gzclose(gl);
+    if (rc) gsl_data_free(out);
+    return rc;
+}
+
+/* ------------------------------------------------------------------------------------------------ image lists */
+
+static int read_lines(const char *path, char ***lines_out, int *n_out, char *err)
+{
+    FILE *f = fopen(path, "r");
+    if (!f) return fail(err, "%s: cannot open: %s", path, strerror(errno));
+    char **lines = NULL;
+    int n = 0, cap = 0;
+    char *buf = NULL;
+    size_t bcap = 0;
+    ssize_t len;
+    int rc = 0;
+    while ((len = getline(&buf, &bcap, f)) >= 0) {
+        char *s = trim(buf);
+        if (!*s) continue;
+        if (n == cap) {
+            int nc = cap ? 2 * cap : 1024;
+            char **nl = nc > cap ? realloc(lines, sizeof(char *) * nc) : NULL;
+            if (!nl) { rc = fail(err, "%s: out of memory", path); break; }
+            lines = nl;
+            cap = nc;
+        }
+        if (!(lines[n] = strdup(s))) { rc = fail(err, "%s: out of memory", path); break; }
+        n++;
+    }
+    if (!rc && ferror(f)) rc = fail(err, "%s: read error", path);
+    free(buf);
+    fclose(f);
+    if (rc) {
+        for (int i = 0; i < n; i++) free(lines[i]);
+        free(lines);
+        return rc;
+    }
+    *lines_out = lines;
+    *n_out = n;
+    return 0;
+}
+
+static void free_lines(char **lines, int n)
+{
+    for (int i = 0; i < n; i++) free(lines[i]);
+    free(lines);
+}
+
+int gsl_data_load_list(const char *list, char *const *names, int classes, int c, int h, int w, gsl_data *out,
+                       char *err)
+{
+    memset(out, 0, sizeof *out);
+    if (c != 1 && c != 3) return fail(err, "%s: images must have 1 or 3 channels, the network asks for %d", list, c);
+    char **paths;
+    int n;
+    if (read_lines(list, &paths, &n, err)) return -1;
+    int rc = data_alloc(out, n, c, h, w, classes, list, err);
+    for (int i = 0; i < n && !rc; i++) {
+        /* Darknet's classifier convention: the label is the class name found in the path; exactly one must be. */
+        int found = -1;
+        for (int k = 0; k < classes; k++) {
+            if (strstr(paths[i], names[k])) {
+                if (found >= 0) {
+                    rc = fail(err, "%s:%d: path '%s' matches two labels, '%s' and '%s'", list, i + 1, paths[i],
+                              names[found], names[k]);
+                    break;
+                }
+                found = k;
+            }
+        }
+        if (rc) break;
+        if (found < 0) { rc = fail(err, "%s:%d: path '%s' matches no label", list, i + 1, paths[i]); break; }
+        out->label[i] = found;
+        out->y[(size_t)i * classes + found] = 1;
+        int iw, ih, ic;
+        unsigned char *img = stbi_load(paths[i], &iw, &ih, &ic, c);
+        if (!img) {
+            rc = fail(err, "%s:%d: cannot read image '%s': %s", list, i + 1, paths[i], stbi_failure_reason());
+            break;
+        }
+        if (iw != w || ih != h) {
+            stbi_image_free(img);
+            rc = fail(err, "%s:%d: image '%s' is %dx%d, the network expects %dx%d", list, i + 1, paths[i], iw, ih,
+                      w, h);
+            break;
+        }
+        /* stb gives interleaved rows (h, w, c); Darknet wants planes (c, h, w). */
+        float *dst = out->x + (size_t)i * c * h * w;
+        for (int k = 0; k < c; k++)
+            for (int y = 0; y < h; y++)
+                for (int x = 0; x < w; x++)
+                    dst[((size_t)k * h + y) * w + x] = img[((size_t)y * w + x) * c + k] * (1.0f / 255.0f);
+        stbi_image_free(img);
+    }
+    free_lines(paths, n);
+    if (rc) gsl_data_free(out);
+    return rc;
+}
+
+/* ------------------------------------------------------------------------------------------------ splits */
+
+int gsl_data_keep_classes(gsl_data *d, const int *keep, int n_keep, char *err)
+{
+    uint8_t *want = calloc(d->classes, 1);
+    if (!want) return fail(err, "out of memory");
+    for (int i = 0; i < n_keep; i++)
+        if (keep[i] >= 0 && keep[i] < d->classes) want[keep[i]] = 1;
+    size_t dim = (size_t)d->c * d->h * d->w;
+    int m = 0;
+    for (int i = 0; i < d->n; i++) {
+        const uint8_t *y = d->y + (size_t)i * d->classes;
+        int hit = -1;
+        for (int k = 0; k < d->classes && hit < 0; k++)
+            if (y[k] && want[k]) hit = k;
+        if (hit < 0) continue;
+        if (m != i) {
+            memmove(d->x + (size_t)m * dim, d->x + (size_t)i * dim, sizeof(float) * dim);
+            memmove(d->y + (size_t)m * d->classes, y, d->classes);
+        }
+        /* Group by a kept class, so the class-balanced sampler never draws a class outside the subset. */
+        d->label[m] = want[d->label[i]] ? d->label[i] : hit;
+        m++;
+    }
+    free(want);
+    d->n = m;
+    return 0;
+}
+
+int gsl_data_load(const gsl_data_cfg *cfg, gsl_split split, int c, int h, int w, gsl_data *out, char *err)
+{
+    const char *src = split == GSL_SPLIT_TRAIN ? cfg->train : split == GSL_SPLIT_VALID ? cfg->valid : cfg->database;
+    const char *lab = split == GSL_SPLIT_TRAIN   ? cfg->train_labels
+                      : split == GSL_SPLIT_VALID ? cfg->valid_labels
+                                                 : cfg->database_labels;
+    const char *key = split == GSL_SPLIT_TRAIN ? "train" : split == GSL_SPLIT_VALID ? "valid" : "database";
+    if (split == GSL_SPLIT_DATABASE && !src) { src = cfg->train; lab = cfg->train_labels; key = "train"; }
+    if (!src) return fail(err, "%s: key '%s' is required for this command", cfg->file, key);
+    int rc;
+    if (lab) {
+        if ((rc = gsl_data_load_idx(src, lab, cfg->classes, out, err))) return rc;
+        if (out->c != c || out->h != h || out->w != w) {
+            fail(err, "%s (key '%s'): images are %dx%dx%d, the network expects %dx%dx%d", src, key, out->w, out->h,
+                 out->c, w, h, c);
+            gsl_data_free(out);
+            return -1;
+        }
+    } else {
+        if (!cfg->labels)
+            return fail(err, "%s: key '%s' is an image list, which needs the key 'labels' (class names)", cfg->file,
+                        key);
+        char **names;
+        int nn;
+        if (read_lines(cfg->labels, &names, &nn, err)) return -1;
+        if (nn < cfg->classes) {
+            free_lines(names, nn);
+            return fail(err, "%s: %d names, but classes=%d in %s", cfg->labels, nn, cfg->classes, cfg->file);
+        }
+        rc = gsl_data_load_list(src, names, cfg->classes, c, h, w, out, err);
+        free_lines(names, nn);
+        if (rc) return rc;
+    }
+    const int *keep = split == GSL_SPLIT_TRAIN ? cfg->train_classes : cfg->eval_classes;
+    int nkeep = split == GSL_SPLIT_TRAIN ? cfg->n_train_classes : cfg->n_eval_classes;
+    if (keep && (rc = gsl_data_keep_classes(out, keep, nkeep, err))) { gsl_data_free(out); return rc; }
+    if (out->n == 0) {
+        gsl_data_free(out);
+        return fail(err, "%s: split '%s' has no samples in its class subset", cfg->file, key);
+    }
+    return 0;
+}
+
+void gsl_data_gather(const gsl_data *d, const int *idx, int n, float *input, float *truth)
+{
+    size_t dim = (size_t)d->c * d->h * d->w;
+    for (int i = 0; i < n; i++) {
+        memcpy(input + (size_t)i * dim, d->x + (size_t)idx[i] * dim, sizeof(float) * dim);
+        const uint8_t *y = d->y + (size_t)idx[i] * d->classes;
+        for (int k = 0; k < d->classes; k++) truth[(size_t)i * d->classes + k] = y[k];
+    }
+}
+
+/* ------------------------------------------------------------------------------------------------ sampler */
+
+static uint64_t rng_next(uint64_t *s) /* splitmix64 */
+{
+    uint64_t z = (*s += 0x9e3779b97f4a7c15ULL);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return z ^ (z >> 31);
+}
+
+static int rng_below(uint64_t *s, int n) { return (int)(rng_next(s) % (uint64_t)n); }
+
+static void shuffle(int *a, int n, uint64_t *s)
+{
+    for (int i = n - 1; i > 0; i--) {
+        int j = rng_below(s, i + 1), t = a[i];
+        a[i] = a[j];
+        a[j] = t;
+    }
+}
+
+void gsl_sampler_free(gsl_sampler *s)
+{
+    free(s->perm); free(s->class_start); free(s->by_class); free(s->class_pos); free(s->class_order);
+    memset(s, 0, sizeof *s);
+}
+
+int gsl_sampler_init(gsl_sampler *s, const gsl_data *d, int batch, int P, int K, uint64_t seed, char *err)
+{
+    memset(s, 0, sizeof *s);
+    s->d = d; s->batch = batch; s->P = P; s->K = K; s->state = seed;
+    if (batch <= 0 || d->n <= 0) return fail(err, "sampler: batch %d over %d samples", batch, d->n);
+    if (P == 0) {
+        if (!(s->perm = malloc(sizeof(int) * d->n))) return fail(err, "out of memory");
+        for (int i = 0; i < d->n; i++) s->perm[i] = i;
+        shuffle(s->perm, d->n, &s->state);
+        return 0;
+    }
+    if (P < 2 || K < 1 || P * K != batch)
+        return fail(err, "class-balanced batches: P=%d classes x K=%d samples must equal batch=%d, with P >= 2", P,
+                    K, batch);
+    s->class_start = calloc(d->classes + 1, sizeof(int));
+    s->by_class = malloc(sizeof(int) * d->n);
+    s->class_pos = calloc(d->classes, sizeof(int));
+    s->class_order = malloc(sizeof(int) * d->classes);
+    if (!s->class_start || !s->by_class || !s->class_pos || !s->class_order) {
+        gsl_sampler_free(s);
+        return fail(err, "out of memory");
+    }
+    for (int i = 0; i < d->n; i++) s->class_start[d->label[i] + 1]++;
+    for (int k = 0; k < d->classes; k++) s->class_start[k + 1] += s->class_start[k];
+    int *fill = s->class_pos; /* reused as a cursor, reset below */
+    for (int i = 0; i < d->n; i++) s->by_class[s->class_start[d->label[i]] + fill[d->label[i]]++] = i;
+    memset(s->class_pos, 0, sizeof(int) * d->classes);
+    for (int k = 0; k < d->classes; k++)
+        if (s->class_start[k + 1] > s->class_start[k]) s->class_order[s->nclass++] = k;
+    if (s->nclass < P) {
+        int have = s->nclass;
+        gsl_sampler_free(s);
+        return fail(err, "class-balanced batches need P=%d classes, the data has %d", P, have);
+    }
+    for (int k = 0; k < d->classes; k++) {
+        int a = s->class_start[k], b = s->class_start[k + 1];
+        shuffle(s->by_class + a, b - a, &s->state);
+    }
+    return 0;
+}
+
+int gsl_sampler_batches_per_epoch(const gsl_sampler *s) { return (s->d->n + s->batch - 1) / s->batch; }
+
+void gsl_sampler_next(gsl_sampler *s, int *idx)
+{
+    const gsl_data *d = s->d;
+    if (s->P == 0) {
+        for (int i = 0; i < s->batch; i++) {
+            if (s->pos == d->n) {
+                shuffle(s->perm, d->n, &s->state);
+                s->pos = 0;
+            }
+            idx[i] = s->perm[s->pos++];
+        }
+        return;
+    }
+    /* P distinct classes: a partial Fisher-Yates over the classes present. */
+    for (int p = 0; p < s->P; p++) {
+        int j = p + rng_below(&s->state, s->nclass - p), t = s->class_order[p];
+        s->class_order[p] = s->class_order[j];
+        s->class_order[j] = t;
+        int k = s->class_order[p], a = s->class_start[k], size = s->class_start[k + 1] - a;
+        for (int q = 0; q < s->K; q++) {
+            if (size < s->K) { /* too few samples: draw with replacement */
+                idx[p * s->K + q] = s->by_class[a + rng_below(&s->state, size)];
+                continue;
+            }
+            if (s->class_pos[k] == size) {
+                shuffle(s->by_class + a, size, &s->state);
+                s->class_pos[k] = 0;
+            }
+            idx[p * s->K + q] = s->by_class[a + s->class_pos[k]++];
+        }
+    }
+}

@@ -1,0 +1,93 @@
+/* Data for the gsl command: the whole dataset decoded once into memory, labels as multi-hot rows, class subsets,
+ * and a seeded batch sampler (shuffled epochs, or class-balanced P classes x K samples).
+ *
+ * Sources: IDX files (Fashion-MNIST from Debian's dataset-fashion-mnist, gzip'd or not), or Darknet's list format
+ * (one image path per line; a sample's label is the one name from the `labels` file that occurs in its path).
+ * Errors never exit: every function returns 0 or -1 with a message (GSL_DATA_ERRLEN bytes) naming the file and,
+ * where there is one, the line and key. */
+#ifndef GSL_DATA_H
+#define GSL_DATA_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define GSL_DATA_ERRLEN 1024
+#define GSL_DATA_MAX_CLASSES 4096
+
+/* n samples of shape (c, h, w), Darknet's layout: planes of h*w floats in [0, 1], channel after channel.
+ *   x     : (n, c*h*w)
+ *   y     : (n, classes) multi-hot, 1 where the sample has the class
+ *   label : (n) the sample's first class (the one the class-balanced sampler groups by) */
+typedef struct gsl_data {
+    int n, c, h, w, classes;
+    float *x;
+    uint8_t *y;
+    int *label;
+} gsl_data;
+
+/* A .data file (key=value lines, '#' comments). Paths are as written (relative ones to the working directory,
+ * as in Darknet). Keys:
+ *   classes        number of classes (required)
+ *   train, valid   image sources: an IDX images file, or a list file of image paths (train required)
+ *   database       optional; gsl eval searches it (default: train)
+ *   train_labels, valid_labels, database_labels   the IDX labels file of an IDX source
+ *   labels         names file for list sources: line i names class i
+ *   backup         folder for weights, codebooks and logs (default "backup")
+ *   train_classes  class subset for training, e.g. 0,1,2,3,4 or 0-4 (default: all)
+ *   eval_classes   class subset for valid and database (default: all); train 0-4 with eval 5-9 is the
+ *                  unseen-class protocol
+ *   names          accepted and ignored (Darknet's detector key) */
+typedef struct gsl_data_cfg {
+    char *file;
+    int classes;
+    char *train, *valid, *database;
+    char *train_labels, *valid_labels, *database_labels;
+    char *labels, *backup;
+    int *train_classes, n_train_classes; /* NULL/0: all */
+    int *eval_classes, n_eval_classes;
+} gsl_data_cfg;
+
+int gsl_data_cfg_read(const char *path, gsl_data_cfg *cfg, char *err);
+void gsl_data_cfg_free(gsl_data_cfg *cfg);
+
+typedef enum { GSL_SPLIT_TRAIN, GSL_SPLIT_VALID, GSL_SPLIT_DATABASE } gsl_split;
+
+/* Loads a split with the expected image shape (channels 1 or 3; images of any other size are an error) and keeps
+ * the samples of the split's class subset (train_classes for train, eval_classes otherwise). */
+int gsl_data_load(const gsl_data_cfg *cfg, gsl_split split, int c, int h, int w, gsl_data *out, char *err);
+
+/* IDX images (magic 0x803: n, rows, cols, unsigned bytes) and labels (0x801: n bytes < classes). */
+int gsl_data_load_idx(const char *images, const char *labels, int classes, gsl_data *out, char *err);
+
+/* A list file of image paths; names[classes] from the labels file; images decoded to c channels, h x w. */
+int gsl_data_load_list(const char *list, char *const *names, int classes, int c, int h, int w, gsl_data *out,
+                       char *err);
+
+/* Keeps the samples that have at least one class of `keep` (n_keep entries). Order is preserved. */
+int gsl_data_keep_classes(gsl_data *d, const int *keep, int n_keep, char *err);
+
+void gsl_data_free(gsl_data *d);
+
+/* Batch sampler, deterministic for a seed.
+ *   P == 0: each epoch is a fresh permutation of all samples, cut into batches (the last, short one wraps around).
+ *   P > 0 : class-balanced batches of P distinct classes x K samples each (batch = P*K); classes with fewer than K
+ *           samples are drawn with replacement. An epoch is then n / batch batches. */
+typedef struct gsl_sampler {
+    const gsl_data *d;
+    int batch, P, K;
+    uint64_t state;
+    int *perm, pos;            /* P == 0 */
+    int nclass, *class_start;  /* P > 0: samples of class k are by_class[class_start[k] .. class_start[k+1]) */
+    int *by_class, *class_pos, *class_order;
+} gsl_sampler;
+
+int gsl_sampler_init(gsl_sampler *s, const gsl_data *d, int batch, int P, int K, uint64_t seed, char *err);
+/* Writes `batch` sample indices. */
+void gsl_sampler_next(gsl_sampler *s, int *idx);
+int gsl_sampler_batches_per_epoch(const gsl_sampler *s);
+void gsl_sampler_free(gsl_sampler *s);
+
+/* Copies the samples idx[0..n) into Darknet's input (n, c*h*w) and truth (n, classes) buffers. */
+void gsl_data_gather(const gsl_data *d, const int *idx, int n, float *input, float *truth);
+
+#endif

@@ -1,0 +1,294 @@
+/* darknet/gsl_data.c: IDX and image-list loading, .data parsing, class subsets, the batch sampler, and the bad-data
+ * cases (each with its own message, never an exit). */
+#include <zlib.h>
+
+#include "gsl_data.h"
+#include "test.h"
+
+int stbi_write_png(char const *filename, int w, int h, int comp, const void *data, int stride_in_bytes);
+
+static char err[GSL_DATA_ERRLEN];
+
+static const char *tmp(const char *name)
+{
+    static char path[8][1024];
+    static int slot;
+    slot = (slot + 1) % 8;
+    snprintf(path[slot], sizeof path[slot], "%s/%s", test_tmpdir(), name);
+    return path[slot];
+}
+
+static void put32(unsigned char *b, uint32_t v) { b[0] = v >> 24; b[1] = v >> 16; b[2] = v >> 8; b[3] = v; }
+
+/* Writes bytes, gzip'd when the name ends in .gz. */
+static void write_bytes(const char *path, const void *data, size_t n)
+{
+    size_t len = strlen(path);
+    if (len > 3 && strcmp(path + len - 3, ".gz") == 0) {
+        gzFile g = gzopen(path, "wb");
+        if (!g || (n && gzwrite(g, data, (unsigned)n) != (int)n) || gzclose(g) != Z_OK) { perror(path); exit(1); }
+    } else {
+        FILE *f = fopen(path, "wb");
+        if (!f || fwrite(data, 1, n, f) != n || fclose(f)) { perror(path); exit(1); }
+    }
+}
+
+/* IDX pair of n images h x w: pixel (i, j) = (i*7 + j) % 256, label i % classes. `lie` adds header lies. */
+enum { LIE_NONE, LIE_COUNT_MISMATCH, LIE_TRUNCATED, LIE_EXTRA, LIE_MAGIC, LIE_HUGE, LIE_LABEL };
+static void write_idx(const char *img, const char *lab, int n, int h, int w, int classes, int lie)
+{
+    size_t dim = (size_t)h * w, ni = 16 + n * dim + (lie == LIE_EXTRA ? 5 : 0);
+    unsigned char *b = calloc(ni, 1);
+    put32(b, lie == LIE_MAGIC ? 0x00000903 : 0x00000803);
+    put32(b + 4, lie == LIE_HUGE ? 0x7fffffff : n);
+    put32(b + 8, h);
+    put32(b + 12, w);
+    for (int i = 0; i < n; i++)
+        for (size_t j = 0; j < dim; j++) b[16 + i * dim + j] = (unsigned char)((i * 7 + j) % 256);
+    write_bytes(img, b, lie == LIE_TRUNCATED ? ni - 3 : ni);
+    free(b);
+    unsigned char *l = calloc(8 + n, 1);
+    put32(l, 0x00000801);
+    put32(l + 4, lie == LIE_COUNT_MISMATCH ? n + 1 : n);
+    for (int i = 0; i < n; i++) l[8 + i] = (unsigned char)(i % classes);
+    if (lie == LIE_LABEL) l[8 + n - 1] = (unsigned char)classes;
+    write_bytes(lab, l, 8 + n);
+    free(l);
+}
+
+static void test_idx_roundtrip_gz_and_raw(void)
+{
+    const char *names[][2] = {{"a-images.gz", "a-labels.gz"}, {"b-images", "b-labels"}};
+    for (int t = 0; t < 2; t++) {
+        const char *img = tmp(names[t][0]), *lab = tmp(names[t][1]);
+        write_idx(img, lab, 10, 3, 5, 4, LIE_NONE);
+        gsl_data d;
+        int rc = gsl_data_load_idx(img, lab, 4, &d, err);
+        CHECKF(rc == 0, "%s", err);
+        if (rc) continue;
+        CHECK(d.n == 10 && d.c == 1 && d.h == 3 && d.w == 5 && d.classes == 4);
+        CHECK_CLOSE(d.x[2 * 15 + 4], ((2 * 7 + 4) % 256) / 255.0, 1e-7, 0);
+        CHECK(d.label[7] == 3 && d.y[7 * 4 + 3] == 1 && d.y[7 * 4 + 2] == 0);
+        gsl_data_free(&d);
+    }
+}
+
+static void expect_idx_error(int lie, const char *needle)
+{
+    const char *img = tmp("lie-images.gz"), *lab = tmp("lie-labels.gz");
+    write_idx(img, lab, 6, 4, 4, 3, lie);
+    gsl_data d;
+    int rc = gsl_data_load_idx(img, lab, 3, &d, err);
+    CHECKF(rc == -1, "lie %d accepted", lie);
+    CHECKF(strstr(err, needle) != NULL, "lie %d: message '%s' lacks '%s'", lie, err, needle);
+}
+
+static void test_idx_lies_rejected(void)
+{
+    expect_idx_error(LIE_COUNT_MISMATCH, "declares 6 images but");
+    expect_idx_error(LIE_TRUNCATED, "file ends inside the pixels");
+    expect_idx_error(LIE_EXTRA, "data continues past");
+    expect_idx_error(LIE_MAGIC, "not an IDX file");
+    expect_idx_error(LIE_HUGE, "declares 2147483647 images");
+    expect_idx_error(LIE_LABEL, "label 3 of sample 5 is not below classes=3");
+    gsl_data d;
+    CHECK(gsl_data_load_idx(tmp("missing-images"), tmp("missing-labels"), 3, &d, err) == -1);
+    CHECKF(strstr(err, "missing-images: cannot open") != NULL, "%s", err);
+    /* every truncation of a small valid pair is an error */
+    const char *img = tmp("t-images"), *lab = tmp("t-labels");
+    write_idx(img, lab, 2, 2, 2, 2, LIE_NONE);
+    unsigned char full[16 + 8];
+    FILE *f = fopen(img, "rb");
+    size_t n = fread(full, 1, sizeof full, f);
+    fclose(f);
+    for (size_t cut = 0; cut < n; cut++) {
+        write_bytes(img, full, cut);
+        CHECKF(gsl_data_load_idx(img, lab, 2, &d, err) == -1, "truncated at %zu accepted", cut);
+    }
+}
+
+static void write_text(const char *path, const char *text) { write_bytes(path, text, strlen(text)); }
+
+static void test_data_cfg_parse(void)
+{
+    const char *p = tmp("ok.data");
+    write_text(p, "# comment\nclasses = 10\ntrain=a.gz\ntrain_labels=b.gz\nvalid=c\nvalid_labels=d\n"
+                  "train_classes=0-4\neval_classes=5,6, 7-9\nnames=x\n");
+    gsl_data_cfg c;
+    int rc = gsl_data_cfg_read(p, &c, err);
+    CHECKF(rc == 0, "%s", err);
+    if (rc) return;
+    CHECK(c.classes == 10 && strcmp(c.train, "a.gz") == 0 && strcmp(c.valid_labels, "d") == 0);
+    CHECK(strcmp(c.backup, "backup") == 0);
+    CHECK(c.n_train_classes == 5 && c.train_classes[4] == 4);
+    CHECK(c.n_eval_classes == 5 && c.eval_classes[0] == 5 && c.eval_classes[4] == 9);
+    gsl_data_cfg_free(&c);
+}
+
+static void expect_cfg_error(const char *text, const char *needle)
+{
+    const char *p = tmp("bad.data");
+    write_text(p, text);
+    gsl_data_cfg c;
+    int rc = gsl_data_cfg_read(p, &c, err);
+    CHECKF(rc == -1, "accepted: %s", text);
+    CHECKF(strstr(err, needle) && strstr(err, "bad.data"), "message '%s' lacks '%s' or the file name", err, needle);
+}
+
+static void test_data_cfg_errors(void)
+{
+    expect_cfg_error("classes=10\ntrain=a\nfoo=1\n", ":3: unknown key 'foo'");
+    expect_cfg_error("classes=ten\ntrain=a\n", ":1: key 'classes': 'ten' is not an integer");
+    expect_cfg_error("train=a\n", "key 'classes' is required");
+    expect_cfg_error("classes=3\n", "key 'train' is required");
+    expect_cfg_error("classes=3\ntrain=a\ntrain_classes=0-5\n", ":3: key 'train_classes': class range 0-5");
+    expect_cfg_error("classes=3\ntrain=a\neval_classes=1;2\n", "key 'eval_classes': '1;2' is not a class list");
+    expect_cfg_error("classes=3\ntrain\n", ":2: expected key=value");
+    gsl_data_cfg c;
+    CHECK(gsl_data_cfg_read(tmp("no-such.data"), &c, err) == -1 && strstr(err, "no-such.data: cannot open"));
+}
+
+static void test_class_subset_and_split(void)
+{
+    const char *img = tmp("s-images.gz"), *lab = tmp("s-labels.gz");
+    write_idx(img, lab, 40, 2, 2, 4, LIE_NONE);
+    char text[4096];
+    snprintf(text, sizeof text, "classes=4\ntrain=%s\ntrain_labels=%s\nvalid=%s\nvalid_labels=%s\n"
+                                "train_classes=0,1\neval_classes=2-3\n", img, lab, img, lab);
+    const char *p = tmp("s.data");
+    write_text(p, text);
+    gsl_data_cfg c;
+    if (gsl_data_cfg_read(p, &c, err)) { CHECKF(0, "%s", err); return; }
+    gsl_data tr, va, db;
+    CHECKF(gsl_data_load(&c, GSL_SPLIT_TRAIN, 1, 2, 2, &tr, err) == 0, "%s", err);
+    CHECKF(gsl_data_load(&c, GSL_SPLIT_VALID, 1, 2, 2, &va, err) == 0, "%s", err);
+    CHECKF(gsl_data_load(&c, GSL_SPLIT_DATABASE, 1, 2, 2, &db, err) == 0, "%s", err);
+    CHECK(tr.n == 20 && va.n == 20 && db.n == 20);
+    int ok = 1;
+    for (int i = 0; i < tr.n; i++) ok &= tr.label[i] <= 1;
+    for (int i = 0; i < va.n; i++) ok &= va.label[i] >= 2;
+    CHECK(ok);
+    /* order preserved: train sample 1 is original sample 1 (label 1), sample 2 is original 4 */
+    CHECK_CLOSE(tr.x[2 * 4 + 0], ((4 * 7) % 256) / 255.0, 1e-7, 0);
+    gsl_data wrong;
+    CHECK(gsl_data_load(&c, GSL_SPLIT_TRAIN, 1, 3, 3, &wrong, err) == -1 && strstr(err, "the network expects"));
+    gsl_data_free(&tr); gsl_data_free(&va); gsl_data_free(&db);
+    gsl_data_cfg_free(&c);
+}
+
+static void test_image_list(void)
+{
+    /* 2 classes, 3 images of 4x3 RGB, one named for each class and one gray test of the 1-channel path */
+    const char *names = tmp("names.txt");
+    write_text(names, "cat\ndog\n");
+    unsigned char px[4 * 3 * 3];
+    for (int i = 0; i < 36; i++) px[i] = (unsigned char)(i * 5);
+    const char *a = tmp("img_cat_1.png"), *b = tmp("img_dog_2.png");
+    CHECK(stbi_write_png(a, 4, 3, 3, px, 4 * 3));
+    CHECK(stbi_write_png(b, 4, 3, 3, px, 4 * 3));
+    char list[4096];
+    snprintf(list, sizeof list, "%s\n%s\n\n", a, b);
+    const char *lp = tmp("list.txt");
+    write_text(lp, list);
+    char *nm[2] = {"cat", "dog"};
+    gsl_data d;
+    int rc = gsl_data_load_list(lp, nm, 2, 3, 3, 4, &d, err);
+    CHECKF(rc == 0, "%s", err);
+    if (!rc) {
+        CHECK(d.n == 2 && d.label[0] == 0 && d.label[1] == 1);
+        /* plane layout: channel 1, row 2, col 3 = interleaved ((2*4+3)*3+1) */
+        CHECK_CLOSE(d.x[(1 * 3 + 2) * 4 + 3], px[(2 * 4 + 3) * 3 + 1] / 255.0, 1e-7, 0);
+        gsl_data_free(&d);
+    }
+    /* wrong size, two labels, no label, unreadable image */
+    CHECK(gsl_data_load_list(lp, nm, 2, 3, 4, 4, &d, err) == -1 && strstr(err, "is 4x3, the network expects 4x4"));
+    char *nm2[2] = {"img", "cat"};
+    CHECK(gsl_data_load_list(lp, nm2, 2, 3, 3, 4, &d, err) == -1 && strstr(err, "matches two labels"));
+    char *nm3[2] = {"bird", "fish"};
+    CHECK(gsl_data_load_list(lp, nm3, 2, 3, 3, 4, &d, err) == -1 && strstr(err, "matches no label"));
+    const char *junk = tmp("img_cat_junk.png");
+    write_text(junk, "not a png");
+    snprintf(list, sizeof list, "%s\n", junk);
+    write_text(lp, list);
+    CHECK(gsl_data_load_list(lp, nm, 2, 3, 3, 4, &d, err) == -1 && strstr(err, ":1: cannot read image"));
+    CHECK(gsl_data_load_list(tmp("nolist.txt"), nm, 2, 3, 3, 4, &d, err) == -1 && strstr(err, "cannot open"));
+}
+
+static gsl_data make_labels(int n, int classes, int skew)
+{
+    gsl_data d = {0};
+    d.n = n; d.c = 1; d.h = 1; d.w = 1; d.classes = classes;
+    d.x = calloc(n, sizeof(float));
+    d.y = calloc((size_t)n * classes, 1);
+    d.label = malloc(sizeof(int) * n);
+    for (int i = 0; i < n; i++) {
+        d.label[i] = skew && i % 3 ? 0 : (skew ? i / 3 : i) % classes;
+        d.y[(size_t)i * classes + d.label[i]] = 1;
+        d.x[i] = (float)i;
+    }
+    return d;
+}
+
+static void test_sampler_epoch_permutation_and_seed(void)
+{
+    gsl_data d = make_labels(50, 5, 0);
+    gsl_sampler s1, s2, s3;
+    CHECK(gsl_sampler_init(&s1, &d, 10, 0, 0, 7, err) == 0);
+    CHECK(gsl_sampler_init(&s2, &d, 10, 0, 0, 7, err) == 0);
+    CHECK(gsl_sampler_init(&s3, &d, 10, 0, 0, 8, err) == 0);
+    int seen[50] = {0}, a[10], b[10], c[10], same = 1, differ = 0;
+    for (int t = 0; t < 5; t++) {
+        gsl_sampler_next(&s1, a);
+        gsl_sampler_next(&s2, b);
+        gsl_sampler_next(&s3, c);
+        for (int i = 0; i < 10; i++) {
+            seen[a[i]]++;
+            same &= a[i] == b[i];
+            differ |= a[i] != c[i];
+        }
+    }
+    int perm = 1;
+    for (int i = 0; i < 50; i++) perm &= seen[i] == 1;
+    CHECK(perm);
+    CHECK(same);
+    CHECK(differ);
+    CHECK(gsl_sampler_batches_per_epoch(&s1) == 5);
+    gsl_sampler_free(&s1); gsl_sampler_free(&s2); gsl_sampler_free(&s3);
+    gsl_data_free(&d);
+}
+
+static void test_sampler_class_balanced(void)
+{
+    gsl_data d = make_labels(60, 6, 1); /* class 0 dominates; classes 1..5 have few samples */
+    gsl_sampler s;
+    int rc = gsl_sampler_init(&s, &d, 12, 4, 3, 1, err);
+    CHECKF(rc == 0, "%s", err);
+    int idx[12];
+    for (int t = 0; t < 20 && rc == 0; t++) {
+        gsl_sampler_next(&s, idx);
+        int classes_seen[6] = {0};
+        for (int p = 0; p < 4; p++) {
+            int k = d.label[idx[p * 3]];
+            for (int q = 0; q < 3; q++) CHECK(d.label[idx[p * 3 + q]] == k);
+            classes_seen[k]++;
+        }
+        for (int k = 0; k < 6; k++) CHECK(classes_seen[k] <= 1);
+    }
+    gsl_sampler_free(&s);
+    CHECK(gsl_sampler_init(&s, &d, 12, 4, 4, 1, err) == -1 && strstr(err, "must equal batch=12"));
+    CHECK(gsl_sampler_init(&s, &d, 14, 7, 2, 1, err) == -1 && strstr(err, "need P=7 classes, the data has 6"));
+    gsl_data_free(&d);
+}
+
+int main(void)
+{
+    RUN(test_idx_roundtrip_gz_and_raw);
+    RUN(test_idx_lies_rejected);
+    RUN(test_data_cfg_parse);
+    RUN(test_data_cfg_errors);
+    RUN(test_class_subset_and_split);
+    RUN(test_image_list);
+    RUN(test_sampler_epoch_permutation_and_seed);
+    RUN(test_sampler_class_balanced);
+    return TEST_END();
+}
