@@ -58,8 +58,8 @@ QUANT_SRC  := $(wildcard quant/*.c)
 LAYERS_SRC := $(wildcard layers/*.c)
 LAYERS_CU  := $(if $(filter 1,$(GPU)),$(wildcard layers/*.cu),)
 # Overrides of Darknet functions (linked as objects before libdarknet, whose copies of DN_WEAK_SYMS are made weak).
-OVERRIDE_SRC := darknet/blas_gemm.c
-DN_WEAK_SYMS := gemm gemm_cpu
+OVERRIDE_SRC := darknet/blas_gemm.c darknet/fast_conv.c
+DN_WEAK_SYMS := gemm gemm_cpu forward_convolutional_layer backward_convolutional_layer forward_maxpool_layer
 CMD_SRC    := $(filter-out darknet/main.c $(OVERRIDE_SRC),$(wildcard darknet/*.c))
 # tests/test_gpu_*.c compare CUDA kernels with the CPU path: built with GPU=1, run on a GPU host by `make test-gpu`.
 TEST_SRC   := $(filter-out tests/test_gpu_%,$(wildcard tests/test_*.c))
@@ -76,7 +76,7 @@ GPU_TEST_BIN := $(GPU_TEST_SRC:tests/%.c=$(B)/tests/%)
 OUR_LIBS := $(B)/libgslcmd.a $(B)/libgsllayers.a $(B)/libgslq.a
 LINK_IN  := $(OUR_LIBS) $(OVERRIDE_OBJ) $(DN_LIB)
 
-.PHONY: all setup test test-gpu test-bins bench-bins clean distclean
+.PHONY: all setup test demo test-gpu test-bins bench-bins clean distclean
 .DELETE_ON_ERROR:
 
 # The binary is bin/darknet: the repository's darknet/ folder (Darknet integration, fixed by the design's layout)
@@ -176,6 +176,12 @@ $(B)/bench/%-stock: tests/%.c tests/test.h $(OUR_LIBS) $(DN)/libdarknet.a
 	$(CC) $(CFLAGS_) -DGSL_BENCH_STOCK -Itests -Idarknet -Ilayers -Iquant $(DNINC) $< $(OUR_LIBS) $(DN)/libdarknet.a \
 	  $(TESTLIBS) -o $@
 bench-bins: $(BENCH_BIN)
+
+# The main job: train on Fashion-MNIST, print the search-quality table, plot the curves.
+demo:
+	@GPU=$(GPU) BLAS=$(BLAS) SETUP=$(SETUP) scripts/setup.sh demo
+	@$(MAKE) --no-print-directory -j$(NPROC) bin/darknet
+	@scripts/demo.sh $(EPOCHS)
 
 # Needs GPU=1 and a GPU; installs nothing (scripts/gpu-check.sh runs it on a GPU host).
 test-gpu: $(GPU_TEST_BIN)

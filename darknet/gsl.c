@@ -1,4 +1,5 @@
 #include "gsl.h"
+#include "gsl_eval.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -10,6 +11,13 @@ typedef struct {
 } gsl_subcommand;
 
 static const gsl_subcommand subcommands[] = {
+    {"train", gsl_train_main, "train DATA CFG [WEIGHTS|CKPT] [-gpus 0,1] [-clear] [-seed N] [-epochs N]\n"
+                              "                            alternate epochs of training and codebook rebuilds"},
+    {"eval", gsl_eval_main, "eval DATA CFG WEIGHTS|CKPT  mAP, mAP@1000, P@100 of float features and PQ codes"},
+    {"embed", gsl_embed_main, "embed DATA CFG WEIGHTS -out X   float embeddings as .fvecs, labels as .ivecs"},
+    {"encode", gsl_encode_main, "encode DATA CFG CKPT -out X     PQ codes of a split"},
+    {"search", gsl_search_main, "search DATA CFG CKPT -out X     top-k of every query (ADC)"},
+    {"export", gsl_export_main, "export DATA CFG CKPT -out IDX   a Faiss index of the database codes"},
     {"check", gsl_check_main, "check CFG                 parse a cfg, print the layer table, train nothing"},
     {"quant", gsl_quant_main, "quant train|encode|search|eval|export ...   PQ/OPQ on .fvecs files (no network)"},
 };

@@ -8,5 +8,6 @@ int gsl_main(int argc, char **argv);
 /* Subcommands, each given argv[0] = its own name. */
 int gsl_quant_main(int argc, char **argv); /* darknet/gsl_quant.c */
 int gsl_check_main(int argc, char **argv); /* darknet/gsl_check.c */
+int gsl_train_main(int argc, char **argv); /* darknet/gsl_train.c */
 
 #endif

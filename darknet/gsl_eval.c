@@ -1,0 +1,391 @@
+#include "gsl_eval.h"
+
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "codebook.h"
+#include "gsl.h"
+#include "gsl_net.h"
+#include "gsl_opts.h"
+#include "registry.h"
+
+static int fail(char *err, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, GSL_DATA_ERRLEN, fmt, ap);
+    va_end(ap);
+    return -1;
+}
+
+void gsl_eval_opts_default(gsl_eval_opts *o) { *o = (gsl_eval_opts){0, 0, 1, 2, 0}; }
+
+/* Labels in libgslq's form: single-label ids when every sample has exactly one class, else bitsets. */
+typedef struct {
+    gslq_labels l;
+    int *label;
+    uint64_t *bits;
+} labels_buf;
+
+static int make_labels(const gsl_data *d, const int *idx, int n, labels_buf *b, char *err)
+{
+    memset(b, 0, sizeof *b);
+    int single = 1;
+    for (int i = 0; i < n && single; i++) {
+        int c = 0;
+        const uint8_t *y = d->y + (size_t)(idx ? idx[i] : i) * d->classes;
+        for (int k = 0; k < d->classes; k++) c += y[k];
+        single = c == 1;
+    }
+    b->l.n = (size_t)n;
+    if (single) {
+        if (!(b->label = malloc(sizeof(int) * (size_t)(n > 0 ? n : 1)))) return fail(err, "out of memory");
+        for (int i = 0; i < n; i++) b->label[i] = d->label[idx ? idx[i] : i];
+        b->l.label = b->label;
+        return 0;
+    }
+    int w = (d->classes + 63) / 64;
+    if (!(b->bits = calloc((size_t)n * w, sizeof(uint64_t)))) return fail(err, "out of memory");
+    for (int i = 0; i < n; i++) {
+        const uint8_t *y = d->y + (size_t)(idx ? idx[i] : i) * d->classes;
+        for (int k = 0; k < d->classes; k++)
+            if (y[k]) b->bits[(size_t)i * w + k / 64] |= 1ULL << (k % 64);
+    }
+    b->l.nwords = w;
+    b->l.bits = b->bits;
+    return 0;
+}
+
+static void free_labels(labels_buf *b) { free(b->label); free(b->bits); }
+
+/* Seeded sample of at most max of n indices (NULL with *m = n when no sampling is needed). */
+static int *subsample(int n, int max, uint64_t seed, int *m)
+{
+    *m = n;
+    if (max <= 0 || max >= n) return NULL;
+    int *p = malloc(sizeof(int) * n);
+    if (!p) return NULL;
+    for (int i = 0; i < n; i++) p[i] = i;
+    uint64_t s = seed * 0x9e3779b97f4a7c15ULL + 1;
+    for (int i = 0; i < max; i++) {
+        s ^= s << 13; s ^= s >> 7; s ^= s << 17;
+        int j = i + (int)(s % (uint64_t)(n - i)), t = p[i];
+        p[i] = p[j];
+        p[j] = t;
+    }
+    *m = max;
+    return p;
+}
+
+int gsl_eval_network(network *net, const gsl_data *q, const gsl_data *db, const gslq_pq *pq, const gsl_eval_opts *o,
+                     gsl_eval_summary *out, char *err)
+{
+    *out = (gsl_eval_summary){NAN, NAN, NAN, NAN, NAN, NAN, {NAN, NAN, NAN}, 0, 0};
+    int emb = gsl_net_embedding_layer(net), d = net->layers[emb].outputs;
+    int nq, nb, rc = -1;
+    int *qi = subsample(q->n, o->max_queries, o->seed + 17, &nq);
+    int *bi = subsample(db->n, o->max_database, o->seed + 29, &nb);
+    float *xq = malloc(sizeof(float) * (size_t)nq * d), *xb = malloc(sizeof(float) * (size_t)nb * d);
+    uint8_t *codes = NULL;
+    int64_t *gt = NULL, *res = NULL;
+    float *dist = NULL;
+    labels_buf lq = {0}, lb = {0};
+    gslq_error e = {0};
+    if (!xq || !xb) { fail(err, "out of memory"); goto done; }
+    if (pq && pq->d != d) { fail(err, "the codebook is %d-dimensional, the embedding %d", pq->d, d); goto done; }
+    if (gsl_net_embed(net, q, qi, nq, emb, xq, err) || gsl_net_embed(net, db, bi, nb, emb, xb, err)) goto done;
+    if (make_labels(q, qi, nq, &lq, err) || make_labels(db, bi, nb, &lb, err)) goto done;
+    out->nq = nq;
+    out->nb = nb;
+    size_t R1 = nb < 1000 ? (size_t)nb : 1000, R2 = nb < 100 ? (size_t)nb : 100;
+    gslq_eval_result r;
+    if (gslq_eval_search(NULL, NULL, xb, nb, d, xq, nq, &lq.l, &lb.l, R1, o->threads, &r, &e)) goto qerr;
+    out->map_float = r.map;
+    out->map1000_float = r.map_at_r;
+    if (!o->quiet) {
+        if (gslq_eval_search(NULL, NULL, xb, nb, d, xq, nq, &lq.l, &lb.l, R2, o->threads, &r, &e)) goto qerr;
+        out->p100_float = r.prec_at_r;
+    }
+    if (pq) {
+        if (!(codes = malloc((size_t)nb * pq->M))) { fail(err, "out of memory"); goto done; }
+        if (gslq_pq_encode_mt(pq, xb, nb, codes, o->threads, &e)) goto qerr;
+        if (gslq_eval_search(pq, codes, NULL, nb, d, xq, nq, &lq.l, &lb.l, R1, o->threads, &r, &e)) goto qerr;
+        out->map_pq = r.map;
+        out->map1000_pq = r.map_at_r;
+        if (!o->quiet) {
+            if (gslq_eval_search(pq, codes, NULL, nb, d, xq, nq, &lq.l, &lb.l, R2, o->threads, &r, &e)) goto qerr;
+            out->p100_pq = r.prec_at_r;
+            int k = nb < 100 ? nb : 100;
+            gt = malloc(sizeof(int64_t) * (size_t)nq * k);
+            res = malloc(sizeof(int64_t) * (size_t)nq * k);
+            dist = malloc(sizeof(float) * (size_t)nq * k);
+            if (!gt || !res || !dist) { fail(err, "out of memory"); goto done; }
+            if (gslq_exact_search(xb, nb, xq, nq, d, k, gt, dist, o->threads, &e)) goto qerr;
+            if (gslq_adc_search(pq, codes, nb, xq, nq, k, res, dist, o->threads, &e)) goto qerr;
+            const int Rs[3] = {1, 10, 100};
+            for (int i = 0; i < 3; i++)
+                out->nn_recall[i] = Rs[i] <= k ? gslq_nn_recall(gt, k, res, k, nq, 1, Rs[i]) : NAN;
+        }
+    }
+    rc = 0;
+    goto done;
+qerr:
+    fail(err, "%s", e.msg);
+done:
+    free(qi); free(bi); free(xq); free(xb); free(codes); free(gt); free(res); free(dist);
+    free_labels(&lq);
+    free_labels(&lb);
+    return rc;
+}
+
+/* ------------------------------------------------------------------------------------------------ commands */
+
+/* What the embedding commands share: a network (weights from a .weights file or a checkpoint), its data, and a
+ * codebook (the checkpoint's, a -codebook file, or fitted post hoc on training embeddings with -subspaces and
+ * -codewords when the network has none). */
+typedef struct session {
+    gsl_args a;
+    gsl_data_cfg dc;
+    network **nets;
+    gslq_pq pq;
+    int have_pq;
+} session;
+
+static void session_free(session *s)
+{
+    gsl_net_free(s->nets, 1);
+    if (s->have_pq) gslq_pq_free(&s->pq);
+    gsl_data_cfg_free(&s->dc);
+}
+
+static int ends_with(const char *s, const char *suf)
+{
+    size_t a = strlen(s), b = strlen(suf);
+    return a >= b && strcmp(s + a - b, suf) == 0;
+}
+
+static int session_open(session *s, int argc, char **argv, int need_pq, char *err)
+{
+    memset(s, 0, sizeof *s);
+    if (gsl_args_parse(argc, argv, 3, 3, &s->a, err)) return -2;
+    if (gsl_data_cfg_read(s->a.pos[0], &s->dc, err)) return -1;
+    gsl_registry_install();
+    const char *w = strcmp(s->a.pos[2], "-") ? s->a.pos[2] : NULL; /* "-": the cfg's random initialisation */
+    gsl_ckpt ck;
+    int is_ckpt = w && ends_with(w, ".ckpt");
+    if (is_ckpt && gsl_ckpt_read(w, &ck, err)) return -1;
+    uint64_t seed = s->a.seed_set ? s->a.seed : 1;
+    if (!(s->nets = gsl_net_load(s->a.pos[1], is_ckpt ? ck.weights : w, s->a.ngpus ? s->a.gpus : NULL,
+                                 s->a.ngpus ? 1 : 0, 0, seed, err)))
+        return -1;
+    if (!need_pq) return 0;
+    gslq_error e = {0};
+    if (s->a.codebook) {
+        if (gslq_pq_load(s->a.codebook, &s->pq, &e)) return fail(err, "%s", e.msg);
+        s->have_pq = 1;
+    } else if (is_ckpt && ck.ncb > 0 && ck.cb_installed[0]) {
+        if (gslq_pq_load(ck.codebook[0], &s->pq, &e)) return fail(err, "%s", e.msg);
+        s->have_pq = 1;
+    }
+    if (s->have_pq) return 0;
+    /* Post-hoc PQ (the "quantize after training" baseline): fitted on the training split's embeddings. */
+    network *net = s->nets[0];
+    int cbl[GSL_MAX_CODEBOOK_LAYERS], M = s->a.subspaces, K = s->a.codewords ? s->a.codewords : 256, d0;
+    if (!M && gsl_net_codebook_layers(net, cbl) > 0) gsl_layer_codebook_shape(&net->layers[cbl[0]], &d0, &M, &K);
+    if (!M) return fail(err, "no codebook: give a checkpoint of a trained [snap]/[quantloss] network, -codebook FILE, "
+                             "or -subspaces M [-codewords K] to fit one on the training embeddings");
+    gsl_data tr;
+    if (gsl_data_load(&s->dc, GSL_SPLIT_TRAIN, net->c, net->h, net->w, &tr, err)) return -1;
+    int emb = gsl_net_embedding_layer(net), d = net->layers[emb].outputs;
+    if (d % M) { gsl_data_free(&tr); return fail(err, "-subspaces %d does not divide the embedding size %d", M, d); }
+    float *x = malloc(sizeof(float) * (size_t)tr.n * d);
+    int rc = x ? gsl_net_embed(net, &tr, NULL, tr.n, emb, x, err) : fail(err, "out of memory");
+    if (!rc) {
+        gslq_train_params p;
+        gslq_train_params_default(&p);
+        p.seed = seed;
+        p.nthreads = s->a.threads ? s->a.threads : 2;
+        rc = gslq_pq_init(&s->pq, d, M, K, &e);
+        if (!rc) {
+            s->have_pq = 1;
+            rc = s->a.opq ? gslq_opq_train(&s->pq, x, tr.n, &p, &e) : gslq_pq_train(&s->pq, x, tr.n, &p, &e);
+        }
+        if (rc) fail(err, "fitting PQ: %s", e.msg);
+    }
+    free(x);
+    gsl_data_free(&tr);
+    return rc;
+}
+
+static void print_row(const char *name, double map, double m1000, double p100, const double *nn)
+{
+    printf("%-30s %8.4f %9.4f %8.4f", name, map, m1000, p100);
+    if (nn) printf("   %6.4f %6.4f %6.4f", nn[0], nn[1], nn[2]);
+    printf("\n");
+}
+
+int gsl_eval_main(int argc, char **argv)
+{
+    session s;
+    char err[GSL_DATA_ERRLEN] = "";
+    int rc = session_open(&s, argc, argv, 1, err);
+    if (rc == -2) {
+        fprintf(stderr, "darknet gsl eval: %s\nusage: darknet gsl eval DATA CFG WEIGHTS|CHECKPOINT.ckpt|- "
+                        "[-codebook F] [-subspaces M -codewords K [-opq]] [-queries N] [-threads N]\n", err);
+        session_free(&s);
+        return 2;
+    }
+    network *net = s.nets ? s.nets[0] : NULL;
+    gsl_data q = {0}, db = {0};
+    gsl_eval_summary r;
+    if (!rc && !s.dc.valid) rc = fail(err, "%s: key 'valid' (the queries) is required for eval", s.dc.file);
+    if (!rc) rc = gsl_data_load(&s.dc, GSL_SPLIT_VALID, net->c, net->h, net->w, &q, err);
+    if (!rc) rc = gsl_data_load(&s.dc, GSL_SPLIT_DATABASE, net->c, net->h, net->w, &db, err);
+    if (!rc) {
+        gsl_eval_opts o;
+        gsl_eval_opts_default(&o);
+        o.max_queries = s.a.queries;
+        o.threads = s.a.threads ? s.a.threads : 2;
+        rc = gsl_eval_network(net, &q, &db, &s.pq, &o, &r, err);
+    }
+    if (!rc) {
+        char pqname[64];
+        int bits = 0;
+        for (int K = s.pq.K; K > 1; K >>= 1) bits++;
+        snprintf(pqname, sizeof pqname, "%s codes (M=%d, K=%d: %d bits)", s.pq.rotation ? "OPQ" : "PQ", s.pq.M,
+                 s.pq.K, s.pq.M * bits);
+        printf("queries: %d (%s), database: %d (%s)\n", r.nq, s.dc.valid, r.nb, s.dc.database ? s.dc.database : s.dc.train);
+        printf("%-30s %8s %9s %8s   %s\n", "features", "mAP", "mAP@1000", "P@100", "1-recall@1/10/100 of exact NN");
+        print_row("float", r.map_float, r.map1000_float, r.p100_float, NULL);
+        print_row(pqname, r.map_pq, r.map1000_pq, r.p100_pq, r.nn_recall);
+    }
+    if (rc) fprintf(stderr, "darknet gsl eval: error: %s\n", err);
+    gsl_data_free(&q);
+    gsl_data_free(&db);
+    session_free(&s);
+    return rc ? 1 : 0;
+}
+
+static gsl_split split_of(const gsl_args *a, gsl_split def, char *err, int *bad)
+{
+    *bad = 0;
+    if (!a->split) return def;
+    if (!strcmp(a->split, "train")) return GSL_SPLIT_TRAIN;
+    if (!strcmp(a->split, "valid")) return GSL_SPLIT_VALID;
+    if (!strcmp(a->split, "database")) return GSL_SPLIT_DATABASE;
+    *bad = 1;
+    fail(err, "-split must be train, valid or database, got '%s'", a->split);
+    return def;
+}
+
+/* embed, encode, search, export: embed a split, then write what the subcommand asks for. */
+enum { CMD_EMBED, CMD_ENCODE, CMD_SEARCH, CMD_EXPORT };
+
+static int embed_split(network *net, const gsl_data_cfg *dc, gsl_split sp, gsl_data *d, float **x, int *dim,
+                       char *err)
+{
+    if (gsl_data_load(dc, sp, net->c, net->h, net->w, d, err)) return -1;
+    int emb = gsl_net_embedding_layer(net);
+    *dim = net->layers[emb].outputs;
+    if (!(*x = malloc(sizeof(float) * (size_t)d->n * *dim))) return fail(err, "out of memory");
+    return gsl_net_embed(net, d, NULL, d->n, emb, *x, err);
+}
+
+static int write_labels(const char *out, const gsl_data *d, char *err)
+{
+    char path[1100];
+    snprintf(path, sizeof path, "%s.labels.ivecs", out);
+    int32_t *l = malloc(sizeof(int32_t) * (d->n ? d->n : 1));
+    if (!l) return fail(err, "out of memory");
+    for (int i = 0; i < d->n; i++) l[i] = d->label[i];
+    gslq_error e = {0};
+    int rc = gslq_ivecs_write(path, l, d->n, 1, &e);
+    free(l);
+    return rc ? fail(err, "%s", e.msg) : 0;
+}
+
+static int embed_family(int cmd, int argc, char **argv)
+{
+    static const char *names[] = {"embed", "encode", "search", "export"};
+    static const char *usages[] = {
+        "embed DATA CFG WEIGHTS|CKPT -out X [-split train|valid|database]   writes X.fvecs and X.labels.ivecs",
+        "encode DATA CFG CKPT -out X [-split ...] [-codebook F]   writes X.codes and X.labels.ivecs",
+        "search DATA CFG CKPT -out X [-k 100] [-codebook F]   valid vs database: X.ids.ivecs, X.dist.fvecs",
+        "export DATA CFG CKPT -out INDEX [-split database] [-codebook F]   a Faiss index of the split's codes",
+    };
+    session s;
+    char err[GSL_DATA_ERRLEN] = "";
+    int rc = session_open(&s, argc, argv, cmd != CMD_EMBED, err);
+    int bad = 0;
+    gsl_split sp = GSL_SPLIT_DATABASE;
+    if (rc != -2) sp = split_of(&s.a, cmd == CMD_EMBED || cmd == CMD_ENCODE ? GSL_SPLIT_VALID : GSL_SPLIT_DATABASE,
+                                err, &bad);
+    if (rc == -2 || bad || (!rc && !s.a.out)) {
+        if (!rc && !bad) snprintf(err, sizeof err, "-out is required");
+        fprintf(stderr, "darknet gsl %s: %s\nusage: darknet gsl %s\n", names[cmd], err, usages[cmd]);
+        session_free(&s);
+        return 2;
+    }
+    gsl_data d = {0}, q = {0};
+    float *x = NULL, *xq = NULL;
+    uint8_t *codes = NULL;
+    int dim = 0;
+    gslq_error e = {0};
+    network *net = s.nets ? s.nets[0] : NULL;
+    char path[1100];
+    if (!rc) rc = embed_split(net, &s.dc, sp, &d, &x, &dim, err);
+    if (!rc && cmd == CMD_EMBED) {
+        snprintf(path, sizeof path, "%s.fvecs", s.a.out);
+        if (gslq_fvecs_write(path, x, d.n, dim, &e)) rc = fail(err, "%s", e.msg);
+        if (!rc) rc = write_labels(s.a.out, &d, err);
+        if (!rc) printf("wrote %s (%d x %d) and %s.labels.ivecs\n", path, d.n, dim, s.a.out);
+    }
+    if (!rc && cmd != CMD_EMBED) {
+        if (!(codes = malloc((size_t)d.n * s.pq.M))) rc = fail(err, "out of memory");
+        else if (gslq_pq_encode_mt(&s.pq, x, d.n, codes, s.a.threads ? s.a.threads : 2, &e)) rc = fail(err, "%s", e.msg);
+    }
+    if (!rc && cmd == CMD_ENCODE) {
+        snprintf(path, sizeof path, "%s.codes", s.a.out);
+        if (gslq_codes_save(path, &s.pq, codes, d.n, &e)) rc = fail(err, "%s", e.msg);
+        if (!rc) rc = write_labels(s.a.out, &d, err);
+        if (!rc) printf("wrote %s (%d codes of %d bytes) and %s.labels.ivecs\n", path, d.n, s.pq.M, s.a.out);
+    }
+    if (!rc && cmd == CMD_EXPORT) {
+        if (gslq_export_faiss(s.a.out, &s.pq, codes, d.n, &e)) rc = fail(err, "%s", e.msg);
+        else printf("wrote %s: a Faiss %s of %d codes\n", s.a.out, s.pq.rotation ? "IndexPreTransform(OPQ)+IndexPQ" : "IndexPQ", d.n);
+    }
+    if (!rc && cmd == CMD_SEARCH) {
+        int qd, k = s.a.k ? s.a.k : 100;
+        if (k > d.n) k = d.n;
+        rc = embed_split(net, &s.dc, GSL_SPLIT_VALID, &q, &xq, &qd, err);
+        int64_t *ids = rc ? NULL : malloc(sizeof(int64_t) * (size_t)q.n * k);
+        float *dist = rc ? NULL : malloc(sizeof(float) * (size_t)q.n * k);
+        int32_t *ids32 = rc ? NULL : malloc(sizeof(int32_t) * (size_t)q.n * k);
+        if (!rc && (!ids || !dist || !ids32)) rc = fail(err, "out of memory");
+        if (!rc && gslq_adc_search(&s.pq, codes, d.n, xq, q.n, k, ids, dist, s.a.threads ? s.a.threads : 2, &e))
+            rc = fail(err, "%s", e.msg);
+        if (!rc) {
+            for (size_t i = 0; i < (size_t)q.n * k; i++) ids32[i] = (int32_t)ids[i];
+            snprintf(path, sizeof path, "%s.ids.ivecs", s.a.out);
+            if (gslq_ivecs_write(path, ids32, q.n, k, &e)) rc = fail(err, "%s", e.msg);
+            snprintf(path, sizeof path, "%s.dist.fvecs", s.a.out);
+            if (!rc && gslq_fvecs_write(path, dist, q.n, k, &e)) rc = fail(err, "%s", e.msg);
+            if (!rc) printf("wrote %s.ids.ivecs and %s.dist.fvecs: top %d of %d for %d queries\n", s.a.out, s.a.out, k, d.n, q.n);
+        }
+        free(ids); free(dist); free(ids32);
+    }
+    if (rc) fprintf(stderr, "darknet gsl %s: error: %s\n", names[cmd], err);
+    free(x); free(xq); free(codes);
+    gsl_data_free(&d);
+    gsl_data_free(&q);
+    session_free(&s);
+    return rc ? 1 : 0;
+}
+
+int gsl_embed_main(int argc, char **argv) { return embed_family(CMD_EMBED, argc, argv); }
+int gsl_encode_main(int argc, char **argv) { return embed_family(CMD_ENCODE, argc, argv); }
+int gsl_search_main(int argc, char **argv) { return embed_family(CMD_SEARCH, argc, argv); }
+int gsl_export_main(int argc, char **argv) { return embed_family(CMD_EXPORT, argc, argv); }

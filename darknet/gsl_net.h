@@ -1,0 +1,67 @@
+/* Network helpers for the gsl command: loading replicas, embedding a dataset, finding the codebook layers,
+ * checked weight files, and atomic checkpoints (weights + codebooks + optimizer state, renamed into place
+ * together through a manifest). */
+#ifndef GSL_NET_H
+#define GSL_NET_H
+
+#include <stdint.h>
+
+#include "darknet.h"
+#include "gsl_data.h"
+#include "gslq.h"
+
+#define GSL_MAX_CODEBOOK_LAYERS 8
+
+/* Parses cfg once per replica (device gpus[r], or the CPU when gpus is NULL), each after srand(seed) so every
+ * replica starts from the same weights, and loads `weights` (checked first, see gsl_weights_check) when given.
+ * Returns the array, or NULL with a message. */
+network **gsl_net_load(const char *cfg, const char *weights, const int *gpus, int ngpus, int clear, uint64_t seed,
+                       char *err);
+void gsl_net_free(network **nets, int n);
+
+/* Layer whose output is the embedding: the input of the last layer ([similarity]). */
+int gsl_net_embedding_layer(const network *net);
+
+/* Indices of the [snap]/[quantloss] layers (at most GSL_MAX_CODEBOOK_LAYERS); returns their count. */
+int gsl_net_codebook_layers(const network *net, int *idx);
+
+/* Runs the network forward in inference mode on the samples idx[0..n) of d (all of d when idx is NULL), batch by
+ * batch, and copies the output of layer `upto` into out (n, net->layers[upto].outputs). */
+int gsl_net_embed(network *net, const gsl_data *d, const int *idx, int n, int upto, float *out, char *err);
+
+/* Checks that a Darknet .weights file exists and has exactly the size this network reads (Darknet's loader reads
+ * short files silently). Layers of types whose size is not known here skip the size check. */
+int gsl_weights_check(const network *net, const char *path, char *err);
+
+/* Writes Darknet weights atomically: to PATH.tmp, size checked, fsync'd, renamed. */
+int gsl_weights_save(network *net, const char *path, char *err);
+
+/* Momentum buffers (weight_updates, bias_updates, scale_updates), which .weights files do not hold; needed for a
+ * resumed run to continue exactly. Own checksummed format, written atomically. */
+int gsl_optim_save(network *net, const char *path, char *err);
+int gsl_optim_load(network *net, const char *path, char *err);
+
+/* A checkpoint: manifest `<prefix>.ckpt` naming the files of one epoch. */
+typedef struct gsl_ckpt {
+    int epoch;                 /* epochs completed */
+    uint64_t seed;
+    int ncb;                   /* codebook layers */
+    int cb_layer[GSL_MAX_CODEBOOK_LAYERS];
+    int cb_installed[GSL_MAX_CODEBOOK_LAYERS];
+    char weights[1024], optim[1024], codebook[GSL_MAX_CODEBOOK_LAYERS][1024];
+} gsl_ckpt;
+
+/* Saves weights, optimizer state and codebooks (pqs[i] for layer cb_layer[i]; NULL = not installed yet) as the
+ * files of epoch `epoch`, then writes the manifest atomically. The previous epoch's files stay until the new
+ * manifest is in place, so a crash at any point leaves a loadable checkpoint. */
+int gsl_ckpt_save(network *net, const char *prefix, int epoch, uint64_t seed, int ncb, const int *cb_layer,
+                  gslq_pq *const *pqs, char *err);
+/* Reads a manifest and checks that its files exist. */
+int gsl_ckpt_read(const char *manifest, gsl_ckpt *ck, char *err);
+
+/* Writes a small file atomically (tmp, fsync, rename, fsync of the folder). */
+int gsl_write_atomic(const char *path, const void *data, size_t n, char *err);
+/* mkdir -p */
+int gsl_mkdirs(const char *path, char *err);
+
+#endif

@@ -1,0 +1,158 @@
+#include "gsl_opts.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "gsl_data.h"
+#include "option_list.h"
+#include "registry.h"
+
+static int fail(char *err, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, GSL_DATA_ERRLEN, fmt, ap);
+    va_end(ap);
+    return -1;
+}
+
+static int parse_int(const char *flag, const char *s, long lo, long hi, long *v, char *err)
+{
+    char *end;
+    errno = 0;
+    long x = s ? strtol(s, &end, 10) : 0;
+    if (!s || end == s || *end || errno || x < lo || x > hi)
+        return fail(err, "%s needs an integer in %ld..%ld, got '%s'", flag, lo, hi, s ? s : "(nothing)");
+    *v = x;
+    return 0;
+}
+
+int gsl_args_parse(int argc, char **argv, int min_pos, int max_pos, gsl_args *a, char *err)
+{
+    memset(a, 0, sizeof *a);
+    for (int i = 1; i < argc; i++) {
+        const char *f = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        long x = 0;
+        if (f[0] != '-' || f[1] == 0) {
+            if (a->npos == max_pos || a->npos == GSL_MAX_POS) return fail(err, "unexpected argument '%s'", f);
+            a->pos[a->npos++] = f;
+            continue;
+        }
+        if (strcmp(f, "-clear") == 0) { a->clear = 1; continue; }
+        if (strcmp(f, "-opq") == 0) { a->opq = 1; continue; }
+        if (strcmp(f, "-out") == 0 || strcmp(f, "-codebook") == 0 || strcmp(f, "-split") == 0) {
+            if (!v) return fail(err, "%s needs a value", f);
+            if (strcmp(f, "-out") == 0) a->out = v;
+            else if (strcmp(f, "-codebook") == 0) a->codebook = v;
+            else a->split = v;
+            i++;
+            continue;
+        }
+        if (strcmp(f, "-gpus") == 0) {
+            if (!v) return fail(err, "-gpus needs a list, e.g. -gpus 0,1");
+            const char *p = v;
+            while (*p) {
+                char *end;
+                errno = 0;
+                long g = strtol(p, &end, 10);
+                if (end == p || errno || g < 0 || g > 1023 || a->ngpus == GSL_MAX_GPUS || (*end && *end != ','))
+                    return fail(err, "-gpus needs a list of device numbers like 0,1, got '%s'", v);
+                a->gpus[a->ngpus++] = (int)g;
+                p = *end ? end + 1 : end;
+            }
+            i++;
+            continue;
+        }
+        struct { const char *name; long lo, hi; } ints[] = {
+            {"-seed", 0, LONG_MAX}, {"-epochs", 1, 100000}, {"-threads", 1, 1024}, {"-k", 1, 1 << 20},
+            {"-subspaces", 1, 4096}, {"-codewords", 2, 256}, {"-queries", 1, INT_MAX},
+        };
+        int done = 0;
+        for (size_t j = 0; j < sizeof ints / sizeof ints[0] && !done; j++) {
+            if (strcmp(f, ints[j].name)) continue;
+            if (parse_int(f, v, ints[j].lo, ints[j].hi, &x, err)) return -1;
+            switch (j) {
+            case 0: a->seed = (uint64_t)x; a->seed_set = 1; break;
+            case 1: a->epochs = (int)x; break;
+            case 2: a->threads = (int)x; break;
+            case 3: a->k = (int)x; break;
+            case 4: a->subspaces = (int)x; break;
+            case 5: a->codewords = (int)x; break;
+            case 6: a->queries = (int)x; break;
+            }
+            i++;
+            done = 1;
+        }
+        if (!done) return fail(err, "unknown option '%s'", f);
+    }
+    if (a->npos < min_pos) return fail(err, "expected at least %d arguments, got %d", min_pos, a->npos);
+    return 0;
+}
+
+static void free_kvps(list *l)
+{
+    for (node *n = l->front; n; n = n->next) {
+        kvp *p = n->val;
+        free(p->key);
+        free(p->val);
+        free(p);
+    }
+    free_list(l);
+}
+
+int gsl_train_keys_read(const char *cfgfile, gsl_train_keys *k, char *err)
+{
+    *k = (gsl_train_keys){.epochs = 10, .warmup = 1, .rebuild_every = 1, .rebuild_samples = 10000,
+                          .rebuild_iters = 10, .eval_queries = 1000, .eval_database = 10000, .threads = 2,
+                          .seed = 1};
+    FILE *f = fopen(cfgfile, "r");
+    if (!f) return fail(err, "%s: cannot open: %s", cfgfile, strerror(errno));
+    list *opts = make_list();
+    char line[4096];
+    int in_net = 0, seen_net = 0;
+    while (fgets(line, sizeof line, f)) {
+        char *s = line;
+        while (*s == ' ' || *s == '\t') s++;
+        s[strcspn(s, "\r\n")] = 0;
+        if (*s == '[') {
+            if (seen_net) break;
+            in_net = strncmp(s, "[net]", 5) == 0 || strncmp(s, "[network]", 9) == 0;
+            seen_net = in_net;
+            continue;
+        }
+        if (!in_net || !*s || *s == '#' || *s == ';') continue;
+        char *eq = strchr(s, '=');
+        if (!eq) continue; /* Darknet's parser reports it */
+        *eq = 0;
+        char *key = s, *val = eq + 1, *e = key + strlen(key);
+        while (e > key && (e[-1] == ' ' || e[-1] == '\t')) *--e = 0;
+        while (*val == ' ' || *val == '\t') val++;
+        option_insert(opts, strdup(key), strdup(val));
+    }
+    fclose(f);
+    gsl_section sec = {cfgfile, "net", -1, opts, 0, 0, 0, 0, 0, NULL};
+    char e2[GSL_ERRLEN] = "";
+    int P = 0, seed = 1;
+    int rc = gsl_opt_int(&sec, "epochs", k->epochs, 0, 1, 100000, &k->epochs, e2) ||
+             gsl_opt_int(&sec, "warmup", k->warmup, 0, 0, 100000, &k->warmup, e2) ||
+             gsl_opt_int(&sec, "rebuild_every", k->rebuild_every, 0, 1, 100000, &k->rebuild_every, e2) ||
+             gsl_opt_int(&sec, "rebuild_samples", k->rebuild_samples, 0, 0, INT_MAX, &k->rebuild_samples, e2) ||
+             gsl_opt_int(&sec, "rebuild_iters", k->rebuild_iters, 0, 1, 1000, &k->rebuild_iters, e2) ||
+             gsl_opt_int(&sec, "opq", k->opq, 0, 0, 1, &k->opq, e2) ||
+             gsl_opt_int(&sec, "classes_per_batch", 0, 0, 0, 100000, &P, e2) ||
+             gsl_opt_int(&sec, "eval_queries", k->eval_queries, 0, 0, INT_MAX, &k->eval_queries, e2) ||
+             gsl_opt_int(&sec, "eval_database", k->eval_database, 0, 0, INT_MAX, &k->eval_database, e2) ||
+             gsl_opt_int(&sec, "log_interval", 0, 0, 0, INT_MAX, &k->log_interval, e2) ||
+             gsl_opt_int(&sec, "threads", k->threads, 0, 1, 1024, &k->threads, e2) ||
+             gsl_opt_int(&sec, "seed", 1, 0, 0, INT_MAX, &seed, e2);
+    k->P = P;
+    k->seed = (uint64_t)seed;
+    free_kvps(opts);
+    if (rc) return fail(err, "%s: [net]: %s", cfgfile, e2);
+    if (!seen_net) return fail(err, "%s: no [net] section", cfgfile);
+    return 0;
+}

@@ -1,0 +1,50 @@
+/* Command-line arguments of the gsl subcommands, and the trainer's keys in a cfg's [net] section. */
+#ifndef GSL_OPTS_H
+#define GSL_OPTS_H
+
+#include <stdint.h>
+
+#define GSL_MAX_POS 8
+#define GSL_MAX_GPUS 16
+
+/* Positional arguments and the flags the subcommands share. Numbers are checked (no silent atoi). */
+typedef struct gsl_args {
+    const char *pos[GSL_MAX_POS];
+    int npos;
+    int gpus[GSL_MAX_GPUS], ngpus; /* -gpus 0,1 */
+    int clear;                     /* -clear */
+    uint64_t seed;                 /* -seed N */
+    int seed_set;
+    int epochs;                    /* -epochs N (0: the cfg's) */
+    int threads;                   /* -threads N (0: the cfg's / default) */
+    int k;                         /* -k N (search) */
+    int subspaces, codewords;      /* -subspaces M -codewords K (eval/encode of a network without a codebook) */
+    int opq;                       /* -opq */
+    int queries;                   /* -queries N (eval: at most N queries) */
+    const char *out;               /* -out PATH */
+    const char *codebook;          /* -codebook PATH */
+    const char *split;             /* -split train|valid|database */
+} gsl_args;
+
+/* Parses argv[1..]: between min_pos and max_pos positionals. Returns 0, or -1 with a message. */
+int gsl_args_parse(int argc, char **argv, int min_pos, int max_pos, gsl_args *a, char *err);
+
+/* Trainer keys, read strictly from the cfg's [net] section (Darknet ignores keys it does not know there). */
+typedef struct gsl_train_keys {
+    int epochs;          /* epochs (default 10) */
+    int warmup;          /* epochs before the first codebook (default 1) */
+    int rebuild_every;   /* epochs between rebuilds (default 1) */
+    int rebuild_samples; /* training samples embedded for a rebuild, 0 = all (default 10000) */
+    int rebuild_iters;   /* k-means iterations per rebuild (default 10) */
+    int opq;             /* 1: OPQ rotation (default 0) */
+    int P;               /* classes_per_batch: class-balanced batches of P classes x batch/P samples; 0 = shuffled */
+    int eval_queries;    /* per-epoch mAP monitor: queries from valid (default 1000; 0 = off) */
+    int eval_database;   /* and database items (default 10000) */
+    int log_interval;    /* batches between progress lines (0 = five per epoch) */
+    int threads;         /* threads for k-means and search (default 2) */
+    uint64_t seed;       /* default 1 */
+} gsl_train_keys;
+
+int gsl_train_keys_read(const char *cfgfile, gsl_train_keys *k, char *err);
+
+#endif

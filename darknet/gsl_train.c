@@ -1,0 +1,362 @@
+/* ./darknet gsl train DATA CFG [WEIGHTS|CHECKPOINT] [-gpus 0,1] [-clear] [-seed N] [-epochs N]
+ *
+ * Alternating optimisation: after `warmup` epochs, at the start of every `rebuild_every`-th epoch, embed (a sample
+ * of) the training set, rebuild each [snap]/[quantloss] layer's codebook warm-started from the previous one, install
+ * it in every replica; train one epoch; save weights, optimizer state and codebooks as one checkpoint. */
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "codebook.h"
+#include "gsl.h"
+#include "gsl_data.h"
+#include "gsl_eval.h"
+#include "gsl_net.h"
+#include "gsl_opts.h"
+#include "option_list.h"
+#include "registry.h"
+
+#ifdef GPU
+/* Darknet's replica training (network.c, GPU builds only), not in its public header. */
+float train_networks(network **nets, int n, data d, int interval);
+void sync_nets(network **nets, int n, int interval);
+#endif
+
+static int fail(char *err, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, GSL_DATA_ERRLEN, fmt, ap);
+    va_end(ap);
+    return -1;
+}
+
+static double now_s(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return t.tv_sec + 1e-9 * t.tv_nsec;
+}
+
+static void fmt_duration(char *out, size_t cap, double s)
+{
+    if (s < 0 || !isfinite(s)) snprintf(out, cap, "?");
+    else if (s < 60) snprintf(out, cap, "%.0fs", s);
+    else if (s < 3600) snprintf(out, cap, "%dm%02ds", (int)s / 60, (int)s % 60);
+    else snprintf(out, cap, "%dh%02dm", (int)s / 3600, ((int)s % 3600) / 60);
+}
+
+/* A seeded permutation's first n entries of [0, total). */
+static int *sample_indices(int total, int n, uint64_t seed)
+{
+    int *p = malloc(sizeof(int) * (total ? total : 1));
+    if (!p) return NULL;
+    for (int i = 0; i < total; i++) p[i] = i;
+    uint64_t s = seed ? seed : 1;
+    for (int i = 0; i < n && i < total; i++) {
+        s ^= s << 13; s ^= s >> 7; s ^= s << 17;
+        int j = i + (int)(s % (uint64_t)(total - i)), t = p[i];
+        p[i] = p[j];
+        p[j] = t;
+    }
+    return p;
+}
+
+typedef struct trainer {
+    const char *datafile, *cfgfile;
+    gsl_data_cfg dc;
+    gsl_train_keys k;
+    network **nets;
+    int nrep;
+    gsl_data train, valid, db;
+    int have_eval;
+    int ncb, cbl[GSL_MAX_CODEBOOK_LAYERS];
+    gslq_pq pq[GSL_MAX_CODEBOOK_LAYERS];
+    gslq_pq *pqs[GSL_MAX_CODEBOOK_LAYERS]; /* NULL until built */
+    char prefix[1024];
+    FILE *csv;
+} trainer;
+
+/* Rebuilds every codebook from the current network, warm-started, and installs it in every replica. */
+static int rebuild_codebooks(trainer *t, int epoch, double *qerr_out, char *err)
+{
+    network *net = t->nets[0];
+    int n = t->k.rebuild_samples && t->k.rebuild_samples < t->train.n ? t->k.rebuild_samples : t->train.n;
+    int *idx = sample_indices(t->train.n, n, t->k.seed * 7919 + (uint64_t)epoch);
+    if (!idx) return fail(err, "out of memory");
+    int rc = 0;
+    for (int i = 0; i < t->ncb && !rc; i++) {
+        int d, M, K;
+        gsl_layer_codebook_shape(&net->layers[t->cbl[i]], &d, &M, &K);
+        float *x = malloc(sizeof(float) * (size_t)n * d);
+        if (!x) { rc = fail(err, "out of memory for %d embeddings", n); break; }
+        /* the codebook layer's input: the output of the layer before it (the network's input for layer 0) */
+        if (t->cbl[i] == 0) {
+            for (int s = 0; s < n; s++)
+                memcpy(x + (size_t)s * d, t->train.x + (size_t)idx[s] * d, sizeof(float) * d);
+        } else if ((rc = gsl_net_embed(net, &t->train, idx, n, t->cbl[i] - 1, x, err))) {
+            free(x);
+            break;
+        }
+        gslq_train_params p;
+        gslq_train_params_default(&p);
+        p.niter = t->k.rebuild_iters;
+        p.seed = t->k.seed + 1000003ULL * (uint64_t)epoch + (uint64_t)i;
+        p.nthreads = t->k.threads;
+        p.warm_start = t->pqs[i] != NULL;
+        gslq_error e = {0};
+        if (!t->pqs[i]) {
+            if (gslq_pq_init(&t->pq[i], d, M, K, &e)) { rc = fail(err, "%s", e.msg); free(x); break; }
+        }
+        rc = t->k.opq ? gslq_opq_train(&t->pq[i], x, (size_t)n, &p, &e) : gslq_pq_train(&t->pq[i], x, (size_t)n, &p, &e);
+        if (!rc) {
+            double mse = 0;
+            gslq_pq_mse(&t->pq[i], x, (size_t)n, t->k.threads, &mse, &e);
+            if (i == 0) *qerr_out = mse;
+        }
+        free(x);
+        if (rc) { snprintf(err, GSL_DATA_ERRLEN, "rebuilding the codebook of layer %d: %s", t->cbl[i], e.msg); break; }
+        t->pqs[i] = &t->pq[i];
+        for (int r = 0; r < t->nrep && !rc; r++) {
+            char lerr[GSL_ERRLEN] = "";
+            if (gsl_layer_set_codebook(&t->nets[r]->layers[t->cbl[i]], t->pqs[i], lerr))
+                rc = fail(err, "installing the codebook of layer %d: %s", t->cbl[i], lerr);
+        }
+    }
+    free(idx);
+    return rc;
+}
+
+/* One training step over nrep replicas on the samples idx (nrep * batch of them). Returns the mean cost. */
+static float train_step(trainer *t, const int *idx, float *truth_rows, float **xrows, float **yrows)
+{
+    network *net = t->nets[0];
+    int B = net->batch;
+    if (t->nrep == 1) {
+        gsl_data_gather(&t->train, idx, B, net->input, net->truth);
+        return train_network_datum(net);
+    }
+#ifdef GPU
+    /* Darknet's replica training: each thread takes its rows of d, trains, and weights are averaged every 4 steps */
+    size_t dim = (size_t)t->train.c * t->train.h * t->train.w;
+    int rows = B * t->nrep, C = t->train.classes;
+    for (int i = 0; i < rows; i++) {
+        xrows[i] = t->train.x + (size_t)idx[i] * dim;
+        for (int c = 0; c < C; c++) truth_rows[(size_t)i * C + c] = t->train.y[(size_t)idx[i] * C + c];
+        yrows[i] = truth_rows + (size_t)i * C;
+    }
+    data d = {0};
+    d.X = (matrix){rows, (int)dim, xrows};
+    d.y = (matrix){rows, C, yrows};
+    d.shallow = 1;
+    return train_networks(t->nets, t->nrep, d, 4) * B;
+#else
+    return NAN; /* unreachable: gsl_net_load refuses -gpus without GPU=1 */
+#endif
+}
+
+static int run(trainer *t, const char *resume, char *err)
+{
+    network *net = t->nets[0];
+    int B = net->batch, start_epoch = 0;
+    int per_step = B * t->nrep;
+    int steps = t->train.n / per_step;
+    if (steps < 1) return fail(err, "%d training samples, fewer than one step of %d", t->train.n, per_step);
+    t->ncb = gsl_net_codebook_layers(net, t->cbl);
+
+    if (resume) {
+        gsl_ckpt ck;
+        if (gsl_ckpt_read(resume, &ck, err)) return -1;
+        if (ck.ncb != t->ncb) return fail(err, "%s: %d codebooks, the network has %d codebook layers", resume, ck.ncb, t->ncb);
+        for (int r = 0; r < t->nrep; r++) {
+            if (gsl_weights_check(t->nets[r], ck.weights, err)) return -1;
+            load_weights(t->nets[r], ck.weights);
+            if (gsl_optim_load(t->nets[r], ck.optim, err)) return -1;
+        }
+        for (int i = 0; i < t->ncb; i++) {
+            if (!ck.cb_installed[i]) continue;
+            gslq_error e = {0};
+            if (gslq_pq_load(ck.codebook[i], &t->pq[i], &e)) return fail(err, "%s", e.msg);
+            t->pqs[i] = &t->pq[i];
+            for (int r = 0; r < t->nrep; r++) {
+                char lerr[GSL_ERRLEN] = "";
+                if (gsl_layer_set_codebook(&t->nets[r]->layers[t->cbl[i]], t->pqs[i], lerr))
+                    return fail(err, "%s: %s", ck.codebook[i], lerr);
+            }
+        }
+        start_epoch = ck.epoch;
+        printf("resuming %s at epoch %d\n", resume, start_epoch + 1);
+    }
+
+    char csvpath[1100];
+    snprintf(csvpath, sizeof csvpath, "%s.csv", t->prefix);
+    t->csv = fopen(csvpath, start_epoch ? "a" : "w");
+    if (!t->csv) return fail(err, "%s: cannot write: %s", csvpath, strerror(errno));
+    if (!start_epoch)
+        fprintf(t->csv, "epoch,loss,qerr,snapped,rebuild_s,train_s,images_per_s,map_float,map_pq\n");
+
+    int *idx = malloc(sizeof(int) * per_step);
+    float *truth_rows = malloc(sizeof(float) * (size_t)per_step * t->train.classes);
+    float **xrows = malloc(sizeof(float *) * per_step), **yrows = malloc(sizeof(float *) * per_step);
+    if (!idx || !truth_rows || !xrows || !yrows) {
+        free(idx); free(truth_rows); free(xrows); free(yrows);
+        return fail(err, "out of memory");
+    }
+    int interval = t->k.log_interval ? t->k.log_interval : (steps >= 10 ? steps / 5 : 1);
+    double t_start = now_s();
+    int rc = 0;
+    printf("training %s on %d samples (%d classes), %d steps of %d per epoch, epochs %d..%d, %d codebook layer(s)\n",
+           t->cfgfile, t->train.n, t->dc.classes, steps, per_step, start_epoch + 1, t->k.epochs, t->ncb);
+    for (int epoch = start_epoch; epoch < t->k.epochs && !rc; epoch++) {
+        srand((unsigned)(t->k.seed * 2654435761ULL + (uint64_t)epoch));
+        double t0 = now_s(), qerr_rebuild = NAN;
+        if (t->ncb && epoch >= t->k.warmup && (epoch - t->k.warmup) % t->k.rebuild_every == 0) {
+            if ((rc = rebuild_codebooks(t, epoch, &qerr_rebuild, err))) break;
+        }
+        double t1 = now_s();
+        for (int i = 0; i < t->ncb; i++)
+            for (int r = 0; r < t->nrep; r++) {
+                gsl_layer_stats s;
+                gsl_layer_get_stats(&t->nets[r]->layers[t->cbl[i]], &s, 1);
+            }
+        gsl_sampler smp;
+        if ((rc = gsl_sampler_init(&smp, &t->train, per_step, t->k.P, t->k.P ? per_step / t->k.P : 0,
+                                   t->k.seed * 31 + (uint64_t)epoch, err)))
+            break;
+        double loss_sum = 0, loss_int = 0;
+        int nint = 0;
+        double ti = now_s();
+        for (int s = 0; s < steps; s++) {
+            gsl_sampler_next(&smp, idx);
+            float loss = train_step(t, idx, truth_rows, xrows, yrows);
+            loss_sum += loss;
+            loss_int += loss;
+            nint++;
+            if ((s + 1) % interval == 0 || s + 1 == steps) {
+                double el = now_s() - ti, ips = (double)nint * per_step / (el > 0 ? el : 1e-9);
+                double done = (double)(epoch - start_epoch) * steps + s + 1;
+                double total = (double)(t->k.epochs - start_epoch) * steps;
+                double spent = now_s() - t_start;
+                char eta[32];
+                fmt_duration(eta, sizeof eta, spent / done * (total - done));
+                gsl_layer_stats st = {0};
+                if (t->ncb) gsl_layer_get_stats(&net->layers[t->cbl[0]], &st, 0);
+                printf("epoch %d/%d batch %d/%d loss %.5f", epoch + 1, t->k.epochs, s + 1, steps, loss_int / nint);
+                if (t->ncb && gsl_layer_codebook_installed(&net->layers[t->cbl[0]]))
+                    printf(" qerr %.5f snapped %.3f", st.last_qerr, st.last_snapped_frac);
+                else if (t->ncb)
+                    printf(" qerr - snapped -");
+                printf(" %.0f img/s ETA %s\n", ips, eta);
+                fflush(stdout);
+                loss_int = 0;
+                nint = 0;
+                ti = now_s();
+            }
+        }
+        gsl_sampler_free(&smp);
+        double t2 = now_s();
+#ifdef GPU
+        if (t->nrep > 1) sync_nets(t->nets, t->nrep, 0);
+#endif
+        double snapped = NAN, qerr = qerr_rebuild;
+        if (t->ncb && gsl_layer_codebook_installed(&net->layers[t->cbl[0]])) {
+            double sf = 0, qe = 0;
+            for (int r = 0; r < t->nrep; r++) {
+                gsl_layer_stats st;
+                gsl_layer_get_stats(&t->nets[r]->layers[t->cbl[0]], &st, 0);
+                sf += st.snapped_frac;
+                qe += st.qerr;
+            }
+            snapped = sf / t->nrep;
+            qerr = qe / t->nrep;
+        }
+        gsl_eval_summary ev = {NAN, NAN};
+        if (t->have_eval) {
+            gsl_eval_opts eo;
+            gsl_eval_opts_default(&eo);
+            eo.max_queries = t->k.eval_queries;
+            eo.max_database = t->k.eval_database;
+            eo.seed = t->k.seed;
+            eo.threads = t->k.threads;
+            eo.quiet = 1;
+            if ((rc = gsl_eval_network(net, &t->valid, &t->db, t->ncb ? t->pqs[0] : NULL, &eo, &ev, err))) break;
+        }
+        if ((rc = gsl_ckpt_save(net, t->prefix, epoch + 1, t->k.seed, t->ncb, t->cbl, t->pqs, err))) break;
+        double train_s = t2 - t1, ips = (double)steps * per_step / (train_s > 0 ? train_s : 1e-9);
+        printf("epoch %d done: loss %.5f", epoch + 1, loss_sum / steps);
+        if (!isnan(qerr)) printf(" qerr %.5f", qerr);
+        if (!isnan(snapped)) printf(" snapped %.3f", snapped);
+        printf(" rebuild %.1fs train %.1fs (%.0f img/s)", t1 - t0, train_s, ips);
+        if (t->have_eval) printf(" mAP float %.4f pq %.4f", ev.map_float, ev.map_pq);
+        printf(" -> %s.ckpt\n", t->prefix);
+        fprintf(t->csv, "%d,%.6f,%.6f,%.4f,%.3f,%.3f,%.1f,%.5f,%.5f\n", epoch + 1, loss_sum / steps, qerr, snapped,
+                t1 - t0, train_s, ips, ev.map_float, ev.map_pq);
+        fflush(t->csv);
+        fflush(stdout);
+    }
+    free(idx); free(truth_rows); free(xrows); free(yrows);
+    if (fclose(t->csv) && !rc) rc = fail(err, "%s: write failed", csvpath);
+    t->csv = NULL;
+    return rc;
+}
+
+int gsl_train_main(int argc, char **argv)
+{
+    const char *usage = "usage: darknet gsl train DATA CFG [WEIGHTS|CHECKPOINT.ckpt] [-gpus 0,1] [-clear] "
+                        "[-seed N] [-epochs N] [-threads N]\n";
+    gsl_args a;
+    char err[GSL_DATA_ERRLEN] = "";
+    if (gsl_args_parse(argc, argv, 2, 3, &a, err)) {
+        fprintf(stderr, "darknet gsl train: %s\n%s", err, usage);
+        return 2;
+    }
+    trainer t = {0};
+    t.datafile = a.pos[0];
+    t.cfgfile = a.pos[1];
+    const char *weights = a.npos > 2 ? a.pos[2] : NULL, *resume = NULL;
+    if (weights && strlen(weights) > 5 && strcmp(weights + strlen(weights) - 5, ".ckpt") == 0) {
+        resume = weights;
+        weights = NULL;
+    }
+    int rc = 1;
+    if (gsl_data_cfg_read(t.datafile, &t.dc, err)) goto out;
+    if (gsl_train_keys_read(t.cfgfile, &t.k, err)) goto out;
+    if (a.seed_set) t.k.seed = a.seed;
+    if (a.epochs) t.k.epochs = a.epochs;
+    if (a.threads) t.k.threads = a.threads;
+    gsl_registry_install();
+    t.nrep = a.ngpus ? a.ngpus : 1;
+    if (!(t.nets = gsl_net_load(t.cfgfile, weights, a.ngpus ? a.gpus : NULL, a.ngpus, a.clear, t.k.seed, err))) goto out;
+    network *net = t.nets[0];
+    if (net->layers[net->n - 1].truths && net->layers[net->n - 1].truths != t.dc.classes) {
+        snprintf(err, GSL_DATA_ERRLEN, "%s: the last layer takes %d classes, %s has classes=%d", t.cfgfile,
+                 net->layers[net->n - 1].truths, t.datafile, t.dc.classes);
+        goto out;
+    }
+    if (gsl_data_load(&t.dc, GSL_SPLIT_TRAIN, net->c, net->h, net->w, &t.train, err)) goto out;
+    if (t.dc.valid && t.k.eval_queries > 0) {
+        if (gsl_data_load(&t.dc, GSL_SPLIT_VALID, net->c, net->h, net->w, &t.valid, err)) goto out;
+        if (gsl_data_load(&t.dc, GSL_SPLIT_DATABASE, net->c, net->h, net->w, &t.db, err)) goto out;
+        t.have_eval = 1;
+    }
+    if (gsl_mkdirs(t.dc.backup, err)) goto out;
+    char *base = basecfg((char *)t.cfgfile);
+    snprintf(t.prefix, sizeof t.prefix, "%s/%s", t.dc.backup, base);
+    free(base);
+    if (run(&t, resume, err)) goto out;
+    rc = 0;
+out:
+    if (rc) fprintf(stderr, "darknet gsl train: error: %s\n", err);
+    for (int i = 0; i < GSL_MAX_CODEBOOK_LAYERS; i++)
+        if (t.pqs[i]) gslq_pq_free(t.pqs[i]);
+    gsl_net_free(t.nets, t.nrep);
+    gsl_data_free(&t.train);
+    gsl_data_free(&t.valid);
+    gsl_data_free(&t.db);
+    gsl_data_cfg_free(&t.dc);
+    return rc;
+}

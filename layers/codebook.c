@@ -1,0 +1,245 @@
+#include "codebook.h"
+
+#include <math.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "gsl_cuda.h"
+#include "quantloss_layer.h"
+#include "registry.h"
+#include "snap_layer.h"
+
+#ifdef GPU
+#include "cuda.h"
+#endif
+
+static void errf(char *err, const char *fmt, ...)
+{
+    if (!err) return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, GSL_ERRLEN, fmt, ap);
+    va_end(ap);
+}
+
+/* a*b + c with overflow check (0 on overflow). */
+static size_t mul_add(size_t a, size_t b, size_t c)
+{
+    if (a && b > (SIZE_MAX - c) / a) return 0;
+    return a * b + c;
+}
+
+size_t gsl_codebook_host_floats(int batch, int d, int K)
+{
+    if (batch < 1 || d < 1 || K < 1) return 0;
+    size_t n = mul_add((size_t)K, (size_t)d, 0);        /* centroids */
+    if (n) n = mul_add((size_t)d, (size_t)d, n);         /* rotation */
+    size_t bd = mul_add((size_t)batch, (size_t)d, 0);
+    if (n && bd) n = mul_add(4, bd, n);                  /* xr, dr, er, tmp */
+    return bd ? n : 0;
+}
+
+void gsl_codebook_bind(gsl_codebook *cb, int batch, int d, int M, int K, float *mem)
+{
+    memset(cb, 0, sizeof *cb);
+    cb->d = d; cb->M = M; cb->K = K; cb->dsub = d / M;
+    cb->max_batch = batch;
+    cb->pq.d = d; cb->pq.M = M; cb->pq.K = K; cb->pq.dsub = d / M;
+    size_t bd = (size_t)batch * d;
+    cb->pq.centroids = mem;               mem += (size_t)K * d;
+    cb->rotation_mem = mem;               mem += (size_t)d * d;
+    cb->xr = mem;                         mem += bd;
+    cb->dr = mem;                         mem += bd;
+    cb->er = mem;                         mem += bd;
+    cb->tmp = mem;
+    cb->pq.rotation = NULL;
+    cb->device = -1;
+}
+
+size_t gsl_codebook_device_bytes(int batch, int d, int K)
+{
+    size_t f = gsl_codebook_host_floats(batch, d, K); /* centroids, rotation, xr, dr, er (+ one spare) */
+    if (!f || f > (SIZE_MAX - 64) / sizeof(float)) return 0;
+    return 4 * sizeof(double) + f * sizeof(float);
+}
+
+void gsl_codebook_bind_device(gsl_codebook *cb, int device, void *base)
+{
+    char *p = (char *)base;
+    size_t bd = (size_t)cb->max_batch * cb->d;
+    cb->device = device;
+    cb->acc_gpu = (double *)p;            p += 4 * sizeof(double);
+    cb->centroids_gpu = (float *)p;       p += (size_t)cb->K * cb->d * sizeof(float);
+    cb->rotation_gpu = (float *)p;        p += (size_t)cb->d * cb->d * sizeof(float);
+    cb->xr_gpu = (float *)p;              p += bd * sizeof(float);
+    cb->dr_gpu = (float *)p;              p += bd * sizeof(float);
+    cb->er_gpu = (float *)p;
+}
+
+int gsl_codebook_set(gsl_codebook *cb, const gslq_pq *pq, char *err)
+{
+    if (!pq) {
+        cb->installed = 0;
+        cb->pq.rotation = NULL;
+        return 0;
+    }
+    if (pq->d != cb->d || pq->M != cb->M || pq->K != cb->K || pq->dsub != cb->dsub) {
+        errf(err, "codebook shape d=%d M=%d K=%d dsub=%d does not match the layer (d=%d subspaces=%d codewords=%d)",
+             pq->d, pq->M, pq->K, pq->dsub, cb->d, cb->M, cb->K);
+        return -1;
+    }
+    if (!pq->centroids) {
+        errf(err, "codebook has no centroids");
+        return -1;
+    }
+    size_t nc = (size_t)cb->K * cb->d, nr = (size_t)cb->d * cb->d;
+    for (size_t i = 0; i < nc; i++)
+        if (!isfinite(pq->centroids[i])) {
+            errf(err, "codebook centroid value %zu is not finite", i);
+            return -1;
+        }
+    if (pq->rotation)
+        for (size_t i = 0; i < nr; i++)
+            if (!isfinite(pq->rotation[i])) {
+                errf(err, "codebook rotation value %zu is not finite", i);
+                return -1;
+            }
+    memcpy(cb->pq.centroids, pq->centroids, nc * sizeof(float));
+    if (pq->rotation) {
+        memcpy(cb->rotation_mem, pq->rotation, nr * sizeof(float));
+        cb->pq.rotation = cb->rotation_mem;
+    } else {
+        cb->pq.rotation = NULL;
+    }
+#ifdef GPU
+    if (cb->device >= 0) {
+        int prev;
+        GSL_CUDA_CHECK(cudaGetDevice(&prev));
+        GSL_CUDA_CHECK(cudaSetDevice(cb->device));
+        GSL_CUDA_CHECK(cudaMemcpy(cb->centroids_gpu, cb->pq.centroids, nc * sizeof(float), cudaMemcpyHostToDevice));
+        if (pq->rotation)
+            GSL_CUDA_CHECK(cudaMemcpy(cb->rotation_gpu, cb->rotation_mem, nr * sizeof(float), cudaMemcpyHostToDevice));
+        GSL_CUDA_CHECK(cudaSetDevice(prev));
+    }
+#endif
+    cb->installed = 1;
+    return 0;
+}
+
+void gsl_codebook_count_pass(gsl_codebook *cb, int n, int on_gpu)
+{
+    cb->batches++;
+    cb->samples += n;
+    cb->subvectors += (double)n * cb->M;
+    cb->last_samples = n;
+    cb->last_subvectors = (double)n * cb->M;
+    cb->last_on_gpu = on_gpu;
+}
+
+void gsl_codebook_stats(gsl_codebook *cb, gsl_layer_stats *out, int reset)
+{
+    double acc[4] = {cb->acc[0], cb->acc[1], cb->acc[2], cb->acc[3]};
+#ifdef GPU
+    double dev[4] = {0, 0, 0, 0};
+    if (cb->device >= 0) {
+        int prev;
+        GSL_CUDA_CHECK(cudaGetDevice(&prev));
+        GSL_CUDA_CHECK(cudaSetDevice(cb->device));
+        GSL_CUDA_CHECK(cudaMemcpy(dev, cb->acc_gpu, sizeof dev, cudaMemcpyDeviceToHost));
+        if (reset) GSL_CUDA_CHECK(cudaMemset(cb->acc_gpu, 0, sizeof dev));
+        GSL_CUDA_CHECK(cudaSetDevice(prev));
+    }
+    acc[0] += dev[0];
+    acc[1] += dev[1];
+    if (cb->last_on_gpu) { acc[2] = dev[2]; acc[3] = dev[3]; }
+#endif
+    out->batches = cb->batches;
+    out->snapped_frac = cb->subvectors > 0 ? acc[0] / cb->subvectors : 0;
+    out->qerr = cb->samples > 0 ? acc[1] / cb->samples : 0;
+    out->last_snapped_frac = cb->last_subvectors > 0 ? acc[2] / cb->last_subvectors : 0;
+    out->last_qerr = cb->last_samples > 0 ? acc[3] / cb->last_samples : 0;
+    if (reset) {
+        memset(cb->acc, 0, sizeof cb->acc);
+        cb->batches = 0;
+        cb->samples = cb->subvectors = cb->last_samples = cb->last_subvectors = 0;
+    }
+}
+
+#ifdef GPU
+void gsl_codebook_rotate_gpu(const gsl_codebook *cb, const float *x, float *y, int n)
+{
+    int d = cb->d;
+    if (!cb->pq.rotation) {
+        if (x != y) GSL_CUDA_CHECK(cudaMemcpyAsync(y, x, (size_t)n * d * sizeof(float), cudaMemcpyDeviceToDevice, 0));
+        return;
+    }
+    /* Row-major Y = X R^T is column-major Y^T = R X^T; R stored row-major reads as R^T column-major: op = T. */
+    const float one = 1.0f, zero = 0.0f;
+    GSL_CUBLAS_CHECK(cublasSgemm(blas_handle(), CUBLAS_OP_T, CUBLAS_OP_N, d, n, d, &one, cb->rotation_gpu, d, x, d,
+                                 &zero, y, d));
+}
+
+void gsl_codebook_unrotate_add_gpu(const gsl_codebook *cb, float scale, const float *e, float *out, int n)
+{
+    int d = cb->d;
+    const float one = 1.0f;
+    if (!cb->pq.rotation) {
+        GSL_CUBLAS_CHECK(cublasSaxpy(blas_handle(), n * d, &scale, e, 1, out, 1));
+        return;
+    }
+    /* Row-major OUT += s E R is column-major OUT^T += s R^T E^T; R^T column-major is the stored R: op = N. */
+    GSL_CUBLAS_CHECK(cublasSgemm(blas_handle(), CUBLAS_OP_N, CUBLAS_OP_N, d, n, d, &scale, cb->rotation_gpu, d, e, d,
+                                 &one, out, d));
+}
+
+void gsl_codebook_begin_pass_gpu(gsl_codebook *cb)
+{
+    GSL_CUDA_CHECK(cudaMemsetAsync(cb->acc_gpu + 2, 0, 2 * sizeof(double), 0));
+}
+#endif
+
+/* ---- the trainer's interface ---- */
+
+static gsl_codebook *layer_codebook(const layer *l)
+{
+    if (!gsl_layer_has_codebook(l) || !l->state) return NULL;
+    return (gsl_codebook *)l->state; /* both layers' state structs begin with their gsl_codebook */
+}
+
+int gsl_layer_has_codebook(const layer *l) { return gsl_is_snap_layer(l) || gsl_is_quantloss_layer(l); }
+
+int gsl_layer_codebook_shape(const layer *l, int *d, int *M, int *K)
+{
+    gsl_codebook *cb = layer_codebook(l);
+    if (!cb) return -1;
+    if (d) *d = cb->d;
+    if (M) *M = cb->M;
+    if (K) *K = cb->K;
+    return 0;
+}
+
+int gsl_layer_set_codebook(layer *l, const gslq_pq *pq, char *err)
+{
+    gsl_codebook *cb = layer_codebook(l);
+    if (!cb) {
+        errf(err, "layer holds no codebook (not [snap] or [quantloss])");
+        return -1;
+    }
+    return gsl_codebook_set(cb, pq, err);
+}
+
+int gsl_layer_codebook_installed(const layer *l)
+{
+    gsl_codebook *cb = layer_codebook(l);
+    return cb ? cb->installed : 0;
+}
+
+int gsl_layer_get_stats(const layer *l, gsl_layer_stats *out, int reset)
+{
+    gsl_codebook *cb = layer_codebook(l);
+    if (!cb) return -1;
+    gsl_codebook_stats(cb, out, reset);
+    return 0;
+}

@@ -1,0 +1,88 @@
+/* libgslq internals shared by the files of quant/. Not installed; callers include gslq.h only. */
+#ifndef GSLQ_INTERNAL_H
+#define GSLQ_INTERNAL_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include "gslq.h"
+
+/* Fills err (when non-NULL) with code and a printf-style message; returns code. */
+int gslq__fail(gslq_error *err, int code, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 3, 4)))
+#endif
+    ;
+void gslq__ok(gslq_error *err);
+
+/* Overflow-checked size arithmetic: return 0 and store the result, or -1 on overflow. */
+int gslq__mul(size_t a, size_t b, size_t *out);
+int gslq__mul3(size_t a, size_t b, size_t c, size_t *out);
+/* malloc of a*b*c bytes (any factor may be 1) with overflow checks; NULL on overflow or failure. Zeroed when
+ * zero != 0. Never NULL for a successful zero-byte request. */
+void *gslq__alloc(size_t a, size_t b, size_t c, int zero);
+
+/* Internal invariant violated: prints the location and aborts (never for user input). */
+void gslq__die(const char *file, int line, const char *what);
+#define GSLQ_ASSERT(c) do { if (!(c)) gslq__die(__FILE__, __LINE__, #c); } while (0)
+
+/* Deterministic PRNG (splitmix64 seeding, xoshiro256**). */
+typedef struct gslq_rng { uint64_t s[4]; } gslq_rng;
+void gslq__rng_seed(gslq_rng *r, uint64_t seed);
+uint64_t gslq__rng_next(gslq_rng *r);
+double gslq__rng_uniform(gslq_rng *r);          /* [0, 1) */
+uint64_t gslq__rng_below(gslq_rng *r, uint64_t n); /* [0, n), n > 0, unbiased */
+double gslq__rng_normal(gslq_rng *r);
+
+/* Runs fn(ctx, t, nt) for t = 0..nt-1, nt = max(1, nthreads), on nt-1 new threads and the caller. If a thread
+ * cannot be created its share runs on the caller, so the work partition (and the result) depends on nt only. */
+void gslq__parallel(int nthreads, void (*fn)(void *ctx, int t, int nt), void *ctx);
+/* [begin, end) of part t of n items split into nt contiguous parts. */
+void gslq__split(size_t n, int t, int nt, size_t *begin, size_t *end);
+
+/* ---- linalg.c: the only place that talks to BLAS/LAPACK ----
+ * Row-major C = alpha * op(A) op(B) + beta * C, op(A) (m, k), op(B) (k, n); ta/tb: 0 plain, 1 transposed. */
+void gslq__sgemm(int ta, int tb, int m, int n, int k, float alpha, const float *A, int lda, const float *B, int ldb,
+                 float beta, float *C, int ldc);
+/* The built-in blocked kernel (always compiled, used when GSLQ_NO_BLAS; exposed for the agreement test). */
+void gslq__sgemm_builtin(int ta, int tb, int m, int n, int k, float alpha, const float *A, int lda, const float *B,
+                         int ldb, float beta, float *C, int ldc);
+/* SVD of a square (n, n) row-major A = U diag(S) Vt. Returns 0 or GSLQ_ELAPACK / GSLQ_ENOMEM. */
+int gslq__svd(int n, const float *A, float *U, float *S, float *Vt);
+/* The built-in one-sided Jacobi SVD (always compiled). */
+int gslq__svd_builtin(int n, const float *A, float *U, float *S, float *Vt);
+/* 1 when built against BLAS/LAPACKE. */
+int gslq__have_blas(void);
+
+/* ---- kernels shared by k-means and encode (assign.c) ----
+ * For each of the n points x (n, d, row stride ldx), the index of the nearest of the k centroids c (k, d), ties by
+ * the lower index, computed as |c|^2 - 2 x.c through sgemm; cnorm (k) = |c|^2 precomputed. Optionally the squared
+ * distance (clamped >= 0, |x|^2 added). Single thread; work buffer from gslq__assign_work_size floats. */
+size_t gslq__assign_work_size(int k);
+void gslq__assign(const float *x, size_t n, int d, size_t ldx, const float *c, const float *cnorm, int k,
+                  int *idx, float *dist2, float *work);
+/* Threaded version: allocates its own work buffers; returns 0 or GSLQ_ENOMEM. */
+int gslq__assign_mt(const float *x, size_t n, int d, size_t ldx, const float *c, int k, int *idx, float *dist2,
+                    int nthreads);
+
+/* Checks d, M, K of a PQ (message names the bad one). */
+int gslq__check_dims(int d, int M, int K, gslq_error *err);
+
+/* Binary heap keeping the k smallest (dist, id) pairs, largest on top. A pair is stored as one key,
+ * gslq__key(dist, id) = float bits << 32 | id (dist clamped >= 0; ids < 2^32), so keys order as (dist, id). */
+typedef struct gslq_heap { int k, n; uint64_t *key; } gslq_heap;
+uint64_t gslq__key(float d, uint32_t id);
+float gslq__key_dist(uint64_t key);
+void gslq__heap_push(gslq_heap *h, uint64_t key);
+void gslq__heap_sorted(gslq_heap *h, float *dist, int64_t *ids);
+
+/* ADC kernels (search.c). T4 (M, K, 4): four queries' distance tables interleaved (gslq__interleave4 builds it
+ * from up to four (M, K) tables; missing queries repeat the last). out (nb, 4): the four distances of each code. */
+void gslq__interleave4(const float *tables, int nq, int MK, float *T4);
+void gslq__adc_distances4(const uint8_t *codes, size_t nb, int M, int K, const float *T4, float *out);
+
+/* ADC kernels (search.c). T4 (M, K, 4): four queries' distance tables interleaved (gslq__interleave4 builds it
+ * from up to four (M, K) tables; missing queries repeat the last). out (nb, 4): the four distances of each code. */
+void gslq__interleave4(const float *tables, int nq, int MK, float *T4);
+void gslq__adc_distances4(const uint8_t *codes, size_t nb, int M, int K, const float *T4, float *out);
+
+#endif

@@ -1,0 +1,247 @@
+/* Lloyd's k-means: k-means++ or random initialisation, warm start, empty-cluster repair, iteration cap and
+ * tolerance. Assignment through sgemm (assign.c). Every step partitions its work so that the result does not depend
+ * on the thread count: assignment is per point, the centroid update is split over coordinates, k-means++ sums
+ * fixed blocks of points. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+
+void gslq_train_params_default(gslq_train_params *p)
+{
+    memset(p, 0, sizeof *p);
+    p->niter = 25;
+    p->tol = 0.0f;
+    p->init = GSLQ_INIT_KMEANSPP;
+    p->warm_start = 0;
+    p->seed = 1234;
+    p->nthreads = 1;
+    p->max_points = 0;
+    p->opq_iter = 20;
+    p->opq_kmeans_iter = 4;
+    p->verbose = 0;
+}
+
+#define PP_BLOCK 1024 /* k-means++ sampling blocks (fixed, so sums do not depend on threads) */
+
+typedef struct {
+    const float *x;
+    size_t n;
+    int d;
+    const float *c;   /* the newest centre */
+    float *mind;      /* (n) squared distance to the nearest chosen centre */
+    double *bsum;     /* (nblocks) sums of mind per block */
+} pp_ctx;
+
+typedef float v4f __attribute__((vector_size(16)));
+
+/* |a - b|^2 with four partial sums (vectorised; the order is fixed, so results do not depend on anything else) */
+static inline float sqdist(const float *a, const float *b, int d)
+{
+    v4f acc = {0, 0, 0, 0};
+    int j = 0;
+    for (; j + 4 <= d; j += 4) {
+        v4f va, vb;
+        memcpy(&va, a + j, sizeof va);
+        memcpy(&vb, b + j, sizeof vb);
+        v4f df = va - vb;
+        acc += df * df;
+    }
+    float s = (acc[0] + acc[1]) + (acc[2] + acc[3]);
+    for (; j < d; j++) s += (a[j] - b[j]) * (a[j] - b[j]);
+    return s;
+}
+
+static void pp_update(void *arg, int t, int nt)
+{
+    pp_ctx *a = arg;
+    size_t nblk = (a->n + PP_BLOCK - 1) / PP_BLOCK, b0, b1;
+    gslq__split(nblk, t, nt, &b0, &b1);
+    for (size_t b = b0; b < b1; b++) {
+        size_t i0 = b * PP_BLOCK, i1 = i0 + PP_BLOCK < a->n ? i0 + PP_BLOCK : a->n;
+        double s = 0;
+        for (size_t i = i0; i < i1; i++) {
+            float dd = sqdist(a->x + i * (size_t)a->d, a->c, a->d);
+            if (dd < a->mind[i]) a->mind[i] = dd;
+            s += a->mind[i];
+        }
+        a->bsum[b] = s;
+    }
+}
+
+static int init_kmeanspp(const float *x, size_t n, int d, int k, float *c, gslq_rng *rng, int nthreads)
+{
+    size_t nblk = (n + PP_BLOCK - 1) / PP_BLOCK;
+    float *mind = gslq__alloc(n, sizeof(float), 1, 0);
+    double *bsum = gslq__alloc(nblk, sizeof(double), 1, 0);
+    if (!mind || !bsum) {
+        free(mind); free(bsum);
+        return GSLQ_ENOMEM;
+    }
+    for (size_t i = 0; i < n; i++) mind[i] = INFINITY;
+    size_t pick = gslq__rng_below(rng, n);
+    for (int j = 0; j < k; j++) {
+        memcpy(c + (size_t)j * d, x + pick * d, (size_t)d * sizeof(float));
+        if (j == k - 1) break;
+        pp_ctx a = {x, n, d, c + (size_t)j * d, mind, bsum};
+        gslq__parallel(nthreads, pp_update, &a);
+        double total = 0;
+        for (size_t b = 0; b < nblk; b++) total += bsum[b];
+        if (!(total > 0)) { /* every point coincides with a centre: any point will do */
+            pick = gslq__rng_below(rng, n);
+            continue;
+        }
+        double r = gslq__rng_uniform(rng) * total;
+        size_t b = 0;
+        while (b + 1 < nblk && r >= bsum[b]) r -= bsum[b++];
+        size_t i0 = b * PP_BLOCK, i1 = i0 + PP_BLOCK < n ? i0 + PP_BLOCK : n;
+        pick = i1 - 1;
+        for (size_t i = i0; i < i1; i++) {
+            if (r < mind[i]) { pick = i; break; }
+            r -= mind[i];
+        }
+        /* rounding can land on a zero-weight point at the block end: step back to one with weight */
+        while (mind[pick] <= 0 && pick > i0) pick--;
+    }
+    free(mind); free(bsum);
+    return GSLQ_OK;
+}
+
+static int init_random(const float *x, size_t n, int d, int k, float *c, gslq_rng *rng)
+{
+    /* k distinct points: partial Fisher-Yates over an index array */
+    size_t *perm = gslq__alloc(n, sizeof(size_t), 1, 0);
+    if (!perm) return GSLQ_ENOMEM;
+    for (size_t i = 0; i < n; i++) perm[i] = i;
+    for (int j = 0; j < k; j++) {
+        size_t r = (size_t)j + gslq__rng_below(rng, n - (size_t)j), t = perm[j];
+        perm[j] = perm[r]; perm[r] = t;
+        memcpy(c + (size_t)j * d, x + perm[j] * d, (size_t)d * sizeof(float));
+    }
+    free(perm);
+    return GSLQ_OK;
+}
+
+typedef struct {
+    const float *x;
+    size_t n;
+    int d, k;
+    const int *idx;
+    const int *count;
+    float *c;
+    double *acc; /* (k, d) */
+} upd_ctx;
+
+static void update_part(void *arg, int t, int nt)
+{
+    upd_ctx *a = arg;
+    size_t j0, j1;
+    gslq__split((size_t)a->d, t, nt, &j0, &j1);
+    if (j0 >= j1) return;
+    int d = a->d;
+    for (int c = 0; c < a->k; c++)
+        for (size_t j = j0; j < j1; j++) a->acc[(size_t)c * d + j] = 0;
+    for (size_t i = 0; i < a->n; i++) {
+        const float *xi = a->x + i * (size_t)d;
+        double *ac = a->acc + (size_t)a->idx[i] * d;
+        for (size_t j = j0; j < j1; j++) ac[j] += xi[j];
+    }
+    for (int c = 0; c < a->k; c++)
+        if (a->count[c] > 0)
+            for (size_t j = j0; j < j1; j++)
+                a->c[(size_t)c * d + j] = (float)(a->acc[(size_t)c * d + j] / a->count[c]);
+}
+
+int gslq_kmeans(const float *x_in, size_t n_in, int d, int k, float *centroids, const gslq_train_params *p_in,
+                double *obj_trace, gslq_kmeans_stats *stats, gslq_error *err)
+{
+    gslq_train_params p;
+    if (p_in) p = *p_in;
+    else gslq_train_params_default(&p);
+    if (!x_in || !centroids) return gslq__fail(err, GSLQ_EINVAL, "kmeans: NULL data or centroids");
+    if (d < 1) return gslq__fail(err, GSLQ_EINVAL, "kmeans: dimension d=%d must be >= 1", d);
+    if (k < 1) return gslq__fail(err, GSLQ_EINVAL, "kmeans: k=%d must be >= 1", k);
+    if (p.niter < 0) return gslq__fail(err, GSLQ_EINVAL, "kmeans: niter=%d must be >= 0", p.niter);
+    if (!(p.tol >= 0)) return gslq__fail(err, GSLQ_EINVAL, "kmeans: tol must be >= 0");
+    if (p.init != GSLQ_INIT_KMEANSPP && p.init != GSLQ_INIT_RANDOM)
+        return gslq__fail(err, GSLQ_EINVAL, "kmeans: unknown init %d", p.init);
+    size_t n = n_in;
+    if (p.max_points && n > p.max_points) n = p.max_points;
+    if (n < (size_t)k)
+        return gslq__fail(err, GSLQ_EINVAL, "kmeans: %zu training points for k=%d centroids (need n >= k)", n, k);
+    if (n > (size_t)INT32_MAX) return gslq__fail(err, GSLQ_EINVAL, "kmeans: n=%zu too large", n);
+    int nt = p.nthreads < 1 ? 1 : p.nthreads;
+
+    gslq_rng rng;
+    gslq__rng_seed(&rng, p.seed);
+    int rc = GSLQ_OK;
+    float *sample = NULL, *dist2 = gslq__alloc(n, sizeof(float), 1, 0);
+    int *idx = gslq__alloc(n, sizeof(int), 1, 0), *count = gslq__alloc((size_t)k, sizeof(int), 1, 0);
+    double *acc = gslq__alloc((size_t)k, (size_t)d, sizeof(double), 0);
+    if (!dist2 || !idx || !count || !acc) { rc = GSLQ_ENOMEM; goto done; }
+    const float *x = x_in;
+    if (n < n_in) { /* random subset, in original order of selection */
+        sample = gslq__alloc(n, (size_t)d, sizeof(float), 0);
+        size_t *perm = gslq__alloc(n_in, sizeof(size_t), 1, 0);
+        if (!sample || !perm) { free(perm); rc = GSLQ_ENOMEM; goto done; }
+        for (size_t i = 0; i < n_in; i++) perm[i] = i;
+        for (size_t i = 0; i < n; i++) {
+            size_t r = i + gslq__rng_below(&rng, n_in - i), t = perm[i];
+            perm[i] = perm[r]; perm[r] = t;
+            memcpy(sample + i * d, x_in + perm[i] * d, (size_t)d * sizeof(float));
+        }
+        free(perm);
+        x = sample;
+    }
+    if (!p.warm_start) {
+        rc = p.init == GSLQ_INIT_RANDOM ? init_random(x, n, d, k, centroids, &rng)
+                                         : init_kmeanspp(x, n, d, k, centroids, &rng, nt);
+        if (rc) goto done;
+    }
+    double prev = INFINITY, obj = 0;
+    int it, repaired = 0, iters = 0;
+    /* iteration it: assign with the centroids after `it` updates (objective obj_it), then update */
+    for (it = 0; it <= p.niter; it++) {
+        if (it == p.niter && it > 0 && !obj_trace && !stats && !p.verbose) break; /* nobody reads it */
+        if ((rc = gslq__assign_mt(x, n, d, (size_t)d, centroids, k, idx, dist2, nt))) goto done;
+        obj = 0;
+        for (size_t i = 0; i < n; i++) obj += dist2[i];
+        if (it == 0 && stats) stats->obj_init = obj;
+        if (obj_trace) obj_trace[it] = obj;
+        if (p.verbose) fprintf(stderr, "kmeans: iter %d objective %.6g\n", it, obj);
+        if (it == p.niter || (it > 0 && p.tol > 0 && prev - obj <= p.tol * prev)) break;
+        prev = obj;
+        memset(count, 0, (size_t)k * sizeof(int));
+        for (size_t i = 0; i < n; i++) count[idx[i]]++;
+        for (int c = 0; c < k; c++) {
+            if (count[c] > 0) continue;
+            /* repair: the point farthest from its centroid (in a cluster of >= 2) becomes this centroid */
+            size_t far = n;
+            float fd = -1;
+            for (size_t i = 0; i < n; i++)
+                if (count[idx[i]] > 1 && dist2[i] > fd) { fd = dist2[i]; far = i; }
+            if (far == n) break; /* fewer distinct points than centroids: nothing to move */
+            count[idx[far]]--;
+            idx[far] = c;
+            count[c] = 1;
+            dist2[far] = 0;
+            repaired++;
+        }
+        upd_ctx u = {x, n, d, k, idx, count, centroids, acc};
+        gslq__parallel(nt < d ? nt : d, update_part, &u);
+        iters++;
+    }
+    if (stats) {
+        stats->iters = iters;
+        stats->obj = obj;
+        stats->repaired = repaired;
+    }
+done:
+    free(sample); free(dist2); free(idx); free(count); free(acc);
+    if (rc == GSLQ_ENOMEM) return gslq__fail(err, rc, "kmeans: out of memory (n=%zu, d=%d, k=%d)", n, d, k);
+    if (rc) return gslq__fail(err, rc, "kmeans: failed (%s)", gslq_strerror(rc));
+    gslq__ok(err);
+    return GSLQ_OK;
+}

@@ -1,0 +1,65 @@
+#!/usr/bin/env python3
+"""One Faiss measurement for scripts/bench_quant.sh: IndexPQ (K=256) on TRAIN.fvecs / QUERY.fvecs.
+Prints one line: `faiss version=V blas=B train_s=.. mse=.. encode_vps=.. adc_qps=..` (best of REPEAT runs for the
+timings). Training runs `niter` k-means iterations per sub-quantizer (Faiss's default 25).
+Usage: bench_quant_faiss.py TRAIN QUERY M THREADS [REPEAT]"""
+import os
+import sys
+import time
+
+import numpy as np
+import faiss
+
+
+def read_fvecs(path):
+    a = np.fromfile(path, dtype=np.int32)
+    d = a[0]
+    return a.reshape(-1, d + 1)[:, 1:].view(np.float32).copy()
+
+
+def blas_name():
+    try:
+        with open("/proc/self/maps") as f:
+            maps = f.read()
+    except OSError:
+        return "unknown"
+    for key, name in (("openblas", "openblas"), ("libmkl", "mkl"), ("libblas", "reference-blas"),
+                      ("flexiblas", "flexiblas")):
+        if key in maps:
+            path = [l.split()[-1] for l in maps.splitlines() if key in l][0]
+            return f"{name}({os.path.realpath(path)})"
+    return "unknown"
+
+
+def main():
+    train_path, query_path, M, nt = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+    repeat = int(sys.argv[5]) if len(sys.argv) > 5 else 3
+    faiss.omp_set_num_threads(nt)
+    xt, xq = read_fvecs(train_path), read_fvecs(query_path)
+    d = xt.shape[1]
+    best_train, mse = 1e30, None
+    for _ in range(repeat):
+        index = faiss.IndexPQ(d, M, 8)
+        index.pq.cp.niter = 25
+        t0 = time.perf_counter()
+        index.train(xt)
+        best_train = min(best_train, time.perf_counter() - t0)
+    best_enc = 1e30
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        codes = index.pq.compute_codes(xt)
+        best_enc = min(best_enc, time.perf_counter() - t0)
+    rec = index.pq.decode(codes)
+    mse = float(((xt.astype(np.float64) - rec) ** 2).sum(axis=1).mean())
+    index.add(xt)
+    best_adc = 1e30
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        index.search(xq, 100)
+        best_adc = min(best_adc, time.perf_counter() - t0)
+    print(f"faiss version={faiss.__version__} blas={blas_name()} train_s={best_train:.4f} mse={mse:.6f} "
+          f"encode_vps={len(xt) / best_enc:.0f} adc_qps={len(xq) / best_adc:.0f}", flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,142 @@
+#!/usr/bin/env bash
+# Training throughput (images/s) of cfg/bench_lenet.cfg, side by side in one run:
+#   ours       our CPU build: Darknet + OpenBLAS gemm + darknet/fast_conv.c   (build/cpu/bench/bench_train)
+#   stock      upstream Darknet, its own gemm, OPENMP=0: one thread only      (build/cpu/bench/bench_train-stock)
+#   stock-omp  upstream Darknet built with OPENMP=1 (its gemm's OpenMP loop), built here once into
+#              build/bench-stock-omp from the same verified source; for the 2-thread row
+#   pytorch    the same network in Debian's python3-torch (scripts/bench_train_torch.py, /usr/bin/python3)
+# Runs are interleaved (one of each per round, order rotated) and each figure is the median over the rounds, because
+# the machine is shared. First a same-weights check: a few steps of ours and of stock from the same seed must end
+# at the same weights.
+#   scripts/bench_train.sh [-r ROUNDS] [-n BATCHES] [-w WARMUP] [-t "1 2"] [--no-omp] [--no-torch]
+# Raw results: build/bench/bench_train.tsv. Needs `scripts/setup.sh bench` (python3-torch).
+set -euo pipefail
+here=$(cd "$(dirname "$0")/.." && pwd)
+cd "$here"
+
+rounds=7 batches=20 warmup=2 threads="1 2" omp=1 torch=1
+cfg=cfg/bench_lenet.cfg
+while [ $# -gt 0 ]; do
+  case $1 in
+    -r) rounds=$2; shift 2 ;;
+    -n) batches=$2; shift 2 ;;
+    -w) warmup=$2; shift 2 ;;
+    -t) threads=$2; shift 2 ;;
+    --no-omp) omp=0; shift ;;
+    --no-torch) torch=0; shift ;;
+    -h|--help) sed -n '2,14p' "$0"; exit 0 ;;
+    *) echo "bench_train.sh: unknown argument '$1' (see --help)" >&2; exit 2 ;;
+  esac
+done
+for v in "$rounds" "$batches" "$warmup"; do
+  [[ $v =~ ^[0-9]+$ ]] && [ "$v" -ge 1 ] || { echo "bench_train.sh: -r/-n/-w need positive integers" >&2; exit 2; }
+done
+PY=/usr/bin/python3
+if [ "$torch" = 1 ] && ! $PY -c 'import torch' 2>/dev/null; then
+  echo "bench_train.sh: python3-torch is missing: run scripts/setup.sh bench (or pass --no-torch)" >&2; exit 1
+fi
+
+# ---- build
+B=build/cpu
+ours=$B/bench/bench_train stock=$B/bench/bench_train-stock
+make --no-print-directory "$ours" "$stock" >/dev/null || { echo "bench_train.sh: build failed" >&2; exit 1; }
+stock_omp=build/bench-stock-omp/bench_train-stock-omp
+if [ "$omp" = 1 ] && [ ! -x "$stock_omp" -o tests/bench_train.c -nt "$stock_omp" ]; then
+  echo "building stock Darknet with OPENMP=1 in build/bench-stock-omp (once; log: build/bench-stock-omp/build.log)"
+  [ -f build/darknet-src/.fetched ] || make --no-print-directory build/darknet-src/.fetched >/dev/null
+  rm -rf build/bench-stock-omp && mkdir -p build/bench-stock-omp
+  cp -a build/darknet-src build/bench-stock-omp/darknet
+  make -C build/bench-stock-omp/darknet -j"$(nproc)" GPU=0 OPENCV=0 OPENMP=1 obj libdarknet.a \
+    > build/bench-stock-omp/build.log 2>&1 || { tail -20 build/bench-stock-omp/build.log; exit 1; }
+  d=build/bench-stock-omp/darknet
+  gcc -std=c11 -D_GNU_SOURCE -O3 -march=x86-64-v2 -DGSL_BENCH_STOCK -DGSL_BENCH_OMP -Itests -I$d/include -I$d/src \
+    tests/bench_train.c $d/libdarknet.a -fopenmp -lopenblas -lm -pthread -o "$stock_omp"
+fi
+
+out=build/bench
+mkdir -p $out
+tsv=$out/bench_train.tsv
+
+# ---- same weights: ours and stock, 3 steps from the same seed
+"$ours" $cfg -w 0 -n 3 -s 5 -o $out/w_ours.weights > /dev/null 2>&1
+"$stock" $cfg -w 0 -n 3 -s 5 -o $out/w_stock.weights > /dev/null 2>&1
+$PY - $out/w_ours.weights $out/w_stock.weights <<'EOF'
+import array, sys
+def load(p):
+    b = open(p, "rb").read()
+    a = array.array("f"); a.frombytes(b[20:])  # header: 3 int32 (version 0.2.0) + size_t seen
+    return b[:20], a
+ha, a = load(sys.argv[1]); hb, b = load(sys.argv[2])
+assert ha == hb and len(a) == len(b), "weight files differ in layout"
+d = max(abs(x - y) for x, y in zip(a, b)); m = max(abs(y) for y in b)
+print(f"same-weights check (3 SGD steps, {len(a)} parameters): max |ours - stock| = {d:.3g} (max |w| = {m:.3g})"
+      f" -> {'ok' if d <= 1e-5 * (1 + m) else 'MISMATCH'}")
+sys.exit(0 if d <= 1e-5 * (1 + m) else 1)
+EOF
+
+# ---- measurements
+corename=$(printf '#include <stdio.h>\nchar *openblas_get_corename(void);\nint main(void){puts(openblas_get_corename());}\n' \
+  | gcc -x c - -lopenblas -o $out/corename 2>/dev/null && $out/corename || echo '?')
+tv=$([ "$torch" = 1 ] && $PY -c 'import torch; print(torch.__version__)' || echo -)
+echo "command: scripts/bench_train.sh -r $rounds -n $batches -w $warmup -t \"$threads\"$([ $omp = 0 ] && echo ' --no-omp')$([ $torch = 0 ] && echo ' --no-torch')"
+echo "machine: $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), OpenBLAS core $corename, torch $tv"
+echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "cfg $cfg, batch 128, $batches timed batches after $warmup warm-up, $rounds interleaved rounds"
+
+run() { # variant threads -> one img/s figure
+  local v=$1 t=$2
+  export OPENBLAS_NUM_THREADS=$t OMP_NUM_THREADS=$t
+  case $v in
+    ours) "$ours" $cfg -t "$t" -w "$warmup" -n "$batches" ;;
+    stock) "$stock" $cfg -t "$t" -w "$warmup" -n "$batches" ;;
+    stock-omp) OMP_WAIT_POLICY=passive "$stock_omp" $cfg -t "$t" -w "$warmup" -n "$batches" ;;
+    pytorch) $PY scripts/bench_train_torch.py -t "$t" -w "$warmup" -n "$batches" ;;
+  esac | sed -n 's/.*img_per_s=\([0-9.]*\).*/\1/p'
+}
+
+variants_for() { # threads -> variants measured at that count
+  local t=$1 v="ours"
+  if [ "$t" = 1 ]; then v="$v stock"; elif [ "$omp" = 1 ]; then v="$v stock-omp"; fi
+  [ "$torch" = 1 ] && v="$v pytorch"
+  echo $v
+}
+
+: > $tsv
+for r in $(seq 1 "$rounds"); do
+  for t in $threads; do
+    vs=($(variants_for "$t"))
+    k=${#vs[@]}
+    for i in $(seq 0 $((k - 1))); do # rotate the order each round
+      v=${vs[$(( (i + r) % k ))]}
+      x=$(run "$v" "$t")
+      [ -n "$x" ] || { echo "bench_train.sh: $v with $t threads printed no figure" >&2; exit 1; }
+      printf '%s\t%s\t%s\t%s\n' "$r" "$t" "$v" "$x" >> $tsv
+    done
+  done
+  printf '.' >&2
+done
+echo >&2
+echo "load average after:  $(cut -d' ' -f1-3 /proc/loadavg)"
+
+# ---- table: medians, min-max, ratios of medians
+median() { sort -g | awk '{a[NR]=$1} END {if (NR == 0) print "-"; else if (NR % 2) print a[(NR+1)/2]; else print (a[NR/2]+a[NR/2+1])/2}'; }
+get() { awk -F'\t' -v t="$1" -v v="$2" '$2 == t && $3 == v {print $4}' $tsv; }
+echo
+printf '%-8s %-10s %12s %21s\n' threads variant "img/s (med)" "min - max"
+for t in $threads; do
+  for v in $(variants_for "$t"); do
+    m=$(get "$t" "$v" | median)
+    lo=$(get "$t" "$v" | sort -g | head -1); hi=$(get "$t" "$v" | sort -g | tail -1)
+    printf '%-8s %-10s %12.1f %10.1f - %-10.1f\n' "$t" "$v" "$m" "$lo" "$hi"
+  done
+done
+echo
+printf '%-8s %-22s %-22s\n' threads "ours / stock Darknet" "ours / PyTorch"
+for t in $threads; do
+  o=$(get "$t" ours | median)
+  if [ "$t" = 1 ]; then s=$(get 1 stock | median); sl="stock"; else s=$(get "$t" stock-omp | median); sl="stock-omp"; fi
+  p=$(get "$t" pytorch | median)
+  rs=$(awk -v a="$o" -v b="$s" 'BEGIN {if (b == "" || b == "-" || b == 0) print "-"; else printf "%.2fx", a / b}')
+  rp=$(awk -v a="$o" -v b="$p" 'BEGIN {if (b == "" || b == "-" || b == 0) print "-"; else printf "%.2fx", a / b}')
+  printf '%-8s %-22s %-22s\n' "$t" "$rs ($sl)" "$rp"
+done

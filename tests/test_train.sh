@@ -1,0 +1,105 @@
+#!/usr/bin/env bash
+# End to end on a Fashion-MNIST subset: gsl train (alternating codebook rebuilds), checkpoints, resume, crash
+# safety, gsl eval/embed/encode/search/export, and bad data reported with its file and a non-zero exit.
+set -u
+bin=$(realpath "${DARKNET_BIN:?DARKNET_BIN is not set}")
+py=${PYTHON:-/usr/bin/python3}
+here=$(cd "$(dirname "$0")" && pwd)
+tmp=$(realpath -m "${GSL_TEST_TMP:-/tmp}/train")
+rm -rf "$tmp" && mkdir -p "$tmp/data"
+export OPENBLAS_NUM_THREADS=1 # one thread: bitwise-repeatable runs for the resume comparison
+pass=0 fail=0
+ok() { echo "ok   $1"; pass=$((pass + 1)); }
+bad() { echo "FAIL $1: $2"; fail=$((fail + 1)); }
+check() { if eval "$2"; then ok "$1"; else bad "$1" "$3"; fi; }
+
+"$py" "$here/e2e/make_subset.py" "$tmp/data" 200 50 || { echo "RESULT 0 passed, 1 failed"; exit 1; }
+mkdata() { # NAME BACKUP
+  cat > "$tmp/$1.data" <<D
+classes=10
+train=$tmp/data/train-images.gz
+train_labels=$tmp/data/train-labels.gz
+valid=$tmp/data/test-images.gz
+valid_labels=$tmp/data/test-labels.gz
+backup=$tmp/$2
+D
+}
+cfg="$here/e2e/small.cfg"
+mkdata a A; mkdata b B
+cd "$tmp"
+
+# ---- training: 3 epochs, the first without a codebook
+"$bin" gsl train a.data "$cfg" > A.log 2>&1; rc=$?
+check train_runs '[ $rc = 0 ]' "exit $rc: $(tail -3 A.log)"
+check progress_lines 'grep -qE "^epoch 2/3 batch [0-9]+/40 loss [0-9.]+ qerr [0-9.]+ snapped [0-9.]+ [0-9]+ img/s ETA" A.log' \
+  "no progress line with qerr/snapped: $(grep '^epoch' A.log | head -3)"
+snap=$(grep -E '^epoch 3 done' A.log | sed -E 's/.* snapped ([0-9.]+).*/\1/')
+check snapped_fraction_nonzero_after_warmup 'awk -v s="$snap" "BEGIN{exit !(s > 0.05)}"' "snapped=$snap"
+check no_codebook_in_warmup 'grep -qE "^epoch 1 done: loss [0-9.]+ rebuild" A.log' "$(grep '^epoch 1 done' A.log)"
+check codebook_written_each_epoch '[ -f A/small_e0002_cb0.codebook ] && [ -f A/small_e0003_cb0.codebook ]' "$(ls A)"
+check codebook_changes '! cmp -s A/small_e0002_cb0.codebook A/small_e0003_cb0.codebook' "identical codebooks"
+check old_checkpoint_files_pruned '[ ! -f A/small_e0001.weights ]' "epoch 1 files still there"
+check csv_log '[ "$(wc -l < A/small.csv)" = 4 ]' "$(cat A/small.csv)"
+
+# ---- the trained network beats the untrained one
+"$bin" gsl eval a.data "$cfg" A/small.ckpt > evalA.txt 2>evalA.err; rc1=$?
+"$bin" gsl eval a.data "$cfg" - -subspaces 4 -codewords 16 > eval0.txt 2>eval0.err; rc0=$?
+mt=$(awk '/^float/{print $2}' evalA.txt); m0=$(awk '/^float/{print $2}' eval0.txt)
+check eval_runs '[ $rc1 = 0 ] && [ $rc0 = 0 ] && [ -n "$mt" ] && [ -n "$m0" ]' "exit $rc1/$rc0: $(tail -n 2 evalA.err eval0.err)"
+check trained_beats_untrained 'awk -v a="$mt" -v b="$m0" "BEGIN{exit !(a > b + 0.1)}"' "trained mAP $mt, untrained $m0"
+pq=$(awk '/^PQ codes/{print $7}' evalA.txt)
+check eval_pq_row 'awk -v a="$pq" "BEGIN{exit !(a > 0.1)}"' "$(cat evalA.txt)"
+
+# ---- resume equals the uninterrupted run
+"$bin" gsl train b.data "$cfg" -epochs 2 > B1.log 2>&1 && "$bin" gsl train b.data "$cfg" B/small.ckpt > B2.log 2>&1
+rc=$?
+check resume_runs '[ $rc = 0 ] && grep -q "resuming" B2.log' "exit $rc: $(tail -3 B2.log)"
+same=$("$py" - A/small_e0003.weights B/small_e0003.weights <<'PY'
+import sys, numpy as np
+a, b = (np.fromfile(p, np.uint8) for p in sys.argv[1:3])
+if a.size != b.size: print("sizes", a.size, b.size); sys.exit()
+fa, fb = (np.frombuffer(x[20:].tobytes(), np.float32) for x in (a, b))
+print("same" if np.allclose(fa, fb, rtol=1e-4, atol=1e-5) else "maxdiff %g" % np.abs(fa - fb).max())
+PY
+)
+check resume_equals_uninterrupted '[ "$same" = same ]' "$same"
+check resume_codebook_equal 'cmp -s A/small_e0003_cb0.codebook B/small_e0003_cb0.codebook' "codebooks differ"
+
+# ---- a crash while saving leaves the previous checkpoint loadable
+for point in weights manifest; do
+  rm -rf C; mkdata c C
+  "$bin" gsl train c.data "$cfg" -epochs 2 > C1.log 2>&1
+  GSL_FAULT_KILL=$point "$bin" gsl train c.data "$cfg" C/small.ckpt -epochs 3 > C2.log 2>&1; rc=$?
+  ep=$(awk '/^epoch /{print $2}' C/small.ckpt)
+  check "sigkill_in_save_$point" '[ $rc = 137 ] && [ "$ep" = 2 ]' "exit $rc, manifest epoch $ep"
+  "$bin" gsl train c.data "$cfg" C/small.ckpt -epochs 3 > C3.log 2>&1; rc=$?
+  check "resume_after_kill_$point" '[ $rc = 0 ] && [ "$(awk "/^epoch /{print \$2}" C/small.ckpt)" = 3 ]' \
+    "exit $rc: $(tail -2 C3.log)"
+done
+
+# ---- embeddings, codes, search, export
+"$bin" gsl embed a.data "$cfg" A/small.ckpt -out emb > emb.log 2>&1; rc=$?
+check embed_fvecs '[ $rc = 0 ] && [ "$(stat -c %s emb.fvecs)" = $((500 * (4 + 16 * 4))) ]' "exit $rc $(tail -1 emb.log)"
+"$bin" gsl encode a.data "$cfg" A/small.ckpt -out codes > enc.log 2>&1; rc=$?
+check encode_codes '[ $rc = 0 ] && [ -s codes.codes ] && [ -s codes.labels.ivecs ]' "exit $rc $(tail -1 enc.log)"
+"$bin" gsl search a.data "$cfg" A/small.ckpt -k 10 -out res > s.log 2>&1; rc=$?
+check search_ids '[ $rc = 0 ] && [ "$(stat -c %s res.ids.ivecs)" = $((500 * (4 + 10 * 4))) ]' "exit $rc $(tail -1 s.log)"
+"$bin" gsl export a.data "$cfg" A/small.ckpt -out idx.faiss > x.log 2>&1; rc=$?
+check export_runs '[ $rc = 0 ] && [ -s idx.faiss ]' "exit $rc $(tail -1 x.log)"
+
+# ---- bad data: a clear message naming the file, and exit status 1
+expect_err() { # NAME DATAFILE_TEXT PATTERN
+  printf '%b' "$2" > bad.data
+  "$bin" gsl train bad.data "$cfg" > bad.log 2>&1; rc=$?
+  if [ $rc = 1 ] && grep -qE -- "$3" bad.log; then ok "$1"; else bad "$1" "exit $rc: $(tail -2 bad.log)"; fi
+}
+expect_err bad_missing_images "classes=10\ntrain=$tmp/none.gz\ntrain_labels=$tmp/data/train-labels.gz\n" "none.gz: cannot open"
+head -c 5000 <(gzip -dc data/train-images.gz) | gzip > short.gz
+expect_err bad_truncated_idx "classes=10\ntrain=$tmp/short.gz\ntrain_labels=$tmp/data/train-labels.gz\n" "short.gz: .*(ends inside|declares)"
+expect_err bad_unknown_key "classes=10\ntrian=x\n" "bad.data:2: unknown key 'trian'"
+expect_err bad_classes "classes=3\ntrain=$tmp/data/train-images.gz\ntrain_labels=$tmp/data/train-labels.gz\n" "(label [0-9]+ of sample [0-9]+ is not below classes=3|takes 10 classes)"
+printf 'x.png\n' > list.txt
+expect_err bad_list_without_labels "classes=10\ntrain=$tmp/list.txt\n" "needs the key 'labels'"
+
+echo "RESULT $pass passed, $fail failed"
+[ "$fail" = 0 ]
