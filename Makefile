@@ -3,8 +3,14 @@
 #   make test       CPU build, then every test in tests/; ends with "N passed, N failed"
 #   make GPU=1      CUDA build of bin/darknet (nvcc 13, cuBLAS); BLAS=0 where OpenBLAS cannot be installed
 #   make test SANITIZE=1   the tests built with AddressSanitizer and UBSan
+#   make MPI=1      bin/darknet with multi-process training (mpirun/srun; docs/cluster.md); with GPU=1 also NCCL
 # Options: GPU=0|1  BLAS=1|0  CUDNN=0|1  SANITIZE=0|1  ARCH="-gencode ..."  DARKNET_SRC=path (upstream checkout)
 #          SETUP=0 (install nothing: a GPU host without package access)
+#          MPI=0|1  NCCL=1|0 (GPU=1 MPI=1: GPU buffers all-reduced by NCCL, or NCCL=0 through host memory and MPI)
+# MPI: only darknet/gsl_dist.c differs between the builds. It is compiled twice, and $(B)/darknet-mpi (the MPI one)
+# is built next to $(B)/darknet whenever mpicc is found: `make test` runs tests/test_dist.sh with it, and
+# `test-bins` compiles it (with NCCL under GPU=1). MPI=1 makes bin/darknet that binary; the default bin/darknet does
+# not link libmpi and refuses to run as one of several ranks.
 
 GPU      ?= 0
 BLAS     ?= 1
@@ -12,12 +18,20 @@ CUDNN    ?= 0
 SANITIZE ?= 0
 ARCH     ?= -gencode arch=compute_90,code=sm_90 -gencode arch=compute_90,code=compute_90
 SETUP    ?= 1
+MPI      ?= 0
+NCCL     ?= 1
 PYTHON   ?= /usr/bin/python3
 NPROC    := $(shell nproc 2>/dev/null || echo 2)
 
 NVCC      ?= $(shell command -v nvcc 2>/dev/null)
 CUDA_HOME ?= $(if $(NVCC),$(patsubst %/bin/nvcc,%,$(NVCC)),/usr/local/cuda)
+# Open MPI's wrapper says which flags its library needs (MPICH: set MPI_CFLAGS/MPI_LIBS from `mpicc -show`).
+MPICC      ?= $(shell command -v mpicc 2>/dev/null)
+MPI_CFLAGS ?= $(if $(MPICC),$(shell $(MPICC) --showme:compile 2>/dev/null),)
+MPI_LIBS   ?= $(if $(MPICC),$(shell $(MPICC) --showme:link 2>/dev/null),)
+DIST_NCCL  := $(and $(filter 1,$(GPU)),$(filter 1,$(NCCL)))
 
+comma := ,
 V   := $(if $(filter 1,$(GPU)),gpu,cpu)
 DN  := build/darknet-$(V)$(if $(filter 1,$(CUDNN)),-cudnn,)
 B   := build/$(V)$(if $(filter 1,$(SANITIZE)),-san,)$(if $(filter 0,$(BLAS)),-noblas,)
@@ -65,6 +79,8 @@ CMD_SRC    := $(filter-out darknet/main.c $(OVERRIDE_SRC),$(wildcard darknet/*.c
 TEST_SRC   := $(filter-out tests/test_gpu_%,$(wildcard tests/test_*.c))
 GPU_TEST_SRC := $(if $(filter 1,$(GPU)),$(wildcard tests/test_gpu_*.c),)
 TEST_SH    := $(wildcard tests/test_*.sh)
+# The MPI binary, built alongside whenever mpicc is found (MPI=1: required, and it becomes bin/darknet).
+MPI_BIN    := $(if $(or $(MPICC),$(filter 1,$(MPI))),$(B)/darknet-mpi,)
 
 QUANT_OBJ  := $(QUANT_SRC:%.c=$(B)/obj/%.o)
 LAYERS_OBJ := $(LAYERS_SRC:%.c=$(B)/obj/%.o) $(LAYERS_CU:%.cu=$(B)/obj/%.cu.o)
@@ -139,12 +155,25 @@ $(B)/libgslcmd.a: $(CMD_OBJ)
 $(B)/darknet: $(B)/obj/darknet/main.o $(DN)/darknet_main.o $(DN_EXOBJ) $(LINK_IN)
 	$(CC) $(SANFL) $(B)/obj/darknet/main.o $(DN)/darknet_main.o $(DN_EXOBJ) $(LINK_IN) $(LIBS) -o $@
 
+# gsl_dist.c with MPI (and NCCL): linked as an object before libgslcmd.a, so the archive's single-process
+# gsl_dist.o is not pulled in.
+$(B)/obj/darknet/gsl_dist_mpi.o: darknet/gsl_dist.c $(wildcard darknet/*.h layers/*.h quant/*.h) $(DN)/libdarknet.a
+	@[ -n "$(MPICC)" ] || { echo "error: MPI=1 needs mpicc (Open MPI: apt-get install openmpi-bin libopenmpi-dev)" >&2; exit 1; }
+	@$(if $(DIST_NCCL),echo '#include <nccl.h>' | $(CC) -E -x c - -I$(CUDA_HOME)/include >/dev/null 2>&1 \
+	  || { echo "error: GPU=1 MPI: nccl.h not found in $(CUDA_HOME)/include (NCCL=0 all-reduces GPU buffers through host memory)" >&2; exit 1; },:)
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS_) -DGSL_MPI $(if $(DIST_NCCL),-DGSL_NCCL,) $(MPI_CFLAGS) -Idarknet -Ilayers -Iquant $(DNINC) -c $< -o $@
+
+$(B)/darknet-mpi: $(B)/obj/darknet/main.o $(B)/obj/darknet/gsl_dist_mpi.o $(DN)/darknet_main.o $(DN_EXOBJ) $(LINK_IN)
+	$(CC) $(SANFL) $(B)/obj/darknet/main.o $(B)/obj/darknet/gsl_dist_mpi.o $(DN)/darknet_main.o $(DN_EXOBJ) \
+	  $(LINK_IN) $(LIBS) $(MPI_LIBS) $(if $(DIST_NCCL),-lnccl,) -o $@
+
 # Copied whenever it differs, so that bin/darknet is always the configuration built last.
 .PHONY: bin/darknet
-bin/darknet: $(B)/darknet
+bin/darknet: $(B)/darknet$(if $(filter 1,$(MPI)),-mpi,)
 	@mkdir -p bin
-	@cmp -s $< $@ || cp $< $@
-	@echo "built bin/darknet ($(V)$(if $(filter 1,$(BLAS)),, without OpenBLAS)$(if $(filter 1,$(SANITIZE)), sanitized,))"
+	@cmp -s $< $@ || { cp $< $@.tmp && mv -f $@.tmp $@; } # mv: a running bin/darknet does not block it
+	@echo "built bin/darknet ($(V)$(if $(filter 1,$(BLAS)),, without OpenBLAS)$(if $(filter 1,$(SANITIZE)), sanitized,)$(if $(filter 1,$(MPI)),$(comma) MPI$(if $(DIST_NCCL), + NCCL,),))"
 
 # Says what the build found, and fails when something asked for is missing.
 $(B)/.found: scripts/detect.sh
@@ -154,21 +183,23 @@ $(B)/.found: scripts/detect.sh
 	@touch $@
 
 # ---------------------------------------------------------------- tests
-$(B)/tests/%: tests/%.c tests/test.h $(LINK_IN)
+$(B)/tests/%: tests/%.c $(wildcard tests/*.h) $(LINK_IN)
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS_) -Itests -Idarknet -Ilayers -Iquant $(DNINC) $< $(LINK_IN) $(TESTLIBS) -o $@
 
+# setup.sh installs Open MPI for the tests, so mpicc is looked for again when the tests start (not at parse time).
 test:
 	@GPU=$(GPU) BLAS=$(BLAS) SETUP=$(SETUP) scripts/setup.sh test
-	@$(MAKE) --no-print-directory -j$(NPROC) bin/darknet test-bins
-	@DARKNET_BIN=$(B)/darknet DARKNET_TREE=$(DN) DARKNET_SRC_TREE=$(SRC) PYTHON=$(PYTHON) \
+	@$(MAKE) --no-print-directory -j$(NPROC) bin/darknet test-bins $$(command -v mpicc >/dev/null && echo $(B)/darknet-mpi)
+	@DARKNET_BIN=$(B)/darknet DARKNET_MPI_BIN=$$(command -v mpicc >/dev/null && echo $(B)/darknet-mpi) \
+	  DARKNET_TREE=$(DN) DARKNET_SRC_TREE=$(SRC) PYTHON=$(PYTHON) \
 	  GSL_TEST_TMP=$(B)/test-tmp tests/run.sh $(TEST_BIN) $(TEST_SH)
 
 # Benchmark programs (tests/bench_*.c), run by scripts/bench_*.sh. The -stock twin links upstream Darknet as it is
 # (its own gemm, none of our overrides), for side-by-side figures in the same run.
 BENCH_SRC := $(wildcard tests/bench_*.c)
 BENCH_BIN := $(BENCH_SRC:tests/%.c=$(B)/bench/%) $(BENCH_SRC:tests/%.c=$(B)/bench/%-stock)
-$(B)/bench/%: tests/%.c tests/test.h $(LINK_IN)
+$(B)/bench/%: tests/%.c $(wildcard tests/*.h) $(LINK_IN)
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS_) -Itests -Idarknet -Ilayers -Iquant $(DNINC) $< $(LINK_IN) $(TESTLIBS) -o $@
 $(B)/bench/%-stock: tests/%.c tests/test.h $(OUR_LIBS) $(DN)/libdarknet.a
@@ -188,8 +219,8 @@ test-gpu: $(GPU_TEST_BIN)
 	@test "$(GPU)" = 1 || { echo "make test-gpu needs GPU=1" >&2; exit 2; }
 	@GSL_TEST_TMP=$(B)/test-tmp tests/run.sh $(GPU_TEST_BIN)
 
-# Every test program of this configuration, built and not run (CI's GPU=1 compile check).
-test-bins: $(TEST_BIN) $(GPU_TEST_BIN)
+# Every test program of this configuration, and the MPI binary, built and not run (CI's GPU=1 compile check).
+test-bins: $(TEST_BIN) $(GPU_TEST_BIN) $(MPI_BIN)
 
 clean:
 	rm -rf build/cpu build/gpu build/cpu-san build/cpu-noblas build/gpu-noblas bin

@@ -46,8 +46,8 @@ size_t fast_conv_workspace_limit(void);
  * only col (K, N) (the product lands in l.output, or is read from l.delta, in place). Workers after the first also
  * keep their own weight and bias gradients (M*K + M floats), added into the layer's at the end.
  * All of it comes from one buffer per calling thread, grown when a layer needs more and kept, within ws_limit
- * bytes; a single worker taking one image at a time uses net.workspace instead (Darknet sized it for exactly that:
- * l.workspace_size = K*N floats), so a layer too big for ws_limit costs no memory of ours. */
+ * bytes per worker; a single worker taking one image at a time uses net.workspace instead (Darknet sized it for
+ * exactly that: l.workspace_size = K*N floats), so a layer too big for ws_limit costs no memory of ours. */
 static size_t ws_limit = (size_t)8 << 20;
 static _Thread_local float *ws_buf;
 static _Thread_local size_t ws_floats;
@@ -82,7 +82,8 @@ typedef struct {
 } conv_plan;
 
 /* Threads: as many as OpenBLAS is set to use (OPENBLAS_NUM_THREADS, openblas_set_num_threads), at most one per
- * image, and only while every worker's memory fits in ws_limit; otherwise one worker, and sgemm's own threads. */
+ * image, and only while a worker's memory fits in ws_limit; otherwise one worker, and sgemm's own threads (a layer
+ * that large has products wide enough for them). */
 static int plan_layer(const layer *l, network net, conv_plan *p)
 {
     size_t k = (size_t)l->size * l->size * l->c, n = (size_t)l->out_h * l->out_w, m = (size_t)l->n;
@@ -93,7 +94,7 @@ static int plan_layer(const layer *l, network net, conv_plan *p)
     for (int t = threads > 1 ? threads : 1;; t = 1) {
         size_t share = ((size_t)l->batch + t - 1) / t;                  /* images per worker, at most */
         size_t grads = t > 1 ? m * k + m : 0;
-        size_t budget = ws_limit / sizeof(float) / t;                   /* floats per worker */
+        size_t budget = ws_limit / sizeof(float);                       /* floats per worker */
         size_t nb = want < share ? want : share;
         while (nb > 1 && (k + m) * n * nb + grads > budget) nb--;
         size_t chunk = nb > 1 ? (k + m) * n * nb : k * n;

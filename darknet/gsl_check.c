@@ -3,6 +3,7 @@
 
 #include "darknet.h"
 #include "gsl.h"
+#include "gsl_net.h"
 #include "registry.h"
 
 int gsl_check_main(int argc, char **argv)
@@ -27,17 +28,6 @@ int gsl_check_main(int argc, char **argv)
         layer *l = &net->layers[i];
         printf("%5d  %-14s %10d %10d\n", i, gsl_layer_name(l), l->inputs, l->outputs);
     }
-    /* Darknet's free_network leaves these behind (LeakSanitizer reports them in SANITIZE=1 builds). */
-    free(net->seen);
-    free(net->t);
-    free(net->cost);
-    free(net->steps);
-    free(net->scales);
-#ifdef GPU
-    if (net->gpu_index >= 0) cuda_free(net->workspace);
-    else
-#endif
-        free(net->workspace);
-    free_network(net);
+    gsl_free_network(net);
     return 0;
 }

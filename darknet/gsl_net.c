@@ -293,11 +293,27 @@ network **gsl_net_load(const char *cfg, const char *weights, const int *gpus, in
     return nets;
 }
 
+void gsl_free_network(network *net)
+{
+    if (!net) return;
+    /* Darknet's free_network leaves these behind (LeakSanitizer reports them in SANITIZE=1 builds). */
+    free(net->seen);
+    free(net->t);
+    free(net->cost);
+    free(net->steps);
+    free(net->scales);
+#ifdef GPU
+    if (net->gpu_index >= 0) cuda_free(net->workspace);
+    else
+#endif
+        free(net->workspace);
+    free_network(net);
+}
+
 void gsl_net_free(network **nets, int n)
 {
     if (!nets) return;
-    for (int r = 0; r < n; r++)
-        if (nets[r]) free_network(nets[r]);
+    for (int r = 0; r < n; r++) gsl_free_network(nets[r]);
     free(nets);
 }
 

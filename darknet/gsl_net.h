@@ -18,6 +18,8 @@
 network **gsl_net_load(const char *cfg, const char *weights, const int *gpus, int ngpus, int clear, uint64_t seed,
                        char *err);
 void gsl_net_free(network **nets, int n);
+/* free_network, plus the fields Darknet's own version leaves behind. */
+void gsl_free_network(network *net);
 
 /* Layer whose output is the embedding: the input of the last layer ([similarity]). */
 int gsl_net_embedding_layer(const network *net);

@@ -2,18 +2,25 @@
  *
  * Alternating optimisation: after `warmup` epochs, at the start of every `rebuild_every`-th epoch, embed (a sample
  * of) the training set, rebuild each [snap]/[quantloss] layer's codebook warm-started from the previous one, install
- * it in every replica; train one epoch; save weights, optimizer state and codebooks as one checkpoint. */
+ * it in every replica; train one epoch; save weights, optimizer state and codebooks as one checkpoint.
+ *
+ * Under mpirun/srun (an MPI build, see gsl_dist.h and docs/cluster.md) every rank runs this same loop on its shard
+ * of each global batch; the codebook rebuild embeds a shard per rank, rank 0 trains the codebook and broadcasts it;
+ * only rank 0 writes files and prints progress. */
 #include <errno.h>
+#include <fcntl.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "codebook.h"
 #include "gsl.h"
 #include "gsl_data.h"
+#include "gsl_dist.h"
 #include "gsl_eval.h"
 #include "gsl_net.h"
 #include "gsl_opts.h"
@@ -79,16 +86,75 @@ typedef struct trainer {
     gslq_pq *pqs[GSL_MAX_CODEBOOK_LAYERS]; /* NULL until built */
     char prefix[1024];
     FILE *csv;
+    gsl_dist *dist; /* rank and size; a single process is rank 0 of 1 with dist->on = 0 */
 } trainer;
+
+/* Distributed rebuild: rank 0's codebook i (just trained) to every other rank, bit for bit, with the quantization
+ * error of the rebuild. The k-means itself runs on rank 0 alone over the gathered embeddings (a few MB), which needs
+ * nothing of libgslq but its public API; all-reducing k-means statistics every iteration would spread that work
+ * too, and needs a reduce hook in gslq_train_params (docs/cluster.md). */
+static int share_codebook(trainer *t, int i, int d, int M, int K, double *mse, char *err)
+{
+    gsl_dist *D = t->dist;
+    double hdr[2] = {D->rank == 0 && t->pq[i].rotation != NULL, *mse};
+    gsl_dist_bcast(D, hdr, sizeof hdr, "the codebook broadcast");
+    *mse = hdr[1];
+    int has_rot = hdr[0] != 0;
+    size_t nc = (size_t)K * d, nr = has_rot ? (size_t)d * d : 0;
+    if (D->rank == 0) {
+        gsl_dist_bcast(D, t->pq[i].centroids, sizeof(float) * nc, "the codebook broadcast");
+        if (has_rot) gsl_dist_bcast(D, t->pq[i].rotation, sizeof(float) * nr, "the codebook broadcast");
+        return 0;
+    }
+    gslq_pq view = {d, M, K, d / M, malloc(sizeof(float) * nc), has_rot ? malloc(sizeof(float) * nr) : NULL};
+    if (!view.centroids || (has_rot && !view.rotation)) {
+        free(view.centroids);
+        free(view.rotation);
+        return fail(err, "out of memory for a codebook copy");
+    }
+    gsl_dist_bcast(D, view.centroids, sizeof(float) * nc, "the codebook broadcast");
+    if (has_rot) gsl_dist_bcast(D, view.rotation, sizeof(float) * nr, "the codebook broadcast");
+    if (t->pqs[i]) gslq_pq_free(t->pqs[i]);
+    t->pqs[i] = NULL;
+    gslq_error e = {0};
+    int rc = gslq_pq_copy(&t->pq[i], &view, &e);
+    free(view.centroids);
+    free(view.rotation);
+    return rc ? fail(err, "%s", e.msg) : 0;
+}
+
+/* CRC-32 of the installed codebooks (centroids and rotations). */
+static uint32_t codebooks_crc(const trainer *t)
+{
+    uint32_t c = 0;
+    for (int i = 0; i < t->ncb; i++) {
+        const gslq_pq *q = t->pqs[i];
+        if (!q) continue;
+        c = gslq_crc32(c, q->centroids, sizeof(float) * (size_t)q->K * q->d);
+        if (q->rotation) c = gslq_crc32(c, q->rotation, sizeof(float) * (size_t)q->d * q->d);
+    }
+    return c;
+}
+
+/* Weights, optimizer state and codebooks of this rank, as one checksum (and the parts, for GSL_DIST_DEBUG). */
+static uint32_t state_crc(trainer *t, int epoch, uint32_t part[3])
+{
+    gsl_dist_net_crc(t->nets[0], &part[0], &part[1]);
+    part[2] = codebooks_crc(t);
+    uint32_t all[4] = {part[0], part[1], part[2], (uint32_t)epoch};
+    return gslq_crc32(0, all, sizeof all);
+}
 
 /* Rebuilds every codebook from the current network, warm-started, and installs it in every replica. */
 static int rebuild_codebooks(trainer *t, int epoch, double *qerr_out, char *err)
 {
     network *net = t->nets[0];
+    gsl_dist *D = t->dist;
     int n = t->k.rebuild_samples && t->k.rebuild_samples < t->train.n ? t->k.rebuild_samples : t->train.n;
     int *idx = sample_indices(t->train.n, n, t->k.seed * 7919 + (uint64_t)epoch);
     if (!idx) return fail(err, "out of memory");
-    int rc = 0;
+    int rc = 0, lo, hi; /* this rank embeds samples idx[lo..hi) (all of them in a single process) */
+    gsl_dist_share(D, n, &lo, &hi);
     for (int i = 0; i < t->ncb && !rc; i++) {
         int d, M, K;
         gsl_layer_codebook_shape(&net->layers[t->cbl[i]], &d, &M, &K);
@@ -96,12 +162,14 @@ static int rebuild_codebooks(trainer *t, int epoch, double *qerr_out, char *err)
         if (!x) { rc = fail(err, "out of memory for %d embeddings", n); break; }
         /* the codebook layer's input: the output of the layer before it (the network's input for layer 0) */
         if (t->cbl[i] == 0) {
-            for (int s = 0; s < n; s++)
+            for (int s = lo; s < hi; s++)
                 memcpy(x + (size_t)s * d, t->train.x + (size_t)idx[s] * d, sizeof(float) * d);
-        } else if ((rc = gsl_net_embed(net, &t->train, idx, n, t->cbl[i] - 1, x, err))) {
+        } else if (hi > lo && (rc = gsl_net_embed(net, &t->train, idx + lo, hi - lo, t->cbl[i] - 1,
+                                                  x + (size_t)lo * d, err))) {
             free(x);
             break;
         }
+        gsl_dist_gather_rows(D, x, n, d, "gathering the embeddings for the codebook rebuild");
         gslq_train_params p;
         gslq_train_params_default(&p);
         p.niter = t->k.rebuild_iters;
@@ -109,17 +177,19 @@ static int rebuild_codebooks(trainer *t, int epoch, double *qerr_out, char *err)
         p.nthreads = t->k.threads;
         p.warm_start = t->pqs[i] != NULL;
         gslq_error e = {0};
-        if (!t->pqs[i]) {
-            if (gslq_pq_init(&t->pq[i], d, M, K, &e)) { rc = fail(err, "%s", e.msg); free(x); break; }
-        }
-        rc = t->k.opq ? gslq_opq_train(&t->pq[i], x, (size_t)n, &p, &e) : gslq_pq_train(&t->pq[i], x, (size_t)n, &p, &e);
-        if (!rc) {
-            double mse = 0;
-            gslq_pq_mse(&t->pq[i], x, (size_t)n, t->k.threads, &mse, &e);
-            if (i == 0) *qerr_out = mse;
+        double mse = 0;
+        if (D->rank == 0) {
+            if (!t->pqs[i]) {
+                if (gslq_pq_init(&t->pq[i], d, M, K, &e)) { rc = fail(err, "%s", e.msg); free(x); break; }
+            }
+            rc = t->k.opq ? gslq_opq_train(&t->pq[i], x, (size_t)n, &p, &e)
+                          : gslq_pq_train(&t->pq[i], x, (size_t)n, &p, &e);
+            if (!rc) gslq_pq_mse(&t->pq[i], x, (size_t)n, t->k.threads, &mse, &e);
         }
         free(x);
         if (rc) { snprintf(err, GSL_DATA_ERRLEN, "rebuilding the codebook of layer %d: %s", t->cbl[i], e.msg); break; }
+        if (D->on && (rc = share_codebook(t, i, d, M, K, &mse, err))) break;
+        if (i == 0) *qerr_out = mse;
         t->pqs[i] = &t->pq[i];
         for (int r = 0; r < t->nrep && !rc; r++) {
             char lerr[GSL_ERRLEN] = "";
@@ -143,7 +213,7 @@ static float train_step(trainer *t, const int *idx, float *truth_rows, float **x
 #ifdef GPU
     /* Darknet's replica training: each thread takes its rows of d, trains, and weights are averaged every 4 steps */
     size_t dim = (size_t)t->train.c * t->train.h * t->train.w;
-    int rows = B * t->nrep, C = t->train.classes;
+    int rows = B * net->subdivisions * t->nrep, C = t->train.classes; /* train_networks asserts this */
     for (int i = 0; i < rows; i++) {
         xrows[i] = t->train.x + (size_t)idx[i] * dim;
         for (int c = 0; c < C; c++) truth_rows[(size_t)i * C + c] = t->train.y[(size_t)idx[i] * C + c];
@@ -162,8 +232,13 @@ static float train_step(trainer *t, const int *idx, float *truth_rows, float **x
 static int run(trainer *t, const char *resume, char *err)
 {
     network *net = t->nets[0];
+    gsl_dist *D = t->dist;
+    int lead = D->rank == 0; /* writes the files and the log */
     int B = net->batch, start_epoch = 0;
-    int per_step = B * t->nrep;
+    /* samples per step: one pass of train_network_datum (which updates every `subdivisions` passes); one update of
+     * all -gpus replicas (train_networks); one update of all ranks, each taking `subdivisions` sampler batches */
+    int per_step = D->on ? B * net->subdivisions * D->size : t->nrep > 1 ? B * net->subdivisions * t->nrep : B;
+    int sampler_batch = D->on ? B : per_step;
     int steps = t->train.n / per_step;
     if (steps < 1) return fail(err, "%d training samples, fewer than one step of %d", t->train.n, per_step);
     t->ncb = gsl_net_codebook_layers(net, t->cbl);
@@ -189,15 +264,24 @@ static int run(trainer *t, const char *resume, char *err)
             }
         }
         start_epoch = ck.epoch;
-        printf("resuming %s at epoch %d\n", resume, start_epoch + 1);
+        if (lead) printf("resuming %s at epoch %d\n", resume, start_epoch + 1);
+    }
+    if (D->on) {
+        uint32_t part[3];
+        if (!gsl_dist_same_u32(D, state_crc(t, start_epoch, part), "the start-up consistency check"))
+            return fail(err, "the ranks do not start from the same state (weights, optimizer state, codebooks or "
+                             "epoch differ): every rank must read the same cfg, weights and checkpoint files (put "
+                             "the backup folder on a filesystem every node shares)");
     }
 
     char csvpath[1100];
     snprintf(csvpath, sizeof csvpath, "%s.csv", t->prefix);
-    t->csv = fopen(csvpath, start_epoch ? "a" : "w");
-    if (!t->csv) return fail(err, "%s: cannot write: %s", csvpath, strerror(errno));
-    if (!start_epoch)
-        fprintf(t->csv, "epoch,loss,qerr,snapped,rebuild_s,train_s,images_per_s,map_float,map_pq\n");
+    if (lead) {
+        t->csv = fopen(csvpath, start_epoch ? "a" : "w");
+        if (!t->csv) return fail(err, "%s: cannot write: %s", csvpath, strerror(errno));
+        if (!start_epoch)
+            fprintf(t->csv, "epoch,loss,qerr,snapped,rebuild_s,train_s,images_per_s,map_float,map_pq\n");
+    }
 
     int *idx = malloc(sizeof(int) * per_step);
     float *truth_rows = malloc(sizeof(float) * (size_t)per_step * t->train.classes);
@@ -209,8 +293,12 @@ static int run(trainer *t, const char *resume, char *err)
     int interval = t->k.log_interval ? t->k.log_interval : (steps >= 10 ? steps / 5 : 1);
     double t_start = now_s();
     int rc = 0;
-    printf("training %s on %d samples (%d classes), %d steps of %d per epoch, epochs %d..%d, %d codebook layer(s)\n",
-           t->cfgfile, t->train.n, t->dc.classes, steps, per_step, start_epoch + 1, t->k.epochs, t->ncb);
+    if (lead) {
+        printf("training %s on %d samples (%d classes), %d steps of %d per epoch, epochs %d..%d, %d codebook layer(s)",
+               t->cfgfile, t->train.n, t->dc.classes, steps, per_step, start_epoch + 1, t->k.epochs, t->ncb);
+        if (D->on) printf(", %d ranks x %d x %d subdivisions (%s)", D->size, B, net->subdivisions, gsl_dist_backend(D));
+        printf("\n");
+    }
     for (int epoch = start_epoch; epoch < t->k.epochs && !rc; epoch++) {
         srand((unsigned)(t->k.seed * 2654435761ULL + (uint64_t)epoch));
         double t0 = now_s(), qerr_rebuild = NAN;
@@ -224,15 +312,29 @@ static int run(trainer *t, const char *resume, char *err)
                 gsl_layer_get_stats(&t->nets[r]->layers[t->cbl[i]], &s, 1);
             }
         gsl_sampler smp;
-        if ((rc = gsl_sampler_init(&smp, &t->train, per_step, t->k.P, t->k.P ? per_step / t->k.P : 0,
+        if ((rc = gsl_sampler_init(&smp, &t->train, sampler_batch, t->k.P, t->k.P ? sampler_batch / t->k.P : 0,
                                    t->k.seed * 31 + (uint64_t)epoch, err)))
             break;
+        D->comm_s = D->wait_s = D->comm_bytes = 0;
+        D->comm_steps = 0;
         double loss_sum = 0, loss_int = 0;
         int nint = 0;
         double ti = now_s();
         for (int s = 0; s < steps; s++) {
-            gsl_sampler_next(&smp, idx);
-            float loss = train_step(t, idx, truth_rows, xrows, yrows);
+            float loss = 0;
+            if (D->on) {
+                /* every rank draws the same sampler batches and trains on its own `subdivisions` of them */
+                int sub = net->subdivisions;
+                for (int c = 0; c < sub * D->size; c++) {
+                    gsl_sampler_next(&smp, idx);
+                    if (c / sub != D->rank) continue;
+                    gsl_data_gather(&t->train, idx, B, net->input, net->truth);
+                    loss += gsl_dist_train_datum(D, net) / sub;
+                }
+            } else {
+                gsl_sampler_next(&smp, idx);
+                loss = train_step(t, idx, truth_rows, xrows, yrows);
+            }
             loss_sum += loss;
             loss_int += loss;
             nint++;
@@ -245,13 +347,18 @@ static int run(trainer *t, const char *resume, char *err)
                 fmt_duration(eta, sizeof eta, spent / done * (total - done));
                 gsl_layer_stats st = {0};
                 if (t->ncb) gsl_layer_get_stats(&net->layers[t->cbl[0]], &st, 0);
-                printf("epoch %d/%d batch %d/%d loss %.5f", epoch + 1, t->k.epochs, s + 1, steps, loss_int / nint);
-                if (t->ncb && gsl_layer_codebook_installed(&net->layers[t->cbl[0]]))
-                    printf(" qerr %.5f snapped %.3f", st.last_qerr, st.last_snapped_frac);
-                else if (t->ncb)
-                    printf(" qerr - snapped -");
-                printf(" %.0f img/s ETA %s\n", ips, eta);
-                fflush(stdout);
+                double v[3] = {loss_int, st.last_qerr, st.last_snapped_frac}; /* means over the ranks */
+                gsl_dist_sum_doubles(D, v, 3, "the progress-line all-reduce");
+                for (int j = 0; j < 3; j++) v[j] /= D->size;
+                if (lead) {
+                    printf("epoch %d/%d batch %d/%d loss %.5f", epoch + 1, t->k.epochs, s + 1, steps, v[0] / nint);
+                    if (t->ncb && gsl_layer_codebook_installed(&net->layers[t->cbl[0]]))
+                        printf(" qerr %.5f snapped %.3f", v[1], v[2]);
+                    else if (t->ncb)
+                        printf(" qerr - snapped -");
+                    printf(" %.0f img/s ETA %s\n", ips, eta);
+                    fflush(stdout);
+                }
                 loss_int = 0;
                 nint = 0;
                 ti = now_s();
@@ -274,6 +381,26 @@ static int run(trainer *t, const char *resume, char *err)
             snapped = sf / t->nrep;
             qerr = qe / t->nrep;
         }
+        if (D->on) {
+            double v[3] = {loss_sum, snapped, qerr};
+            gsl_dist_sum_doubles(D, v, 3, "the epoch-summary all-reduce");
+            loss_sum = v[0] / D->size;
+            snapped = v[1] / D->size;
+            qerr = v[2] / D->size;
+            gsl_dist_average_stats(D, net);
+            uint32_t part[3];
+            if (!gsl_dist_same_u32(D, state_crc(t, epoch + 1, part), "the replica consistency check")) {
+                /* should not happen (identical updates of identical states); an MPI library whose all-reduce
+                 * results differ between ranks in the last bit would do it */
+                if (lead) fprintf(stderr, "darknet gsl train: warning: the ranks' weights differ after epoch %d; "
+                                          "copying rank 0's to every rank\n", epoch + 1);
+                gsl_dist_bcast_net(D, net);
+            }
+            if (D->debug)
+                fprintf(stderr, "gsl-dist: rank %d epoch %d weights %08x optim %08x codebooks %08x\n", D->rank,
+                        epoch + 1, part[0], part[1], part[2]);
+        }
+        if (!lead) continue;
         gsl_eval_summary ev = {NAN, NAN};
         if (t->have_eval) {
             gsl_eval_opts eo;
@@ -293,13 +420,22 @@ static int run(trainer *t, const char *resume, char *err)
         printf(" rebuild %.1fs train %.1fs (%.0f img/s)", t1 - t0, train_s, ips);
         if (t->have_eval) printf(" mAP float %.4f pq %.4f", ev.map_float, ev.map_pq);
         printf(" -> %s.ckpt\n", t->prefix);
+        if (D->on && D->comm_steps) {
+            printf("epoch %d all-reduce: %d ranks (%s), %.3f MB per update, %.2f ms per update, %.1f%% of the "
+                   "training time", epoch + 1, D->size, gsl_dist_backend(D), D->comm_bytes / D->comm_steps / 1e6,
+                   1e3 * D->comm_s / D->comm_steps, 100.0 * D->comm_s / (train_s > 0 ? train_s : 1e-9));
+            if (D->profile)
+                printf("; waiting for the slowest rank %.2f ms per update, %.1f%%", 1e3 * D->wait_s / D->comm_steps,
+                       100.0 * D->wait_s / (train_s > 0 ? train_s : 1e-9));
+            printf("\n");
+        }
         fprintf(t->csv, "%d,%.6f,%.6f,%.4f,%.3f,%.3f,%.1f,%.5f,%.5f\n", epoch + 1, loss_sum / steps, qerr, snapped,
                 t1 - t0, train_s, ips, ev.map_float, ev.map_pq);
         fflush(t->csv);
         fflush(stdout);
     }
     free(idx); free(truth_rows); free(xrows); free(yrows);
-    if (fclose(t->csv) && !rc) rc = fail(err, "%s: write failed", csvpath);
+    if (t->csv && fclose(t->csv) && !rc) rc = fail(err, "%s: write failed", csvpath);
     t->csv = NULL;
     return rc;
 }
@@ -314,7 +450,14 @@ int gsl_train_main(int argc, char **argv)
         fprintf(stderr, "darknet gsl train: %s\n%s", err, usage);
         return 2;
     }
+    gsl_dist dist;
+    if (gsl_dist_init(&dist, err)) {
+        fprintf(stderr, "darknet gsl train: error: %s\n", err);
+        gsl_dist_abort(&dist, 1);
+        return 1;
+    }
     trainer t = {0};
+    t.dist = &dist;
     t.datafile = a.pos[0];
     t.cfgfile = a.pos[1];
     const char *weights = a.npos > 2 ? a.pos[2] : NULL, *resume = NULL;
@@ -330,27 +473,54 @@ int gsl_train_main(int argc, char **argv)
     if (a.threads) t.k.threads = a.threads;
     gsl_registry_install();
     t.nrep = a.ngpus ? a.ngpus : 1;
-    if (!(t.nets = gsl_net_load(t.cfgfile, weights, a.ngpus ? a.gpus : NULL, a.ngpus, a.clear, t.k.seed, err))) goto out;
+    const int *gpus = a.ngpus ? a.gpus : NULL;
+    int ngpus = a.ngpus, dev = -1, saved_stderr = -1;
+    if (dist.on) { /* one replica per rank: -gpus lists the node's devices, rank i on a node takes the i-th */
+        t.nrep = 1;
+        if (a.ngpus) {
+            dev = a.gpus[dist.local_rank % a.ngpus];
+            gpus = &dev;
+            ngpus = 1;
+        }
+        if (dist.rank > 0 && !dist.debug) { /* one copy of Darknet's layer table is enough */
+            fflush(stderr);
+            int nul = open("/dev/null", O_WRONLY);
+            if (nul >= 0 && (saved_stderr = dup(2)) >= 0) dup2(nul, 2);
+            if (nul >= 0) close(nul);
+        }
+    }
+    t.nets = gsl_net_load(t.cfgfile, weights, gpus, ngpus, a.clear, t.k.seed, err);
+    if (saved_stderr >= 0) {
+        fflush(stderr);
+        dup2(saved_stderr, 2);
+        close(saved_stderr);
+    }
+    if (!t.nets) goto out;
     network *net = t.nets[0];
+    if (gsl_dist_prepare(&dist, net, err)) goto out;
     if (net->layers[net->n - 1].truths && net->layers[net->n - 1].truths != t.dc.classes) {
         snprintf(err, GSL_DATA_ERRLEN, "%s: the last layer takes %d classes, %s has classes=%d", t.cfgfile,
                  net->layers[net->n - 1].truths, t.datafile, t.dc.classes);
         goto out;
     }
     if (gsl_data_load(&t.dc, GSL_SPLIT_TRAIN, net->c, net->h, net->w, &t.train, err)) goto out;
-    if (t.dc.valid && t.k.eval_queries > 0) {
+    if (t.dc.valid && t.k.eval_queries > 0 && dist.rank == 0) {
         if (gsl_data_load(&t.dc, GSL_SPLIT_VALID, net->c, net->h, net->w, &t.valid, err)) goto out;
         if (gsl_data_load(&t.dc, GSL_SPLIT_DATABASE, net->c, net->h, net->w, &t.db, err)) goto out;
         t.have_eval = 1;
     }
-    if (gsl_mkdirs(t.dc.backup, err)) goto out;
+    if (dist.rank == 0 && gsl_mkdirs(t.dc.backup, err)) goto out;
     char *base = basecfg((char *)t.cfgfile);
     snprintf(t.prefix, sizeof t.prefix, "%s/%s", t.dc.backup, base);
     free(base);
     if (run(&t, resume, err)) goto out;
     rc = 0;
 out:
-    if (rc) fprintf(stderr, "darknet gsl train: error: %s\n", err);
+    if (rc) {
+        if (dist.on) fprintf(stderr, "darknet gsl train: rank %d/%d: error: %s\n", dist.rank, dist.size, err);
+        else fprintf(stderr, "darknet gsl train: error: %s\n", err);
+        gsl_dist_abort(&dist, 1); /* the other ranks would wait for this one until the timeout */
+    }
     for (int i = 0; i < GSL_MAX_CODEBOOK_LAYERS; i++)
         if (t.pqs[i]) gslq_pq_free(t.pqs[i]);
     gsl_net_free(t.nets, t.nrep);
@@ -358,5 +528,6 @@ out:
     gsl_data_free(&t.valid);
     gsl_data_free(&t.db);
     gsl_data_cfg_free(&t.dc);
+    gsl_dist_finalize(&dist);
     return rc;
 }

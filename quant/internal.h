@@ -80,9 +80,30 @@ void gslq__heap_sorted(gslq_heap *h, float *dist, int64_t *ids);
 void gslq__interleave4(const float *tables, int nq, int MK, float *T4);
 void gslq__adc_distances4(const uint8_t *codes, size_t nb, int M, int K, const float *T4, float *out);
 
-/* ADC kernels (search.c). T4 (M, K, 4): four queries' distance tables interleaved (gslq__interleave4 builds it
- * from up to four (M, K) tables; missing queries repeat the last). out (nb, 4): the four distances of each code. */
-void gslq__interleave4(const float *tables, int nq, int MK, float *T4);
-void gslq__adc_distances4(const uint8_t *codes, size_t nb, int M, int K, const float *T4, float *out);
+/* ---- kern.c: nearest centroid for small dimensions (d <= GSLQ_DIRECT_MAXD) ----
+ * Centroids c (k, d) in blocks of 8: ctb (nblk, d, 8) with ctb[(b*d + t)*8 + l] = c[8b + l][t], cnb (nblk*8) the
+ * squared norms, padding centroids 0 with norm +inf; nblk = ceil(k/8). Points come as xm = -2 x (exact). The value
+ * of centroid j is s_j = cnb[j] + sum_t xm[t] ctb[..t..j] summed in order t = 0..d-1, multiplies and adds rounded
+ * separately (gslq__near_value), identical at every level; the nearest is the first index of the smallest s_j. */
+#define GSLQ_DIRECT_MAXD 64
+enum { GSLQ_KERN_PORTABLE = 0, GSLQ_KERN_AVX2 = 1, GSLQ_KERN_AVX512 = 2 };
+int gslq__kern_level(void);            /* the best level this CPU runs */
+int gslq__kern_clamp(int level);       /* level, or the best one when level < 0 or unsupported */
+const char *gslq__kern_name(int level);
+void gslq__blocks_layout(const float *c, int k, int d, float *ctb, float *cnb);
+/* idx (n): nearest centroid of each row of xm (n, d); best (n, optional): its value s. */
+void gslq__near_rows(int level, const float *xm, size_t n, int d, const float *ctb, const float *cnb, int nblk,
+                     int *idx, float *best);
+/* out (nb, 8): the values s of one point against blocks[0..nb-1]. */
+void gslq__block_dists(int level, const float *xm, int d, const float *ctb, const float *cnb, const int *blocks,
+                       int nb, float *out);
+/* Scalar reference: s_j of one centroid c (d) with norm cn; the nearest of k centroids c (k, d) (first index). */
+float gslq__near_value(const float *xm, int d, const float *c, float cn);
+int gslq__near_ref(const float *xm, int d, const float *c, const float *cn, int k, float *best);
+/* gslq_pq_encode_mt with a given kernel level (< 0: the best; tests compare the levels). */
+int gslq__pq_encode_level(const gslq_pq *pq, const float *x, size_t n, uint8_t *codes, int nthreads, int level,
+                          gslq_error *err);
+/* |x - c|^2 summed directly (four partial sums, fixed order): relative error <= (d + 4) 2^-24. */
+float gslq__dist2_direct(const float *x, const float *c, int d);
 
 #endif

@@ -119,8 +119,9 @@ typedef struct {
     const float *x;
     size_t n;
     uint8_t *codes;
-    const float *cnorm; /* (M, K) */
-    int rc;
+    const float *cnorm; /* (M, K): sgemm path */
+    const float *ctb, *cnb; /* (M, nblk, dsub, 8), (M, nblk*8): direct path (dsub <= GSLQ_DIRECT_MAXD) */
+    int level;
     int *rcs;
 } enc_ctx;
 
@@ -128,11 +129,12 @@ static void encode_part(void *arg, int t, int nt)
 {
     enc_ctx *a = arg;
     const gslq_pq *pq = a->pq;
-    int d = pq->d, M = pq->M, K = pq->K, ds = pq->dsub;
-    size_t nblk = (a->n + ENC_BLOCK - 1) / ENC_BLOCK, b0, b1;
-    gslq__split(nblk, t, nt, &b0, &b1);
+    int d = pq->d, M = pq->M, K = pq->K, ds = pq->dsub, nblk = (K + 7) / 8;
+    size_t nblks = (a->n + ENC_BLOCK - 1) / ENC_BLOCK, b0, b1;
+    gslq__split(nblks, t, nt, &b0, &b1);
     if (b0 >= b1) return;
-    float *work = gslq__alloc(gslq__assign_work_size(K), sizeof(float), 1, 0);
+    float *work = a->ctb ? gslq__alloc(ENC_BLOCK, (size_t)ds, sizeof(float), 0)
+                         : gslq__alloc(gslq__assign_work_size(K), sizeof(float), 1, 0);
     float *rot = pq->rotation ? gslq__alloc(ENC_BLOCK, (size_t)d, sizeof(float), 0) : NULL;
     int idx[ENC_BLOCK];
     if (!work || (pq->rotation && !rot)) {
@@ -148,8 +150,15 @@ static void encode_part(void *arg, int t, int nt)
             y = rot;
         }
         for (int m = 0; m < M; m++) {
-            gslq__assign(y + m * ds, nb, ds, (size_t)d, pq->centroids + (size_t)m * K * ds, a->cnorm + (size_t)m * K,
-                         K, idx, NULL, work);
+            if (a->ctb) { /* direct kernel on -2 y_m */
+                for (size_t i = 0; i < nb; i++)
+                    for (int j = 0; j < ds; j++) work[i * ds + j] = -2.0f * y[i * d + m * ds + j];
+                gslq__near_rows(a->level, work, nb, ds, a->ctb + (size_t)m * nblk * ds * 8, a->cnb + (size_t)m * nblk * 8,
+                                nblk, idx, NULL);
+            } else {
+                gslq__assign(y + m * ds, nb, ds, (size_t)d, pq->centroids + (size_t)m * K * ds,
+                             a->cnorm + (size_t)m * K, K, idx, NULL, work);
+            }
             uint8_t *c = a->codes + i0 * M + m;
             for (size_t i = 0; i < nb; i++) c[i * M] = (uint8_t)idx[i];
         }
@@ -166,29 +175,54 @@ static int check_pq(const gslq_pq *pq, const char *fn, gslq_error *err)
     return GSLQ_OK;
 }
 
-int gslq_pq_encode_mt(const gslq_pq *pq, const float *x, size_t n, uint8_t *codes, int nthreads, gslq_error *err)
+int gslq__pq_encode_level(const gslq_pq *pq, const float *x, size_t n, uint8_t *codes, int nthreads, int level,
+                          gslq_error *err)
 {
     int rc = check_pq(pq, "pq_encode", err);
     if (rc) return rc;
     if (n && (!x || !codes)) return gslq__fail(err, GSLQ_EINVAL, "pq_encode: NULL vectors or codes");
-    int M = pq->M, K = pq->K, ds = pq->dsub, nt = nthreads < 1 ? 1 : nthreads;
+    int M = pq->M, K = pq->K, ds = pq->dsub, nt = nthreads < 1 ? 1 : nthreads, nblk = (K + 7) / 8;
     if (nt > 256) nt = 256;
-    float *cnorm = gslq__alloc((size_t)M, (size_t)K, sizeof(float), 0);
     int rcs[256] = {0};
-    if (!cnorm) return gslq__fail(err, GSLQ_ENOMEM, "pq_encode: out of memory");
-    for (int j = 0; j < M * K; j++) {
-        const float *c = pq->centroids + (size_t)j * ds;
-        float s = 0;
-        for (int t = 0; t < ds; t++) s += c[t] * c[t];
-        cnorm[j] = s;
+    enc_ctx a = {pq, x, n, codes, NULL, NULL, NULL, gslq__kern_clamp(level), rcs};
+    float *cnorm = NULL, *ctb = NULL, *cnb = NULL;
+    if (ds <= GSLQ_DIRECT_MAXD) {
+        ctb = gslq__alloc((size_t)M * nblk, (size_t)ds * 8, sizeof(float), 0);
+        cnb = gslq__alloc((size_t)M * nblk, 8, sizeof(float), 0);
+        if (!ctb || !cnb) {
+            free(ctb); free(cnb);
+            return gslq__fail(err, GSLQ_ENOMEM, "pq_encode: out of memory");
+        }
+        for (int m = 0; m < M; m++)
+            gslq__blocks_layout(pq->centroids + (size_t)m * K * ds, K, ds, ctb + (size_t)m * nblk * ds * 8,
+                                cnb + (size_t)m * nblk * 8);
+        a.ctb = ctb;
+        a.cnb = cnb;
+    } else {
+        if (!(cnorm = gslq__alloc((size_t)M, (size_t)K, sizeof(float), 0)))
+            return gslq__fail(err, GSLQ_ENOMEM, "pq_encode: out of memory");
+        for (int j = 0; j < M * K; j++) {
+            const float *c = pq->centroids + (size_t)j * ds;
+            float s = 0;
+            for (int t = 0; t < ds; t++) s += c[t] * c[t];
+            cnorm[j] = s;
+        }
+        a.cnorm = cnorm;
     }
-    enc_ctx a = {pq, x, n, codes, cnorm, 0, rcs};
+    /* no more threads than blocks of points: each thread allocates its scratch */
+    size_t nblks = (n + ENC_BLOCK - 1) / ENC_BLOCK;
+    if ((size_t)nt > nblks) nt = nblks ? (int)nblks : 1;
     gslq__parallel(nt, encode_part, &a);
-    free(cnorm);
+    free(cnorm); free(ctb); free(cnb);
     for (int t = 0; t < nt; t++)
         if (rcs[t]) return gslq__fail(err, rcs[t], "pq_encode: out of memory");
     gslq__ok(err);
     return GSLQ_OK;
+}
+
+int gslq_pq_encode_mt(const gslq_pq *pq, const float *x, size_t n, uint8_t *codes, int nthreads, gslq_error *err)
+{
+    return gslq__pq_encode_level(pq, x, n, codes, nthreads, -1, err);
 }
 
 int gslq_pq_encode(const gslq_pq *pq, const float *x, size_t n, uint8_t *codes, gslq_error *err)

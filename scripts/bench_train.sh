@@ -89,9 +89,10 @@ run() { # variant threads -> one img/s figure
   case $v in
     ours) "$ours" $cfg -t "$t" -w "$warmup" -n "$batches" ;;
     stock) "$stock" $cfg -t "$t" -w "$warmup" -n "$batches" ;;
-    stock-omp) OMP_WAIT_POLICY=passive "$stock_omp" $cfg -t "$t" -w "$warmup" -n "$batches" ;;
+    stock-omp) "$stock_omp" $cfg -t "$t" -w "$warmup" -n "$batches" ;;
     pytorch) $PY scripts/bench_train_torch.py -t "$t" -w "$warmup" -n "$batches" ;;
-  esac | sed -n 's/.*img_per_s=\([0-9.]*\).*/\1/p'
+  esac | sed -n 's/.*images=\([0-9]*\) .*cpu_seconds=\([0-9.]*\) img_per_s=\([0-9.]*\).*/\3 \1 \2/p' \
+       | awk '{printf "%s\t%.1f\n", $1, $2 / $3}'
 }
 
 variants_for() { # threads -> variants measured at that count
@@ -110,7 +111,7 @@ for r in $(seq 1 "$rounds"); do
       v=${vs[$(( (i + r) % k ))]}
       x=$(run "$v" "$t")
       [ -n "$x" ] || { echo "bench_train.sh: $v with $t threads printed no figure" >&2; exit 1; }
-      printf '%s\t%s\t%s\t%s\n' "$r" "$t" "$v" "$x" >> $tsv
+      printf '%s\t%s\t%s\t%s\n' "$r" "$t" "$v" "$x" >> $tsv # round threads variant img/s img/cpu-s
     done
   done
   printf '.' >&2
@@ -119,24 +120,31 @@ echo >&2
 echo "load average after:  $(cut -d' ' -f1-3 /proc/loadavg)"
 
 # ---- table: medians, min-max, ratios of medians
+# img/s is wall-clock throughput, the figure that counts. img/CPU-s (images per second of CPU time the process
+# used) is shown for one thread only: there it is the speed the run would have on an idle core, nearly unaffected
+# by other processes taking turns on it (only shared caches still are).
 median() { sort -g | awk '{a[NR]=$1} END {if (NR == 0) print "-"; else if (NR % 2) print a[(NR+1)/2]; else print (a[NR/2]+a[NR/2+1])/2}'; }
-get() { awk -F'\t' -v t="$1" -v v="$2" '$2 == t && $3 == v {print $4}' $tsv; }
+get() { awk -F'\t' -v t="$1" -v v="$2" -v c="${3:-4}" '$2 == t && $3 == v {print $c}' $tsv; }
 echo
-printf '%-8s %-10s %12s %21s\n' threads variant "img/s (med)" "min - max"
+printf '%-8s %-10s %12s %21s %14s\n' threads variant "img/s median" "min - max" "img/CPU-s med"
 for t in $threads; do
   for v in $(variants_for "$t"); do
     m=$(get "$t" "$v" | median)
     lo=$(get "$t" "$v" | sort -g | head -1); hi=$(get "$t" "$v" | sort -g | tail -1)
-    printf '%-8s %-10s %12.1f %10.1f - %-10.1f\n' "$t" "$v" "$m" "$lo" "$hi"
+    c=$([ "$t" = 1 ] && get "$t" "$v" 5 | median || echo -)
+    printf '%-8s %-10s %12.1f %10.1f - %-10.1f %14s\n' "$t" "$v" "$m" "$lo" "$hi" "$c"
   done
 done
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN {if (b == "" || b == "-" || b == 0) print "-"; else printf "%.2fx", a / b}'; }
 echo
-printf '%-8s %-22s %-22s\n' threads "ours / stock Darknet" "ours / PyTorch"
+printf '%-8s %-26s %-14s %-26s\n' threads "ours / stock Darknet" "ours / PyTorch" "(per CPU-second: stock, PyTorch)"
 for t in $threads; do
   o=$(get "$t" ours | median)
   if [ "$t" = 1 ]; then s=$(get 1 stock | median); sl="stock"; else s=$(get "$t" stock-omp | median); sl="stock-omp"; fi
   p=$(get "$t" pytorch | median)
-  rs=$(awk -v a="$o" -v b="$s" 'BEGIN {if (b == "" || b == "-" || b == 0) print "-"; else printf "%.2fx", a / b}')
-  rp=$(awk -v a="$o" -v b="$p" 'BEGIN {if (b == "" || b == "-" || b == 0) print "-"; else printf "%.2fx", a / b}')
-  printf '%-8s %-22s %-22s\n' "$t" "$rs ($sl)" "$rp"
+  extra=
+  if [ "$t" = 1 ]; then
+    extra="$(ratio "$(get 1 ours 5 | median)" "$(get 1 stock 5 | median)"), $(ratio "$(get 1 ours 5 | median)" "$(get 1 pytorch 5 | median)")"
+  fi
+  printf '%-8s %-26s %-14s %-26s\n' "$t" "$(ratio "$o" "$s") ($sl)" "$(ratio "$o" "$p")" "$extra"
 done

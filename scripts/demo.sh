@@ -14,18 +14,19 @@ backup=$(sed -n 's/^backup *= *//p' "$data")
 start=$(date +%s)
 echo "== training $cfg on $data${epochs:+ for $epochs epochs} (log: $backup/$name.log)"
 mkdir -p "$backup"
-"$bin" gsl train "$data" "$cfg" ${epochs:+-epochs "$epochs"} 2> "$backup/$name.log" | grep -E '^(training|epoch [0-9]+ done|epoch .* batch)'
+"$bin" gsl train "$data" "$cfg" ${epochs:+-epochs "$epochs"} 2> "$backup/$name.log" | grep --line-buffered -E '^(training|epoch [0-9]+ done|epoch .* batch)'
 echo "== evaluating: queries = test set, database = training set"
 "$bin" gsl eval "$data" "$cfg" "$backup/$name.ckpt" 2>> "$backup/$name.log"
 png="$backup/$name.png"
 if command -v gnuplot >/dev/null; then
   gnuplot <<GP
-set terminal pngcairo size 1200,400 font ",10"
+set terminal pngcairo size 1200,400 font ",10" noenhanced
 set output "$png"
 set datafile separator ","
 set key autotitle columnhead
 set multiplot layout 1,3 title "$name on Fashion-MNIST"
 set xlabel "epoch"
+set xtics 1
 set title "similarity loss"; plot "$backup/$name.csv" using 1:2 with linespoints notitle
 set title "quantization error (MSE of the [snap] input)"; plot "$backup/$name.csv" using 1:3 with linespoints notitle
 set title "mAP (monitor: 1000 queries, 10000 database items)"; set key bottom right

@@ -7,6 +7,8 @@ set -u
 tmp=${GSL_TEST_TMP:-build/test-tmp}
 rm -rf "$tmp" && mkdir -p "$tmp"
 export GSL_TEST_TMP=$tmp
+# Sanitized builds: upstream Darknet's own leaks are suppressed (tests/lsan.supp), ours are not.
+export LSAN_OPTIONS="suppressions=$(cd "$(dirname "$0")" && pwd)/lsan.supp:print_suppressions=0${LSAN_OPTIONS:+:$LSAN_OPTIONS}"
 passed=0 failed=0 broken=()
 for t in "$@"; do
   name=$(basename "$t")

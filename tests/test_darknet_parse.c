@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include "darknet.h"
+#include "gsl_net.h"
 #include "registry.h"
 #include "test.h"
 
@@ -27,7 +28,7 @@ static int parse_shapes(const char *cfg, shape *out, int cap)
         layer *l = &net->layers[i];
         out[i] = (shape){l->type, l->inputs, l->outputs, l->out_h, l->out_w, l->out_c, l->nweights, l->nbiases};
     }
-    free_network(net);
+    gsl_free_network(net);
     return n;
 }
 
@@ -73,7 +74,7 @@ static void test_unknown_section_stock_carries_on(void)
     gsl_registry_uninstall();
     network *net = parse_network_cfg((char *)path);
     CHECKF(net->n == 3, "stock Darknet keeps the empty layer: n=%d", net->n);
-    free_network(net);
+    gsl_free_network(net);
     gsl_registry_install();
 }
 

@@ -450,7 +450,7 @@ static void test_conv_matches_upstream(void)
             size_t k = (size_t)cc->size * cc->size * cc->c;
             size_t oh = (cc->h + 2 * cc->pad - cc->size) / cc->stride + 1;
             size_t ow = (cc->w + 2 * cc->pad - cc->size) / cc->stride + 1;
-            size_t two = threads * ((k + cc->n) * oh * ow * 2 + k * cc->n + cc->n + 16) * sizeof(float);
+            size_t two = ((k + cc->n) * oh * ow * 2 + k * cc->n + cc->n + 16) * sizeof(float); /* per worker */
             char name[64];
             snprintf(name, sizeof name, "default, %d threads", threads);
             run_conv_case(cc, dflt, name);
@@ -459,6 +459,10 @@ static void test_conv_matches_upstream(void)
             snprintf(name, sizeof name, "2 images per worker, %d threads", threads);
             if (cc->batch >= 3) run_conv_case(cc, two, name);
         }
+#ifndef GSLQ_NO_BLAS
+        CHECKF(openblas_get_num_threads() == threads, "OpenBLAS left at %d threads, not %d",
+               openblas_get_num_threads(), threads);
+#endif
     }
     openblas_set_num_threads(threads0);
     fast_conv_set_workspace_limit(dflt);

@@ -173,6 +173,7 @@ static void test_network_end_to_end(void)
 
 int main(void)
 {
+    gpu_index = -1; /* the host path, also in GPU builds (tests/test_gpu_layers.c compares the two) */
     RUN(test_passthrough_bit_exact);
     RUN(test_gradient_finite_differences);
     RUN(test_network_end_to_end);

@@ -196,6 +196,7 @@ static void test_network_end_to_end(void)
 
 int main(void)
 {
+    gpu_index = -1; /* the host path, also in GPU builds (tests/test_gpu_layers.c compares the two) */
     RUN(test_gradients_finite_differences);
     RUN(test_normalisation_by_hand);
     RUN(test_no_truth_and_batch_one);

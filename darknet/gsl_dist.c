@@ -1,0 +1,705 @@
+/* Data-parallel training across processes (see gsl_dist.h). Compiled twice: without GSL_MPI for the plain
+ * bin/darknet (single process; refuses to run as one of several ranks), and with GSL_MPI (and GSL_NCCL in a GPU
+ * build) for the MPI binary. Every function is a no-op unless MPI was initialised (d->on). */
+#include "gsl_dist.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "gsl_data.h"
+#include "gslq.h"
+#include "network.h" /* get_layer_string */
+
+#ifdef GSL_MPI
+#include <limits.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <unistd.h>
+
+#include <mpi.h>
+#endif
+#ifdef GSL_NCCL
+#include <nccl.h>
+#endif
+
+static int fail(char *err, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, GSL_DATA_ERRLEN, fmt, ap);
+    va_end(ap);
+    return -1;
+}
+
+/* ------------------------------------------------------------------------------------------------ buffers */
+
+/* A network's buffers that distributed training touches, one layer after another in a fixed order:
+ *   GRAD   momentum/gradient buffers (weight_updates, bias_updates, scale_updates): summed before each update
+ *   STATS  batch-norm rolling statistics: averaged at epoch ends
+ *   PARAMS weights, biases, scales: never reduced (identical by construction), checksummed and broadcast
+ * cpu is the host array; gpu the device array of a network on a GPU (NULL otherwise). */
+enum { BUF_GRAD = 1, BUF_STATS = 2, BUF_PARAMS = 4 };
+typedef struct dbuf { float *cpu, *gpu; size_t n; } dbuf;
+typedef void (*dbuf_fn)(dbuf b, void *ctx);
+
+#ifdef GPU
+#define DEV(l, f) ((l)->f##_gpu)
+static int on_gpu(const network *net) { return net->gpu_index >= 0; }
+#else
+#define DEV(l, f) ((float *)NULL)
+static int on_gpu(const network *net) { return 0; } /* a CPU build leaves gpu_index at 0 */
+#endif
+
+static void visit(float *cpu, float *gpu, size_t n, int on_gpu, dbuf_fn fn, void *ctx)
+{
+    if (!cpu || !n) return;
+    fn((dbuf){cpu, on_gpu ? gpu : NULL, n}, ctx);
+}
+
+/* Layer types whose update buffers are handled; any other type that has an update function is refused. */
+static int layer_sizes(const layer *l, size_t *nw, size_t *nb)
+{
+    switch (l->type) {
+    case CONVOLUTIONAL:
+    case DECONVOLUTIONAL: *nw = (size_t)l->nweights; *nb = (size_t)l->n; return 1;
+    case CONNECTED: *nw = (size_t)l->inputs * l->outputs; *nb = (size_t)l->outputs; return 1;
+    case BATCHNORM: *nw = 0; *nb = (size_t)l->c; return 1; /* rolling statistics only: it has no update */
+    default: *nw = *nb = 0; return 0;
+    }
+}
+
+static void each_buffer(network *net, int kinds, dbuf_fn fn, void *ctx)
+{
+    int g = on_gpu(net);
+    for (int i = 0; i < net->n; i++) {
+        layer *l = &net->layers[i];
+        size_t nw, nb;
+        if (!layer_sizes(l, &nw, &nb)) continue;
+        if ((kinds & BUF_GRAD) && l->type != BATCHNORM) {
+            visit(l->weight_updates, DEV(l, weight_updates), nw, g, fn, ctx);
+            visit(l->bias_updates, DEV(l, bias_updates), nb, g, fn, ctx);
+            visit(l->scale_updates, DEV(l, scale_updates), nb, g, fn, ctx);
+        }
+        if (kinds & BUF_STATS) {
+            visit(l->rolling_mean, DEV(l, rolling_mean), nb, g, fn, ctx);
+            visit(l->rolling_variance, DEV(l, rolling_variance), nb, g, fn, ctx);
+        }
+        if (kinds & BUF_PARAMS) {
+            visit(l->biases, DEV(l, biases), nb, g, fn, ctx);
+            visit(l->weights, DEV(l, weights), nw, g, fn, ctx);
+            visit(l->scales, DEV(l, scales), nb, g, fn, ctx);
+        }
+    }
+}
+
+static void pull_fn(dbuf b, void *ctx)
+{
+#ifdef GPU
+    if (b.gpu) cuda_pull_array(b.gpu, b.cpu, b.n);
+#endif
+}
+
+static void crc_fn(dbuf b, void *ctx)
+{
+    pull_fn(b, NULL);
+    *(uint32_t *)ctx = gslq_crc32(*(uint32_t *)ctx, b.cpu, b.n * sizeof(float));
+}
+
+static void set_device(network *net)
+{
+#ifdef GPU
+    if (net->gpu_index >= 0) cuda_set_device(net->gpu_index);
+#endif
+}
+
+void gsl_dist_net_crc(network *net, uint32_t *weights_crc, uint32_t *optim_crc)
+{
+    set_device(net);
+    *weights_crc = *optim_crc = 0;
+    each_buffer(net, BUF_PARAMS | BUF_STATS, crc_fn, weights_crc);
+    each_buffer(net, BUF_GRAD, crc_fn, optim_crc);
+}
+
+void gsl_dist_share(const gsl_dist *d, int n, int *lo, int *hi)
+{
+    *lo = (int)((long long)n * d->rank / d->size);
+    *hi = (int)((long long)n * (d->rank + 1) / d->size);
+}
+
+/* Reads GSL_DIST / GSL_DIST_TIMEOUT / GSL_DIST_DEBUG, and how many ranks a launcher started (0: none). */
+static int launcher_ranks(const char **who)
+{
+    /* mpirun (Open MPI), PMI launchers (MPICH's hydra, srun --mpi=pmi2), srun */
+    static const char *vars[] = {"OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "SLURM_STEP_NUM_TASKS"};
+    for (size_t i = 0; i < sizeof vars / sizeof vars[0]; i++) {
+        const char *v = getenv(vars[i]);
+        char *end;
+        long n = v ? strtol(v, &end, 10) : 0;
+        if (v && end != v && !*end && n > 0) {
+            *who = vars[i];
+            return (int)n;
+        }
+    }
+    *who = NULL;
+    return 0;
+}
+
+static int read_env(gsl_dist *d, int *force, char *err)
+{
+    const char *f = getenv("GSL_DIST"), *t = getenv("GSL_DIST_TIMEOUT"), *g = getenv("GSL_DIST_DEBUG"),
+               *pr = getenv("GSL_DIST_PROFILE");
+    *force = -1;
+    if (f && *f) {
+        if (strcmp(f, "0") && strcmp(f, "1")) return fail(err, "GSL_DIST must be 0 or 1, got '%s'", f);
+        *force = f[0] - '0';
+    }
+    d->timeout_s = 300;
+    if (t && *t) {
+        char *end;
+        errno = 0;
+        double x = strtod(t, &end);
+        if (end == t || *end || errno || !(x > 0) || !isfinite(x))
+            return fail(err, "GSL_DIST_TIMEOUT must be a positive number of seconds, got '%s'", t);
+        d->timeout_s = x;
+    }
+    d->debug = g && *g && strcmp(g, "0") != 0;
+    d->profile = pr && *pr && strcmp(pr, "0") != 0;
+    return 0;
+}
+
+/* ================================================================================================ without MPI */
+#ifndef GSL_MPI
+
+int gsl_dist_init(gsl_dist *d, char *err)
+{
+    memset(d, 0, sizeof *d);
+    d->size = d->local_size = 1;
+    int force;
+    if (read_env(d, &force, err)) return -1;
+    const char *who;
+    int n = launcher_ranks(&who);
+    if (force == 1)
+        return fail(err, "GSL_DIST=1, but this binary was built without MPI (build with make MPI=1, or use "
+                         "build/<config>/darknet-mpi)");
+    if (force != 0 && n > 1)
+        return fail(err, "started as one of %d ranks (%s), but this binary was built without MPI, so each rank "
+                         "would train alone and overwrite the others' files: build with make MPI=1 (or use "
+                         "build/<config>/darknet-mpi), or set GSL_DIST=0 to run independent copies on purpose",
+                    n, who);
+    return 0;
+}
+
+void gsl_dist_finalize(gsl_dist *d) { (void)d; }
+void gsl_dist_abort(gsl_dist *d, int code) { (void)d; (void)code; }
+int gsl_dist_prepare(gsl_dist *d, network *net, char *err) { return 0; }
+const char *gsl_dist_backend(const gsl_dist *d) { return "none"; }
+float gsl_dist_train_datum(gsl_dist *d, network *net) { return train_network_datum(net); }
+void gsl_dist_sum_doubles(gsl_dist *d, double *v, int n, const char *what) {}
+void gsl_dist_gather_rows(gsl_dist *d, float *x, int n, int dim, const char *what) {}
+void gsl_dist_bcast(gsl_dist *d, void *buf, size_t bytes, const char *what) {}
+int gsl_dist_same_u32(gsl_dist *d, uint32_t v, const char *what) { return 1; }
+void gsl_dist_barrier(gsl_dist *d, const char *what) {}
+void gsl_dist_average_stats(gsl_dist *d, network *net) {}
+void gsl_dist_bcast_net(gsl_dist *d, network *net) {}
+
+/* ================================================================================================ with MPI */
+#else
+
+#define CHUNK (1 << 28) /* elements per MPI call (counts are int) */
+
+static double now_s(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return t.tv_sec + 1e-9 * t.tv_nsec;
+}
+
+static void count_fn(dbuf b, void *ctx) { *(size_t *)ctx += b.n; }
+
+static void push_fn(dbuf b, void *ctx)
+{
+#ifdef GPU
+    if (b.gpu) cuda_push_array(b.gpu, b.cpu, b.n);
+#endif
+}
+
+typedef struct dist_impl {
+    /* watchdog: the collective in progress (armed_ms = 0: none), checked every 100 ms by its own thread */
+    pthread_t watchdog;
+    int watchdog_on, thread_multiple;
+    _Atomic long long armed_ms;
+    _Atomic int stop;
+    char what[256];
+    /* all-reduce */
+    int gpu;                  /* the network lives on a GPU */
+    int nccl;                 /* its buffers are reduced by NCCL (else staged through host memory) */
+    size_t grad_n, stats_n;   /* floats of BUF_GRAD and BUF_STATS */
+    float *pack;              /* (max(grad_n, stats_n)) host staging for one MPI_Allreduce */
+    long updates;
+#ifdef GSL_NCCL
+    ncclComm_t comm;
+    cudaStream_t stream;
+    int comm_on;
+#endif
+} dist_impl;
+
+/* Set when this rank itself ends the job, so that the launcher's SIGTERM that follows is not reported as news. */
+static volatile sig_atomic_t aborting;
+
+static long long now_ms(void) { return (long long)(now_s() * 1000.0) + 1; }
+
+static void stop_job(gsl_dist *d, const char *fmt, ...)
+{
+    char msg[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    aborting = 1;
+    fprintf(stderr, "darknet gsl train: rank %d/%d: %s; stopping the job\n", d->rank, d->size, msg);
+    fflush(stdout);
+    fflush(stderr);
+    MPI_Abort(MPI_COMM_WORLD, 3);
+    _exit(3);
+}
+
+static void arm(gsl_dist *d, const char *what)
+{
+    dist_impl *m = d->impl;
+    snprintf(m->what, sizeof m->what, "%s", what);
+    atomic_store(&m->armed_ms, now_ms());
+}
+
+static void disarm(gsl_dist *d) { atomic_store(&((dist_impl *)d->impl)->armed_ms, 0); }
+
+static void mpi_check(gsl_dist *d, int rc, const char *what)
+{
+    disarm(d);
+    if (rc == MPI_SUCCESS) return;
+    char s[MPI_MAX_ERROR_STRING] = "";
+    int len = 0;
+    MPI_Error_string(rc, s, &len);
+    stop_job(d, "%s failed: %s (did another rank die?)", what, s);
+}
+
+#define COLL(d, what, call) do { arm((d), (what)); mpi_check((d), (call), (what)); } while (0)
+
+static void *watchdog_main(void *arg)
+{
+    gsl_dist *d = arg;
+    dist_impl *m = d->impl;
+    while (!atomic_load(&m->stop)) {
+        struct timespec tick = {0, 100 * 1000 * 1000};
+        nanosleep(&tick, NULL);
+        long long t0 = atomic_load(&m->armed_ms);
+        if (!t0 || now_ms() - t0 <= d->timeout_s * 1000) continue;
+        aborting = 1;
+        fprintf(stderr, "darknet gsl train: rank %d/%d: %s did not complete within %g s (GSL_DIST_TIMEOUT): "
+                        "another rank died or hangs; stopping the job\n", d->rank, d->size, m->what, d->timeout_s);
+        fflush(stderr);
+        alarm(30); /* should MPI_Abort itself hang, SIGALRM ends this process */
+        if (m->thread_multiple) MPI_Abort(MPI_COMM_WORLD, 3);
+        _exit(3);
+    }
+    return NULL;
+}
+
+/* The launcher stops the surviving ranks with SIGTERM when one fails (mpirun, srun --kill-on-bad-exit), and Slurm
+ * does at a time limit: say so before dying of it. */
+static char term_msg[256];
+static size_t term_len;
+static void on_sigterm(int sig)
+{
+    if (!aborting) {
+        ssize_t w = write(2, term_msg, term_len);
+        (void)w;
+    }
+    signal(sig, SIG_DFL);
+    raise(sig);
+}
+
+int gsl_dist_init(gsl_dist *d, char *err)
+{
+    memset(d, 0, sizeof *d);
+    d->size = d->local_size = 1;
+    int force;
+    if (read_env(d, &force, err)) return -1;
+    const char *who;
+    int want = launcher_ranks(&who);
+    if (force == 0 || (force != 1 && want <= 1)) return 0; /* a plain run: no MPI call at all */
+
+    int provided = 0, rc = MPI_Init_thread(NULL, NULL, MPI_THREAD_MULTIPLE, &provided);
+    if (rc != MPI_SUCCESS) return fail(err, "MPI_Init_thread failed (error %d)", rc);
+    dist_impl *m = calloc(1, sizeof *m);
+    if (!m) { MPI_Abort(MPI_COMM_WORLD, 1); return fail(err, "out of memory"); }
+    d->impl = m;
+    d->on = 1;
+    m->thread_multiple = provided >= MPI_THREAD_MULTIPLE;
+    MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN);
+    MPI_Comm_rank(MPI_COMM_WORLD, &d->rank);
+    MPI_Comm_size(MPI_COMM_WORLD, &d->size);
+    if (want > 1 && d->size != want)
+        return fail(err, "%s says %d ranks, but MPI sees %d: the processes did not join one job (with srun, give "
+                         "--mpi=pmix, or the --mpi type your MPI library was built for)", who, want, d->size);
+    MPI_Comm local;
+    if (MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, d->rank, MPI_INFO_NULL, &local) == MPI_SUCCESS) {
+        MPI_Comm_rank(local, &d->local_rank);
+        MPI_Comm_size(local, &d->local_size);
+        MPI_Comm_free(&local);
+    }
+    if (pthread_create(&m->watchdog, NULL, watchdog_main, d) == 0) m->watchdog_on = 1;
+    else return fail(err, "cannot start the watchdog thread");
+    term_len = (size_t)snprintf(term_msg, sizeof term_msg,
+                                "darknet gsl train: rank %d/%d: terminated (SIGTERM): the launcher is stopping the "
+                                "job (another rank failed, or it was cancelled); resume from the last checkpoint\n",
+                                d->rank, d->size);
+    if (term_len >= sizeof term_msg) term_len = sizeof term_msg - 1;
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_sigterm;
+    sigaction(SIGTERM, &sa, NULL);
+    if (d->debug) {
+        char host[256] = "?";
+        gethostname(host, sizeof host - 1);
+        fprintf(stderr, "gsl-dist: rank %d/%d local %d/%d pid %d host %s thread_multiple %d timeout %g\n", d->rank,
+                d->size, d->local_rank, d->local_size, (int)getpid(), host, m->thread_multiple, d->timeout_s);
+    }
+    return 0;
+}
+
+void gsl_dist_abort(gsl_dist *d, int code)
+{
+    if (!d->on) return;
+    aborting = 1;
+    fflush(stdout);
+    fflush(stderr);
+    MPI_Abort(MPI_COMM_WORLD, code);
+    _exit(code);
+}
+
+void gsl_dist_finalize(gsl_dist *d)
+{
+    if (!d->on) return;
+    dist_impl *m = d->impl;
+    gsl_dist_barrier(d, "the end of training (waiting for every rank)");
+    atomic_store(&m->stop, 1);
+    if (m->watchdog_on) pthread_join(m->watchdog, NULL);
+#ifdef GSL_NCCL
+    if (m->comm_on) {
+        ncclCommDestroy(m->comm);
+        cudaStreamDestroy(m->stream);
+    }
+#endif
+    free(m->pack);
+    free(m);
+    d->impl = NULL;
+    d->on = 0;
+    signal(SIGTERM, SIG_DFL);
+    MPI_Finalize();
+}
+
+const char *gsl_dist_backend(const gsl_dist *d)
+{
+    if (!d->on) return "none";
+    return ((dist_impl *)d->impl)->nccl ? "nccl" : "mpi";
+}
+
+#ifdef GSL_NCCL
+static void nccl_check(gsl_dist *d, ncclResult_t r, const char *what)
+{
+    disarm(d);
+    if (r != ncclSuccess) stop_job(d, "%s: NCCL error: %s", what, ncclGetErrorString(r));
+}
+
+/* Waits for the NCCL stream, bounded by the watchdog, noticing NCCL's asynchronous errors (a peer gone). */
+static void nccl_wait(gsl_dist *d, const char *what)
+{
+    dist_impl *m = d->impl;
+    arm(d, what);
+    for (;;) {
+        cudaError_t q = cudaStreamQuery(m->stream);
+        if (q == cudaSuccess) break;
+        if (q != cudaErrorNotReady) stop_job(d, "%s: CUDA error: %s", what, cudaGetErrorString(q));
+        ncclResult_t ae = ncclSuccess;
+        ncclCommGetAsyncError(m->comm, &ae);
+        if (ae != ncclSuccess) {
+            ncclCommAbort(m->comm);
+            m->comm_on = 0;
+            stop_job(d, "%s: NCCL error: %s", what, ncclGetErrorString(ae));
+        }
+        struct timespec t = {0, 20 * 1000};
+        nanosleep(&t, NULL);
+    }
+    disarm(d);
+}
+#endif
+
+int gsl_dist_prepare(gsl_dist *d, network *net, char *err)
+{
+    if (!d->on) return 0;
+    dist_impl *m = d->impl;
+    for (int i = 0; i < net->n; i++) {
+        layer *l = &net->layers[i];
+        size_t nw, nb;
+        if ((l->update || l->update_gpu) && !layer_sizes(l, &nw, &nb))
+            return fail(err, "layer %d (%s) has weights of a kind that distributed training does not handle "
+                             "(convolutional, deconvolutional, connected and batchnorm layers are handled)",
+                        i, get_layer_string(l->type));
+    }
+    m->grad_n = m->stats_n = 0;
+    each_buffer(net, BUF_GRAD, count_fn, &m->grad_n);
+    each_buffer(net, BUF_STATS, count_fn, &m->stats_n);
+    m->gpu = on_gpu(net);
+    const char *be = getenv("GSL_DIST_BACKEND");
+    if (be && *be && strcmp(be, "nccl") && strcmp(be, "mpi"))
+        return fail(err, "GSL_DIST_BACKEND must be nccl or mpi, got '%s'", be);
+#ifdef GSL_NCCL
+    m->nccl = m->gpu && !(be && strcmp(be, "mpi") == 0);
+#else
+    if (m->gpu && be && strcmp(be, "nccl") == 0)
+        return fail(err, "GSL_DIST_BACKEND=nccl, but this binary was built without NCCL (make GPU=1 MPI=1 NCCL=1)");
+    m->nccl = 0;
+#endif
+    if (!m->nccl) {
+        size_t n = m->grad_n > m->stats_n ? m->grad_n : m->stats_n;
+        m->pack = malloc(sizeof(float) * (n ? n : 1));
+        if (!m->pack) return fail(err, "out of memory for the all-reduce buffer (%zu floats)", n);
+    }
+#ifdef GSL_NCCL
+    if (m->nccl) {
+        ncclUniqueId id;
+        memset(&id, 0, sizeof id);
+        if (d->rank == 0) {
+            ncclResult_t r = ncclGetUniqueId(&id);
+            if (r != ncclSuccess) return fail(err, "ncclGetUniqueId: %s", ncclGetErrorString(r));
+        }
+        gsl_dist_bcast(d, &id, sizeof id, "the NCCL id broadcast");
+        cuda_set_device(net->gpu_index);
+        arm(d, "ncclCommInitRank");
+        nccl_check(d, ncclCommInitRank(&m->comm, d->size, id, d->rank), "ncclCommInitRank");
+        m->comm_on = 1;
+        if (cudaStreamCreate(&m->stream) != cudaSuccess) return fail(err, "cudaStreamCreate failed");
+    }
+#endif
+    if (d->debug)
+        fprintf(stderr, "gsl-dist: rank %d/%d backend %s device %d all-reduce %zu floats per update\n", d->rank,
+                d->size, gsl_dist_backend(d), m->gpu ? net->gpu_index : -1, m->grad_n);
+    return 0;
+}
+
+/* ---- host all-reduce of one kind of buffer: pack, MPI_Allreduce, unpack ---- */
+
+typedef struct { float *p; size_t off; float scale; } pack_ctx;
+
+static void pack_fn(dbuf b, void *ctx)
+{
+    pack_ctx *c = ctx;
+    pull_fn(b, NULL);
+    if (c->scale == 1.0f) memcpy(c->p + c->off, b.cpu, b.n * sizeof(float));
+    else for (size_t i = 0; i < b.n; i++) c->p[c->off + i] = c->scale * b.cpu[i];
+    c->off += b.n;
+}
+
+static void unpack_fn(dbuf b, void *ctx)
+{
+    pack_ctx *c = ctx;
+    memcpy(b.cpu, c->p + c->off, b.n * sizeof(float));
+    c->off += b.n;
+    push_fn(b, NULL);
+}
+
+#ifdef GSL_NCCL
+typedef struct { gsl_dist *d; float scale; } nccl_ctx;
+static void nccl_fn(dbuf b, void *ctx)
+{
+    nccl_ctx *c = ctx;
+    dist_impl *m = c->d->impl;
+    if (c->scale != 1.0f) scal_gpu((int)b.n, c->scale, b.gpu, 1);
+    ncclResult_t r = ncclAllReduce(b.gpu, b.gpu, b.n, ncclFloat, ncclSum, m->comm, m->stream);
+    if (r != ncclSuccess) stop_job(c->d, "ncclAllReduce: %s", ncclGetErrorString(r));
+}
+#endif
+
+/* Sums the buffers of `kind` over the ranks, each first scaled by `scale`. */
+static void allreduce_kind(gsl_dist *d, network *net, int kind, float scale, const char *what)
+{
+    dist_impl *m = d->impl;
+    set_device(net);
+#ifdef GSL_NCCL
+    if (m->nccl) {
+        nccl_ctx c = {d, scale};
+        ncclGroupStart();
+        each_buffer(net, kind, nccl_fn, &c);
+        ncclGroupEnd();
+        nccl_wait(d, what);
+        return;
+    }
+#endif
+    size_t n = kind == BUF_GRAD ? m->grad_n : m->stats_n;
+    pack_ctx c = {m->pack, 0, scale};
+    each_buffer(net, kind, pack_fn, &c);
+    for (size_t off = 0; off < n; off += CHUNK) {
+        int cnt = (int)(n - off < CHUNK ? n - off : CHUNK);
+        COLL(d, what, MPI_Allreduce(MPI_IN_PLACE, m->pack + off, cnt, MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD));
+    }
+    c.off = 0;
+    each_buffer(net, kind, unpack_fn, &c);
+}
+
+static void scale_fn(dbuf b, void *ctx)
+{
+    float s = *(float *)ctx;
+#ifdef GPU
+    if (b.gpu) { scal_gpu((int)b.n, s, b.gpu, 1); return; }
+#endif
+    scal_cpu((int)b.n, s, b.cpu, 1);
+}
+
+/* Darknet's update_network, with the global batch. */
+static void apply_update(gsl_dist *d, network *net)
+{
+    update_args a = {0};
+    a.batch = net->batch * net->subdivisions * d->size;
+    a.learning_rate = get_current_rate(net);
+    a.momentum = net->momentum;
+    a.decay = net->decay;
+    a.adam = net->adam;
+    a.B1 = net->B1;
+    a.B2 = net->B2;
+    a.eps = net->eps;
+    ++*net->t;
+    a.t = *net->t;
+    set_device(net);
+    for (int i = 0; i < net->n; i++) {
+        layer l = net->layers[i];
+#ifdef GPU
+        if (net->gpu_index >= 0) {
+            if (l.update_gpu) l.update_gpu(l, a);
+            continue;
+        }
+#endif
+        if (l.update) l.update(l, a);
+    }
+}
+
+float gsl_dist_train_datum(gsl_dist *d, network *net)
+{
+    if (!d->on) return train_network_datum(net);
+    dist_impl *m = d->impl;
+    *net->seen += net->batch;
+    net->train = 1;
+    int sub = net->subdivisions;
+    long k = (long)((*net->seen / net->batch) % (size_t)sub);
+    if (k == 1 % sub) { /* the first sub-batch of an update: momentum / size, so the sum holds it once */
+        float s = 1.0f / d->size;
+        if (s != 1.0f) each_buffer(net, BUF_GRAD, scale_fn, &s);
+    }
+    forward_network(net);
+    backward_network(net);
+    float cost = *net->cost;
+    if (k == 0) {
+        char what[128];
+        snprintf(what, sizeof what, "the gradient all-reduce of update %ld", m->updates + 1);
+        double t0 = now_s();
+        if (d->profile) {
+#ifdef GPU
+            if (m->gpu) cudaDeviceSynchronize(); /* the backward pass's kernels are compute, not waiting */
+#endif
+            gsl_dist_barrier(d, what);
+            double t1 = now_s();
+            d->wait_s += t1 - t0;
+            t0 = t1;
+        }
+        allreduce_kind(d, net, BUF_GRAD, 1.0f, what);
+        d->comm_s += now_s() - t0;
+        d->comm_bytes += (double)m->grad_n * sizeof(float);
+        d->comm_steps++;
+        m->updates++;
+        apply_update(d, net);
+    }
+    return cost;
+}
+
+void gsl_dist_average_stats(gsl_dist *d, network *net)
+{
+    if (!d->on || !((dist_impl *)d->impl)->stats_n) return;
+    allreduce_kind(d, net, BUF_STATS, 1.0f / d->size, "the batch-norm statistics all-reduce");
+}
+
+typedef struct { gsl_dist *d; } bcast_ctx;
+static void bcast_fn(dbuf b, void *ctx)
+{
+    gsl_dist *d = ((bcast_ctx *)ctx)->d;
+    if (d->rank == 0) pull_fn(b, NULL);
+    gsl_dist_bcast(d, b.cpu, b.n * sizeof(float), "the weights broadcast");
+    if (d->rank != 0) push_fn(b, NULL);
+}
+
+void gsl_dist_bcast_net(gsl_dist *d, network *net)
+{
+    if (!d->on) return;
+    set_device(net);
+    bcast_ctx c = {d};
+    each_buffer(net, BUF_PARAMS | BUF_STATS | BUF_GRAD, bcast_fn, &c);
+}
+
+/* ---- small collectives ---- */
+
+void gsl_dist_sum_doubles(gsl_dist *d, double *v, int n, const char *what)
+{
+    if (!d->on) return;
+    COLL(d, what, MPI_Allreduce(MPI_IN_PLACE, v, n, MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD));
+}
+
+void gsl_dist_gather_rows(gsl_dist *d, float *x, int n, int dim, const char *what)
+{
+    if (!d->on) return;
+    MPI_Datatype row;
+    COLL(d, what, MPI_Type_contiguous(dim, MPI_FLOAT, &row));
+    COLL(d, what, MPI_Type_commit(&row));
+    int *counts = malloc(sizeof(int) * 2 * d->size);
+    if (!counts) stop_job(d, "%s: out of memory", what);
+    int *displs = counts + d->size;
+    for (int r = 0; r < d->size; r++) {
+        displs[r] = (int)((long long)n * r / d->size);
+        counts[r] = (int)((long long)n * (r + 1) / d->size) - displs[r];
+    }
+    if (d->rank == 0)
+        COLL(d, what, MPI_Gatherv(MPI_IN_PLACE, 0, row, x, counts, displs, row, 0, MPI_COMM_WORLD));
+    else
+        COLL(d, what, MPI_Gatherv(x + (size_t)displs[d->rank] * dim, counts[d->rank], row, NULL, NULL, NULL, row, 0,
+                                  MPI_COMM_WORLD));
+    free(counts);
+    MPI_Type_free(&row);
+}
+
+void gsl_dist_bcast(gsl_dist *d, void *buf, size_t bytes, const char *what)
+{
+    if (!d->on) return;
+    for (size_t off = 0; off < bytes; off += CHUNK) {
+        int cnt = (int)(bytes - off < CHUNK ? bytes - off : CHUNK);
+        COLL(d, what, MPI_Bcast((char *)buf + off, cnt, MPI_BYTE, 0, MPI_COMM_WORLD));
+    }
+}
+
+int gsl_dist_same_u32(gsl_dist *d, uint32_t v, const char *what)
+{
+    if (!d->on) return 1;
+    unsigned int x[2] = {v, ~v}; /* max of v and of ~v: equal everywhere iff max(v) == min(v) */
+    COLL(d, what, MPI_Allreduce(MPI_IN_PLACE, x, 2, MPI_UNSIGNED, MPI_MAX, MPI_COMM_WORLD));
+    return x[0] == (unsigned int)~x[1];
+}
+
+void gsl_dist_barrier(gsl_dist *d, const char *what)
+{
+    if (!d->on) return;
+    COLL(d, what, MPI_Barrier(MPI_COMM_WORLD));
+}
+
+#endif /* GSL_MPI */

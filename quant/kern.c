@@ -1,0 +1,178 @@
+/* Nearest-centroid kernels for small dimensions (d <= GSLQ_DIRECT_MAXD): the PQ sub-spaces. Used by encode and by
+ * k-means. The centroids are laid out in blocks of 8, transposed, so that one vector load gives coordinate t of 8
+ * centroids; a point's coordinate is broadcast and the 8 values |c|^2 - 2 x.c grow side by side.
+ *
+ * One arithmetic, three instruction sets: every lane computes s = |c_j|^2, then s = s + (-2 x_t) c_jt for t = 0..d-1,
+ * multiply and add rounded separately. That is what the scalar reference gslq__near_ref does, so the portable build
+ * (4 lanes, the -march=x86-64-v2 baseline) and the AVX2 and AVX-512 builds chosen at run time give the same bits
+ * (tested). Nothing here may be contracted into fused multiply-adds: the library is compiled with -std=c11, where
+ * GCC does not contract, and the pragma below tells Clang the same. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+
+#if defined(__clang__)
+#pragma STDC FP_CONTRACT OFF
+#endif
+
+/* ---- portable: 4 lanes (SSE on x86-64, generic vectors elsewhere) ---- */
+typedef float kv4 __attribute__((vector_size(16)));
+typedef int32_t ki4 __attribute__((vector_size(16)));
+#define KW 4
+#define KV kv4
+#define KI ki4
+#define KSUF _w4
+#define KTARGET
+#define KP 2
+#define KBLEND(m, a, b) ((KV)((((KI)(a)) & (m)) | (((KI)(b)) & ~(m))))
+#include "kern_body.h"
+#undef KW
+#undef KV
+#undef KI
+#undef KSUF
+#undef KTARGET
+#undef KP
+#undef KBLEND
+
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__)) && !defined(GSLQ_NO_SIMD_DISPATCH)
+#define GSLQ_X86_DISPATCH 1
+typedef float kv8 __attribute__((vector_size(32)));
+typedef int32_t ki8 __attribute__((vector_size(32)));
+#define KW 8
+#define KV kv8
+#define KI ki8
+#define KP 4
+#define KBLEND(m, a, b) ((KV)((((KI)(a)) & (m)) | (((KI)(b)) & ~(m))))
+/* AVX2 without FMA (so that nothing can be fused), 16 registers */
+#define KSUF _avx2
+#define KTARGET __attribute__((target("avx2")))
+#include "kern_body.h"
+#undef KSUF
+#undef KTARGET
+/* the same 8-lane code with AVX-512VL: 32 registers and mask compares; FMA exists here, contraction stays off */
+#define KSUF _avx512
+#define KTARGET __attribute__((target("avx2,avx512f,avx512vl")))
+#include "kern_body.h"
+#undef KSUF
+#undef KTARGET
+#undef KW
+#undef KV
+#undef KI
+#undef KP
+#undef KBLEND
+#endif
+
+int gslq__kern_level(void)
+{
+#ifdef GSLQ_X86_DISPATCH
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl")) return GSLQ_KERN_AVX512;
+    if (__builtin_cpu_supports("avx2")) return GSLQ_KERN_AVX2;
+#endif
+    return GSLQ_KERN_PORTABLE;
+}
+
+const char *gslq__kern_name(int level)
+{
+    switch (level) {
+    case GSLQ_KERN_AVX2: return "avx2";
+    case GSLQ_KERN_AVX512: return "avx512";
+    default: return "portable";
+    }
+}
+
+int gslq__kern_clamp(int level)
+{
+    int max = gslq__kern_level();
+    return level < 0 || level > max ? max : level;
+}
+
+void gslq__near_rows(int level, const float *xm, size_t n, int d, const float *ctb, const float *cnb, int nblk,
+                     int *idx, float *best)
+{
+#ifdef GSLQ_X86_DISPATCH
+    if (level == GSLQ_KERN_AVX512) { gslq__near_rows_avx512(xm, n, d, ctb, cnb, nblk, idx, best); return; }
+    if (level == GSLQ_KERN_AVX2) { gslq__near_rows_avx2(xm, n, d, ctb, cnb, nblk, idx, best); return; }
+#else
+    (void)level;
+#endif
+    gslq__near_rows_w4(xm, n, d, ctb, cnb, nblk, idx, best);
+}
+
+void gslq__block_dists(int level, const float *xm, int d, const float *ctb, const float *cnb, const int *blocks,
+                       int nb, float *out)
+{
+#ifdef GSLQ_X86_DISPATCH
+    if (level == GSLQ_KERN_AVX512) { gslq__block_dists_avx512(xm, d, ctb, cnb, blocks, nb, out); return; }
+    if (level == GSLQ_KERN_AVX2) { gslq__block_dists_avx2(xm, d, ctb, cnb, blocks, nb, out); return; }
+#else
+    (void)level;
+#endif
+    gslq__block_dists_w4(xm, d, ctb, cnb, blocks, nb, out);
+}
+
+void gslq__blocks_layout(const float *c, int k, int d, float *ctb, float *cnb)
+{
+    int nblk = (k + 7) / 8;
+    for (int b = 0; b < nblk; b++)
+        for (int l = 0; l < 8; l++) {
+            int j = b * 8 + l;
+            float *dst = ctb + (size_t)b * d * 8 + l;
+            if (j < k) {
+                const float *cj = c + (size_t)j * d;
+                float s = 0;
+                for (int t = 0; t < d; t++) {
+                    float sq = cj[t] * cj[t];
+                    s = s + sq;
+                    dst[(size_t)t * 8] = cj[t];
+                }
+                cnb[j] = s;
+            } else { /* padding: never the nearest */
+                for (int t = 0; t < d; t++) dst[(size_t)t * 8] = 0.0f;
+                cnb[j] = INFINITY;
+            }
+        }
+}
+
+float gslq__near_value(const float *xm, int d, const float *c, float cn)
+{
+    float s = cn;
+    for (int t = 0; t < d; t++) {
+        float m = xm[t] * c[t];
+        s = s + m;
+    }
+    return s;
+}
+
+int gslq__near_ref(const float *xm, int d, const float *c, const float *cn, int k, float *best)
+{
+    float bv = INFINITY;
+    int bi = 0;
+    for (int j = 0; j < k; j++) {
+        float s = gslq__near_value(xm, d, c + (size_t)j * d, cn[j]);
+        if (s < bv) { bv = s; bi = j; }
+    }
+    if (best) *best = bv;
+    return bi;
+}
+
+float gslq__dist2_direct(const float *x, const float *c, int d)
+{
+    /* four partial sums in a fixed order (vectorisable, and the same everywhere) */
+    float s[4] = {0, 0, 0, 0};
+    int t = 0;
+    for (; t + 4 <= d; t += 4)
+        for (int l = 0; l < 4; l++) {
+            float df = x[t + l] - c[t + l];
+            float sq = df * df;
+            s[l] = s[l] + sq;
+        }
+    for (; t < d; t++) {
+        float df = x[t] - c[t];
+        float sq = df * df;
+        s[0] = s[0] + sq;
+    }
+    return (s[0] + s[1]) + (s[2] + s[3]);
+}
