@@ -243,3 +243,45 @@ int gsl_layer_get_stats(const layer *l, gsl_layer_stats *out, int reset)
     gsl_codebook_stats(cb, out, reset);
     return 0;
 }
+
+void *gsl_codebook_layer_make(layer *l, size_t state_bytes, int batch, int inputs, int subspaces, int codewords,
+                              const char *name)
+{
+    *l = (layer){0};
+    l->type = BLANK;
+    l->batch = batch;
+    l->inputs = l->outputs = inputs;
+    l->h = l->w = l->out_h = l->out_w = 1;
+    l->c = l->out_c = inputs;
+    l->n = subspaces;
+    l->size = codewords;
+
+    size_t nf = gsl_codebook_host_floats(batch, inputs, codewords);
+    GSL_INVARIANT(nf > 0 && subspaces > 0 && inputs % subspaces == 0 && state_bytes >= sizeof(gsl_codebook));
+    /* the codebook's floats start at the first float boundary after the layer's struct */
+    size_t head = (state_bytes + sizeof(float) - 1) / sizeof(float) * sizeof(float);
+    char *s = calloc(1, head + nf * sizeof(float));
+    l->output = calloc((size_t)batch * inputs, sizeof(float));
+    l->delta = calloc((size_t)batch * inputs, sizeof(float));
+    if (!s || !l->output || !l->delta) {
+        fprintf(stderr, "[%s]: out of memory (batch %d, inputs %d, codewords %d)\n", name, batch, inputs, codewords);
+        exit(1);
+    }
+    gsl_codebook *cb = (gsl_codebook *)s;
+    gsl_codebook_bind(cb, batch, inputs, subspaces, codewords, (float *)(s + head));
+    l->state = (float *)s; /* freed by Darknet's free_layer */
+#ifdef GPU
+    if (gpu_index >= 0) {
+        int dev;
+        GSL_CUDA_CHECK(cudaGetDevice(&dev));
+        l->output_gpu = GSL_CUDA_ZALLOC((size_t)batch * inputs * sizeof(float));
+        l->delta_gpu = GSL_CUDA_ZALLOC((size_t)batch * inputs * sizeof(float));
+        size_t bytes = gsl_codebook_device_bytes(batch, inputs, codewords);
+        GSL_INVARIANT(bytes > 0);
+        void *blk = GSL_CUDA_ZALLOC(bytes);
+        gsl_codebook_bind_device(cb, dev, blk);
+        l->rand_gpu = (float *)blk; /* freed by Darknet's free_layer */
+    }
+#endif
+    return s;
+}

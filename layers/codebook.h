@@ -83,6 +83,14 @@ void gsl_codebook_unrotate_add_gpu(const gsl_codebook *cb, float scale, const fl
 void gsl_codebook_begin_pass_gpu(gsl_codebook *cb);
 #endif
 
+/* The common part of making a [snap] or [quantloss] layer: an identity layer of `inputs` floats (shape
+ * 1 x 1 x inputs, Darknet type BLANK: see docs/layers.md) with its output and delta, one host state block of
+ * state_bytes (the layer's struct, whose first member is its gsl_codebook) followed by the codebook's host arrays,
+ * and in GPU builds (gpu_index >= 0) the device output, delta and codebook block. `name` is for the message when
+ * memory runs out. Returns the state block (also in l->state); the caller sets its own fields and functions. */
+void *gsl_codebook_layer_make(layer *l, size_t state_bytes, int batch, int inputs, int subspaces, int codewords,
+                              const char *name);
+
 /* ---- the trainer's interface ---- */
 
 /* 1 when the layer holds a codebook ([snap] or [quantloss]). */

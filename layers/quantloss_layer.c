@@ -33,44 +33,15 @@ int quantloss_layer_set_codebook(layer *l, const gslq_pq *pq, char *err)
 
 layer make_quantloss_layer(int batch, int inputs, int subspaces, int codewords, float lambda)
 {
-    layer l = {0};
-    l.type = BLANK; /* as [snap]: see docs/layers.md */
-    l.batch = batch;
-    l.inputs = l.outputs = inputs;
-    l.h = l.w = l.out_h = l.out_w = 1;
-    l.c = l.out_c = inputs;
-
-    size_t nf = gsl_codebook_host_floats(batch, inputs, codewords);
-    GSL_INVARIANT(nf > 0 && subspaces > 0 && inputs % subspaces == 0);
-    quantloss_state *s = calloc(1, sizeof(quantloss_state) + nf * sizeof(float));
-    l.output = calloc((size_t)batch * inputs, sizeof(float));
-    l.delta = calloc((size_t)batch * inputs, sizeof(float));
-    if (!s || !l.output || !l.delta) {
-        fprintf(stderr, "[quantloss]: out of memory (batch %d, inputs %d, codewords %d)\n", batch, inputs, codewords);
-        exit(1);
-    }
-    gsl_codebook_bind(&s->cb, batch, inputs, subspaces, codewords, (float *)(s + 1));
+    layer l;
+    quantloss_state *s =
+        gsl_codebook_layer_make(&l, sizeof(quantloss_state), batch, inputs, subspaces, codewords, "quantloss");
     s->lambda = lambda;
-    l.state = (float *)s; /* freed by Darknet's free_layer */
-    l.n = subspaces;
-    l.size = codewords;
-
     l.forward = forward_quantloss_layer;
     l.backward = backward_quantloss_layer;
 #ifdef GPU
     l.forward_gpu = forward_quantloss_layer_gpu;
     l.backward_gpu = backward_quantloss_layer_gpu;
-    if (gpu_index >= 0) {
-        int dev;
-        GSL_CUDA_CHECK(cudaGetDevice(&dev));
-        l.output_gpu = GSL_CUDA_ZALLOC((size_t)batch * inputs * sizeof(float));
-        l.delta_gpu = GSL_CUDA_ZALLOC((size_t)batch * inputs * sizeof(float));
-        size_t bytes = gsl_codebook_device_bytes(batch, inputs, codewords);
-        GSL_INVARIANT(bytes > 0);
-        void *blk = GSL_CUDA_ZALLOC(bytes);
-        gsl_codebook_bind_device(&s->cb, dev, blk);
-        l.rand_gpu = (float *)blk; /* freed by Darknet's free_layer */
-    }
 #endif
     fprintf(stderr, "quantloss    %4d x %3d codewords, lambda %g\n", subspaces, codewords, lambda);
     return l;
