@@ -101,7 +101,8 @@ int gsl_data_cfg_read(const char *path, gsl_data_cfg *cfg, char *err)
     int line = 0, rc = 0;
     /* Class lists need `classes`, which may come later in the file: keep their text and line until the end. */
     char *tc = NULL, *ec = NULL;
-    int tc_line = 0, ec_line = 0;
+    int tc_line = 0, ec_line = 0, valid_line = 0;
+    cfg->holdout_seed = 1;
     struct { const char *key; char **dst; } strs[] = {
         {"train", &cfg->train}, {"valid", &cfg->valid}, {"database", &cfg->database},
         {"train_labels", &cfg->train_labels}, {"valid_labels", &cfg->valid_labels},
@@ -125,8 +126,23 @@ int gsl_data_cfg_read(const char *path, gsl_data_cfg *cfg, char *err)
                 known = 1;
             }
         }
-        if (known) continue;
-        if (strcmp(key, "classes") == 0) {
+        if (known) {
+            if (!strcmp(key, "valid") || !strcmp(key, "valid_labels")) valid_line = line;
+            continue;
+        }
+        if (strcmp(key, "holdout") == 0 || strcmp(key, "holdout_seed") == 0) {
+            char *end;
+            errno = 0;
+            long long v = strtoll(val, &end, 10);
+            int is_n = key[7] == 0;
+            if (*end || end == val || errno || v < 0 || (is_n && v > INT_MAX)) {
+                rc = fail(err, "%s:%d: key '%s': '%s' is not %s", path, line, key, val,
+                          is_n ? "a number of samples per class (>= 0)" : "a seed (an integer >= 0)");
+                break;
+            }
+            if (is_n) cfg->holdout = (int)v;
+            else cfg->holdout_seed = (uint64_t)v;
+        } else if (strcmp(key, "classes") == 0) {
             char *end;
             errno = 0;
             long v = strtol(val, &end, 10);
@@ -144,7 +160,7 @@ int gsl_data_cfg_read(const char *path, gsl_data_cfg *cfg, char *err)
             /* Darknet's keys for other commands: accepted, unused here. */
         } else {
             rc = fail(err, "%s:%d: unknown key '%s' (known: classes, train, valid, database, train_labels, "
-                           "valid_labels, database_labels, labels, backup, train_classes, eval_classes)",
+                           "valid_labels, database_labels, labels, backup, train_classes, eval_classes, holdout, holdout_seed)",
                       path, line, key);
             break;
         }
@@ -159,6 +175,16 @@ int gsl_data_cfg_read(const char *path, gsl_data_cfg *cfg, char *err)
     if (!rc && ec)
         rc = parse_class_list(path, ec_line, "eval_classes", ec, cfg->classes, &cfg->eval_classes,
                               &cfg->n_eval_classes, err);
+    if (!rc && cfg->holdout > 0) {
+        /* The holdout is the validation split (the queries): a `valid` as well would be ambiguous. */
+        if (valid_line)
+            rc = fail(err, "%s:%d: 'valid'/'valid_labels' cannot be given with holdout=%d (the holdout carved from "
+                           "'train' is the valid split)", path, valid_line, cfg->holdout);
+        else {
+            cfg->valid = strdup(cfg->train);
+            if (cfg->train_labels) cfg->valid_labels = strdup(cfg->train_labels);
+        }
+    }
     if (!rc && !cfg->backup) cfg->backup = strdup("backup");
     free(tc);
     free(ec);
@@ -416,6 +442,23 @@ int gsl_data_keep_classes(gsl_data *d, const int *keep, int n_keep, char *err)
     return 0;
 }
 
+/* Keeps the samples with mark[i] == want, in order. */
+static void keep_marked(gsl_data *d, const uint8_t *mark, int want)
+{
+    size_t dim = (size_t)d->c * d->h * d->w;
+    int m = 0;
+    for (int i = 0; i < d->n; i++) {
+        if (!mark[i] != !want) continue;
+        if (m != i) {
+            memmove(d->x + (size_t)m * dim, d->x + (size_t)i * dim, sizeof(float) * dim);
+            memmove(d->y + (size_t)m * d->classes, d->y + (size_t)i * d->classes, d->classes);
+            d->label[m] = d->label[i];
+        }
+        m++;
+    }
+    d->n = m;
+}
+
 int gsl_data_load(const gsl_data_cfg *cfg, gsl_split split, int c, int h, int w, gsl_data *out, char *err)
 {
     const char *src = split == GSL_SPLIT_TRAIN ? cfg->train : split == GSL_SPLIT_VALID ? cfg->valid : cfg->database;
@@ -448,6 +491,21 @@ int gsl_data_load(const gsl_data_cfg *cfg, gsl_split split, int c, int h, int w,
         rc = gsl_data_load_list(src, names, cfg->classes, c, h, w, out, err);
         free_lines(names, nn);
         if (rc) return rc;
+    }
+    /* The holdout is drawn on the whole train source (before any class subset), so the splits agree. */
+    int from_train = split != GSL_SPLIT_DATABASE || !cfg->database;
+    if (cfg->holdout > 0 && from_train) {
+        uint8_t *mark = malloc(out->n ? (size_t)out->n : 1);
+        if (!mark) { gsl_data_free(out); return fail(err, "%s: out of memory", cfg->file); }
+        rc = gsl_data_holdout_mask(out->label, out->n, out->classes, cfg->holdout, cfg->holdout_seed, mark, err);
+        if (!rc) keep_marked(out, mark, split == GSL_SPLIT_VALID);
+        free(mark);
+        if (rc) {
+            gsl_data_free(out);
+            char m[GSL_DATA_ERRLEN];
+            snprintf(m, sizeof m, "%s", err);
+            return fail(err, "%s: key 'holdout': %s (in %s)", cfg->file, m, src);
+        }
     }
     const int *keep = split == GSL_SPLIT_TRAIN ? cfg->train_classes : cfg->eval_classes;
     int nkeep = split == GSL_SPLIT_TRAIN ? cfg->n_train_classes : cfg->n_eval_classes;
@@ -488,6 +546,39 @@ static void shuffle(int *a, int n, uint64_t *s)
         a[i] = a[j];
         a[j] = t;
     }
+}
+
+int gsl_data_holdout_mask(const int *label, int n, int classes, int per_class, uint64_t seed, uint8_t *mark,
+                          char *err)
+{
+    memset(mark, 0, n ? (size_t)n : 1);
+    if (per_class <= 0) return 0;
+    int *count = calloc(classes, sizeof(int)), *idx = malloc(sizeof(int) * (n ? n : 1));
+    if (!count || !idx) { free(count); free(idx); return fail(err, "out of memory"); }
+    for (int i = 0; i < n; i++) count[label[i]]++;
+    int rc = 0;
+    for (int k = 0; k < classes && !rc; k++) {
+        if (!count[k]) continue;
+        if (count[k] <= per_class) {
+            rc = fail(err, "class %d has %d samples, so a holdout of %d per class would leave none to train on", k,
+                      count[k], per_class);
+            break;
+        }
+        int m = 0;
+        for (int i = 0; i < n; i++)
+            if (label[i] == k) idx[m++] = i;
+        /* one stream per class, so a class's holdout does not depend on the other classes */
+        uint64_t st = seed * 0x9e3779b97f4a7c15ULL + (uint64_t)k + 1;
+        for (int j = 0; j < per_class; j++) { /* partial Fisher-Yates: idx[0..per_class) is a uniform choice */
+            int r = j + rng_below(&st, m - j), t = idx[j];
+            idx[j] = idx[r];
+            idx[r] = t;
+            mark[idx[j]] = 1;
+        }
+    }
+    free(count);
+    free(idx);
+    return rc;
 }
 
 void gsl_sampler_free(gsl_sampler *s)

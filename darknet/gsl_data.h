@@ -36,6 +36,10 @@ typedef struct gsl_data {
  *   train_classes  class subset for training, e.g. 0,1,2,3,4 or 0-4 (default: all)
  *   eval_classes   class subset for valid and database (default: all); train 0-4 with eval 5-9 is the
  *                  unseen-class protocol
+ *   holdout        N > 0: a validation split carved from `train` for tuning without the test set: N samples of
+ *                  every class of the train source (a seeded choice), taken out of train (and of the default
+ *                  database); they become the `valid` split (the queries), which must then not be given
+ *   holdout_seed   seed of that choice (default 1)
  *   names          accepted and ignored (Darknet's detector key) */
 typedef struct gsl_data_cfg {
     char *file;
@@ -45,6 +49,8 @@ typedef struct gsl_data_cfg {
     char *labels, *backup;
     int *train_classes, n_train_classes; /* NULL/0: all */
     int *eval_classes, n_eval_classes;
+    int holdout;               /* per class; 0: none. When > 0, valid/valid_labels are copies of train/train_labels */
+    uint64_t holdout_seed;
 } gsl_data_cfg;
 
 int gsl_data_cfg_read(const char *path, gsl_data_cfg *cfg, char *err);
@@ -53,7 +59,8 @@ void gsl_data_cfg_free(gsl_data_cfg *cfg);
 typedef enum { GSL_SPLIT_TRAIN, GSL_SPLIT_VALID, GSL_SPLIT_DATABASE } gsl_split;
 
 /* Loads a split with the expected image shape (channels 1 or 3; images of any other size are an error) and keeps
- * the samples of the split's class subset (train_classes for train, eval_classes otherwise). */
+ * the samples of the split's class subset (train_classes for train, eval_classes otherwise). With a holdout, the
+ * train source's holdout samples are the valid split and are removed from train and from the default database. */
 int gsl_data_load(const gsl_data_cfg *cfg, gsl_split split, int c, int h, int w, gsl_data *out, char *err);
 
 /* IDX images (magic 0x803: n, rows, cols, unsigned bytes) and labels (0x801: n bytes < classes). */
@@ -65,6 +72,12 @@ int gsl_data_load_list(const char *list, char *const *names, int classes, int c,
 
 /* Keeps the samples that have at least one class of `keep` (n_keep entries). Order is preserved. */
 int gsl_data_keep_classes(gsl_data *d, const int *keep, int n_keep, char *err);
+
+/* The holdout: mark[i] = 1 for `per_class` samples of every class (by label[i]) present in label[0..n), chosen
+ * by a seeded partial shuffle; the same for every split, since it is computed on the whole source before any class
+ * subset. A class with samples but no more than per_class of them is an error (nothing would be left to train on). */
+int gsl_data_holdout_mask(const int *label, int n, int classes, int per_class, uint64_t seed, uint8_t *mark,
+                          char *err);
 
 void gsl_data_free(gsl_data *d);
 

@@ -13,6 +13,10 @@
 
 #include "codebook.h"
 #include "registry.h"
+#ifdef GPU
+#include "connected_layer.h"
+#include "convolutional_layer.h"
+#endif
 
 static int fail(char *err, const char *fmt, ...)
 {

@@ -82,24 +82,49 @@ void gslq__adc_distances4(const uint8_t *codes, size_t nb, int M, int K, const f
 
 /* ---- kern.c: nearest centroid for small dimensions (d <= GSLQ_DIRECT_MAXD) ----
  * Centroids c (k, d) in blocks of 8: ctb (nblk, d, 8) with ctb[(b*d + t)*8 + l] = c[8b + l][t], cnb (nblk*8) the
- * squared norms, padding centroids 0 with norm +inf; nblk = ceil(k/8). Points come as xm = -2 x (exact). The value
- * of centroid j is s_j = cnb[j] + sum_t xm[t] ctb[..t..j] summed in order t = 0..d-1, multiplies and adds rounded
- * separately (gslq__near_value), identical at every level; the nearest is the first index of the smallest s_j. */
+ * squared norms (gslq__norm2), padding centroids 0 with norm +inf; nblk = ceil(k/8). The value of centroid j for a
+ * point x is s_j = cnb[j] + sum_t (-2 x_t) c_jt summed in order t = 0..d-1, multiplies and adds rounded separately
+ * (gslq__near_value), identical at every level: s_j = |x - c_j|^2 - |x|^2 up to rounding. The nearest centroid is
+ * the first index of the smallest s_j (index 0 when none is below +inf). */
 #define GSLQ_DIRECT_MAXD 64
 enum { GSLQ_KERN_PORTABLE = 0, GSLQ_KERN_AVX2 = 1, GSLQ_KERN_AVX512 = 2 };
 int gslq__kern_level(void);            /* the best level this CPU runs */
 int gslq__kern_clamp(int level);       /* level, or the best one when level < 0 or unsupported */
 const char *gslq__kern_name(int level);
 void gslq__blocks_layout(const float *c, int k, int d, float *ctb, float *cnb);
-/* idx (n): nearest centroid of each row of xm (n, d); best (n, optional): its value s. */
-void gslq__near_rows(int level, const float *xm, size_t n, int d, const float *ctb, const float *cnb, int nblk,
-                     int *idx, float *best);
-/* out (nb, 8): the values s of one point against blocks[0..nb-1]. */
-void gslq__block_dists(int level, const float *xm, int d, const float *ctb, const float *cnb, const int *blocks,
+/* idx (n): nearest centroid of each point x (n rows of d, stride ldx); best (n, optional): its value s. */
+void gslq__near_rows(int level, const float *x, size_t n, size_t ldx, int d, const float *ctb, const float *cnb,
+                     int nblk, int *idx, float *best);
+/* out (nb, 8): the values s of one point x (d) against blocks[0..nb-1]. */
+void gslq__block_dists(int level, const float *x, int d, const float *ctb, const float *cnb, const int *blocks,
                        int nb, float *out);
-/* Scalar reference: s_j of one centroid c (d) with norm cn; the nearest of k centroids c (k, d) (first index). */
-float gslq__near_value(const float *xm, int d, const float *c, float cn);
-int gslq__near_ref(const float *xm, int d, const float *c, const float *cn, int k, float *best);
+/* Scalar reference: |c|^2 in the kernels' order; s_j of one centroid c (d) with norm cn; the nearest of k centroids
+ * c (k, d). */
+float gslq__norm2(const float *c, int d);
+float gslq__near_value(const float *x, int d, const float *c, float cn);
+int gslq__near_ref(const float *x, int d, const float *c, int k, float *best);
+/* Bounded assignment of points [b, e) (lloyd.c explains the bounds). Floats rounded outwards; per point: ub =
+ * U - DcF[a] (U >= |x - c_a| is ub + DcF[a] now), lb = L + DmaxF, lg (n, nblkp) = L_g + DgF[g] (padding +inf).
+ * Writes nidx (and d2 when non-NULL). buf: nblk*9 floats, list: nblk ints. Returns the blocks computed. */
+typedef struct gslq__yy {
+    const float *x;
+    int d, nblk, nblkp, first;
+    const float *c, *ctb, *cnb;   /* centroids (k, d) and their block layout */
+    const float *DgF, *DcF;       /* (nblkp), (nblk*8): cumulative drifts, rounded up */
+    float DmaxF, cmax2, cmax2x;   /* cumulative largest drift; >= max |c|^2, >= 2 max |c| */
+    float gk, gd, slack;          /* rounding factors of the kernel value and of gslq__dist2_direct */
+    const float *xn, *x2;         /* (n) |x| rounded up, |x|^2 rounded down */
+    const int *idx;
+    int *nidx;
+    float *ub, *lb, *lg, *d2;
+} gslq__yy;
+size_t gslq__yy_range(int level, const gslq__yy *Y, size_t b, size_t e, float *buf, int *list);
+
+/* ---- lloyd.c: Lloyd iterations for d <= GSLQ_DIRECT_MAXD from the given centroids c (k, d), updated in place;
+ * p->niter, tol, nthreads, verbose, bounds are used. Same contract as gslq_kmeans after the initialisation.
+ * Returns GSLQ_OK or GSLQ_ENOMEM. */
+int gslq__lloyd_direct(const float *x, size_t n, int d, int k, float *c, const gslq_train_params *p, int level,
+                       double *obj_trace, gslq_kmeans_stats *stats);
 /* gslq_pq_encode_mt with a given kernel level (< 0: the best; tests compare the levels). */
 int gslq__pq_encode_level(const gslq_pq *pq, const float *x, size_t n, uint8_t *codes, int nthreads, int level,
                           gslq_error *err);

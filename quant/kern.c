@@ -26,6 +26,12 @@ typedef int32_t ki4 __attribute__((vector_size(16)));
 #define KSUF _w4
 #define KTARGET
 #define KP 2
+#define KSPLAT(f) ((KV){(f), (f), (f), (f)})
+#if defined(__SSE__)
+#define KMOVMASK(m) ((unsigned)__builtin_ia32_movmskps((KV)(m)))
+#else
+#define KMOVMASK(m) ((unsigned)(((m)[0] & 1) | ((m)[1] & 2) | ((m)[2] & 4) | ((m)[3] & 8)))
+#endif
 #define KBLEND(m, a, b) ((KV)((((KI)(a)) & (m)) | (((KI)(b)) & ~(m))))
 #include "kern_body.h"
 #undef KW
@@ -35,6 +41,8 @@ typedef int32_t ki4 __attribute__((vector_size(16)));
 #undef KTARGET
 #undef KP
 #undef KBLEND
+#undef KSPLAT
+#undef KMOVMASK
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__)) && !defined(GSLQ_NO_SIMD_DISPATCH)
 #define GSLQ_X86_DISPATCH 1
@@ -44,6 +52,8 @@ typedef int32_t ki8 __attribute__((vector_size(32)));
 #define KV kv8
 #define KI ki8
 #define KP 4
+#define KSPLAT(f) ((KV){(f), (f), (f), (f), (f), (f), (f), (f)})
+#define KMOVMASK(m) ((unsigned)__builtin_ia32_movmskps256((KV)(m)))
 #define KBLEND(m, a, b) ((KV)((((KI)(a)) & (m)) | (((KI)(b)) & ~(m))))
 /* AVX2 without FMA (so that nothing can be fused), 16 registers */
 #define KSUF _avx2
@@ -62,6 +72,8 @@ typedef int32_t ki8 __attribute__((vector_size(32)));
 #undef KI
 #undef KP
 #undef KBLEND
+#undef KSPLAT
+#undef KMOVMASK
 #endif
 
 int gslq__kern_level(void)
@@ -89,28 +101,39 @@ int gslq__kern_clamp(int level)
     return level < 0 || level > max ? max : level;
 }
 
-void gslq__near_rows(int level, const float *xm, size_t n, int d, const float *ctb, const float *cnb, int nblk,
-                     int *idx, float *best)
+void gslq__near_rows(int level, const float *x, size_t n, size_t ldx, int d, const float *ctb, const float *cnb,
+                     int nblk, int *idx, float *best)
 {
 #ifdef GSLQ_X86_DISPATCH
-    if (level == GSLQ_KERN_AVX512) { gslq__near_rows_avx512(xm, n, d, ctb, cnb, nblk, idx, best); return; }
-    if (level == GSLQ_KERN_AVX2) { gslq__near_rows_avx2(xm, n, d, ctb, cnb, nblk, idx, best); return; }
+    if (level == GSLQ_KERN_AVX512) { gslq__near_rows_avx512(x, n, ldx, d, ctb, cnb, nblk, idx, best); return; }
+    if (level == GSLQ_KERN_AVX2) { gslq__near_rows_avx2(x, n, ldx, d, ctb, cnb, nblk, idx, best); return; }
 #else
     (void)level;
 #endif
-    gslq__near_rows_w4(xm, n, d, ctb, cnb, nblk, idx, best);
+    gslq__near_rows_w4(x, n, ldx, d, ctb, cnb, nblk, idx, best);
 }
 
-void gslq__block_dists(int level, const float *xm, int d, const float *ctb, const float *cnb, const int *blocks,
+void gslq__block_dists(int level, const float *x, int d, const float *ctb, const float *cnb, const int *blocks,
                        int nb, float *out)
 {
 #ifdef GSLQ_X86_DISPATCH
-    if (level == GSLQ_KERN_AVX512) { gslq__block_dists_avx512(xm, d, ctb, cnb, blocks, nb, out); return; }
-    if (level == GSLQ_KERN_AVX2) { gslq__block_dists_avx2(xm, d, ctb, cnb, blocks, nb, out); return; }
+    if (level == GSLQ_KERN_AVX512) { gslq__block_dists_avx512(x, d, ctb, cnb, blocks, nb, out); return; }
+    if (level == GSLQ_KERN_AVX2) { gslq__block_dists_avx2(x, d, ctb, cnb, blocks, nb, out); return; }
 #else
     (void)level;
 #endif
-    gslq__block_dists_w4(xm, d, ctb, cnb, blocks, nb, out);
+    gslq__block_dists_w4(x, d, ctb, cnb, blocks, nb, out);
+}
+
+size_t gslq__yy_range(int level, const gslq__yy *Y, size_t b, size_t e, float *buf, int *list)
+{
+#ifdef GSLQ_X86_DISPATCH
+    if (level == GSLQ_KERN_AVX512) return gslq__yy_range_avx512(Y, b, e, buf, list);
+    if (level == GSLQ_KERN_AVX2) return gslq__yy_range_avx2(Y, b, e, buf, list);
+#else
+    (void)level;
+#endif
+    return gslq__yy_range_w4(Y, b, e, buf, list);
 }
 
 void gslq__blocks_layout(const float *c, int k, int d, float *ctb, float *cnb)
@@ -122,13 +145,8 @@ void gslq__blocks_layout(const float *c, int k, int d, float *ctb, float *cnb)
             float *dst = ctb + (size_t)b * d * 8 + l;
             if (j < k) {
                 const float *cj = c + (size_t)j * d;
-                float s = 0;
-                for (int t = 0; t < d; t++) {
-                    float sq = cj[t] * cj[t];
-                    s = s + sq;
-                    dst[(size_t)t * 8] = cj[t];
-                }
-                cnb[j] = s;
+                for (int t = 0; t < d; t++) dst[(size_t)t * 8] = cj[t];
+                cnb[j] = gslq__norm2(cj, d);
             } else { /* padding: never the nearest */
                 for (int t = 0; t < d; t++) dst[(size_t)t * 8] = 0.0f;
                 cnb[j] = INFINITY;
@@ -136,22 +154,32 @@ void gslq__blocks_layout(const float *c, int k, int d, float *ctb, float *cnb)
         }
 }
 
-float gslq__near_value(const float *xm, int d, const float *c, float cn)
+float gslq__near_value(const float *x, int d, const float *c, float cn)
 {
     float s = cn;
     for (int t = 0; t < d; t++) {
-        float m = xm[t] * c[t];
+        float m = (-2.0f * x[t]) * c[t];
         s = s + m;
     }
     return s;
 }
 
-int gslq__near_ref(const float *xm, int d, const float *c, const float *cn, int k, float *best)
+float gslq__norm2(const float *c, int d)
+{
+    float s = 0;
+    for (int t = 0; t < d; t++) {
+        float sq = c[t] * c[t];
+        s = s + sq;
+    }
+    return s;
+}
+
+int gslq__near_ref(const float *x, int d, const float *c, int k, float *best)
 {
     float bv = INFINITY;
     int bi = 0;
     for (int j = 0; j < k; j++) {
-        float s = gslq__near_value(xm, d, c + (size_t)j * d, cn[j]);
+        float s = gslq__near_value(x, d, c + (size_t)j * d, gslq__norm2(c + (size_t)j * d, d));
         if (s < bv) { bv = s; bi = j; }
     }
     if (best) *best = bv;

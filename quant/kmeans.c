@@ -22,6 +22,7 @@ void gslq_train_params_default(gslq_train_params *p)
     p->opq_iter = 20;
     p->opq_kmeans_iter = 4;
     p->verbose = 0;
+    p->bounds = 1;
 }
 
 #define PP_BLOCK 1024 /* k-means++ sampling blocks (fixed, so sums do not depend on threads) */
@@ -199,6 +200,10 @@ int gslq_kmeans(const float *x_in, size_t n_in, int d, int k, float *centroids, 
         rc = p.init == GSLQ_INIT_RANDOM ? init_random(x, n, d, k, centroids, &rng)
                                          : init_kmeanspp(x, n, d, k, centroids, &rng, nt);
         if (rc) goto done;
+    }
+    if (d <= GSLQ_DIRECT_MAXD) {
+        rc = gslq__lloyd_direct(x, n, d, k, centroids, &p, gslq__kern_level(), obj_trace, stats);
+        goto done;
     }
     double prev = INFINITY, obj = 0;
     int it, repaired = 0, iters = 0;

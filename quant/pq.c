@@ -133,8 +133,7 @@ static void encode_part(void *arg, int t, int nt)
     size_t nblks = (a->n + ENC_BLOCK - 1) / ENC_BLOCK, b0, b1;
     gslq__split(nblks, t, nt, &b0, &b1);
     if (b0 >= b1) return;
-    float *work = a->ctb ? gslq__alloc(ENC_BLOCK, (size_t)ds, sizeof(float), 0)
-                         : gslq__alloc(gslq__assign_work_size(K), sizeof(float), 1, 0);
+    float *work = a->ctb ? gslq__alloc(1, 1, 1, 0) : gslq__alloc(gslq__assign_work_size(K), sizeof(float), 1, 0);
     float *rot = pq->rotation ? gslq__alloc(ENC_BLOCK, (size_t)d, sizeof(float), 0) : NULL;
     int idx[ENC_BLOCK];
     if (!work || (pq->rotation && !rot)) {
@@ -150,11 +149,9 @@ static void encode_part(void *arg, int t, int nt)
             y = rot;
         }
         for (int m = 0; m < M; m++) {
-            if (a->ctb) { /* direct kernel on -2 y_m */
-                for (size_t i = 0; i < nb; i++)
-                    for (int j = 0; j < ds; j++) work[i * ds + j] = -2.0f * y[i * d + m * ds + j];
-                gslq__near_rows(a->level, work, nb, ds, a->ctb + (size_t)m * nblk * ds * 8, a->cnb + (size_t)m * nblk * 8,
-                                nblk, idx, NULL);
+            if (a->ctb) {
+                gslq__near_rows(a->level, y + m * ds, nb, (size_t)d, ds, a->ctb + (size_t)m * nblk * ds * 8,
+                                a->cnb + (size_t)m * nblk * 8, nblk, idx, NULL);
             } else {
                 gslq__assign(y + m * ds, nb, ds, (size_t)d, pq->centroids + (size_t)m * K * ds,
                              a->cnorm + (size_t)m * K, K, idx, NULL, work);

@@ -4,7 +4,8 @@
 # + [snap] + [similarity], batch 128 per rank) on a Fashion-MNIST subset; two epochs, the second after a codebook
 # rebuild; figures are of the training phase only (the rebuild is excluded), medians over interleaved rounds
 # because the machine may be shared. The MPI runs set GSL_DIST_PROFILE=1: a barrier before each all-reduce splits
-# its time into waiting for the slowest rank (load imbalance, other processes on the cores) and the transfer.
+# its time into waiting for the slowest rank (load imbalance, other processes on the cores) and the transfer; and
+# --bind-to none, as the plain runs (on a shared machine a rank pinned to a busy core is slowed down).
 #   plain 1t       one process, OpenBLAS 1 thread (train_network_datum)
 #   plain 2t       one process, OpenBLAS 2 threads (the same cores as two ranks)
 #   dist 1x128     GSL_DIST=1 mpirun -np 1: the distributed path on one rank (pack + all-reduce + unpack overhead)
@@ -43,17 +44,20 @@ mkcfg() { # NAME BATCH
 }
 mkcfg b128 128; mkcfg b64 64
 
-run() { # NAME -> "img/s allreduce_ms comm_pct floats" of epoch 2's training phase
+# One rank per process, unpinned, with the profile split and the debug line (floats per update).
+mpi() { # NP CFGNAME [GSL_DIST=1]
+  env OPENBLAS_NUM_THREADS=1 GSL_DIST_DEBUG=1 GSL_DIST_PROFILE=1 ${3:-} mpirun -np "$1" --bind-to none \
+    -x OPENBLAS_NUM_THREADS -x GSL_DIST_DEBUG -x GSL_DIST_PROFILE ${3:+-x GSL_DIST} \
+    "$mbin" gsl train "$out/$2.data" "$out/$2.cfg"
+}
+run() { # NAME -> "img/s allreduce_ms comm_pct wait_ms wait_pct floats" of epoch 2's training phase
   local name=$1 log=$out/$1.log
   case $name in
     "plain 1t") OPENBLAS_NUM_THREADS=1 "$bin" gsl train "$out/b128.data" "$out/b128.cfg" > "$log" 2>&1 ;;
     "plain 2t") OPENBLAS_NUM_THREADS=2 "$bin" gsl train "$out/b128.data" "$out/b128.cfg" > "$log" 2>&1 ;;
-    "dist 1x128") GSL_DIST=1 GSL_DIST_DEBUG=1 GSL_DIST_PROFILE=1 OPENBLAS_NUM_THREADS=1 mpirun -np 1 -x GSL_DIST -x GSL_DIST_DEBUG -x GSL_DIST_PROFILE \
-                    -x OPENBLAS_NUM_THREADS "$mbin" gsl train "$out/b128.data" "$out/b128.cfg" > "$log" 2>&1 ;;
-    "dist 2x128") GSL_DIST_DEBUG=1 GSL_DIST_PROFILE=1 OPENBLAS_NUM_THREADS=1 mpirun -np 2 -x GSL_DIST_DEBUG -x GSL_DIST_PROFILE \
-                    -x OPENBLAS_NUM_THREADS "$mbin" gsl train "$out/b128.data" "$out/b128.cfg" > "$log" 2>&1 ;;
-    "dist 2x64") GSL_DIST_DEBUG=1 GSL_DIST_PROFILE=1 OPENBLAS_NUM_THREADS=1 mpirun -np 2 -x GSL_DIST_DEBUG -x GSL_DIST_PROFILE \
-                   -x OPENBLAS_NUM_THREADS "$mbin" gsl train "$out/b64.data" "$out/b64.cfg" > "$log" 2>&1 ;;
+    "dist 1x128") mpi 1 b128 GSL_DIST=1 > "$log" 2>&1 ;;
+    "dist 2x128") mpi 2 b128 > "$log" 2>&1 ;;
+    "dist 2x64") mpi 2 b64 > "$log" 2>&1 ;;
   esac || { echo "bench_dist.sh: '$name' failed:" >&2; tail -5 "$log" >&2; exit 1; }
   local ips ms pct wms wpct fl
   ips=$(sed -nE 's/^epoch 2 done: .*\(([0-9.]+) img\/s\).*/\1/p' "$log")

@@ -144,6 +144,9 @@ static void test_data_cfg_errors(void)
     expect_cfg_error("classes=3\ntrain=a\ntrain_classes=0-5\n", ":3: key 'train_classes': class range 0-5");
     expect_cfg_error("classes=3\ntrain=a\neval_classes=1;2\n", "key 'eval_classes': '1;2' is not a class list");
     expect_cfg_error("classes=3\ntrain\n", ":2: expected key=value");
+    expect_cfg_error("classes=3\ntrain=a\nholdout=-1\n", ":3: key 'holdout': '-1' is not a number of samples");
+    expect_cfg_error("classes=3\ntrain=a\nholdout_seed=x\n", ":3: key 'holdout_seed': 'x' is not a seed");
+    expect_cfg_error("classes=3\ntrain=a\nvalid=b\nholdout=5\n", ":3: 'valid'/'valid_labels' cannot be given with holdout=5");
     gsl_data_cfg c;
     CHECK(gsl_data_cfg_read(tmp("no-such.data"), &c, err) == -1 && strstr(err, "no-such.data: cannot open"));
 }
@@ -280,6 +283,66 @@ static void test_sampler_class_balanced(void)
     gsl_data_free(&d);
 }
 
+/* holdout=N: N samples per class of the train source become the valid split (seeded, the same for every split),
+ * are removed from train and from the default database, and class subsets apply on top. */
+static void test_holdout_split(void)
+{
+    const char *img = tmp("h-images.gz"), *lab = tmp("h-labels.gz");
+    write_idx(img, lab, 40, 2, 2, 4, LIE_NONE); /* 10 per class */
+    char text[4096];
+    snprintf(text, sizeof text, "classes=4\ntrain=%s\ntrain_labels=%s\nholdout=3\nholdout_seed=5\n"
+                                "train_classes=0,1\neval_classes=2-3\n", img, lab);
+    const char *p = tmp("h.data");
+    write_text(p, text);
+    gsl_data_cfg c;
+    if (gsl_data_cfg_read(p, &c, err)) { CHECKF(0, "%s", err); return; }
+    CHECK(c.holdout == 3 && c.holdout_seed == 5 && c.valid && strcmp(c.valid, img) == 0);
+    gsl_data tr, va, db;
+    CHECKF(gsl_data_load(&c, GSL_SPLIT_TRAIN, 1, 2, 2, &tr, err) == 0, "%s", err);
+    CHECKF(gsl_data_load(&c, GSL_SPLIT_VALID, 1, 2, 2, &va, err) == 0, "%s", err);
+    CHECKF(gsl_data_load(&c, GSL_SPLIT_DATABASE, 1, 2, 2, &db, err) == 0, "%s", err);
+    CHECK(tr.n == 14 && va.n == 6 && db.n == 14);
+    /* sample i is recognised by its pixels ((i*7 + j) % 256) / 255, unique for i < 40 */
+    int seen[40] = {0}, ok = 1;
+    gsl_data *parts[3] = {&tr, &va, &db};
+    for (int p3 = 0; p3 < 3; p3++)
+        for (int i = 0; i < parts[p3]->n; i++) {
+            int id = -1;
+            for (int j = 0; j < 40; j++)
+                if (fabs(parts[p3]->x[i * 4] - ((j * 7) % 256) / 255.0) < 1e-6 &&
+                    fabs(parts[p3]->x[i * 4 + 1] - ((j * 7 + 1) % 256) / 255.0) < 1e-6) id = j;
+            ok &= id >= 0 && parts[p3]->label[i] == id % 4;
+            if (id >= 0) seen[id] |= 1 << p3;
+        }
+    CHECK(ok);
+    int per_class[4] = {0}, disjoint = 1;
+    for (int j = 0; j < 40; j++) {
+        if (seen[j] & 2) per_class[j % 4]++;
+        disjoint &= !((seen[j] & 2) && (seen[j] & 5)); /* a holdout sample is in neither train nor database */
+    }
+    CHECK(disjoint && per_class[0] == 0 && per_class[1] == 0 && per_class[2] == 3 && per_class[3] == 3);
+    /* the same seed gives the same holdout; another seed another one (at least for some class) */
+    uint8_t m1[40], m2[40], m3[40];
+    int labels[40];
+    for (int i = 0; i < 40; i++) labels[i] = i % 4;
+    CHECK(gsl_data_holdout_mask(labels, 40, 4, 3, 5, m1, err) == 0);
+    CHECK(gsl_data_holdout_mask(labels, 40, 4, 3, 5, m2, err) == 0);
+    CHECK(gsl_data_holdout_mask(labels, 40, 4, 3, 6, m3, err) == 0);
+    CHECK(memcmp(m1, m2, 40) == 0 && memcmp(m1, m3, 40) != 0);
+    int cnt[4] = {0};
+    for (int i = 0; i < 40; i++) cnt[i % 4] += m1[i];
+    CHECK(cnt[0] == 3 && cnt[1] == 3 && cnt[2] == 3 && cnt[3] == 3);
+    CHECK(gsl_data_holdout_mask(labels, 40, 4, 10, 5, m1, err) == -1 && strstr(err, "leave none to train on"));
+    gsl_data_free(&tr); gsl_data_free(&va); gsl_data_free(&db);
+    gsl_data_cfg_free(&c);
+    /* too large for the data: reported when loading, naming the key */
+    snprintf(text, sizeof text, "classes=4\ntrain=%s\ntrain_labels=%s\nholdout=10\n", img, lab);
+    write_text(p, text);
+    if (gsl_data_cfg_read(p, &c, err)) { CHECKF(0, "%s", err); return; }
+    CHECK(gsl_data_load(&c, GSL_SPLIT_VALID, 1, 2, 2, &va, err) == -1 && strstr(err, "key 'holdout'"));
+    gsl_data_cfg_free(&c);
+}
+
 int main(void)
 {
     RUN(test_idx_roundtrip_gz_and_raw);
@@ -287,6 +350,7 @@ int main(void)
     RUN(test_data_cfg_parse);
     RUN(test_data_cfg_errors);
     RUN(test_class_subset_and_split);
+    RUN(test_holdout_split);
     RUN(test_image_list);
     RUN(test_sampler_epoch_permutation_and_seed);
     RUN(test_sampler_class_balanced);

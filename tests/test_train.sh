@@ -87,6 +87,21 @@ check search_ids '[ $rc = 0 ] && [ "$(stat -c %s res.ids.ivecs)" = $((500 * (4 +
 "$bin" gsl export a.data "$cfg" A/small.ckpt -out idx.faiss > x.log 2>&1; rc=$?
 check export_runs '[ $rc = 0 ] && [ -s idx.faiss ]' "exit $rc $(tail -1 x.log)"
 
+# ---- holdout=N: a validation split carved from train (queries = N per class, removed from train and database)
+cat > h.data <<D
+classes=10
+train=$tmp/data/train-images.gz
+train_labels=$tmp/data/train-labels.gz
+holdout=20
+holdout_seed=3
+eval_classes=5-9
+backup=$tmp/H
+D
+"$bin" gsl eval h.data "$cfg" A/small.ckpt > evalH.txt 2>evalH.err; rc=$?
+check holdout_eval_counts '[ $rc = 0 ] && grep -qE "^queries: 100 .*database: 900 " evalH.txt' "exit $rc: $(cat evalH.txt evalH.err | tail -4)"
+"$bin" gsl train h.data "$cfg" -epochs 1 > H.log 2>&1; rc=$?
+check holdout_train_sizes '[ $rc = 0 ] && grep -q "on 1800 samples" H.log' "exit $rc: $(grep -m1 training H.log; tail -2 H.log)"
+
 # ---- bad data: a clear message naming the file, and exit status 1
 expect_err() { # NAME DATAFILE_TEXT PATTERN
   printf '%b' "$2" > bad.data
