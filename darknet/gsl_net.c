@@ -396,6 +396,23 @@ static void epoch_file(char *out, size_t cap, const char *prefix, int epoch, con
     snprintf(out, cap, "%s_e%04d%s", prefix, epoch, what);
 }
 
+static const char *base_name(const char *path)
+{
+    const char *s = strrchr(path, '/');
+    return s ? s + 1 : path;
+}
+
+/* A manifest's file name: relative ones are relative to the manifest's folder. */
+static void resolve(char *path, size_t cap, const char *manifest)
+{
+    if (!path[0] || path[0] == '/') return;
+    const char *slash = strrchr(manifest, '/');
+    if (!slash) return;
+    char buf[2100];
+    int n = snprintf(buf, sizeof buf, "%.*s/%s", (int)(slash - manifest), manifest, path);
+    if (n > 0 && (size_t)n < cap) memcpy(path, buf, (size_t)n + 1); /* too long: left as is, reported missing */
+}
+
 static void remove_epoch_files(const char *prefix, int epoch, int ncb)
 {
     char p[1100];
@@ -406,11 +423,14 @@ static void remove_epoch_files(const char *prefix, int epoch, int ncb)
         snprintf(what, sizeof what, "_cb%d.codebook", i);
         epoch_file(p, sizeof p, prefix, epoch, what);
         unlink(p);
+        snprintf(what, sizeof what, "_cb%d.samples.fvecs", i);
+        epoch_file(p, sizeof p, prefix, epoch, what);
+        unlink(p);
     }
 }
 
 int gsl_ckpt_save(network *net, const char *prefix, int epoch, uint64_t seed, int ncb, const int *cb_layer,
-                  gslq_pq *const *pqs, char *err)
+                  gslq_pq *const *pqs, const gsl_ckpt_samples *samples, char *err)
 {
     gsl_ckpt ck = {0};
     ck.epoch = epoch;
@@ -431,12 +451,26 @@ int gsl_ckpt_save(network *net, const char *prefix, int epoch, uint64_t seed, in
         gslq_error e = {0};
         if (gslq_pq_save(ck.codebook[i], pqs[i], &e)) return fail(err, "%s", e.msg);
     }
+    for (int i = 0; samples && i < ncb; i++) {
+        if (!samples->rows[i] || samples->n[i] <= 0) continue;
+        char what[64];
+        snprintf(what, sizeof what, "_cb%d.samples.fvecs", i);
+        epoch_file(ck.samples[i], sizeof ck.samples[i], prefix, epoch, what);
+        gslq_error e = {0};
+        if (gslq_fvecs_write(ck.samples[i], samples->rows[i], (size_t)samples->n[i], samples->d[i], &e))
+            return fail(err, "%s", e.msg);
+    }
+    /* The manifest names its files relative to its own folder (they live beside it), so a backup folder can be
+     * moved or read from another working directory. */
     char text[8192];
     int len = snprintf(text, sizeof text, "gsl-checkpoint 1\nepoch %d\nseed %llu\nweights %s\noptim %s\ncodebooks %d\n",
-                       epoch, (unsigned long long)seed, ck.weights, ck.optim, ncb);
+                       epoch, (unsigned long long)seed, base_name(ck.weights), base_name(ck.optim), ncb);
     for (int i = 0; i < ncb && len < (int)sizeof text; i++)
         len += snprintf(text + len, sizeof text - len, "codebook %d %s\n", cb_layer[i],
-                        ck.cb_installed[i] ? ck.codebook[i] : "-");
+                        ck.cb_installed[i] ? base_name(ck.codebook[i]) : "-");
+    for (int i = 0; i < ncb && len < (int)sizeof text; i++)
+        if (ck.samples[i][0])
+            len += snprintf(text + len, sizeof text - len, "samples %d %s\n", i, base_name(ck.samples[i]));
     if (len >= (int)sizeof text) return fail(err, "%s.ckpt: manifest too long", prefix);
     char manifest[1100];
     snprintf(manifest, sizeof manifest, "%s.ckpt", prefix);
@@ -471,6 +505,9 @@ int gsl_ckpt_read(const char *manifest, gsl_ckpt *ck, char *err)
             ck->cb_installed[ncb_seen] = strcmp(path, "-") != 0;
             if (ck->cb_installed[ncb_seen]) snprintf(ck->codebook[ncb_seen], sizeof ck->codebook[0], "%s", path);
             ncb_seen++;
+        } else if (sscanf(line, "samples %d %1023s", &layer_i, path) == 2 && layer_i >= 0 &&
+                   layer_i < GSL_MAX_CODEBOOK_LAYERS) {
+            snprintf(ck->samples[layer_i], sizeof ck->samples[0], "%s", path);
         } else { rc = fail(err, "%s: unexpected line '%s'", manifest, line); break; }
     }
     fclose(f);
@@ -479,10 +516,19 @@ int gsl_ckpt_read(const char *manifest, gsl_ckpt *ck, char *err)
     if (ck->ncb != ncb_seen || ck->ncb > GSL_MAX_CODEBOOK_LAYERS || ck->epoch < 0)
         return fail(err, "%s: inconsistent manifest", manifest);
     ck->seed = seed;
+    resolve(ck->weights, sizeof ck->weights, manifest);
+    resolve(ck->optim, sizeof ck->optim, manifest);
+    for (int i = 0; i < GSL_MAX_CODEBOOK_LAYERS; i++) {
+        if (ck->cb_installed[i]) resolve(ck->codebook[i], sizeof ck->codebook[i], manifest);
+        resolve(ck->samples[i], sizeof ck->samples[i], manifest);
+    }
     if (file_size(ck->weights) < 0) return fail(err, "%s: its weights file %s is missing", manifest, ck->weights);
     if (file_size(ck->optim) < 0) return fail(err, "%s: its optimizer file %s is missing", manifest, ck->optim);
     for (int i = 0; i < ck->ncb; i++)
         if (ck->cb_installed[i] && file_size(ck->codebook[i]) < 0)
             return fail(err, "%s: its codebook file %s is missing", manifest, ck->codebook[i]);
+    for (int i = 0; i < GSL_MAX_CODEBOOK_LAYERS; i++)
+        if (ck->samples[i][0] && (i >= ck->ncb || file_size(ck->samples[i]) < 0))
+            return fail(err, "%s: its samples file %s is missing or names no codebook layer", manifest, ck->samples[i]);
     return 0;
 }

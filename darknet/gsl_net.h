@@ -51,13 +51,20 @@ typedef struct gsl_ckpt {
     int cb_layer[GSL_MAX_CODEBOOK_LAYERS];
     int cb_installed[GSL_MAX_CODEBOOK_LAYERS];
     char weights[1024], optim[1024], codebook[GSL_MAX_CODEBOOK_LAYERS][1024];
+    char samples[GSL_MAX_CODEBOOK_LAYERS][1024]; /* the rebuild's training inputs ("" when none were kept) */
 } gsl_ckpt;
+
+/* The inputs of each codebook layer kept for the next rebuild (rows[i]: n[i] x d[i]; NULL when none). */
+typedef struct gsl_ckpt_samples {
+    float *rows[GSL_MAX_CODEBOOK_LAYERS];
+    int n[GSL_MAX_CODEBOOK_LAYERS], d[GSL_MAX_CODEBOOK_LAYERS];
+} gsl_ckpt_samples;
 
 /* Saves weights, optimizer state and codebooks (pqs[i] for layer cb_layer[i]; NULL = not installed yet) as the
  * files of epoch `epoch`, then writes the manifest atomically. The previous epoch's files stay until the new
  * manifest is in place, so a crash at any point leaves a loadable checkpoint. */
 int gsl_ckpt_save(network *net, const char *prefix, int epoch, uint64_t seed, int ncb, const int *cb_layer,
-                  gslq_pq *const *pqs, char *err);
+                  gslq_pq *const *pqs, const gsl_ckpt_samples *samples, char *err);
 /* Reads a manifest and checks that its files exist. */
 int gsl_ckpt_read(const char *manifest, gsl_ckpt *ck, char *err);
 

@@ -137,11 +137,13 @@ int gsl_train_keys_read(const char *cfgfile, gsl_train_keys *k, char *err)
     gsl_section sec = {cfgfile, "net", -1, opts, 0, 0, 0, 0, 0, NULL};
     char e2[GSL_ERRLEN] = "";
     int P = 0, seed = 1;
+    static const char *const rebuild_from_names[] = {"training", "sample", NULL};
     int rc = gsl_opt_int(&sec, "epochs", k->epochs, 0, 1, 100000, &k->epochs, e2) ||
              gsl_opt_int(&sec, "warmup", k->warmup, 0, 0, 100000, &k->warmup, e2) ||
              gsl_opt_int(&sec, "rebuild_every", k->rebuild_every, 0, 1, 100000, &k->rebuild_every, e2) ||
              gsl_opt_int(&sec, "rebuild_samples", k->rebuild_samples, 0, 0, INT_MAX, &k->rebuild_samples, e2) ||
              gsl_opt_int(&sec, "rebuild_iters", k->rebuild_iters, 0, 1, 1000, &k->rebuild_iters, e2) ||
+             gsl_opt_enum(&sec, "rebuild_from", "training", rebuild_from_names, &k->rebuild_from, e2) ||
              gsl_opt_int(&sec, "opq", k->opq, 0, 0, 1, &k->opq, e2) ||
              gsl_opt_int(&sec, "classes_per_batch", 0, 0, 0, 100000, &P, e2) ||
              gsl_opt_int(&sec, "eval_queries", k->eval_queries, 0, 0, INT_MAX, &k->eval_queries, e2) ||

@@ -36,6 +36,8 @@ typedef struct gsl_train_keys {
     int rebuild_every;   /* epochs between rebuilds (default 1) */
     int rebuild_samples; /* training samples embedded for a rebuild, 0 = all (default 10000) */
     int rebuild_iters;   /* k-means iterations per rebuild (default 10) */
+    int rebuild_from;    /* 0 "training": the codebook layer's inputs seen in the previous epoch's training steps
+                          * (a seeded reservoir sample); 1 "sample": a fresh embedding pass over rebuild_samples */
     int opq;             /* 1: OPQ rotation (default 0) */
     int P;               /* classes_per_batch: class-balanced batches of P classes x batch/P samples; 0 = shuffled */
     int eval_queries;    /* per-epoch mAP monitor: queries from valid (default 1000; 0 = off) */

@@ -87,7 +87,46 @@ typedef struct trainer {
     char prefix[1024];
     FILE *csv;
     gsl_dist *dist; /* rank and size; a single process is rank 0 of 1 with dist->on = 0 */
+    /* rebuild_from=training (one process, one replica): a reservoir sample of each codebook layer's inputs in the
+     * epoch's training steps, the data of the next rebuild, so no separate embedding pass is needed */
+    int collect;
+    gsl_ckpt_samples res;
+    int res_cap;
+    long res_seen[GSL_MAX_CODEBOOK_LAYERS];
+    uint64_t res_rng;
 } trainer;
+
+/* Adds the B rows of the codebook layers' inputs in this training step to their reservoirs (Vitter's algorithm R,
+ * seeded per epoch, so a resumed run keeps exactly the samples the uninterrupted one would). */
+static void collect_inputs(trainer *t)
+{
+    network *net = t->nets[0];
+    int B = net->batch;
+    for (int i = 0; i < t->ncb; i++) {
+        int d = t->res.d[i];
+        const float *rows = net->input;
+        if (t->cbl[i] > 0) {
+            layer *prev = &net->layers[t->cbl[i] - 1];
+#ifdef GPU
+            if (net->gpu_index >= 0) cuda_pull_array(prev->output_gpu, prev->output, (size_t)B * d);
+#endif
+            rows = prev->output;
+        }
+        for (int b = 0; b < B; b++) {
+            long seen = t->res_seen[i]++;
+            long slot = seen;
+            if (seen >= t->res_cap) {
+                t->res_rng ^= t->res_rng << 13; t->res_rng ^= t->res_rng >> 7; t->res_rng ^= t->res_rng << 17;
+                slot = (long)(t->res_rng % (uint64_t)(seen + 1));
+                if (slot >= t->res_cap) continue;
+            } else {
+                t->res.n[i] = (int)seen + 1;
+            }
+            memcpy(t->res.rows[i] + (size_t)slot * d, rows + (size_t)b * d, sizeof(float) * d);
+        }
+    }
+}
+
 
 /* Distributed rebuild: rank 0's codebook i (just trained) to every other rank, bit for bit, with the quantization
  * error of the rebuild. The k-means itself runs on rank 0 alone over the gathered embeddings (a few MB), which needs
@@ -161,7 +200,10 @@ static int rebuild_codebooks(trainer *t, int epoch, double *qerr_out, char *err)
         float *x = malloc(sizeof(float) * (size_t)n * d);
         if (!x) { rc = fail(err, "out of memory for %d embeddings", n); break; }
         /* the codebook layer's input: the output of the layer before it (the network's input for layer 0) */
-        if (t->cbl[i] == 0) {
+        if (t->collect && t->res.n[i] >= K && t->res.n[i] >= (t->res_cap < n ? t->res_cap : n)) {
+            n = t->res.n[i]; /* the inputs the layer saw in the last epoch's training steps */
+            memcpy(x, t->res.rows[i], sizeof(float) * (size_t)n * d);
+        } else if (t->cbl[i] == 0) {
             for (int s = lo; s < hi; s++)
                 memcpy(x + (size_t)s * d, t->train.x + (size_t)idx[s] * d, sizeof(float) * d);
         } else if (hi > lo && (rc = gsl_net_embed(net, &t->train, idx + lo, hi - lo, t->cbl[i] - 1,
@@ -242,6 +284,14 @@ static int run(trainer *t, const char *resume, char *err)
     int steps = t->train.n / per_step;
     if (steps < 1) return fail(err, "%d training samples, fewer than one step of %d", t->train.n, per_step);
     t->ncb = gsl_net_codebook_layers(net, t->cbl);
+    t->collect = t->ncb && t->k.rebuild_from == 0 && !D->on && t->nrep == 1;
+    t->res_cap = t->k.rebuild_samples && t->k.rebuild_samples < t->train.n ? t->k.rebuild_samples : t->train.n;
+    for (int i = 0; i < t->ncb && t->collect; i++) {
+        int M, K;
+        gsl_layer_codebook_shape(&net->layers[t->cbl[i]], &t->res.d[i], &M, &K);
+        if (!(t->res.rows[i] = malloc(sizeof(float) * (size_t)t->res_cap * t->res.d[i])))
+            return fail(err, "out of memory for %d rebuild samples", t->res_cap);
+    }
 
     if (resume) {
         gsl_ckpt ck;
@@ -262,6 +312,22 @@ static int run(trainer *t, const char *resume, char *err)
                 if (gsl_layer_set_codebook(&t->nets[r]->layers[t->cbl[i]], t->pqs[i], lerr))
                     return fail(err, "%s: %s", ck.codebook[i], lerr);
             }
+        }
+        for (int i = 0; i < t->ncb && t->collect; i++) {
+            if (!ck.samples[i][0]) continue;
+            gslq_error e = {0};
+            float *rows = NULL;
+            size_t n = 0;
+            int d = 0;
+            if (gslq_fvecs_read(ck.samples[i], &rows, &n, &d, &e)) return fail(err, "%s", e.msg);
+            if (d != t->res.d[i] || n > (size_t)t->res_cap) {
+                free(rows);
+                return fail(err, "%s: %zu x %d samples, the layer takes at most %d x %d", ck.samples[i], n, d,
+                            t->res_cap, t->res.d[i]);
+            }
+            memcpy(t->res.rows[i], rows, sizeof(float) * n * d);
+            t->res.n[i] = (int)n;
+            free(rows);
         }
         start_epoch = ck.epoch;
         if (lead) printf("resuming %s at epoch %d\n", resume, start_epoch + 1);
@@ -306,6 +372,11 @@ static int run(trainer *t, const char *resume, char *err)
             if ((rc = rebuild_codebooks(t, epoch, &qerr_rebuild, err))) break;
         }
         double t1 = now_s();
+        for (int i = 0; i < t->ncb; i++) {
+            t->res.n[i] = 0;
+            t->res_seen[i] = 0;
+        }
+        t->res_rng = (t->k.seed + 1) * 0x9e3779b97f4a7c15ULL + (uint64_t)epoch;
         for (int i = 0; i < t->ncb; i++)
             for (int r = 0; r < t->nrep; r++) {
                 gsl_layer_stats s;
@@ -334,6 +405,7 @@ static int run(trainer *t, const char *resume, char *err)
             } else {
                 gsl_sampler_next(&smp, idx);
                 loss = train_step(t, idx, truth_rows, xrows, yrows);
+                if (t->collect) collect_inputs(t);
             }
             loss_sum += loss;
             loss_int += loss;
@@ -412,7 +484,8 @@ static int run(trainer *t, const char *resume, char *err)
             eo.quiet = 1;
             if ((rc = gsl_eval_network(net, &t->valid, &t->db, t->ncb ? t->pqs[0] : NULL, &eo, &ev, err))) break;
         }
-        if ((rc = gsl_ckpt_save(net, t->prefix, epoch + 1, t->k.seed, t->ncb, t->cbl, t->pqs, err))) break;
+        if ((rc = gsl_ckpt_save(net, t->prefix, epoch + 1, t->k.seed, t->ncb, t->cbl, t->pqs,
+                                t->collect ? &t->res : NULL, err))) break;
         double train_s = t2 - t1, ips = (double)steps * per_step / (train_s > 0 ? train_s : 1e-9);
         printf("epoch %d done: loss %.5f", epoch + 1, loss_sum / steps);
         if (!isnan(qerr)) printf(" qerr %.5f", qerr);
@@ -527,6 +600,7 @@ out:
     gsl_data_free(&t.train);
     gsl_data_free(&t.valid);
     gsl_data_free(&t.db);
+    for (int i = 0; i < GSL_MAX_CODEBOOK_LAYERS; i++) free(t.res.rows[i]);
     gsl_data_cfg_free(&t.dc);
     gsl_dist_finalize(&dist);
     return rc;

@@ -113,6 +113,7 @@ typedef struct gslq__yy {
     const float *DgF, *DcF;       /* (nblkp), (nblk*8): cumulative drifts, rounded up */
     float DmaxF, cmax2, cmax2x;   /* cumulative largest drift; >= max |c|^2, >= 2 max |c| */
     float gk, gd, slack;          /* rounding factors of the kernel value and of gslq__dist2_direct */
+    float margin;                 /* blocks within this much beyond the needed bound are recomputed too */
     const float *xn, *x2;         /* (n) |x| rounded up, |x|^2 rounded down */
     const int *idx;
     int *nidx;

@@ -261,12 +261,13 @@ KTARGET size_t KCAT(gslq__yy_range, KSUF)(const gslq__yy *Y, size_t b, size_t e,
              * u^2 (1 + 4e-6) + em, as in the test above */
             float T = u * u * (1 + 4e-6f) + em;
             float thr = sqrtf(T * (1 + 8e-6f)) * (1 + 0x1p-20f);
+            float thrl = thr + Y->margin; /* list a little more than needed: room for the next drifts */
             int nl = 0;
             if (all) {
                 for (int g = 0; g < G; g++) list[g] = g;
                 nl = G;
             } else {
-                KV vt = KSPLAT(thr);
+                KV vt = KSPLAT(thrl);
                 int ga = ai >> 3;
                 lgi[ga] = -INFINITY; /* always computed; rewritten below */
                 for (int g0 = 0; g0 < Gp; g0 += KW) {

@@ -133,7 +133,7 @@ int gslq__lloyd_direct(const float *x, size_t n, int d, int k, float *c, const g
     Y->gk = (float)(2.0 * (2 * d + 4) * ldexp(1.0, -24));
     Y->gd = (float)(2.0 * (d + 4) * ldexp(1.0, -24));
     a.n = n; a.k = k; a.level = level; a.brute = brute; a.buf = buf; a.list = list; a.work = work;
-    double prev = INFINITY, obj = 0, Dmax = 0;
+    double prev = INFINITY, obj = 0, Dmax = 0, dmax_last = 0;
     int repaired = 0, iters = 0;
     for (int it = 0; it <= p->niter; it++) {
         if (it == p->niter && it > 0 && !want_d2) break; /* nobody reads the last assignment */
@@ -151,6 +151,7 @@ int gslq__lloyd_direct(const float *x, size_t n, int d, int k, float *c, const g
         Y->DmaxF = up_f(Dmax);
         Y->slack = (float)(1e-30 + 1e-12 * (xmax2 + cm));
         Y->first = it == 0;
+        { static double f = -1; if (f < 0) { const char *e = getenv("YYM"); f = e ? atof(e) : 0; } Y->margin = (float)(f * dmax_last); }
         gslq__parallel(nt, assign_part, &a);
         if (want_d2) {
             obj = 0;
@@ -227,6 +228,7 @@ int gslq__lloyd_direct(const float *x, size_t n, int d, int k, float *c, const g
             if (gm > dmax) dmax = gm;
         }
         Dmax = (double)up_f(Dmax + dmax);
+        dmax_last = dmax;
         iters++;
     }
     if (stats) {

@@ -9,8 +9,9 @@
 # the machine is shared. First a same-weights check: a few steps of ours and of stock from the same seed must end
 # at the same weights.
 #   scripts/bench_train.sh [-r ROUNDS] [-n BATCHES] [-w WARMUP] [-t "1 2"] [--nice N] [--no-omp] [--no-torch]
-# --nice N runs every measured program under `nice -n N` (N < 0 needs root): on a machine that other jobs share, a
-# negative N lets the benchmark have the cores it asks for, every variant alike.
+# --nice N runs the benchmark at nice N (N < 0 needs root): on a machine that other jobs share, a negative N lets it
+# have the cores it asks for, every variant alike. With the kernel's autogroups (sched_autogroup_enabled), nice only
+# ranks processes within their session, so the script moves into a session of its own and gives that its nice.
 # Raw results: build/bench/bench_train.tsv. Needs `scripts/setup.sh bench` (python3-torch).
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
@@ -32,6 +33,13 @@ while [ $# -gt 0 ]; do
   esac
 done
 [[ $nice =~ ^-?[0-9]+$ ]] || { echo "bench_train.sh: --nice needs an integer" >&2; exit 2; }
+if [ "$nice" != 0 ] && [ -z "${GSL_BENCH_SESSION:-}" ] && [ -w /proc/self/autogroup ]; then
+  GSL_BENCH_SESSION=1 exec setsid --wait "$0" "$@" -r "$rounds" -n "$batches" -w "$warmup" -t "$threads" --nice "$nice" \
+    $([ $omp = 0 ] && echo --no-omp) $([ $torch = 0 ] && echo --no-torch)
+fi
+if [ "$nice" != 0 ] && [ -n "${GSL_BENCH_SESSION:-}" ]; then
+  echo "$nice" > /proc/self/autogroup 2>/dev/null || echo "bench_train.sh: could not set the session's nice" >&2
+fi
 for v in "$rounds" "$batches" "$warmup"; do
   [[ $v =~ ^[0-9]+$ ]] && [ "$v" -ge 1 ] || { echo "bench_train.sh: -r/-n/-w need positive integers" >&2; exit 2; }
 done

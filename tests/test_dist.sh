@@ -40,10 +40,12 @@ mkdata() { # NAME BACKUP
     > "$tmp/$1.data"
 }
 # small.cfg (batch 50, 5 classes x 10 per batch, a [snap] layer) for 2 epochs: the first without a codebook, the
-# second after a rebuild. The reference runs one process on the combined batch.
+# second after a rebuild. The reference runs one process on the combined batch. Both rebuild from a fresh embedding
+# pass (rebuild_from=sample): a single process would otherwise reuse the inputs its own steps saw, which a set of
+# ranks cannot reproduce.
 mkcfg() { # NAME BATCH SUBDIVISIONS
   sed -e 's/^epochs=3/epochs=2/' -e "s/^batch=50/batch=$2/" -e "s/^subdivisions=1/subdivisions=$3/" \
-    "$here/e2e/small.cfg" > "$tmp/$1.cfg"
+    -e 's/^rebuild_iters=8/rebuild_iters=8\nrebuild_from=sample/' "$here/e2e/small.cfg" > "$tmp/$1.cfg"
 }
 mkcfg dist 50 1; mkcfg ref 100 2; mkcfg dsub 50 2; mkcfg rsub 100 4
 for n in ref rsub one plain; do mkdata $n R; done

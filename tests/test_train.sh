@@ -39,7 +39,12 @@ check no_codebook_in_warmup 'grep -qE "^epoch 1 done: loss [0-9.]+ rebuild" A.lo
 check codebook_written_each_epoch '[ -f A/small_e0002_cb0.codebook ] && [ -f A/small_e0003_cb0.codebook ]' "$(ls A)"
 check codebook_changes '! cmp -s A/small_e0002_cb0.codebook A/small_e0003_cb0.codebook' "identical codebooks"
 check old_checkpoint_files_pruned '[ ! -f A/small_e0001.weights ]' "epoch 1 files still there"
+check rebuild_samples_in_checkpoint 'grep -q "^samples 0 small_e0003_cb0.samples.fvecs$" A/small.ckpt' "$(cat A/small.ckpt)"
 check csv_log '[ "$(wc -l < A/small.csv)" = 4 ]' "$(cat A/small.csv)"
+
+# ---- a checkpoint names its files relative to itself: the backup folder can move
+mv A A.moved && "$bin" gsl eval a.data "$cfg" A.moved/small.ckpt > evalM.txt 2>&1; rc=$?; mv A.moved A
+check checkpoint_folder_can_move '[ $rc = 0 ]' "exit $rc: $(tail -n 2 evalM.txt)"
 
 # ---- the trained network beats the untrained one
 "$bin" gsl eval a.data "$cfg" A/small.ckpt > evalA.txt 2>evalA.err; rc1=$?
