@@ -178,12 +178,16 @@ NO_LIBCALLS static void im2col_chunk(const float *restrict im, int c, int h, int
                 float *row = col + ((size_t)(ci * size + kh) * size + kw) * ldc;
                 int lo, hi;
                 valid_range(w, out_w, stride, pad, kw, &lo, &hi);
+                const int n = hi - lo;
+                if (n == 0) { /* the whole row falls in the padding */
+                    for (size_t i = 0; i < (size_t)out_h * out_w; i++) row[i] = 0;
+                    continue;
+                }
                 for (size_t i = 0; i < (size_t)y_lo * out_w; i++) row[i] = 0;
                 for (size_t i = (size_t)y_hi * out_w; i < (size_t)out_h * out_w; i++) row[i] = 0;
                 if (y_lo == y_hi) continue;
                 float *d = row + (size_t)y_lo * out_w;
                 const float *s = src + (size_t)(y_lo * stride + kh - pad) * w + (lo * stride + kw - pad);
-                const int n = hi - lo;
                 if (stride == 1 && n == out_w) { /* the common case: whole rows, no padding */
                     for (int y = y_lo; y < y_hi; y++, s += w, d += out_w)
                         for (int x = 0; x < n; x++) d[x] = s[x];
@@ -533,7 +537,7 @@ void backward_convolutional_layer(convolutional_layer l, network net)
     run_workers(&l, net, &p, 1);
 }
 
-/* One output of max-pooling, with bounds checks: upstream's inner loops. `in` is the (h, w) plane at index `plane`. */
+/* One output of max-pooling, with bounds checks: upstream's inner loops. `in`: the (h, w) plane at index `plane`. */
 static inline void pool_checked(const maxpool_layer *l, const float *in, int plane, int y0, int x0, float *out,
                                 int *index)
 {
@@ -598,7 +602,8 @@ void forward_maxpool_layer(const maxpool_layer l, network net)
                         pool_checked(&l, in, plane, y0, w_offset + j * stride, out + j, index + j);
                     continue;
                 }
-                for (int j = 0; j < jlo; ++j) pool_checked(&l, in, plane, y0, w_offset + j * stride, out + j, index + j);
+                for (int j = 0; j < jlo; ++j)
+                    pool_checked(&l, in, plane, y0, w_offset + j * stride, out + j, index + j);
                 if (size == 2) {
                     pool2_row(in + y0 * l.w, in + (y0 + 1) * l.w, plane + y0 * l.w, l.w, w_offset, stride, jlo, jhi,
                               out, index);
@@ -619,7 +624,8 @@ void forward_maxpool_layer(const maxpool_layer l, network net)
                         index[j] = max_i;
                     }
                 }
-                for (int j = jhi; j < ow; ++j) pool_checked(&l, in, plane, y0, w_offset + j * stride, out + j, index + j);
+                for (int j = jhi; j < ow; ++j)
+                    pool_checked(&l, in, plane, y0, w_offset + j * stride, out + j, index + j);
             }
         }
     }

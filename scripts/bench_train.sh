@@ -28,7 +28,7 @@ while [ $# -gt 0 ]; do
     --nice) nice=$2; shift 2 ;;
     --no-omp) omp=0; shift ;;
     --no-torch) torch=0; shift ;;
-    -h|--help) sed -n '2,16p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,15p' "$0"; exit 0 ;;
     *) echo "bench_train.sh: unknown argument '$1' (see --help)" >&2; exit 2 ;;
   esac
 done

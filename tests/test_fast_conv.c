@@ -7,9 +7,9 @@
  * forward (output, and batch-norm state) and backward (delta after the activation gradient, weight_updates,
  * bias_updates, scale_updates, the delta added into the previous layer) over odd sizes, strides 1-3, padding up to
  * the kernel size, batch norm on and off, several activations and batch sizes, one worker or three, and chunks of
- * the batch (workspace limits that split it unevenly, or one image at a time). The cases the fast path hands to upstream's code
- * (1x1 kernels, groups, xnor) are checked too. Max-pooling must match upstream bit for bit, indexes included, with
- * ties, NaN and -inf in the input.
+ * the batch (workspace limits that split it unevenly, or one image at a time). The cases the fast path hands to
+ * upstream's code (1x1 kernels, groups, xnor) are checked too. Max-pooling must match upstream bit for bit, indexes
+ * included, with ties, NaN and -inf in the input.
  * Whole network: cfg/bench_lenet.cfg trained a few SGD steps with our overrides and with stock arithmetic (every
  * conv, maxpool and connected layer switched to upstream's code and gemm) ends at the same weights. */
 #include <darknet.h>
@@ -425,6 +425,7 @@ static const conv_case conv_cases[] = {
     {2, 4, 6, 5, 3, 3, 3, 0, 1, 0, 0, LOGISTIC, 0},
     {3, 2, 5, 6, 3, 3, 1, 3, 1, 0, 0, LEAKY, 0},   /* pad = size: whole windows in the padding */
     {2, 2, 2, 3, 3, 3, 1, 1, 1, 0, 0, RELU, 0},    /* input smaller than the kernel */
+    {3, 2, 3, 1, 4, 5, 1, 2, 1, 0, 0, LEAKY, 0},   /* width 1: some kernel columns see only padding */
     {7, 1, 28, 28, 8, 5, 1, 0, 1, 0, 0, RELU, 1},  /* LeNet's first layer: no previous delta */
     {9, 32, 12, 12, 64, 5, 1, 0, 1, 0, 0, RELU, 0}, /* LeNet's second layer */
     {4, 3, 8, 8, 5, 3, 1, 1, 1, 1, 0, LEAKY, 0},   /* batch norm */
@@ -592,7 +593,8 @@ static void test_lenet_training_matches_stock(void)
     for (int i = 0; i < ours->n; i++) {
         layer a = ours->layers[i], b = stock->layers[i];
         if (a.type != CONVOLUTIONAL && a.type != CONNECTED) continue;
-        int nw = a.type == CONVOLUTIONAL ? a.nweights : a.inputs * a.outputs, nb = a.type == CONVOLUTIONAL ? a.n : a.outputs;
+        int conv = a.type == CONVOLUTIONAL;
+        int nw = conv ? a.nweights : a.inputs * a.outputs, nb = conv ? a.n : a.outputs;
         for (int j = 0; j < nw; j++) {
             maxdiff = fmax(maxdiff, fabs(a.weights[j] - b.weights[j]));
             maxw = fmax(maxw, fabs(b.weights[j]));
