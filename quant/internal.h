@@ -103,23 +103,35 @@ void gslq__block_dists(int level, const float *x, int d, const float *ctb, const
 float gslq__norm2(const float *c, int d);
 float gslq__near_value(const float *x, int d, const float *c, float cn);
 int gslq__near_ref(const float *x, int d, const float *c, int k, float *best);
-/* Bounded assignment of points [b, e) (lloyd.c explains the bounds). Floats rounded outwards; per point: ub =
- * U - DcF[a] (U >= |x - c_a| is ub + DcF[a] now), lb = L + DmaxF, lg (n, nblkp) = L_g + DgF[g] (padding +inf).
- * Writes nidx (and d2 when non-NULL). buf: nblk*9 floats, list: nblk ints. Returns the blocks computed. */
-typedef struct gslq__yy {
+/* Bounded assignment of points [b, e) (lloyd.c explains the bounds). Floats rounded outwards. Per point: ub =
+ * U - DcF[a] (U >= |x - c_a| is ub + DcF[a] now); r challengers ch (centroid ids) with cb = L_k + DcF[ch_k]
+ * (L_k <= |x - c_ch_k|); rb = L + DmaxF with L below the distance to every other centroid; rb = -inf: unknown.
+ * Writes nidx (and d2 when non-NULL). Scratch: buf GSLQ_BND_BUF(nblk) floats, ids GSLQ_BND_BATCH. Returns the
+ * work done in blocks of 8 values (a challenger check counts 1). */
+#define GSLQ_BND_R 8
+#define GSLQ_BND_CH (GSLQ_BND_R + 1) /* ch per point: the challengers, then the nearest of the rest */
+#define GSLQ_BND_BATCH 16
+#define GSLQ_BND_CAND 64
+/* gslq__lanes[m] lists the set bits of the 8-bit mask m, ascending (gslq__kern_level fills it). */
+extern uint8_t gslq__lanes[256][8];
+/* Sorts cand[0..n-1] (ids into v) by (v[id], id) far enough that the first min(n, R) are the smallest, in order;
+ * returns min(n, R). */
+int gslq__top_sort(const float *v, int *cand, int n, int R);
+#define GSLQ_BND_BUF(nblk) ((size_t)GSLQ_BND_BATCH * (nblk) * 8)
+typedef struct gslq__bnd {
     const float *x;
-    int d, nblk, nblkp, first;
+    int d, k, nblk, r, first;     /* r = min(GSLQ_BND_R, k - 1) challengers */
     const float *c, *ctb, *cnb;   /* centroids (k, d) and their block layout */
-    const float *DgF, *DcF;       /* (nblkp), (nblk*8): cumulative drifts, rounded up */
+    const float *DcF;             /* (nblk*8) cumulative drift of each centroid, rounded up */
     float DmaxF, cmax2, cmax2x;   /* cumulative largest drift; >= max |c|^2, >= 2 max |c| */
     float gk, gd, slack;          /* rounding factors of the kernel value and of gslq__dist2_direct */
-    float margin;                 /* blocks within this much beyond the needed bound are recomputed too */
     const float *xn, *x2;         /* (n) |x| rounded up, |x|^2 rounded down */
     const int *idx;
     int *nidx;
-    float *ub, *lb, *lg, *d2;
-} gslq__yy;
-size_t gslq__yy_range(int level, const gslq__yy *Y, size_t b, size_t e, float *buf, int *list);
+    float *ub, *rb, *cb, *d2;     /* (n), (n), (n, GSLQ_BND_R), (n) */
+    uint8_t *ch;                  /* (n, GSLQ_BND_CH) */
+} gslq__bnd;
+size_t gslq__bnd_range(int level, const gslq__bnd *Y, size_t b, size_t e, float *buf, size_t *ids);
 
 /* ---- lloyd.c: Lloyd iterations for d <= GSLQ_DIRECT_MAXD from the given centroids c (k, d), updated in place;
  * p->niter, tol, nthreads, verbose, bounds are used. Same contract as gslq_kmeans after the initialisation.

@@ -11,7 +11,40 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <pthread.h>
+
 #include "internal.h"
+
+uint8_t gslq__lanes[256][8];
+static pthread_once_t lanes_once = PTHREAD_ONCE_INIT;
+
+static void lanes_init(void)
+{
+    for (int m = 0; m < 256; m++) {
+        int n = 0;
+        for (int l = 0; l < 8; l++)
+            if (m >> l & 1) gslq__lanes[m][n++] = (uint8_t)l;
+        while (n < 8) gslq__lanes[m][n++] = 0;
+    }
+}
+
+int gslq__top_sort(const float *v, int *cand, int n, int R)
+{
+    /* insertion sort of the first R by (value, id); the rest only replace the last when smaller */
+    int m = 0;
+    for (int q = 0; q < n; q++) {
+        int c = cand[q];
+        float x = v[c];
+        if (m == R && !(x < v[cand[R - 1]] || (x == v[cand[R - 1]] && c < cand[R - 1]))) continue;
+        int p = m < R ? m++ : R - 1;
+        while (p > 0 && (x < v[cand[p - 1]] || (x == v[cand[p - 1]] && c < cand[p - 1]))) {
+            cand[p] = cand[p - 1];
+            p--;
+        }
+        cand[p] = c;
+    }
+    return m;
+}
 
 #if defined(__clang__)
 #pragma STDC FP_CONTRACT OFF
@@ -33,7 +66,13 @@ typedef int32_t ki4 __attribute__((vector_size(16)));
 #define KMOVMASK(m) ((unsigned)(((m)[0] & 1) | ((m)[1] & 2) | ((m)[2] & 4) | ((m)[3] & 8)))
 #endif
 #define KBLEND(m, a, b) ((KV)((((KI)(a)) & (m)) | (((KI)(b)) & ~(m))))
+#if defined(__SSE__)
+#define KVSQRT(v) __builtin_ia32_sqrtps(v)
+#else
+#define KVSQRT(v) ((KV){sqrtf((v)[0]), sqrtf((v)[1]), sqrtf((v)[2]), sqrtf((v)[3])})
+#endif
 #include "kern_body.h"
+#undef KVSQRT
 #undef KW
 #undef KV
 #undef KI
@@ -54,6 +93,7 @@ typedef int32_t ki8 __attribute__((vector_size(32)));
 #define KP 4
 #define KSPLAT(f) ((KV){(f), (f), (f), (f), (f), (f), (f), (f)})
 #define KMOVMASK(m) ((unsigned)__builtin_ia32_movmskps256((KV)(m)))
+#define KVSQRT(v) __builtin_ia32_sqrtps256(v)
 #define KBLEND(m, a, b) ((KV)((((KI)(a)) & (m)) | (((KI)(b)) & ~(m))))
 /* AVX2 without FMA (so that nothing can be fused), 16 registers */
 #define KSUF _avx2
@@ -74,10 +114,12 @@ typedef int32_t ki8 __attribute__((vector_size(32)));
 #undef KBLEND
 #undef KSPLAT
 #undef KMOVMASK
+#undef KVSQRT
 #endif
 
 int gslq__kern_level(void)
 {
+    pthread_once(&lanes_once, lanes_init);
 #ifdef GSLQ_X86_DISPATCH
     __builtin_cpu_init();
     if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl")) return GSLQ_KERN_AVX512;
@@ -125,15 +167,15 @@ void gslq__block_dists(int level, const float *x, int d, const float *ctb, const
     gslq__block_dists_w4(x, d, ctb, cnb, blocks, nb, out);
 }
 
-size_t gslq__yy_range(int level, const gslq__yy *Y, size_t b, size_t e, float *buf, int *list)
+size_t gslq__bnd_range(int level, const gslq__bnd *Y, size_t b, size_t e, float *buf, size_t *ids)
 {
 #ifdef GSLQ_X86_DISPATCH
-    if (level == GSLQ_KERN_AVX512) return gslq__yy_range_avx512(Y, b, e, buf, list);
-    if (level == GSLQ_KERN_AVX2) return gslq__yy_range_avx2(Y, b, e, buf, list);
+    if (level == GSLQ_KERN_AVX512) return gslq__bnd_range_avx512(Y, b, e, buf, ids);
+    if (level == GSLQ_KERN_AVX2) return gslq__bnd_range_avx2(Y, b, e, buf, ids);
 #else
     (void)level;
 #endif
-    return gslq__yy_range_w4(Y, b, e, buf, list);
+    return gslq__bnd_range_w4(Y, b, e, buf, ids);
 }
 
 void gslq__blocks_layout(const float *c, int k, int d, float *ctb, float *cnb)

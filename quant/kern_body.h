@@ -18,6 +18,11 @@ static inline KTARGET KV KCAT(kload, KSUF)(const float *p)
     return v;
 }
 
+static inline KTARGET void KCAT(kstore, KSUF)(float *p, KV v)
+{
+    memcpy(p, &v, sizeof v);
+}
+
 static inline KTARGET KV KCAT(ksplat, KSUF)(float f)
 {
     return KSPLAT(f);
@@ -148,7 +153,7 @@ KTARGET void KCAT(gslq__block_dists, KSUF)(const float *x, int d, const float *c
                 }
         }
         for (int g = 0; g < KG; g++)
-            for (int v = 0; v < KNV; v++) memcpy(out + (size_t)(q + g) * 8 + v * KW, &acc[g][v], sizeof(KV));
+            for (int v = 0; v < KNV; v++) KCAT(kstore, KSUF)(out + (size_t)(q + g) * 8 + v * KW, acc[g][v]);
     }
     for (; q < nb; q++) {
         const float *c0 = ctb + (size_t)blocks[q] * d * 8;
@@ -161,9 +166,71 @@ KTARGET void KCAT(gslq__block_dists, KSUF)(const float *x, int d, const float *c
                 acc[v] = acc[v] + m0;
             }
         }
-        for (int v = 0; v < KNV; v++) memcpy(out + (size_t)q * 8 + v * KW, &acc[v], sizeof(KV));
+        for (int v = 0; v < KNV; v++) KCAT(kstore, KSUF)(out + (size_t)q * 8 + v * KW, acc[v]);
     }
 #undef KG
+}
+
+/* All values of the points ids[0..n-1] (rows of x, stride ldx): out (n, nblk*8), tiles of KP points by 2 blocks. */
+KTARGET void KCAT(gslq__dist_rows, KSUF)(const float *x, size_t ldx, int d, const size_t *ids, int n, const float *ctb,
+                                         const float *cnb, int nblk, float *out)
+{
+    float xmb[KP][GSLQ_DIRECT_MAXD];
+    size_t ld = (size_t)nblk * 8;
+    for (int i0 = 0; i0 < n; i0 += KP) {
+        int np = n - i0 < KP ? n - i0 : KP;
+        for (int p = 0; p < KP; p++) {
+            const float *xp = x + ids[i0 + (p < np ? p : np - 1)] * ldx;
+            for (int t = 0; t < d; t++) xmb[p][t] = -2.0f * xp[t];
+        }
+        float *o[KP];
+        for (int p = 0; p < KP; p++) o[p] = out + (size_t)(i0 + (p < np ? p : np - 1)) * ld;
+        int b = 0;
+        for (; b + 2 <= nblk; b += 2) {
+            const float *c0 = ctb + (size_t)b * d * 8, *c1 = c0 + (size_t)d * 8;
+            KV acc[KP][2][KNV];
+            for (int p = 0; p < KP; p++)
+                for (int v = 0; v < KNV; v++) {
+                    acc[p][0][v] = KCAT(kload, KSUF)(cnb + (size_t)b * 8 + v * KW);
+                    acc[p][1][v] = KCAT(kload, KSUF)(cnb + (size_t)b * 8 + 8 + v * KW);
+                }
+            for (int t = 0; t < d; t++) {
+                KV cv0[KNV], cv1[KNV];
+                for (int v = 0; v < KNV; v++) {
+                    cv0[v] = KCAT(kload, KSUF)(c0 + t * 8 + v * KW);
+                    cv1[v] = KCAT(kload, KSUF)(c1 + t * 8 + v * KW);
+                }
+                for (int p = 0; p < KP; p++) {
+                    KV xb = KCAT(ksplat, KSUF)(xmb[p][t]);
+                    for (int v = 0; v < KNV; v++) {
+                        KV m0 = xb * cv0[v], m1 = xb * cv1[v];
+                        acc[p][0][v] = acc[p][0][v] + m0;
+                        acc[p][1][v] = acc[p][1][v] + m1;
+                    }
+                }
+            }
+            /* the tile's last points may repeat one: stored in reverse so the real row is written last */
+            for (int p = KP - 1; p >= 0; p--)
+                for (int h = 0; h < 2; h++)
+                    for (int v = 0; v < KNV; v++) KCAT(kstore, KSUF)(o[p] + (size_t)(b + h) * 8 + v * KW, acc[p][h][v]);
+        }
+        if (b < nblk) {
+            const float *c0 = ctb + (size_t)b * d * 8;
+            KV acc[KP][KNV];
+            for (int p = 0; p < KP; p++)
+                for (int v = 0; v < KNV; v++) acc[p][v] = KCAT(kload, KSUF)(cnb + (size_t)b * 8 + v * KW);
+            for (int t = 0; t < d; t++)
+                for (int v = 0; v < KNV; v++) {
+                    KV cv = KCAT(kload, KSUF)(c0 + t * 8 + v * KW);
+                    for (int p = 0; p < KP; p++) {
+                        KV m0 = KCAT(ksplat, KSUF)(xmb[p][t]) * cv;
+                        acc[p][v] = acc[p][v] + m0;
+                    }
+                }
+            for (int p = KP - 1; p >= 0; p--)
+                for (int v = 0; v < KNV; v++) KCAT(kstore, KSUF)(o[p] + (size_t)b * 8 + v * KW, acc[p][v]);
+        }
+    }
 }
 
 /* ---- bounded assignment (lloyd.c) for the points [b, e): see gslq__yy in internal.h ----
@@ -171,6 +238,7 @@ KTARGET void KCAT(gslq__block_dists, KSUF)(const float *x, int d, const float *c
  * operation that produced v, RD(v) = v - |v| 2^-22 is <=; for v >= 0, v (1 +- 2^-22) does the same. */
 #define KRU(v) ((v) + fabsf(v) * 0x1p-22f)
 #define KRD(v) ((v) - fabsf(v) * 0x1p-22f)
+#define KVRD(v) ((v) - (KV)((KI)(v) & 0x7fffffff) * 0x1p-22f) /* RD, lane-wise */
 
 /* minimum of the lanes (no NaN in v) */
 static inline KTARGET float KCAT(khmin, KSUF)(KV v)
@@ -203,135 +271,219 @@ static inline KTARGET float KCAT(krowmin, KSUF)(const float *row)
     return KCAT(khmin, KSUF)(m);
 }
 
-/* first lane of the block row equal to v (one exists) */
-static inline KTARGET int KCAT(krowfind, KSUF)(const float *row, float f)
+/* 1 when lower bound l on the distances to other centroids and upper bound u on the distance to the current one
+ * prove that none of those has a smaller or equal kernel value: l^2 - u^2 > em, with margins for the rounding of
+ * this test itself (l = +inf passes, NaN fails) */
+static inline KTARGET int KCAT(kcert, KSUF)(float l, float u, float em)
 {
-    KV vf = KSPLAT(f);
-    for (int v = 0;; v++) {
-        unsigned mk = KMOVMASK(KCAT(kload, KSUF)(row + v * KW) == vf);
-        if (mk) return v * KW + __builtin_ctz(mk);
-    }
+    return l > 0 && l * l * (1 - 4e-6f) > u * u * (1 + 4e-6f) + em;
 }
 
-KTARGET size_t KCAT(gslq__yy_range, KSUF)(const gslq__yy *Y, size_t b, size_t e, float *buf, int *list)
+/* a distance lower bound from a kernel value s: |x - c|^2 >= s - ek + |x|^2, c0 = RD(|x|^2 - ek) */
+static inline KTARGET float KCAT(klower, KSUF)(float s, float c0)
 {
-    const int d = Y->d, G = Y->nblk, Gp = Y->nblkp;
-    const float *DgF = Y->DgF;
+    float v = s + c0;
+    v = KRD(v);
+    return v > 0 ? sqrtf(v) * (1 - 0x1p-22f) : 0.0f; /* NaN, negative: nothing known */
+}
+
+/* The points of a batch whose bounds did not settle them: all values, the first index of the smallest, the next
+ * r nearest as challengers and the one after as the bound of the rest. */
+static KTARGET size_t KCAT(kbatch, KSUF)(const gslq__bnd *Y, const size_t *ids, int nb, float *rows)
+{
+    const int d = Y->d, G = Y->nblk, r = Y->r, R = r + 2;
+    const size_t ld = (size_t)G * 8;
+    KCAT(gslq__dist_rows, KSUF)(Y->x, (size_t)d, d, ids, nb, Y->ctb, Y->cnb, G, rows);
+    for (int q = 0; q < nb; q++) {
+        size_t i = ids[q];
+        const float *row = rows + (size_t)q * ld;
+        /* the R smallest (value, index), ascending; equal values keep index order, so top[0] is the first index of
+         * the minimum (brute force's answer); NaN and +inf never enter. A first bound: the largest value of R
+         * distinct centroids (the last centroid and challengers, likely among the nearest) is >= the R-th smallest */
+        float tv[GSLQ_BND_R + 2], thr0 = INFINITY;
+        int ti[GSLQ_BND_R + 2], nt = 0;
+        if (!Y->first && Y->idx[i] >= 0 && R <= Y->k) {
+            uint64_t seen[4] = {0, 0, 0, 0};
+            const uint8_t *chi = Y->ch + i * GSLQ_BND_CH;
+            int m = 0, j = Y->idx[i];
+            float mx = row[j];
+            seen[j >> 6] |= 1ull << (j & 63);
+            m++;
+            for (int k = 0; k < r; k++) {
+                j = chi[k];
+                if (seen[j >> 6] >> (j & 63) & 1) continue;
+                seen[j >> 6] |= 1ull << (j & 63);
+                m++;
+                mx = row[j] > mx ? row[j] : mx;
+            }
+            j = chi[GSLQ_BND_R]; /* the rest's nearest, last time */
+            if (!(seen[j >> 6] >> (j & 63) & 1)) {
+                m++;
+                mx = row[j] > mx ? row[j] : mx;
+            }
+            if (m == R && mx < INFINITY) thr0 = mx; /* NaN or repeated ids: no first bound */
+        }
+        if (thr0 == INFINITY && R <= 16) {
+            /* no history: the minima of 16 interleaved slices are values of 16 distinct centroids, so the R-th
+             * smallest of them is >= the R-th smallest of all */
+            KV sm[16 / KW];
+            for (int v = 0; v < 16 / KW; v++) sm[v] = KSPLAT(INFINITY);
+            for (size_t j0 = 0; j0 < ld; j0 += 16)
+                for (int v = 0; v < 16 / KW; v++) {
+                    KV x = KCAT(kload, KSUF)(row + j0 + v * KW);
+                    sm[v] = KBLEND(x < sm[v], x, sm[v]);
+                }
+            /* the R-th smallest of the 16 (insertion sort; NaN-free, +inf possible) */
+            float f[16];
+            int m = 0;
+            for (int v = 0; v < 16 / KW; v++)
+                for (int l = 0; l < KW; l++) {
+                    float x = sm[v][l];
+                    int p = m++;
+                    while (p > 0 && x < f[p - 1]) { f[p] = f[p - 1]; p--; }
+                    f[p] = x;
+                }
+            if (ld >= 16) thr0 = f[R - 1];
+        }
+        /* candidates, branch-free: every value <= thr0 (then < the R-th smallest, once the buffer had to be cut
+         * down to R), appended in index order through a table of lane positions */
+        int cand[GSLQ_BND_CAND + 8], nc = 0, strict = 0;
+        float lim = thr0;
+        for (size_t j0 = 0; j0 < ld; j0 += KW) {
+            KV v = KCAT(kload, KSUF)(row + j0);
+            unsigned mk = strict ? KMOVMASK(v < KSPLAT(lim)) : KMOVMASK((v <= KSPLAT(lim)) & (v < KSPLAT(INFINITY)));
+            const uint8_t *lp = gslq__lanes[mk];
+            for (int l = 0; l < KW; l++) cand[nc + l] = (int)j0 + lp[l];
+            nc += __builtin_popcount(mk);
+            if (nc > GSLQ_BND_CAND - KW) { /* too many: keep the R smallest */
+                nc = gslq__top_sort(row, cand, nc, R);
+                lim = row[cand[R - 1]];
+                strict = 1;
+            }
+        }
+        nt = gslq__top_sort(row, cand, nc, R);
+        for (int q = 0; q < nt; q++) {
+            ti[q] = cand[q];
+            tv[q] = row[cand[q]];
+        }
+        int na = nt ? ti[0] : 0; /* nothing below +inf (NaN data): index 0, as brute force */
+        float ek = (Y->cmax2 + Y->cmax2x * Y->xn[i]) * Y->gk * (1 + 0x1p-20f);
+        float c0 = Y->x2[i] - ek;
+        c0 = KRD(c0);
+        float *cbi = Y->cb + i * GSLQ_BND_R;
+        uint8_t *chi = Y->ch + i * GSLQ_BND_CH;
+        chi[GSLQ_BND_R] = nt == R ? (uint8_t)ti[R - 1] : 0;
+        for (int k = 0; k < GSLQ_BND_R; k++) {
+            if (k < r && k + 1 < nt) {
+                int j = ti[k + 1];
+                float s = KCAT(klower, KSUF)(tv[k + 1], c0) + Y->DcF[j];
+                cbi[k] = KRD(s);
+                chi[k] = (uint8_t)j;
+            } else if (k < r && nt) { /* fewer finite values than challengers (NaN): nothing known */
+                cbi[k] = 0.0f;
+                chi[k] = (uint8_t)na;
+            } else {
+                cbi[k] = INFINITY;
+                chi[k] = 0;
+            }
+        }
+        float lr = nt == R ? KCAT(klower, KSUF)(tv[R - 1], c0) : (nt && Y->r + 1 < Y->k ? 0.0f : INFINITY);
+        float lrs = lr + Y->DmaxF;
+        Y->rb[i] = KRD(lrs);
+        float dd = gslq__dist2_direct(Y->x + i * (size_t)d, Y->c + (size_t)na * d, d);
+        float un = sqrtf(dd * (1 + Y->gd)) * (1 + 0x1p-22f) - Y->DcF[na];
+        Y->ub[i] = KRU(un);
+        Y->nidx[i] = na;
+        if (Y->d2) Y->d2[i] = dd;
+    }
+    return (size_t)nb * G;
+}
+
+#define KBATCH GSLQ_BND_BATCH /* points recomputed together */
+
+KTARGET size_t KCAT(gslq__bnd_range, KSUF)(const gslq__bnd *Y, size_t b, size_t e, float *buf, size_t *ids)
+{
+    const int d = Y->d;
     size_t work = 0;
+    int nb = 0;
     for (size_t i = b; i < e; i++) {
         const float *xi = Y->x + i * (size_t)d;
-        float xn = Y->xn[i];
-        /* ek >= |s_j - (|x - c_j|^2 - |x|^2)| for every j; em = 2 ek + slack */
-        float ek = (Y->cmax2 + Y->cmax2x * xn) * Y->gk * (1 + 0x1p-20f);
-        float em = (2 * ek + Y->slack) * (1 + 0x1p-20f);
-        int ai = Y->first ? -1 : Y->idx[i], na = ai;
-        float dd = -1, u = 0;
-        int all = ai < 0;
-        if (!all) {
-            u = (Y->ub[i] + Y->DcF[ai]) * (1 + 0x1p-22f);
-            float l = Y->lb[i] - Y->DmaxF;
-            l = KRD(l);
-            /* l^2 - u^2 > em with margins for the rounding of this very test */
-            if (l > 0 && l * l * (1 - 4e-6f) > u * u * (1 + 4e-6f) + em) goto keep;
+        int ai = Y->first ? -1 : Y->idx[i];
+        float dd = -1;
+        if (ai < 0 || !(Y->rb[i] > -INFINITY)) goto recompute;
+        {
+            /* ek >= |s_j - (|x - c_j|^2 - |x|^2)| for every j; em = 2 ek + slack */
+            float ek = (Y->cmax2 + Y->cmax2x * Y->xn[i]) * Y->gk * (1 + 0x1p-20f);
+            float em = (2 * ek + Y->slack) * (1 + 0x1p-20f);
+            float u = (Y->ub[i] + Y->DcF[ai]) * (1 + 0x1p-22f), lr = Y->rb[i] - Y->DmaxF;
+            lr = KRD(lr);
+            /* challengers: each bound against its own drift */
+            float *cbi = Y->cb + i * GSLQ_BND_R;
+            uint8_t *chi = Y->ch + i * GSLQ_BND_CH;
+            float lc[GSLQ_BND_R];
+            KV lm = KSPLAT(INFINITY);
+            for (int k0 = 0; k0 < GSLQ_BND_R; k0 += KW) {
+                KV dc;
+                for (int l = 0; l < KW; l++) dc[l] = Y->DcF[chi[k0 + l]];
+                KV v = KCAT(kload, KSUF)(cbi + k0) - dc;
+                v = KVRD(v);
+                KCAT(kstore, KSUF)(lc + k0, v);
+                lm = KBLEND(v < lm, v, lm);
+            }
+            float l = KCAT(khmin, KSUF)(lm);
+            l = lr < l ? lr : l;
+            if (KCAT(kcert, KSUF)(l, u, em)) goto keep;
+            /* tighten U with the exact distance */
             dd = gslq__dist2_direct(xi, Y->c + (size_t)ai * d, d);
             u = sqrtf(dd * (1 + Y->gd)) * (1 + 0x1p-22f);
             float ubn = u - Y->DcF[ai];
             Y->ub[i] = KRU(ubn);
-            if (l > 0 && l * l * (1 - 4e-6f) > u * u * (1 + 4e-6f) + em) goto keep;
-            all = !(Y->lb[i] > -INFINITY);
-            if (!all) {
-                /* the global bound again, from the block bounds with each block's own drift (refreshes lb) */
-                const float *lgi = Y->lg + i * (size_t)Gp;
-                KV lm = KSPLAT(INFINITY);
-                for (int g0 = 0; g0 < Gp; g0 += KW) {
-                    KV v = KCAT(kload, KSUF)(lgi + g0) - KCAT(kload, KSUF)(DgF + g0);
-                    v = v - (KV)((KI)v & 0x7fffffff) * 0x1p-22f; /* RD, lane-wise */
-                    KI lt = v < lm;
-                    lm = KBLEND(lt, v, lm);
-                }
-                l = KCAT(khmin, KSUF)(lm);
-                float lbn = l + Y->DmaxF;
-                Y->lb[i] = KRD(lbn);
-                if (l > 0 && l * l * (1 - 4e-6f) > u * u * (1 + 4e-6f) + em) goto keep;
-            }
-        }
-        {
-            float *lgi = Y->lg + i * (size_t)Gp;
-            /* block g is certified when (lg - DgF) > thr: then its lower bound L_g satisfies L_g^2 (1 - 4e-6) >
-             * u^2 (1 + 4e-6) + em, as in the test above */
-            float T = u * u * (1 + 4e-6f) + em;
-            float thr = sqrtf(T * (1 + 8e-6f)) * (1 + 0x1p-20f);
-            float thrl = thr + Y->margin; /* list a little more than needed: room for the next drifts */
-            int nl = 0;
-            if (all) {
-                for (int g = 0; g < G; g++) list[g] = g;
-                nl = G;
-            } else {
-                KV vt = KSPLAT(thrl);
-                int ga = ai >> 3;
-                lgi[ga] = -INFINITY; /* always computed; rewritten below */
-                for (int g0 = 0; g0 < Gp; g0 += KW) {
-                    KV v = KCAT(kload, KSUF)(lgi + g0) - KCAT(kload, KSUF)(DgF + g0);
-                    unsigned mk = ~KMOVMASK(v > vt) & ((1u << KW) - 1); /* not certified (NaN included) */
-                    while (mk) {
-                        list[nl++] = g0 + __builtin_ctz(mk);
-                        mk &= mk - 1;
-                    }
-                }
-            }
-            KCAT(gslq__block_dists, KSUF)(xi, d, Y->ctb, Y->cnb, list, nl, buf);
-            work += (size_t)nl;
-            /* first index of the smallest value: blocks ascend, then lanes */
-            float bv = INFINITY;
-            int bq = -1;
-            for (int q = 0; q < nl; q++) {
-                float m = KCAT(krowmin, KSUF)(buf + q * 8);
-                if (m < bv) { bv = m; bq = q; }
-                buf[nl * 8 + q] = m; /* the row minima, after the rows */
-            }
-            int nb = 0;
-            if (bq >= 0) {
-                int l = KCAT(krowfind, KSUF)(buf + bq * 8, bv);
-                nb = list[bq] * 8 + l;
-                float save = buf[bq * 8 + l];
-                buf[bq * 8 + l] = INFINITY;
-                buf[nl * 8 + bq] = KCAT(krowmin, KSUF)(buf + bq * 8);
-                buf[bq * 8 + l] = save;
-            }
-            /* new lower bounds: |x - c_j|^2 >= s_j - ek + |x|^2 */
+            if (KCAT(kcert, KSUF)(l, u, em)) goto keep;
+            if (!KCAT(kcert, KSUF)(lr, u, em)) goto recompute;
+            /* only some challengers can compete: their exact values and a's decide */
+            const float *cnb = Y->cnb;
+            float sa = gslq__near_value(xi, d, Y->c + (size_t)ai * d, cnb[ai]), bv = sa;
+            int bk = -1, bi = ai;
             float c0 = Y->x2[i] - ek;
             c0 = KRD(c0);
-            for (int q = 0; q < nl; q++) {
-                float v = buf[nl * 8 + q] + c0;
-                v = KRD(v);
-                float L = v > 0 ? sqrtf(v) * (1 - 0x1p-22f) : 0.0f;
-                float s = L + DgF[list[q]];
-                lgi[list[q]] = KRD(s);
+            for (int k = 0; k < Y->r; k++) {
+                if (KCAT(kcert, KSUF)(lc[k], u, em)) continue;
+                int j = chi[k];
+                float s = gslq__near_value(xi, d, Y->c + (size_t)j * d, cnb[j]);
+                if (s < bv || (s == bv && j < bi)) { bv = s; bi = j; bk = k; }
+                float cs = KCAT(klower, KSUF)(s, c0) + Y->DcF[j];
+                cbi[k] = KRD(cs);
             }
-            KV lm = KSPLAT(INFINITY);
-            for (int g0 = 0; g0 < Gp; g0 += KW) {
-                KV v = KCAT(kload, KSUF)(lgi + g0) - KCAT(kload, KSUF)(DgF + g0);
-                v = v - (KV)((KI)v & 0x7fffffff) * 0x1p-22f; /* RD, lane-wise */
-                KI lt = v < lm;
-                lm = KBLEND(lt, v, lm);
-            }
-            float lmin = KCAT(khmin, KSUF)(lm) + Y->DmaxF;
-            Y->lb[i] = KRD(lmin);
-            na = nb;
-        }
-        if (na != ai) {
-            dd = gslq__dist2_direct(xi, Y->c + (size_t)na * d, d);
-            float un = sqrtf(dd * (1 + Y->gd)) * (1 + 0x1p-22f) - Y->DcF[na];
+            work += 1;
+            if (bk < 0) goto keep;
+            /* the new centroid leaves the challengers; the old one takes its place */
+            float cs = KCAT(klower, KSUF)(sa, c0) + Y->DcF[ai];
+            cbi[bk] = KRD(cs);
+            chi[bk] = (uint8_t)ai;
+            ai = bi;
+            dd = gslq__dist2_direct(xi, Y->c + (size_t)ai * d, d);
+            float un = sqrtf(dd * (1 + Y->gd)) * (1 + 0x1p-22f) - Y->DcF[ai];
             Y->ub[i] = KRU(un);
+            goto keep;
         }
+    recompute:
+        ids[nb++] = i;
+        if (nb == KBATCH) {
+            work += KCAT(kbatch, KSUF)(Y, ids, nb, buf);
+            nb = 0;
+        }
+        continue;
     keep:
-        Y->nidx[i] = na;
-        if (Y->d2) Y->d2[i] = dd >= 0 ? dd : gslq__dist2_direct(xi, Y->c + (size_t)na * d, d);
+        Y->nidx[i] = ai;
+        if (Y->d2) Y->d2[i] = dd >= 0 ? dd : gslq__dist2_direct(xi, Y->c + (size_t)ai * d, d);
     }
+    if (nb) work += KCAT(kbatch, KSUF)(Y, ids, nb, buf);
     return work;
 }
+#undef KBATCH
 #undef KRU
 #undef KRD
+#undef KVRD
 
 #undef KNV
 #undef KCAT

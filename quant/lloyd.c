@@ -30,18 +30,18 @@
 #include "internal.h"
 
 typedef struct {
-    gslq__yy Y;
+    gslq__bnd Y;
     size_t n;
     int k, level, brute;
-    float *buf;   /* (nt, nblk*9) */
-    int *list;    /* (nt, nblk) */
+    float *buf;   /* (nt, GSLQ_BND_BUF(nblk)) */
+    size_t *ids;  /* (nt, GSLQ_BND_BATCH) */
     size_t *work; /* (nt) blocks computed, for the verbose report */
 } lloyd_ctx;
 
 static void assign_part(void *arg, int t, int nt)
 {
     lloyd_ctx *a = arg;
-    const gslq__yy *Y = &a->Y;
+    const gslq__bnd *Y = &a->Y;
     size_t b, e;
     gslq__split(a->n, t, nt, &b, &e);
     if (b >= e) return;
@@ -55,7 +55,8 @@ static void assign_part(void *arg, int t, int nt)
         a->work[t] += (e - b) * (size_t)Y->nblk;
         return;
     }
-    a->work[t] += gslq__yy_range(a->level, Y, b, e, a->buf + (size_t)t * Y->nblk * 9, a->list + (size_t)t * Y->nblk);
+    a->work[t] += gslq__bnd_range(a->level, Y, b, e, a->buf + (size_t)t * GSLQ_BND_BUF(Y->nblk),
+                                  a->ids + (size_t)t * GSLQ_BND_BATCH);
 }
 
 /* the float nearest to v from above / below */
@@ -82,34 +83,36 @@ static void add_point(double *sum, const float *x, int d, double sign)
 int gslq__lloyd_direct(const float *x, size_t n, int d, int k, float *c, const gslq_train_params *p, int level,
                        double *obj_trace, gslq_kmeans_stats *stats)
 {
-    int nt = p->nthreads < 1 ? 1 : p->nthreads, nblk = (k + 7) / 8, kp = nblk * 8, nblkp = (nblk + 7) / 8 * 8;
+    int nt = p->nthreads < 1 ? 1 : p->nthreads, nblk = (k + 7) / 8, kp = nblk * 8;
     if ((size_t)nt > n) nt = (int)n;
     int want_d2 = obj_trace || stats || p->verbose || p->tol > 0;
     int brute = !p->bounds;
     int rc = GSLQ_OK;
     float *ctb = gslq__alloc((size_t)kp, (size_t)d, sizeof(float), 0), *cnb = gslq__alloc((size_t)kp, sizeof(float), 1, 0);
     float *cold = gslq__alloc((size_t)k, (size_t)d, sizeof(float), 0), *d2 = gslq__alloc(n, sizeof(float), 1, 0);
-    float *DcF = gslq__alloc((size_t)kp, sizeof(float), 1, 1), *DgF = gslq__alloc((size_t)nblkp, sizeof(float), 1, 1);
+    float *DcF = gslq__alloc((size_t)kp, sizeof(float), 1, 1);
     double *sum = gslq__alloc((size_t)k, (size_t)d, sizeof(double), 1);
     int *idx = gslq__alloc(n, sizeof(int), 1, 0), *nidx = gslq__alloc(n, sizeof(int), 1, 0);
     int *count = gslq__alloc((size_t)k, sizeof(int), 1, 1);
     char *touched = gslq__alloc((size_t)k, 1, 1, 0);
     size_t *work = gslq__alloc((size_t)nt, sizeof(size_t), 1, 1);
-    float *ub = NULL, *lb = NULL, *lg = NULL, *buf = NULL, *xn = NULL, *x2 = NULL;
-    int *list = NULL;
-    if (!ctb || !cnb || !cold || !d2 || !DcF || !DgF || !sum || !idx || !nidx || !count || !touched || !work) {
+    float *ub = NULL, *rb = NULL, *cb = NULL, *buf = NULL, *xn = NULL, *x2 = NULL;
+    uint8_t *ch = NULL;
+    size_t *ids = NULL;
+    if (!ctb || !cnb || !cold || !d2 || !DcF || !sum || !idx || !nidx || !count || !touched || !work) {
         rc = GSLQ_ENOMEM;
         goto done;
     }
-    if (!brute) { /* the bounds need n * (nblk + 4) words; without the memory, brute force gives the same result */
+    if (!brute) { /* the bounds need 56 bytes per point; without the memory, brute force gives the same result */
         ub = gslq__alloc(n, sizeof(float), 1, 0);
-        lb = gslq__alloc(n, sizeof(float), 1, 0);
-        lg = gslq__alloc(n, (size_t)nblkp, sizeof(float), 0);
+        rb = gslq__alloc(n, sizeof(float), 1, 0);
+        cb = gslq__alloc(n, GSLQ_BND_R, sizeof(float), 0);
+        ch = gslq__alloc(n, GSLQ_BND_CH, 1, 0);
         xn = gslq__alloc(n, sizeof(float), 1, 0);
         x2 = gslq__alloc(n, sizeof(float), 1, 0);
-        buf = gslq__alloc((size_t)nt, (size_t)nblk * 9, sizeof(float), 0);
-        list = gslq__alloc((size_t)nt, (size_t)nblk, sizeof(int), 0);
-        if (!ub || !lb || !lg || !xn || !x2 || !buf || !list) brute = 1;
+        buf = gslq__alloc((size_t)nt, GSLQ_BND_BUF(nblk), sizeof(float), 0);
+        ids = gslq__alloc((size_t)nt, GSLQ_BND_BATCH, sizeof(size_t), 0);
+        if (!ub || !rb || !cb || !ch || !xn || !x2 || !buf || !ids) brute = 1;
     }
     double xmax2 = 0;
     if (!brute) {
@@ -119,21 +122,20 @@ int gslq__lloyd_direct(const float *x, size_t n, int d, int k, float *c, const g
             xn[i] = up_f(sqrt(s) * (1 + 1e-13));
             x2[i] = down_f(s * (1 - 1e-13));
             if (s > xmax2) xmax2 = s;
-            for (int g = nblk; g < nblkp; g++) lg[i * nblkp + g] = INFINITY; /* padding: never listed */
         }
     }
     for (size_t i = 0; i < n; i++) idx[i] = -1;
     lloyd_ctx a = {0};
-    gslq__yy *Y = &a.Y;
-    Y->x = x; Y->d = d; Y->nblk = nblk; Y->nblkp = nblkp; Y->c = c; Y->ctb = ctb; Y->cnb = cnb;
-    Y->DgF = DgF; Y->DcF = DcF; Y->xn = xn; Y->x2 = x2; Y->idx = idx; Y->nidx = nidx;
-    Y->ub = ub; Y->lb = lb; Y->lg = lg; Y->d2 = want_d2 ? d2 : NULL;
+    gslq__bnd *Y = &a.Y;
+    Y->x = x; Y->d = d; Y->k = k; Y->nblk = nblk; Y->r = k - 1 < GSLQ_BND_R ? k - 1 : GSLQ_BND_R;
+    Y->c = c; Y->ctb = ctb; Y->cnb = cnb; Y->DcF = DcF; Y->xn = xn; Y->x2 = x2; Y->idx = idx; Y->nidx = nidx;
+    Y->ub = ub; Y->rb = rb; Y->cb = cb; Y->ch = ch; Y->d2 = want_d2 ? d2 : NULL;
     /* |s_j - exact| <= gk (|c_j|^2 + 2 |x| |c_j|) for the kernel (twice the textbook (2d + 2) u); |fl(|x - c|^2) -
      * |x - c|^2| <= gd |x - c|^2 for gslq__dist2_direct (twice (d + 3) u). */
     Y->gk = (float)(2.0 * (2 * d + 4) * ldexp(1.0, -24));
     Y->gd = (float)(2.0 * (d + 4) * ldexp(1.0, -24));
-    a.n = n; a.k = k; a.level = level; a.brute = brute; a.buf = buf; a.list = list; a.work = work;
-    double prev = INFINITY, obj = 0, Dmax = 0, dmax_last = 0;
+    a.n = n; a.k = k; a.level = level; a.brute = brute; a.buf = buf; a.ids = ids; a.work = work;
+    double prev = INFINITY, obj = 0, Dmax = 0;
     int repaired = 0, iters = 0;
     for (int it = 0; it <= p->niter; it++) {
         if (it == p->niter && it > 0 && !want_d2) break; /* nobody reads the last assignment */
@@ -151,7 +153,6 @@ int gslq__lloyd_direct(const float *x, size_t n, int d, int k, float *c, const g
         Y->DmaxF = up_f(Dmax);
         Y->slack = (float)(1e-30 + 1e-12 * (xmax2 + cm));
         Y->first = it == 0;
-        { static double f = -1; if (f < 0) { const char *e = getenv("YYM"); f = e ? atof(e) : 0; } Y->margin = (float)(f * dmax_last); }
         gslq__parallel(nt, assign_part, &a);
         if (want_d2) {
             obj = 0;
@@ -203,32 +204,26 @@ int gslq__lloyd_direct(const float *x, size_t n, int d, int k, float *c, const g
                 touched[from] = touched[j] = 1;
                 idx[far] = j;
                 d2[far] = 0;
-                if (lb) lb[far] = -INFINITY; /* its bounds refer to the old centroid: recompute all */
+                if (rb) rb[far] = -INFINITY; /* its bounds refer to the old centroid: recompute all */
                 repaired++;
             }
         }
         /* new centroids of the touched clusters; cumulative drifts, rounded up */
         memcpy(cold, c, (size_t)k * d * sizeof(float));
         double dmax = 0;
-        for (int g = 0; g < nblk; g++) {
-            double gm = 0;
-            for (int j = g * 8; j < g * 8 + 8 && j < k; j++) {
-                if (!touched[j] || count[j] == 0) continue;
-                double s = 0;
-                for (int t = 0; t < d; t++) {
-                    c[(size_t)j * d + t] = (float)(sum[(size_t)j * d + t] / count[j]);
-                    double df = (double)c[(size_t)j * d + t] - (double)cold[(size_t)j * d + t];
-                    s += df * df;
-                }
-                double dr = sqrt(s) * (1 + 1e-13);
-                DcF[j] = up_f((double)DcF[j] + dr);
-                if (dr > gm) gm = dr;
+        for (int j = 0; j < k; j++) {
+            if (!touched[j] || count[j] == 0) continue;
+            double s = 0;
+            for (int t = 0; t < d; t++) {
+                c[(size_t)j * d + t] = (float)(sum[(size_t)j * d + t] / count[j]);
+                double df = (double)c[(size_t)j * d + t] - (double)cold[(size_t)j * d + t];
+                s += df * df;
             }
-            DgF[g] = up_f((double)DgF[g] + gm);
-            if (gm > dmax) dmax = gm;
+            double dr = sqrt(s) * (1 + 1e-13);
+            DcF[j] = up_f((double)DcF[j] + dr);
+            if (dr > dmax) dmax = dr;
         }
         Dmax = (double)up_f(Dmax + dmax);
-        dmax_last = dmax;
         iters++;
     }
     if (stats) {
@@ -237,7 +232,7 @@ int gslq__lloyd_direct(const float *x, size_t n, int d, int k, float *c, const g
         stats->repaired = repaired;
     }
 done:
-    free(ctb); free(cnb); free(cold); free(d2); free(DcF); free(DgF); free(sum); free(idx); free(nidx);
-    free(count); free(touched); free(work); free(ub); free(lb); free(lg); free(buf); free(list); free(xn); free(x2);
+    free(ctb); free(cnb); free(cold); free(d2); free(DcF); free(sum); free(idx); free(nidx);
+    free(count); free(touched); free(work); free(ub); free(rb); free(cb); free(ch); free(buf); free(ids); free(xn); free(x2);
     return rc;
 }
