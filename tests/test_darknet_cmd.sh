@@ -58,5 +58,11 @@ printf 'classes=2\ntrain=%s/none.list\nlabels=%s/none.labels\nbackup=%s\n' "$tmp
 expect darknet_command_unknown_section 1 "bogus.cfg: layer 1 \[frobnicator\]: unknown section type" \
   "$bin" classifier train "$tmp/x.data" "$tmp/bogus.cfg"
 
+# every cfg the project ships parses with the plugin
+root=$(cd "$(dirname "$0")/.." && pwd)
+for c in "$root"/cfg/*.cfg; do
+  expect "shipped_cfg_$(basename "$c" .cfg)" 0 'layers, input' "$bin" gsl check "$c"
+done
+
 echo "RESULT $pass passed, $fail failed"
 [ "$fail" = 0 ]
