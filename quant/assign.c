@@ -1,4 +1,5 @@
-/* Nearest-centroid assignment, the kernel under k-means and encoding.
+/* Nearest-centroid assignment through sgemm, under k-means and encoding for d > GSLQ_DIRECT_MAXD (kern.c has the
+ * direct kernels for the PQ sub-spaces below that).
  * |x - c|^2 = |x|^2 - 2 x.c + |c|^2: the dot products of a block of points with every centroid come from one sgemm,
  * then a vectorised arg-min over |c|^2 - 2 x.c per point (ties by the lower centroid index). */
 #include <math.h>

@@ -77,8 +77,6 @@ typedef struct gslq_train_params {
     int opq_iter;       /* OPQ: alternations of PQ training and Procrustes (default 20) */
     int opq_kmeans_iter;/* OPQ: k-means iterations per alternation (default 4; the final PQ uses niter) */
     int verbose;        /* print progress to stderr (default 0) */
-    int bounds;         /* k-means in d <= 64 (PQ sub-spaces): skip the distances that bounds prove cannot change a
-                           point's centroid (default 1); 0 computes all of them. The result is the same. */
 } gslq_train_params;
 
 void gslq_train_params_default(gslq_train_params *p);

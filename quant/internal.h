@@ -53,7 +53,7 @@ int gslq__svd_builtin(int n, const float *A, float *U, float *S, float *Vt);
 /* 1 when built against BLAS/LAPACKE. */
 int gslq__have_blas(void);
 
-/* ---- kernels shared by k-means and encode (assign.c) ----
+/* ---- sgemm assignment, shared by k-means and encode for d > GSLQ_DIRECT_MAXD (assign.c) ----
  * For each of the n points x (n, d, row stride ldx), the index of the nearest of the k centroids c (k, d), ties by
  * the lower index, computed as |c|^2 - 2 x.c through sgemm; cnorm (k) = |c|^2 precomputed. Optionally the squared
  * distance (clamped >= 0, |x|^2 added). Single thread; work buffer from gslq__assign_work_size floats. */
@@ -81,60 +81,35 @@ void gslq__interleave4(const float *tables, int nq, int MK, float *T4);
 void gslq__adc_distances4(const uint8_t *codes, size_t nb, int M, int K, const float *T4, float *out);
 
 /* ---- kern.c: nearest centroid for small dimensions (d <= GSLQ_DIRECT_MAXD) ----
- * Centroids c (k, d) in blocks of 8: ctb (nblk, d, 8) with ctb[(b*d + t)*8 + l] = c[8b + l][t], cnb (nblk*8) the
- * squared norms (gslq__norm2), padding centroids 0 with norm +inf; nblk = ceil(k/8). The value of centroid j for a
- * point x is s_j = cnb[j] + sum_t (-2 x_t) c_jt summed in order t = 0..d-1, multiplies and adds rounded separately
- * (gslq__near_value), identical at every level: s_j = |x - c_j|^2 - |x|^2 up to rounding. The nearest centroid is
- * the first index of the smallest s_j (index 0 when none is below +inf). */
+ * Centroids c (k, d) padded to kp = GSLQ_KPAD(k) and laid out in blocks of bw = gslq__kern_bw(level) (8, or 16 for
+ * AVX-512): ctb (kp/bw, d, bw) with ctb[(b*d + t)*bw + l] = c[b*bw + l][t]; cnb (kp) the squared norms
+ * (gslq__norm2), padding centroids 0 with norm +inf. The value of centroid j for a point x is
+ * s_j = cnb[j] + sum_t (-2 x_t) c_jt accumulated in order t = 0..d-1 (gslq__near_value): with fused multiply-adds at
+ * the AVX2 and AVX-512 levels (identical bits), with a multiply and an add at the portable level. s_j = |x - c_j|^2 -
+ * |x|^2 up to rounding. The nearest centroid is the first index of the smallest s_j (index 0 when none is below
+ * +inf). */
 #define GSLQ_DIRECT_MAXD 64
+#define GSLQ_KPAD(k) (((k) + 15) / 16 * 16)
 enum { GSLQ_KERN_PORTABLE = 0, GSLQ_KERN_AVX2 = 1, GSLQ_KERN_AVX512 = 2 };
 int gslq__kern_level(void);            /* the best level this CPU runs */
 int gslq__kern_clamp(int level);       /* level, or the best one when level < 0 or unsupported */
+int gslq__kern_bw(int level);          /* block width of the layout for level */
 const char *gslq__kern_name(int level);
-void gslq__blocks_layout(const float *c, int k, int d, float *ctb, float *cnb);
+void gslq__blocks_layout(const float *c, int k, int d, int bw, float *ctb, float *cnb);
 /* idx (n): nearest centroid of each point x (n rows of d, stride ldx); best (n, optional): its value s. */
 void gslq__near_rows(int level, const float *x, size_t n, size_t ldx, int d, const float *ctb, const float *cnb,
-                     int nblk, int *idx, float *best);
-/* out (nb, 8): the values s of one point x (d) against blocks[0..nb-1]. */
-void gslq__block_dists(int level, const float *x, int d, const float *ctb, const float *cnb, const int *blocks,
-                       int nb, float *out);
-/* Scalar reference: |c|^2 in the kernels' order; s_j of one centroid c (d) with norm cn; the nearest of k centroids
- * c (k, d). */
+                     int kp, int *idx, float *best);
+/* k-means++: mind[i] = min(mind[i], |x_i - c|^2) for the points of blocks [b0, b1) of 16, xt (nblocks, d, 16) the
+ * points transposed by blocks (padding points are computed too). Same bits at every level. */
+void gslq__pp_update(int level, const float *xt, int d, const float *c, float *mind, size_t b0, size_t b1);
+/* Scalar reference: |c|^2 in the kernels' order; s_j of one centroid c (d) with norm cn with the arithmetic of
+ * level; the nearest of k centroids c (k, d). */
 float gslq__norm2(const float *c, int d);
-float gslq__near_value(const float *x, int d, const float *c, float cn);
-int gslq__near_ref(const float *x, int d, const float *c, int k, float *best);
-/* Bounded assignment of points [b, e) (lloyd.c explains the bounds). Floats rounded outwards. Per point: ub =
- * U - DcF[a] (U >= |x - c_a| is ub + DcF[a] now); r challengers ch (centroid ids) with cb = L_k + DcF[ch_k]
- * (L_k <= |x - c_ch_k|); rb = L + DmaxF with L below the distance to every other centroid; rb = -inf: unknown.
- * Writes nidx (and d2 when non-NULL). Scratch: buf GSLQ_BND_BUF(nblk) floats, ids GSLQ_BND_BATCH. Returns the
- * work done in blocks of 8 values (a challenger check counts 1). */
-#define GSLQ_BND_R 8
-#define GSLQ_BND_CH (GSLQ_BND_R + 1) /* ch per point: the challengers, then the nearest of the rest */
-#define GSLQ_BND_BATCH 16
-#define GSLQ_BND_CAND 64
-/* gslq__lanes[m] lists the set bits of the 8-bit mask m, ascending (gslq__kern_level fills it). */
-extern uint8_t gslq__lanes[256][8];
-/* Sorts cand[0..n-1] (ids into v) by (v[id], id) far enough that the first min(n, R) are the smallest, in order;
- * returns min(n, R). */
-int gslq__top_sort(const float *v, int *cand, int n, int R);
-#define GSLQ_BND_BUF(nblk) ((size_t)GSLQ_BND_BATCH * (nblk) * 8)
-typedef struct gslq__bnd {
-    const float *x;
-    int d, k, nblk, r, first;     /* r = min(GSLQ_BND_R, k - 1) challengers */
-    const float *c, *ctb, *cnb;   /* centroids (k, d) and their block layout */
-    const float *DcF;             /* (nblk*8) cumulative drift of each centroid, rounded up */
-    float DmaxF, cmax2, cmax2x;   /* cumulative largest drift; >= max |c|^2, >= 2 max |c| */
-    float gk, gd, slack;          /* rounding factors of the kernel value and of gslq__dist2_direct */
-    const float *xn, *x2;         /* (n) |x| rounded up, |x|^2 rounded down */
-    const int *idx;
-    int *nidx;
-    float *ub, *rb, *cb, *d2;     /* (n), (n), (n, GSLQ_BND_R), (n) */
-    uint8_t *ch;                  /* (n, GSLQ_BND_CH) */
-} gslq__bnd;
-size_t gslq__bnd_range(int level, const gslq__bnd *Y, size_t b, size_t e, float *buf, size_t *ids);
+float gslq__near_value(int level, const float *x, int d, const float *c, float cn);
+int gslq__near_ref(int level, const float *x, int d, const float *c, int k, float *best);
 
 /* ---- lloyd.c: Lloyd iterations for d <= GSLQ_DIRECT_MAXD from the given centroids c (k, d), updated in place;
- * p->niter, tol, nthreads, verbose, bounds are used. Same contract as gslq_kmeans after the initialisation.
+ * p->niter, tol, nthreads, verbose are used. Same contract as gslq_kmeans after the initialisation.
  * Returns GSLQ_OK or GSLQ_ENOMEM. */
 int gslq__lloyd_direct(const float *x, size_t n, int d, int k, float *c, const gslq_train_params *p, int level,
                        double *obj_trace, gslq_kmeans_stats *stats);
@@ -142,6 +117,22 @@ int gslq__lloyd_direct(const float *x, size_t n, int d, int k, float *c, const g
 int gslq__pq_encode_level(const gslq_pq *pq, const float *x, size_t n, uint8_t *codes, int nthreads, int level,
                           gslq_error *err);
 /* |x - c|^2 summed directly (four partial sums, fixed order): relative error <= (d + 4) 2^-24. */
-float gslq__dist2_direct(const float *x, const float *c, int d);
+static inline float gslq__dist2_direct(const float *x, const float *c, int d)
+{
+    float s[4] = {0, 0, 0, 0};
+    int t = 0;
+    for (; t + 4 <= d; t += 4)
+        for (int l = 0; l < 4; l++) {
+            float df = x[t + l] - c[t + l];
+            float sq = df * df;
+            s[l] = s[l] + sq;
+        }
+    for (; t < d; t++) {
+        float df = x[t] - c[t];
+        float sq = df * df;
+        s[0] = s[0] + sq;
+    }
+    return (s[0] + s[1]) + (s[2] + s[3]);
+}
 
 #endif

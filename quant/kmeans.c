@@ -1,7 +1,8 @@
 /* Lloyd's k-means: k-means++ or random initialisation, warm start, empty-cluster repair, iteration cap and
- * tolerance. Assignment through sgemm (assign.c). Every step partitions its work so that the result does not depend
- * on the thread count: assignment is per point, the centroid update is split over coordinates, k-means++ sums
- * fixed blocks of points. */
+ * tolerance. Assignment by the direct kernels of kern.c for d <= GSLQ_DIRECT_MAXD (lloyd.c: every PQ sub-space),
+ * through sgemm (assign.c) above. Every step partitions its work so that the result does not depend on the thread
+ * count: assignment is per point, the centroid update is split over coordinates (serial and incremental in
+ * lloyd.c), k-means++ sums fixed blocks of points. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,38 +23,18 @@ void gslq_train_params_default(gslq_train_params *p)
     p->opq_iter = 20;
     p->opq_kmeans_iter = 4;
     p->verbose = 0;
-    p->bounds = 1;
 }
 
 #define PP_BLOCK 1024 /* k-means++ sampling blocks (fixed, so sums do not depend on threads) */
 
 typedef struct {
-    const float *x;
+    const float *xt;  /* points transposed by blocks of 16 (gslq__pp_update) */
     size_t n;
-    int d;
+    int d, level;
     const float *c;   /* the newest centre */
-    float *mind;      /* (n) squared distance to the nearest chosen centre */
+    float *mind;      /* (n rounded up to 16) squared distance to the nearest chosen centre */
     double *bsum;     /* (nblocks) sums of mind per block */
 } pp_ctx;
-
-typedef float v4f __attribute__((vector_size(16)));
-
-/* |a - b|^2 with four partial sums (vectorised; the order is fixed, so results do not depend on anything else) */
-static inline float sqdist(const float *a, const float *b, int d)
-{
-    v4f acc = {0, 0, 0, 0};
-    int j = 0;
-    for (; j + 4 <= d; j += 4) {
-        v4f va, vb;
-        memcpy(&va, a + j, sizeof va);
-        memcpy(&vb, b + j, sizeof vb);
-        v4f df = va - vb;
-        acc += df * df;
-    }
-    float s = (acc[0] + acc[1]) + (acc[2] + acc[3]);
-    for (; j < d; j++) s += (a[j] - b[j]) * (a[j] - b[j]);
-    return s;
-}
 
 static void pp_update(void *arg, int t, int nt)
 {
@@ -62,31 +43,32 @@ static void pp_update(void *arg, int t, int nt)
     gslq__split(nblk, t, nt, &b0, &b1);
     for (size_t b = b0; b < b1; b++) {
         size_t i0 = b * PP_BLOCK, i1 = i0 + PP_BLOCK < a->n ? i0 + PP_BLOCK : a->n;
+        gslq__pp_update(a->level, a->xt, a->d, a->c, a->mind, i0 / 16, (i1 + 15) / 16);
         double s = 0;
-        for (size_t i = i0; i < i1; i++) {
-            float dd = sqdist(a->x + i * (size_t)a->d, a->c, a->d);
-            if (dd < a->mind[i]) a->mind[i] = dd;
-            s += a->mind[i];
-        }
+        for (size_t i = i0; i < i1; i++) s += a->mind[i];
         a->bsum[b] = s;
     }
 }
 
 static int init_kmeanspp(const float *x, size_t n, int d, int k, float *c, gslq_rng *rng, int nthreads)
 {
-    size_t nblk = (n + PP_BLOCK - 1) / PP_BLOCK;
-    float *mind = gslq__alloc(n, sizeof(float), 1, 0);
+    size_t nblk = (n + PP_BLOCK - 1) / PP_BLOCK, n16 = (n + 15) / 16 * 16;
+    float *mind = gslq__alloc(n16, sizeof(float), 1, 0), *xt = gslq__alloc(n16, (size_t)d, sizeof(float), 0);
     double *bsum = gslq__alloc(nblk, sizeof(double), 1, 0);
-    if (!mind || !bsum) {
-        free(mind); free(bsum);
+    if (!mind || !bsum || !xt) {
+        free(mind); free(bsum); free(xt);
         return GSLQ_ENOMEM;
     }
-    for (size_t i = 0; i < n; i++) mind[i] = INFINITY;
+    for (size_t i = 0; i < n16; i++) {
+        mind[i] = INFINITY;
+        for (int t = 0; t < d; t++) xt[(i / 16 * d + t) * 16 + i % 16] = i < n ? x[i * d + t] : 0.0f;
+    }
+    int level = gslq__kern_level();
     size_t pick = gslq__rng_below(rng, n);
     for (int j = 0; j < k; j++) {
         memcpy(c + (size_t)j * d, x + pick * d, (size_t)d * sizeof(float));
         if (j == k - 1) break;
-        pp_ctx a = {x, n, d, c + (size_t)j * d, mind, bsum};
+        pp_ctx a = {xt, n, d, level, c + (size_t)j * d, mind, bsum};
         gslq__parallel(nthreads, pp_update, &a);
         double total = 0;
         for (size_t b = 0; b < nblk; b++) total += bsum[b];
@@ -106,7 +88,7 @@ static int init_kmeanspp(const float *x, size_t n, int d, int k, float *c, gslq_
         /* rounding can land on a zero-weight point at the block end: step back to one with weight */
         while (mind[pick] <= 0 && pick > i0) pick--;
     }
-    free(mind); free(bsum);
+    free(mind); free(bsum); free(xt);
     return GSLQ_OK;
 }
 

@@ -120,7 +120,7 @@ typedef struct {
     size_t n;
     uint8_t *codes;
     const float *cnorm; /* (M, K): sgemm path */
-    const float *ctb, *cnb; /* (M, nblk, dsub, 8), (M, nblk*8): direct path (dsub <= GSLQ_DIRECT_MAXD) */
+    const float *ctb, *cnb; /* (M, kp*dsub), (M, kp): direct path (dsub <= GSLQ_DIRECT_MAXD), kern.c layout */
     int level;
     int *rcs;
 } enc_ctx;
@@ -129,7 +129,7 @@ static void encode_part(void *arg, int t, int nt)
 {
     enc_ctx *a = arg;
     const gslq_pq *pq = a->pq;
-    int d = pq->d, M = pq->M, K = pq->K, ds = pq->dsub, nblk = (K + 7) / 8;
+    int d = pq->d, M = pq->M, K = pq->K, ds = pq->dsub, kp = GSLQ_KPAD(K);
     size_t nblks = (a->n + ENC_BLOCK - 1) / ENC_BLOCK, b0, b1;
     gslq__split(nblks, t, nt, &b0, &b1);
     if (b0 >= b1) return;
@@ -150,8 +150,8 @@ static void encode_part(void *arg, int t, int nt)
         }
         for (int m = 0; m < M; m++) {
             if (a->ctb) {
-                gslq__near_rows(a->level, y + m * ds, nb, (size_t)d, ds, a->ctb + (size_t)m * nblk * ds * 8,
-                                a->cnb + (size_t)m * nblk * 8, nblk, idx, NULL);
+                gslq__near_rows(a->level, y + m * ds, nb, (size_t)d, ds, a->ctb + (size_t)m * kp * ds,
+                                a->cnb + (size_t)m * kp, kp, idx, NULL);
             } else {
                 gslq__assign(y + m * ds, nb, ds, (size_t)d, pq->centroids + (size_t)m * K * ds,
                              a->cnorm + (size_t)m * K, K, idx, NULL, work);
@@ -178,21 +178,21 @@ int gslq__pq_encode_level(const gslq_pq *pq, const float *x, size_t n, uint8_t *
     int rc = check_pq(pq, "pq_encode", err);
     if (rc) return rc;
     if (n && (!x || !codes)) return gslq__fail(err, GSLQ_EINVAL, "pq_encode: NULL vectors or codes");
-    int M = pq->M, K = pq->K, ds = pq->dsub, nt = nthreads < 1 ? 1 : nthreads, nblk = (K + 7) / 8;
+    int M = pq->M, K = pq->K, ds = pq->dsub, nt = nthreads < 1 ? 1 : nthreads, kp = GSLQ_KPAD(K);
     if (nt > 256) nt = 256;
     int rcs[256] = {0};
     enc_ctx a = {pq, x, n, codes, NULL, NULL, NULL, gslq__kern_clamp(level), rcs};
     float *cnorm = NULL, *ctb = NULL, *cnb = NULL;
     if (ds <= GSLQ_DIRECT_MAXD) {
-        ctb = gslq__alloc((size_t)M * nblk, (size_t)ds * 8, sizeof(float), 0);
-        cnb = gslq__alloc((size_t)M * nblk, 8, sizeof(float), 0);
+        ctb = gslq__alloc((size_t)M * kp, (size_t)ds, sizeof(float), 0);
+        cnb = gslq__alloc((size_t)M, (size_t)kp, sizeof(float), 0);
         if (!ctb || !cnb) {
             free(ctb); free(cnb);
             return gslq__fail(err, GSLQ_ENOMEM, "pq_encode: out of memory");
         }
         for (int m = 0; m < M; m++)
-            gslq__blocks_layout(pq->centroids + (size_t)m * K * ds, K, ds, ctb + (size_t)m * nblk * ds * 8,
-                                cnb + (size_t)m * nblk * 8);
+            gslq__blocks_layout(pq->centroids + (size_t)m * K * ds, K, ds, gslq__kern_bw(a.level),
+                                ctb + (size_t)m * kp * ds, cnb + (size_t)m * kp);
         a.ctb = ctb;
         a.cnb = cnb;
     } else {

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The GSL ablation (issue 6): [snap] modes against [quantloss] and post-hoc PQ on Fashion-MNIST, paired by seed.
 #
-#   scripts/ablation.sh [tune|main|all|analyze|status] [-j WORKERS]     (default: all, 2 workers)
+#   scripts/ablation.sh [tune|main|all|analyze|status|dbfit] [-j WORKERS]     (default: all, 2 workers)
 #
 # Every run (one network trained, embedded and evaluated) is recorded in its folder under build/ablation/runs/
 # when it finishes (metrics.csv, written last) and skipped when the script is run again, so the study can be
@@ -104,6 +104,49 @@ settings_of() { # PROTO
   case $1 in unseen) echo "1,16 2,16 1,256 2,256" ;; standard) echo "4,256" ;; val) echo "1,16 1,256" ;; esac
 }
 
+# One quantizer, one CSV row: ckpt = the codebook the arm trained against; refit = a PQ fitted on the final
+# embeddings of training images (seen classes); dbfit = a PQ fitted on the database embeddings.
+eval_variant() { # DIR PROTO ARM SEED TAG M K VARIANT
+  local dir=$1 proto=$2 arm=$3 seed=$4 tag=$5 m=$6 k=$7 v=$8 e=$1/eval
+  local cb=$e/cb_${v}_M${m}K${k}.gq
+  case $v in
+    ckpt) cp "$(awk '/^codebook /{print $3; exit}' "$dir/net.ckpt")" "$cb" || return 1 ;;
+    refit|dbfit) local src=$e/train.fvecs; [ "$v" = dbfit ] && src=$e/database.fvecs
+      nice -n 19 "$BIN" gsl quant train -in "$src" -out "$cb" -M "$m" -K "$k" -seed "$seed" -threads 1 \
+        > "$e/qtrain_${v}_M${m}K${k}.log" 2>&1 || return 1 ;;
+  esac
+  nice -n 19 "$BIN" gsl quant encode -codebook "$cb" -in "$e/database.fvecs" -out "$e/db_${v}_M${m}K${k}.gc" -threads 1 \
+    > /dev/null 2>&1 || return 1
+  nice -n 19 "$BIN" gsl quant eval -codebook "$cb" -codes "$e/db_${v}_M${m}K${k}.gc" -queries "$e/valid.fvecs" \
+    -base "$e/database.fvecs" -qlabels "$e/valid.labels.ivecs" -dblabels "$e/database.labels.ivecs" -threads 1 \
+    > "$e/qeval_${v}_M${m}K${k}.txt" 2>&1 || return 1
+  nice -n 19 $PY scripts/ablation_metrics.py --eval "$e/qeval_${v}_M${m}K${k}.txt" --codebook "$cb" \
+    --base "$e/database.fvecs" --train-log "$dir/train.log" --row "$proto,$arm,$tag,$seed,$m,$k,$v"
+}
+
+# Adds the dbfit rows to finished runs measured before that variant existed (safe next to running workers:
+# a run is touched only once its metrics.csv exists, and metrics.csv is replaced atomically).
+backfill_dbfit() {
+  local f dir
+  for f in "$OUT"/runs/{unseen,standard}/*/s*/metrics.csv; do
+    [ -f "$f" ] || continue
+    grep -q ',dbfit,' "$f" && continue
+    dir=$(dirname "$f")
+    local t0=$SECONDS tmp=$dir/metrics.backfill
+    cp "$f" "$tmp"
+    while IFS=, read -r proto arm tag seed m k v rest; do
+      [ "$v" = refit ] || continue
+      local tt=$(echo "$rest" | awk -F, '{print $(NF-1)}') te=$(echo "$rest" | awk -F, '{print $NF}')
+      local row
+      row=$(eval_variant "$dir" "$proto" "$arm" "$seed" "$tag" "$m" "$k" dbfit) \
+        || { log "FAILED dbfit backfill $dir"; rm -f "$tmp"; continue 2; }
+      echo "$row,$tt,$te" >> "$tmp"
+    done < "$f"
+    mv "$tmp" "$f"
+    log "dbfit backfill $dir ($((SECONDS - t0)) s)"
+  done
+}
+
 evaluate() { # DIR PROTO ARM SEED TAG M K   (M K of the trained layer; empty for plain)
   local dir=$1 proto=$2 arm=$3 seed=$4 tag=$5 M=$6 K=$7 e=$1/eval
   mkdir -p "$e"
@@ -130,22 +173,11 @@ evaluate() { # DIR PROTO ARM SEED TAG M K   (M K of the trained layer; empty for
     local m=${mk%,*} k=${mk#*,}
     # main protocols: every arm with the refit PQ (chosen on the tuning protocol, where the checkpoint's codebook,
     # built at the start of the last epoch, was stale: a higher MSE share for every arm, a lower PQ mAP for 7 of 9)
-    local variants="refit"
-    [ "$arm" != plain ] && [ "$proto" = val ] && variants="ckpt refit"
+    # dbfit: a PQ fitted on the database embeddings themselves (no labels; how a Faiss index is trained)
+    local variants="refit dbfit"
+    [ "$proto" = val ] && variants="refit" && [ "$arm" != plain ] && variants="ckpt refit"
     for v in $variants; do
-      local cb=$e/cb_${v}_M${m}K${k}.gq
-      if [ "$v" = ckpt ]; then cp "$(awk '/^codebook /{print $3; exit}' "$ck")" "$cb" || return 1
-      else nice -n 19 "$BIN" gsl quant train -in "$e/train.fvecs" -out "$cb" -M "$m" -K "$k" -seed "$seed" -threads 1 \
-          > "$e/qtrain_${v}_M${m}K${k}.log" 2>&1 || return 1
-      fi
-      nice -n 19 "$BIN" gsl quant encode -codebook "$cb" -in "$e/database.fvecs" -out "$e/db_${v}_M${m}K${k}.gc" -threads 1 \
-        > /dev/null 2>&1 || return 1
-      nice -n 19 "$BIN" gsl quant eval -codebook "$cb" -codes "$e/db_${v}_M${m}K${k}.gc" -queries "$e/valid.fvecs" \
-        -base "$e/database.fvecs" -qlabels "$e/valid.labels.ivecs" -dblabels "$e/database.labels.ivecs" -threads 1 \
-        > "$e/qeval_${v}_M${m}K${k}.txt" 2>&1 || return 1
-      nice -n 19 $PY scripts/ablation_metrics.py --eval "$e/qeval_${v}_M${m}K${k}.txt" --codebook "$cb" \
-        --base "$e/database.fvecs" --train-log "$dir/train.log" \
-        --row "$proto,$arm,$tag,$seed,$m,$k,$v" >> "$rows" || return 1
+      eval_variant "$dir" "$proto" "$arm" "$seed" "$tag" "$m" "$k" "$v" >> "$rows" || return 1
     done
   done
 }
@@ -242,6 +274,7 @@ case $cmd in
         main_jobs | run_jobs main; nice -n 19 $PY scripts/ablation_analyze.py --out "$OUT" ;;
   all) "$0" tune -j "$WORKERS" && "$0" main -j "$WORKERS" ;;
   analyze) nice -n 19 $PY scripts/ablation_analyze.py --out "$OUT" "$@" ;;
+  dbfit) backfill_dbfit ;;
   status) tail -n 20 "$OUT/progress.log"; ls "$OUT"/runs/*/*/s*/metrics.csv 2>/dev/null | wc -l ;;
   *) echo "usage: scripts/ablation.sh [tune|main|all|analyze|status] [-j WORKERS]" >&2; exit 2 ;;
 esac

@@ -7,8 +7,9 @@ Writes to RESULTS (docs/results by default):
                  difference arm - reference over the seeds both have, its standard deviation, a 95% t interval, the
                  paired t-test p-value and the exact sign-flip permutation p-value
   tables.md      the same as Markdown, for docs/RESULTS.md
-  gap_vs_bits.png, recall_vs_bits.png, paired_vs_bits.png
-Every arm is read with a PQ fitted on its final training embeddings (variant refit), as scripts/ablation.sh measures."""
+  gap_vs_bits_V.png, recall_vs_bits_V.png, paired_vs_bits_V.png for V = refit, dbfit
+Every arm is read with two quantizers fitted after training, the same for every arm: refit (on training embeddings of
+the seen classes) and dbfit (on the database embeddings)."""
 import csv
 import itertools
 import os
@@ -58,8 +59,11 @@ def t_stats(d):
     return sd, half, float(p)
 
 
-def pick(rows, proto, arm, M, K):
-    variant = "refit"  # the main protocols measure every arm with a PQ fitted on its final training embeddings
+VARIANTS = {"refit": "PQ fitted on training embeddings of the seen classes (10,000 images)",
+            "dbfit": "PQ fitted on the database embeddings (unsupervised, as a Faiss index is trained)"}
+
+
+def pick(rows, proto, arm, M, K, variant):
     return {r["seed"]: r for r in rows
             if r["proto"] == proto and r["arm"] == arm and r["M"] == M and r["K"] == K and r["variant"] == variant}
 
@@ -76,19 +80,20 @@ def report(args, rows):
             w.writerow([r[c] if not isinstance(r[c], float) else "%.6g" % r[c] for c in cols])
 
     summary, paired, md = [], [], []
-    for proto in ["unseen", "standard"]:  # the tuning runs (several parameters per arm) are in tuning.csv
-        for M, K in SETTINGS:
-            present = [a for a in ARMS if pick(rows, proto, a, M, K)]
+    for proto, variant, (M, K) in itertools.product(["unseen", "standard"], VARIANTS, SETTINGS):
+        # the tuning runs (several parameters per arm) are in tuning.csv
+        if True:
+            present = [a for a in ARMS if pick(rows, proto, a, M, K, variant)]
             if not present or present == ["plain"] and proto != "standard":
                 continue
-            md.append("\n#### %s protocol, %s\n" % (proto, setting_name(M, K)))
+            md.append("\n#### %s protocol, %s, %s\n" % (proto, setting_name(M, K), VARIANTS[variant]))
             md.append("| arm | seeds | mAP float | mAP PQ | gap float-PQ | MSE share | 1-recall@1 | 1-recall@10 | "
                       "1-recall@100 | snapped |")
             md.append("|---|---|---|---|---|---|---|---|---|---|")
             for arm in present:
-                sel = pick(rows, proto, arm, M, K)
+                sel = pick(rows, proto, arm, M, K, variant)
                 vals = {m: np.array([sel[s][m] for s in sorted(sel)]) for m in MEASURES + ["snapped"]}
-                row = {"proto": proto, "M": M, "K": K, "bits": M * int(np.log2(K)), "arm": arm, "n": len(sel),
+                row = {"proto": proto, "variant": variant, "M": M, "K": K, "bits": M * int(np.log2(K)), "arm": arm, "n": len(sel),
                        "seeds": " ".join(str(s) for s in sorted(sel))}
                 for m in MEASURES:
                     row[m + "_mean"] = vals[m].mean()
@@ -101,15 +106,15 @@ def report(args, rows):
                     LABEL[arm], len(sel), cell("map_float"), cell("map_pq"), cell("gap"), cell("mse_share", "%.3f"),
                     cell("r1", "%.3f"), cell("r10", "%.3f"), cell("r100", "%.3f"),
                     "-" if np.all(np.isnan(sn)) else "%.3f" % np.nanmean(sn)))
-            for ref in ["plain", "quantloss"]:
-                rsel = pick(rows, proto, ref, M, K)
+            for ref in ["plain", "quantloss", "rotate"]:  # vs rotate: in paired.csv only (which mode to default to)
+                rsel = pick(rows, proto, ref, M, K, variant)
                 if not rsel:
                     continue
                 lines = []
                 for arm in present:
-                    if arm == ref or (ref == "quantloss" and arm == "plain"):
+                    if arm == ref or (ref != "plain" and arm in ("plain", "quantloss")):
                         continue
-                    asel = pick(rows, proto, arm, M, K)
+                    asel = pick(rows, proto, arm, M, K, variant)
                     seeds = sorted(set(asel) & set(rsel))
                     if not seeds:
                         continue
@@ -118,13 +123,13 @@ def report(args, rows):
                         d = np.array([asel[s][m] - rsel[s][m] for s in seeds])
                         sd, half, p = t_stats(d)
                         pf = sign_flip_p(d)
-                        paired.append({"proto": proto, "M": M, "K": K, "bits": M * int(np.log2(K)), "arm": arm,
+                        paired.append({"proto": proto, "variant": variant, "M": M, "K": K, "bits": M * int(np.log2(K)), "arm": arm,
                                        "ref": ref, "measure": m, "n": len(seeds), "mean_diff": d.mean(), "sd": sd,
                                        "ci95_half": half, "p_t": p, "p_signflip": pf})
                         if m in ("gap", "r10", "map_pq", "mse_share"):
                             cells.append("%+.4f ± %.4f (p=%.2g)" % (d.mean(), sd if sd == sd else 0, p if p == p else pf))
                     lines.append("| %s | %d | %s |" % (LABEL[arm], len(seeds), " | ".join(cells)))
-                if lines:
+                if lines and ref != "rotate":
                     md.append("\nPaired difference arm - %s (mean ± sd over seeds, paired t-test p):\n" % LABEL[ref])
                     md.append("| arm | seeds | Δ gap (lower = better) | Δ 1-recall@10 | Δ mAP PQ | Δ MSE share |")
                     md.append("|---|---|---|---|---|---|")
@@ -143,10 +148,11 @@ def report(args, rows):
     write("paired.csv", paired)
     open(os.path.join(res, "tables.md"), "w").write("\n".join(md) + "\n")
     print("\n".join(md))
-    plots(res, rows)
+    for variant in VARIANTS:
+        plots(res, rows, variant)
 
 
-def plots(res, rows):
+def plots(res, rows, variant):
     try:
         import matplotlib
         matplotlib.use("Agg")
@@ -156,7 +162,7 @@ def plots(res, rows):
         return
     sets = [(1, 16), (2, 16), (1, 256), (2, 256)]
     xl = ["4 bits\nM=1,K=16", "8 bits\nM=2,K=16", "8 bits\nM=1,K=256", "16 bits\nM=2,K=256"]
-    present = [a for a in ARMS if any(pick(rows, "unseen", a, M, K) for M, K in sets)]
+    present = [a for a in ARMS if any(pick(rows, "unseen", a, M, K, variant) for M, K in sets)]
     if not present:
         return
     x = np.arange(len(sets))
@@ -166,9 +172,9 @@ def plots(res, rows):
         for i, arm in enumerate(present):
             mu, sd = [], []
             for M, K in sets:
-                a = pick(rows, "unseen", arm, M, K)
+                a = pick(rows, "unseen", arm, M, K, variant)
                 if paired_ref:
-                    r = pick(rows, "unseen", paired_ref, M, K)
+                    r = pick(rows, "unseen", paired_ref, M, K, variant)
                     v = [a[s][measure] - r[s][measure] for s in sorted(set(a) & set(r))]
                 else:
                     v = [a[s][measure] for s in sorted(a)]
@@ -184,18 +190,18 @@ def plots(res, rows):
     panel(axs[0], "gap", "mAP gap float - PQ (lower is better)")
     panel(axs[1], "mse_share", "quantization MSE / embedding variance")
     axs[0].legend(fontsize=7)
-    fig.suptitle("Unseen-class protocol: mean ± sd over seeds", fontsize=10)
+    fig.suptitle("Unseen-class protocol, %s: mean ± sd over seeds" % VARIANTS[variant], fontsize=10)
     fig.tight_layout()
-    fig.savefig(os.path.join(res, "gap_vs_bits.png"), dpi=110)
+    fig.savefig(os.path.join(res, "gap_vs_bits_%s.png" % variant), dpi=110)
     plt.close(fig)
 
     fig, axs = plt.subplots(1, 3, figsize=(15, 4.2))
     for ax, m in zip(axs, ["r1", "r10", "r100"]):
         panel(ax, m, "1-recall@%s of the exact float NN under ADC" % m[1:])
     axs[0].legend(fontsize=7)
-    fig.suptitle("Unseen-class protocol: mean ± sd over seeds", fontsize=10)
+    fig.suptitle("Unseen-class protocol, %s: mean ± sd over seeds" % VARIANTS[variant], fontsize=10)
     fig.tight_layout()
-    fig.savefig(os.path.join(res, "recall_vs_bits.png"), dpi=110)
+    fig.savefig(os.path.join(res, "recall_vs_bits_%s.png" % variant), dpi=110)
     plt.close(fig)
 
     present_np = [a for a in present if a != "plain"]
@@ -209,7 +215,8 @@ def plots(res, rows):
         for ax in axs:
             ax.axhline(0, color="k", lw=0.8)
         axs[0].legend(fontsize=7)
-        fig.suptitle("Unseen-class protocol: paired differences against post-hoc PQ, mean ± sd over seeds", fontsize=10)
+        fig.suptitle("Unseen-class protocol, %s: paired differences against arm 1, mean ± sd over seeds"
+                     % VARIANTS[variant], fontsize=10)
         fig.tight_layout()
-        fig.savefig(os.path.join(res, "paired_vs_bits.png"), dpi=110)
+        fig.savefig(os.path.join(res, "paired_vs_bits_%s.png" % variant), dpi=110)
         plt.close(fig)

@@ -497,6 +497,190 @@ static void test_kmeans_empty_cluster_repair(void)
     free(x);
 }
 
+/* ---- small-dimension kernels (kern.c): every SIMD level against the scalar reference ----
+ * The AVX2 and AVX-512 kernels use fused multiply-adds and must give the scalar FMA reference's bits; the portable
+ * kernels round multiply and add separately and must give that reference's bits. Across the two arithmetics the
+ * nearest index may differ only where two centroids tie to within rounding (checked in double). */
+
+/* |x - c|^2 in double */
+static double dist2_d(const float *x, const float *c, int d)
+{
+    double s = 0;
+    for (int t = 0; t < d; t++) s += ((double)x[t] - c[t]) * ((double)x[t] - c[t]);
+    return s;
+}
+
+static int near_rows_at(int level, const float *x, size_t n, size_t ldx, int d, const float *c, int k, int *idx,
+                        float *best)
+{
+    int kp = GSLQ_KPAD(k);
+    float *ctb = malloc((size_t)kp * d * 4 + 64), *cnb = malloc((size_t)kp * 4 + 64);
+    /* guard bytes after the layout: the kernels must not write there */
+    memset(ctb + (size_t)kp * d, 0x5a, 64);
+    gslq__blocks_layout(c, k, d, gslq__kern_bw(level), ctb, cnb);
+    gslq__near_rows(level, x, n, ldx, d, ctb, cnb, kp, idx, best);
+    unsigned char *g = (unsigned char *)(ctb + (size_t)kp * d);
+    int ok = 1;
+    for (int i = 0; i < 64; i++) ok &= g[i] == 0x5a;
+    free(ctb); free(cnb);
+    return ok;
+}
+
+static void test_kernel_levels_agree(void)
+{
+    int ds[] = {1, 2, 3, 5, 8, 9, 15, 16, 17, 31, 32, 33, 63, 64}, ks[] = {2, 5, 8, 15, 16, 17, 37, 100, 256};
+    int top = gslq__kern_level(), ties = 0;
+    for (size_t a = 0; a < sizeof ds / sizeof *ds; a++)
+        for (size_t b = 0; b < sizeof ks / sizeof *ks; b++) {
+            int d = ds[a], k = ks[b];
+            size_t n = 37, ldx = (size_t)d + 3; /* strided rows, odd count */
+            float *x = randn_buf(n * ldx), *c = randn_buf((size_t)k * d);
+            if (k >= 5) { /* exact ties: a duplicated centroid, a point on a centroid */
+                memcpy(c + 4 * d, c + 1 * d, (size_t)d * 4);
+                memcpy(x + 2 * ldx, c + 1 * d, (size_t)d * 4);
+            }
+            int *idx[3], *ref = malloc(n * sizeof(int));
+            float *best[3];
+            for (int lv = 0; lv <= top; lv++) {
+                idx[lv] = malloc(n * sizeof(int));
+                best[lv] = malloc(n * 4);
+                CHECKF(near_rows_at(lv, x, n, ldx, d, c, k, idx[lv], best[lv]), "d=%d k=%d %s: wrote past the layout",
+                       d, k, gslq__kern_name(lv));
+                int bad = 0;
+                for (size_t i = 0; i < n; i++) {
+                    float bv;
+                    ref[i] = gslq__near_ref(lv, x + i * ldx, d, c, k, &bv);
+                    bad += ref[i] != idx[lv][i] || memcmp(&bv, &best[lv][i], 4) != 0;
+                }
+                CHECKF(bad == 0, "d=%d k=%d %s: %d rows differ from the scalar reference", d, k, gslq__kern_name(lv), bad);
+                if (k >= 5) CHECKF(idx[lv][2] == 1, "d=%d k=%d %s: tie went to %d, not the lower index 1", d, k,
+                                   gslq__kern_name(lv), idx[lv][2]);
+            }
+            if (top == GSLQ_KERN_AVX512)
+                CHECKF(memcmp(idx[1], idx[2], n * sizeof(int)) == 0 && memcmp(best[1], best[2], n * 4) == 0,
+                       "d=%d k=%d: AVX2 and AVX-512 differ", d, k);
+            for (int lv = 1; lv <= top; lv++)
+                for (size_t i = 0; i < n; i++) {
+                    if (idx[lv][i] == idx[0][i]) continue;
+                    /* a different answer is allowed only on a rounding-level tie */
+                    double d0 = dist2_d(x + i * ldx, c + (size_t)idx[0][i] * d, d);
+                    double d1 = dist2_d(x + i * ldx, c + (size_t)idx[lv][i] * d, d);
+                    double scale = 0;
+                    for (int t = 0; t < d; t++) scale += (double)x[i * ldx + t] * x[i * ldx + t];
+                    CHECKF(fabs(d0 - d1) <= 1e-5 * (scale + d0 + d1 + 1), "d=%d k=%d row %zu: %d (%.9g) vs %d (%.9g)",
+                           d, k, i, idx[0][i], d0, idx[lv][i], d1);
+                    ties++;
+                }
+            /* a NaN point: index 0 everywhere, as the scalar reference */
+            x[0] = NAN;
+            for (int lv = 0; lv <= top; lv++) {
+                near_rows_at(lv, x, 1, ldx, d, c, k, idx[lv], best[lv]);
+                CHECK(idx[lv][0] == 0);
+            }
+            for (int lv = 0; lv <= top; lv++) { free(idx[lv]); free(best[lv]); }
+            free(ref); free(x); free(c);
+        }
+    if (getenv("GSLQ_TEST_VERBOSE")) printf("  levels up to %s, %d rounding-level ties\n", gslq__kern_name(top), ties);
+}
+
+static void test_encode_levels_agree(void)
+{
+    /* odd M and dsub, K not a multiple of 8, a rotation; then every level against brute force */
+    int cfg[][4] = {{21, 7, 50, 0}, {64, 4, 256, 1}, {40, 5, 17, 0}, {130, 2, 256, 0}};
+    for (int cix = 0; cix < 4; cix++) {
+        int d = cfg[cix][0], M = cfg[cix][1], K = cfg[cix][2];
+        gslq_pq pq;
+        random_pq(&pq, d, M, K, cfg[cix][3]);
+        size_t n = 333;
+        float *x = randn_buf(n * d), *y = malloc(n * d * 4);
+        gslq_pq_rotate(&pq, x, y, n);
+        uint8_t *codes[3];
+        int top = gslq__kern_level();
+        for (int lv = 0; lv <= top; lv++) {
+            codes[lv] = malloc(n * M);
+            CHECK(gslq__pq_encode_level(&pq, x, n, codes[lv], 1 + lv, lv, NULL) == GSLQ_OK);
+            int bad = 0;
+            for (size_t i = 0; i < n; i++)
+                for (int m = 0; m < M; m++) {
+                    int idx;
+                    float d2;
+                    gslq_pq_nearest(&pq, m, y + i * d + m * pq.dsub, 1, &idx, &d2);
+                    int got = codes[lv][i * M + m];
+                    if (got == idx) continue;
+                    double dg = dist2_d(y + i * d + m * pq.dsub, pq.centroids + ((size_t)m * K + got) * pq.dsub, pq.dsub);
+                    double dn = dist2_d(y + i * d + m * pq.dsub, pq.centroids + ((size_t)m * K + idx) * pq.dsub, pq.dsub);
+                    if (dg > dn * (1 + 1e-5) + 1e-5) bad++;
+                }
+            CHECKF(bad == 0, "config %d %s: %d sub-codes are not nearest", cix, gslq__kern_name(lv), bad);
+        }
+        if (top == GSLQ_KERN_AVX512) CHECKF(memcmp(codes[1], codes[2], n * M) == 0, "config %d: AVX2 and AVX-512 codes differ", cix);
+        for (int lv = 0; lv <= top; lv++) free(codes[lv]);
+        free(x); free(y);
+        gslq_pq_free(&pq);
+    }
+}
+
+static void test_kmeans_levels(void)
+{
+    /* the direct Lloyd iterations: the FMA levels give the same centroids for any thread count; the portable level
+     * reaches the same quality */
+    size_t n = 4000;
+    int d = 12, k = 64, top = gslq__kern_level();
+    float *x = clustered(n, d, 40, 1.0f), *c0 = malloc(k * d * 4), *c[3][2];
+    gslq_train_params p;
+    gslq_train_params_default(&p);
+    p.niter = 0;
+    gslq_kmeans(x, n, d, k, c0, &p, NULL, NULL, NULL); /* k-means++ start */
+    p.niter = 15;
+    double obj[3];
+    for (int lv = 0; lv <= top; lv++)
+        for (int t = 0; t < 2; t++) {
+            c[lv][t] = malloc(k * d * 4);
+            memcpy(c[lv][t], c0, k * d * 4);
+            p.nthreads = 1 + 2 * t;
+            gslq_kmeans_stats st;
+            CHECK(gslq__lloyd_direct(x, n, d, k, c[lv][t], &p, lv, NULL, &st) == GSLQ_OK);
+            obj[lv] = st.obj;
+            if (t) CHECKF(memcmp(c[lv][0], c[lv][1], k * d * 4) == 0, "%s: 1 and 3 threads differ", gslq__kern_name(lv));
+        }
+    if (top == GSLQ_KERN_AVX512) CHECK(memcmp(c[1][0], c[2][0], k * d * 4) == 0);
+    for (int lv = 1; lv <= top; lv++) CHECK_CLOSE(obj[lv], obj[0], 0, 1e-3);
+    /* k-means++ seeding: the same bits at every level */
+    for (int lv = 1; lv <= top; lv++) {
+        size_t nb = (n + 15) / 16;
+        float *xt = malloc(nb * 16 * d * 4), *m0 = malloc(nb * 16 * 4), *m1 = malloc(nb * 16 * 4);
+        for (size_t i = 0; i < nb * 16; i++) {
+            m0[i] = m1[i] = i % 7 ? INFINITY : 1.5f;
+            for (int t = 0; t < d; t++) xt[(i / 16 * d + t) * 16 + i % 16] = i < n ? x[i * d + t] : 0.0f;
+        }
+        gslq__pp_update(0, xt, d, x + 5 * d, m0, 0, nb);
+        gslq__pp_update(lv, xt, d, x + 5 * d, m1, 0, nb);
+        CHECKF(memcmp(m0, m1, nb * 16 * 4) == 0, "k-means++ distances differ at %s", gslq__kern_name(lv));
+        CHECK(m0[5] == 0.0f);
+        free(xt); free(m0); free(m1);
+    }
+    for (int lv = 0; lv <= top; lv++) { free(c[lv][0]); free(c[lv][1]); }
+    free(x); free(c0);
+}
+
+static void test_kmeans_sgemm_path(void)
+{
+    /* d > GSLQ_DIRECT_MAXD: the sgemm assignment; objective never increases, same result for every thread count */
+    size_t n = 1500;
+    int d = GSLQ_DIRECT_MAXD + 6, k = 20;
+    float *x = clustered(n, d, 12, 1.0f), *c1 = malloc(k * d * 4), *c2 = malloc(k * d * 4);
+    gslq_train_params p;
+    gslq_train_params_default(&p);
+    p.niter = 8;
+    double trace[9];
+    CHECK(gslq_kmeans(x, n, d, k, c1, &p, trace, NULL, NULL) == 0);
+    for (int i = 1; i <= 8; i++) CHECK(trace[i] <= trace[i - 1] * (1 + 1e-6));
+    p.nthreads = 3;
+    CHECK(gslq_kmeans(x, n, d, k, c2, &p, NULL, NULL, NULL) == 0);
+    CHECK(memcmp(c1, c2, k * d * 4) == 0);
+    free(x); free(c1); free(c2);
+}
+
 /* ---- PQ/OPQ quality ---- */
 
 static void test_pq_quality_and_bits(void)
@@ -696,6 +880,10 @@ int main(void)
     RUN(test_kmeans_objective_never_increases);
     RUN(test_kmeans_deterministic_across_threads);
     RUN(test_kmeans_empty_cluster_repair);
+    RUN(test_kernel_levels_agree);
+    RUN(test_encode_levels_agree);
+    RUN(test_kmeans_levels);
+    RUN(test_kmeans_sgemm_path);
     RUN(test_pq_quality_and_bits);
     RUN(test_opq_beats_pq_on_correlated_data);
     RUN(test_rank_ties_by_index);
