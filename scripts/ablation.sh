@@ -37,7 +37,9 @@ WID=0
 
 cmd=${1:-all}; shift || true
 WORKERS=2
-while [ $# -gt 0 ]; do case $1 in -j) WORKERS=$2; shift 2 ;; *) echo "unknown option $1" >&2; exit 2 ;; esac; done
+EXTRA=() # analyze: passed to ablation_analyze.py (e.g. --results DIR)
+while [ $# -gt 0 ]; do case $1 in -j) WORKERS=$2; shift 2 ;; *) EXTRA+=("$1"); shift ;; esac; done
+[ ${#EXTRA[@]} -gt 0 ] && [ "$cmd" != analyze ] && { echo "unknown option ${EXTRA[0]}" >&2; exit 2; }
 
 mkdir -p "$OUT/runs" "$OUT/data" "$OUT/cfg" "$OUT/claims"
 if [ ! -x "$BIN" ]; then
@@ -273,7 +275,8 @@ case $cmd in
   main) [ -s "$OUT/tuned.txt" ] || { echo "no $OUT/tuned.txt: run '$0 tune' first" >&2; exit 1; }
         main_jobs | run_jobs main; nice -n 19 $PY scripts/ablation_analyze.py --out "$OUT" ;;
   all) "$0" tune -j "$WORKERS" && "$0" main -j "$WORKERS" ;;
-  analyze) nice -n 19 $PY scripts/ablation_analyze.py --out "$OUT" "$@" ;;
+  analyze) nice -n 19 $PY scripts/ablation_analyze.py --out "$OUT" --tune "${EXTRA[@]}" > /dev/null &&
+           nice -n 19 $PY scripts/ablation_analyze.py --out "$OUT" "${EXTRA[@]}" ;;
   dbfit) backfill_dbfit ;;
   status) tail -n 20 "$OUT/progress.log"; ls "$OUT"/runs/*/*/s*/metrics.csv 2>/dev/null | wc -l ;;
   *) echo "usage: scripts/ablation.sh [tune|main|all|analyze|status] [-j WORKERS]" >&2; exit 2 ;;

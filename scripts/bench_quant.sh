@@ -10,9 +10,9 @@ out=$root/build/bench
 mkdir -p "$out"
 py=/usr/bin/python3
 
-echo "building the gsl quant command (standalone, -O3 -march=x86-64-v2, OpenBLAS)"
-${CC:-cc} -std=c11 -O3 -march=x86-64-v2 -I"$root/quant" -DGSL_QUANT_STANDALONE "$root/darknet/gsl_quant.c" \
-    "$root"/quant/*.c -o "$out/gslq" -lopenblas -llapacke -lm -pthread
+echo "building the libgslq benchmark driver (standalone, -std=c11 -O3 -march=x86-64-v2, OpenBLAS)"
+${CC:-cc} -std=c11 -O3 -march=x86-64-v2 -I"$root/quant" "$root/scripts/bench_quant_lib.c" "$root"/quant/*.c \
+    -o "$out/bench_quant_lib" -lopenblas -llapacke -lm -pthread
 
 echo "preparing data in $out/data"
 "$py" "$root/scripts/bench_quant_data.py" "$out/data"
@@ -25,4 +25,5 @@ if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -c 'import faiss' >/dev/n
     fi
 fi
 
-exec "$py" "$root/scripts/bench_quant.py" --gslq "$out/gslq" --data "$out/data" --venv-python "$venv/bin/python" "$@"
+exec "$py" "$root/scripts/bench_quant.py" --lib "$out/bench_quant_lib" --data "$out/data" \
+    --venv-python "$venv/bin/python" "$@"
