@@ -99,6 +99,9 @@ void gslq__blocks_layout(const float *c, int k, int d, int bw, float *ctb, float
 /* idx (n): nearest centroid of each point x (n rows of d, stride ldx); best (n, optional): its value s. */
 void gslq__near_rows(int level, const float *x, size_t n, size_t ldx, int d, const float *ctb, const float *cnb,
                      int kp, int *idx, float *best);
+/* The same, and second (n): the smallest value among the other centroids (NaN when no value is below +inf). */
+void gslq__near_rows2(int level, const float *x, size_t n, size_t ldx, int d, const float *ctb, const float *cnb,
+                      int kp, int *idx, float *best, float *second);
 /* k-means++: mind[i] = min(mind[i], |x_i - c|^2) for the points of blocks [b0, b1) of 16, xt (nblocks, d, 16) the
  * points transposed by blocks (padding points are computed too). Same bits at every level. */
 void gslq__pp_update(int level, const float *xt, int d, const float *c, float *mind, size_t b0, size_t b1);
@@ -109,10 +112,11 @@ float gslq__near_value(int level, const float *x, int d, const float *c, float c
 int gslq__near_ref(int level, const float *x, int d, const float *c, int k, float *best);
 
 /* ---- lloyd.c: Lloyd iterations for d <= GSLQ_DIRECT_MAXD from the given centroids c (k, d), updated in place;
- * p->niter, tol, nthreads, verbose are used. Same contract as gslq_kmeans after the initialisation.
- * Returns GSLQ_OK or GSLQ_ENOMEM. */
+ * p->niter, tol, nthreads, verbose are used. Same contract as gslq_kmeans after the initialisation. bounds != 0
+ * skips the points whose centroid provably stays (the result is the same; tests compare). Returns GSLQ_OK or
+ * GSLQ_ENOMEM. */
 int gslq__lloyd_direct(const float *x, size_t n, int d, int k, float *c, const gslq_train_params *p, int level,
-                       double *obj_trace, gslq_kmeans_stats *stats);
+                       int bounds, double *obj_trace, gslq_kmeans_stats *stats);
 /* gslq_pq_encode_mt with a given kernel level (< 0: the best; tests compare the levels). */
 int gslq__pq_encode_level(const gslq_pq *pq, const float *x, size_t n, uint8_t *codes, int nthreads, int level,
                           gslq_error *err);

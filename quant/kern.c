@@ -50,8 +50,9 @@ typedef int32_t ki4 __attribute__((vector_size(16)));
  * fused multiply-adds per lane as the AVX2 kernels. ---- */
 #define T512 __attribute__((target("avx2,fma,avx512f")))
 
-T512 static void near_rows16(const float *x, size_t n, size_t ldx, int d, const float *ctb, const float *cnb, int kp,
-                             int *idx, float *best)
+static inline __attribute__((always_inline)) T512 void knear16(const float *x, size_t n, size_t ldx, int d,
+                                                                const float *ctb, const float *cnb, int kp, int *idx,
+                                                                float *best, float *second, const int two)
 {
     const int nb16 = kp / 16;
     const __m512i lane = _mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0);
@@ -62,12 +63,25 @@ T512 static void near_rows16(const float *x, size_t n, size_t ldx, int d, const 
             const float *xp = x + (i0 + (size_t)(p < np ? p : np - 1)) * ldx;
             for (int t = 0; t < d; t++) xm[p][t] = -2.0f * xp[t];
         }
-        __m512 mv[4];
+        __m512 mv[4], sv[4];
         __m512i mi[4];
         for (int p = 0; p < 4; p++) {
-            mv[p] = _mm512_set1_ps(INFINITY);
+            mv[p] = sv[p] = _mm512_set1_ps(INFINITY);
             mi[p] = _mm512_setzero_si512();
         }
+#define UPD16(A, B)                                                                                         \
+    do {                                                                                                    \
+        __m512i jv = _mm512_add_epi32(lane, _mm512_set1_epi32((B) * 16));                                   \
+        for (int p = 0; p < 4; p++) {                                                                       \
+            __mmask16 lt = _mm512_cmp_ps_mask(A, mv[p], _CMP_LT_OQ);                                        \
+            if (two) {                                                                                      \
+                __mmask16 lt2 = _mm512_cmp_ps_mask(A, sv[p], _CMP_LT_OQ);                                   \
+                sv[p] = _mm512_mask_mov_ps(_mm512_mask_mov_ps(sv[p], lt2, A), lt, mv[p]);                   \
+            }                                                                                               \
+            mv[p] = _mm512_mask_mov_ps(mv[p], lt, A);                                                       \
+            mi[p] = _mm512_mask_mov_epi32(mi[p], lt, jv);                                                   \
+        }                                                                                                   \
+    } while (0)
         int b = 0;
         for (; b + 2 <= nb16; b += 2) {
             const float *c0 = ctb + (size_t)b * d * 16, *c1 = c0 + (size_t)d * 16;
@@ -84,14 +98,8 @@ T512 static void near_rows16(const float *x, size_t n, size_t ldx, int d, const 
                     a[p][1] = _mm512_fmadd_ps(xb, v1, a[p][1]);
                 }
             }
-            for (int h = 0; h < 2; h++) {
-                __m512i jv = _mm512_add_epi32(lane, _mm512_set1_epi32((b + h) * 16));
-                for (int p = 0; p < 4; p++) {
-                    __mmask16 lt = _mm512_cmp_ps_mask(a[p][h], mv[p], _CMP_LT_OQ);
-                    mv[p] = _mm512_mask_mov_ps(mv[p], lt, a[p][h]);
-                    mi[p] = _mm512_mask_mov_epi32(mi[p], lt, jv);
-                }
-            }
+            UPD16(a[p][0], b);
+            UPD16(a[p][1], b + 1);
         }
         if (b < nb16) {
             const float *c0 = ctb + (size_t)b * d * 16;
@@ -101,21 +109,34 @@ T512 static void near_rows16(const float *x, size_t n, size_t ldx, int d, const 
                 __m512 v0 = _mm512_loadu_ps(c0 + t * 16);
                 for (int p = 0; p < 4; p++) a[p] = _mm512_fmadd_ps(_mm512_set1_ps(xm[p][t]), v0, a[p]);
             }
-            __m512i jv = _mm512_add_epi32(lane, _mm512_set1_epi32(b * 16));
-            for (int p = 0; p < 4; p++) {
-                __mmask16 lt = _mm512_cmp_ps_mask(a[p], mv[p], _CMP_LT_OQ);
-                mv[p] = _mm512_mask_mov_ps(mv[p], lt, a[p]);
-                mi[p] = _mm512_mask_mov_epi32(mi[p], lt, jv);
-            }
+            UPD16(a[p], b);
         }
+#undef UPD16
         for (int p = 0; p < np; p++) {
             /* the smallest lane, then the lowest index among the lanes holding it */
             float bv = _mm512_reduce_min_ps(mv[p]);
             __mmask16 eq = _mm512_cmp_ps_mask(mv[p], _mm512_set1_ps(bv), _CMP_EQ_OQ);
-            idx[i0 + p] = eq ? _mm512_mask_reduce_min_epi32(eq, mi[p]) : 0;
+            int bi = eq ? _mm512_mask_reduce_min_epi32(eq, mi[p]) : 0;
+            idx[i0 + p] = bi;
             if (best) best[i0 + p] = bv;
+            if (two) { /* the other lanes' minima and the winning lane's second */
+                __mmask16 w = eq & _mm512_cmpeq_epi32_mask(mi[p], _mm512_set1_epi32(bi));
+                second[i0 + p] = eq ? _mm512_reduce_min_ps(_mm512_mask_mov_ps(mv[p], w, sv[p])) : NAN;
+            }
         }
     }
+}
+
+T512 static void near_rows16(const float *x, size_t n, size_t ldx, int d, const float *ctb, const float *cnb, int kp,
+                             int *idx, float *best)
+{
+    knear16(x, n, ldx, d, ctb, cnb, kp, idx, best, NULL, 0);
+}
+
+T512 static void near_rows2_16(const float *x, size_t n, size_t ldx, int d, const float *ctb, const float *cnb, int kp,
+                               int *idx, float *best, float *second)
+{
+    knear16(x, n, ldx, d, ctb, cnb, kp, idx, best, second, 1);
 }
 
 /* one centroid's value with the FMA kernels' arithmetic */
@@ -239,6 +260,18 @@ void gslq__near_rows(int level, const float *x, size_t n, size_t ldx, int d, con
 
 
 
+
+void gslq__near_rows2(int level, const float *x, size_t n, size_t ldx, int d, const float *ctb, const float *cnb,
+                      int kp, int *idx, float *best, float *second)
+{
+#ifdef GSLQ_X86_DISPATCH
+    if (level == GSLQ_KERN_AVX512) { near_rows2_16(x, n, ldx, d, ctb, cnb, kp, idx, best, second); return; }
+    if (level == GSLQ_KERN_AVX2) { gslq__near_rows2_avx2(x, n, ldx, d, ctb, cnb, kp, idx, best, second); return; }
+#else
+    (void)level;
+#endif
+    gslq__near_rows2_w4(x, n, ldx, d, ctb, cnb, kp, idx, best, second);
+}
 
 void gslq__blocks_layout(const float *c, int k, int d, int bw, float *ctb, float *cnb)
 {

@@ -25,9 +25,13 @@ static inline KTARGET KV KCAT(ksplat, KSUF)(float f)
 }
 
 /* Full arg-min over all nblk blocks for n points x (n rows, stride ldx), tiles of KP points by 2 blocks; per point
- * and lane the running minimum and the first index attaining it, merged over the lanes at the end. */
-KTARGET void KCAT(gslq__near_rows, KSUF)(const float *x, size_t n, size_t ldx, int d, const float *ctb,
-                                         const float *cnb, int kp, int *idx, float *best)
+ * and lane the running minimum and the first index attaining it, merged over the lanes at the end. With two != 0
+ * also each lane's second smallest value, and second[i] = the smallest value of the other centroids (NaN when no
+ * value is below +inf). */
+static inline __attribute__((always_inline)) KTARGET void KCAT(knear, KSUF)(const float *x, size_t n, size_t ldx,
+                                                                            int d, const float *ctb, const float *cnb,
+                                                                            int kp, int *idx, float *best,
+                                                                            float *second, const int two)
 {
     const int nblk = kp / 8;
     float xmb[KP][GSLQ_DIRECT_MAXD]; /* -2 x of the tile's points (exact) */
@@ -42,11 +46,11 @@ KTARGET void KCAT(gslq__near_rows, KSUF)(const float *x, size_t n, size_t ldx, i
             for (int t = 0; t < d; t++) xmb[p][t] = -2.0f * xp[t];
             xr[p] = xmb[p];
         }
-        KV mv[KP][KNV];
+        KV mv[KP][KNV], sv[KP][KNV];
         KI mi[KP][KNV];
         for (int p = 0; p < KP; p++)
             for (int v = 0; v < KNV; v++) {
-                mv[p][v] = vinf;
+                mv[p][v] = sv[p][v] = vinf;
                 mi[p][v] = lane - lane; /* index 0 until something is strictly smaller than +inf */
             }
         int b = 0;
@@ -77,6 +81,7 @@ KTARGET void KCAT(gslq__near_rows, KSUF)(const float *x, size_t n, size_t ldx, i
                     KI jv = lane + ((b + h) * 8 + v * KW);
                     for (int p = 0; p < KP; p++) {
                         KI lt = acc[p][h][v] < mv[p][v];
+                        if (two) sv[p][v] = KBLEND(lt, mv[p][v], KBLEND(acc[p][h][v] < sv[p][v], acc[p][h][v], sv[p][v]));
                         mv[p][v] = KBLEND(lt, acc[p][h][v], mv[p][v]);
                         mi[p][v] = (jv & lt) | (mi[p][v] & ~lt);
                     }
@@ -96,6 +101,7 @@ KTARGET void KCAT(gslq__near_rows, KSUF)(const float *x, size_t n, size_t ldx, i
                 KI jv = lane + (b * 8 + v * KW);
                 for (int p = 0; p < KP; p++) {
                     KI lt = acc[p][v] < mv[p][v];
+                    if (two) sv[p][v] = KBLEND(lt, mv[p][v], KBLEND(acc[p][v] < sv[p][v], acc[p][v], sv[p][v]));
                     mv[p][v] = KBLEND(lt, acc[p][v], mv[p][v]);
                     mi[p][v] = (jv & lt) | (mi[p][v] & ~lt);
                 }
@@ -105,7 +111,7 @@ KTARGET void KCAT(gslq__near_rows, KSUF)(const float *x, size_t n, size_t ldx, i
             /* the minimum over the lanes, then the lowest index among the lanes that hold it: each lane holds the
              * first index of its own minimum, so this is the first index of the overall minimum */
             float bv = INFINITY;
-            int bi = 0, found = 0;
+            int bi = 0, found = 0, wv = 0, wl = 0;
             for (int v = 0; v < KNV; v++)
                 for (int l = 0; l < KW; l++)
                     if (mv[p][v][l] < bv) bv = mv[p][v][l];
@@ -114,11 +120,34 @@ KTARGET void KCAT(gslq__near_rows, KSUF)(const float *x, size_t n, size_t ldx, i
                     if (mv[p][v][l] == bv && (!found || mi[p][v][l] < bi)) {
                         bi = mi[p][v][l];
                         found = 1;
+                        wv = v;
+                        wl = l;
                     }
             idx[i0 + p] = bi;
             if (best) best[i0 + p] = bv;
+            if (two) { /* the other lanes' minima and the winning lane's second */
+                float s2 = INFINITY;
+                for (int v = 0; v < KNV; v++)
+                    for (int l = 0; l < KW; l++) {
+                        float f = v == wv && l == wl ? sv[p][v][l] : mv[p][v][l];
+                        s2 = f < s2 ? f : s2;
+                    }
+                second[i0 + p] = found ? s2 : NAN;
+            }
         }
     }
+}
+
+KTARGET void KCAT(gslq__near_rows, KSUF)(const float *x, size_t n, size_t ldx, int d, const float *ctb,
+                                         const float *cnb, int kp, int *idx, float *best)
+{
+    KCAT(knear, KSUF)(x, n, ldx, d, ctb, cnb, kp, idx, best, NULL, 0);
+}
+
+KTARGET void KCAT(gslq__near_rows2, KSUF)(const float *x, size_t n, size_t ldx, int d, const float *ctb,
+                                          const float *cnb, int kp, int *idx, float *best, float *second)
+{
+    KCAT(knear, KSUF)(x, n, ldx, d, ctb, cnb, kp, idx, best, second, 1);
 }
 
 

@@ -184,7 +184,9 @@ int gslq_kmeans(const float *x_in, size_t n_in, int d, int k, float *centroids, 
         if (rc) goto done;
     }
     if (d <= GSLQ_DIRECT_MAXD) {
-        rc = gslq__lloyd_direct(x, n, d, k, centroids, &p, gslq__kern_level(), obj_trace, stats);
+        /* bounds pay only where a distance is dear: with the portable kernels (measured, docs/quant.md) */
+        int level = gslq__kern_level();
+        rc = gslq__lloyd_direct(x, n, d, k, centroids, &p, level, level == GSLQ_KERN_PORTABLE, obj_trace, stats);
         goto done;
     }
     double prev = INFINITY, obj = 0;

@@ -639,7 +639,7 @@ static void test_kmeans_levels(void)
             memcpy(c[lv][t], c0, k * d * 4);
             p.nthreads = 1 + 2 * t;
             gslq_kmeans_stats st;
-            CHECK(gslq__lloyd_direct(x, n, d, k, c[lv][t], &p, lv, NULL, &st) == GSLQ_OK);
+            CHECK(gslq__lloyd_direct(x, n, d, k, c[lv][t], &p, lv, 1, NULL, &st) == GSLQ_OK);
             obj[lv] = st.obj;
             if (t) CHECKF(memcmp(c[lv][0], c[lv][1], k * d * 4) == 0, "%s: 1 and 3 threads differ", gslq__kern_name(lv));
         }
@@ -660,6 +660,40 @@ static void test_kmeans_levels(void)
         free(xt); free(m0); free(m1);
     }
     for (int lv = 0; lv <= top; lv++) { free(c[lv][0]); free(c[lv][1]); }
+    free(x); free(c0);
+}
+
+static void test_kmeans_bounds_exact(void)
+{
+    /* bounded k-means (Hamerly) skips points but must give brute force's assignments, hence the same centroids and
+     * objective trace, at every level and thread count; data with duplicate points and a warm start that empties
+     * clusters (repair) */
+    size_t n = 3000;
+    int d = 9, k = 48, top = gslq__kern_level();
+    float *x = clustered(n, d, 30, 0.7f), *c0 = malloc(k * d * 4);
+    for (size_t i = 0; i < 200; i++) memcpy(x + (i + 1000) * d, x + i * d, d * 4); /* duplicates */
+    gslq_train_params p;
+    gslq_train_params_default(&p);
+    p.niter = 0;
+    gslq_kmeans(x, n, d, k, c0, &p, NULL, NULL, NULL);
+    for (int j = k - 4; j < k; j++)
+        for (int t = 0; t < d; t++) c0[j * d + t] = 1000.0f + j; /* far away: emptied, then repaired */
+    p.niter = 20;
+    for (int lv = 0; lv <= top; lv++)
+        for (int nt = 1; nt <= 3; nt += 2) {
+            float *cb = malloc(k * d * 4), *cr = malloc(k * d * 4);
+            double tb[21], tr[21];
+            gslq_kmeans_stats sb, sr;
+            memcpy(cb, c0, k * d * 4);
+            memcpy(cr, c0, k * d * 4);
+            p.nthreads = nt;
+            CHECK(gslq__lloyd_direct(x, n, d, k, cb, &p, lv, 0, tb, &sb) == GSLQ_OK);
+            CHECK(gslq__lloyd_direct(x, n, d, k, cr, &p, lv, 1, tr, &sr) == GSLQ_OK);
+            CHECKF(memcmp(cb, cr, k * d * 4) == 0, "%s, %d threads: bounded centroids differ", gslq__kern_name(lv), nt);
+            CHECKF(memcmp(tb, tr, sizeof tb) == 0 && sb.repaired == sr.repaired && sb.repaired >= 4,
+                   "%s, %d threads: traces differ (repaired %d / %d)", gslq__kern_name(lv), nt, sb.repaired, sr.repaired);
+            free(cb); free(cr);
+        }
     free(x); free(c0);
 }
 
@@ -883,6 +917,7 @@ int main(void)
     RUN(test_kernel_levels_agree);
     RUN(test_encode_levels_agree);
     RUN(test_kmeans_levels);
+    RUN(test_kmeans_bounds_exact);
     RUN(test_kmeans_sgemm_path);
     RUN(test_pq_quality_and_bits);
     RUN(test_opq_beats_pq_on_correlated_data);
