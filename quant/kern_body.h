@@ -6,7 +6,7 @@
  * Every lane computes one centroid's value in the same order as the scalar reference gslq__near_value:
  *   s = cn[j]; for t in 0..d-1: s = KFMA(xm[t], c[t][j], s)
  * so the result does not depend on the lane count or the tiling; KFMA is a fused multiply-add where the instruction
- * set has one (AVX2, AVX-512), a multiply then an add otherwise (KVALUE: the same for one centroid). */
+ * set has one (AVX2), a multiply then an add otherwise (portable). The AVX-512 kernels are in kern.c. */
 
 #define KNV (8 / KW) /* vectors per block of 8 centroids */
 #define KCAT2(a, b) a##b

@@ -160,10 +160,16 @@ int gslq_kmeans(const float *x_in, size_t n_in, int d, int k, float *centroids, 
     gslq_rng rng;
     gslq__rng_seed(&rng, p.seed);
     int rc = GSLQ_OK;
-    float *sample = NULL, *dist2 = gslq__alloc(n, sizeof(float), 1, 0);
-    int *idx = gslq__alloc(n, sizeof(int), 1, 0), *count = gslq__alloc((size_t)k, sizeof(int), 1, 0);
-    double *acc = gslq__alloc((size_t)k, (size_t)d, sizeof(double), 0);
-    if (!dist2 || !idx || !count || !acc) { rc = GSLQ_ENOMEM; goto done; }
+    float *sample = NULL, *dist2 = NULL;
+    int *idx = NULL, *count = NULL;
+    double *acc = NULL;
+    if (d > GSLQ_DIRECT_MAXD) { /* the sgemm path's buffers (lloyd.c has its own) */
+        dist2 = gslq__alloc(n, sizeof(float), 1, 0);
+        idx = gslq__alloc(n, sizeof(int), 1, 0);
+        count = gslq__alloc((size_t)k, sizeof(int), 1, 0);
+        acc = gslq__alloc((size_t)k, (size_t)d, sizeof(double), 0);
+        if (!dist2 || !idx || !count || !acc) { rc = GSLQ_ENOMEM; goto done; }
+    }
     const float *x = x_in;
     if (n < n_in) { /* random subset, in original order of selection */
         sample = gslq__alloc(n, (size_t)d, sizeof(float), 0);
