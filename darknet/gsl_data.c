@@ -15,7 +15,7 @@ unsigned char *stbi_load(char const *filename, int *x, int *y, int *comp, int re
 void stbi_image_free(void *retval_from_stbi_load);
 const char *stbi_failure_reason(void);
 
-static int fail(char *err, const char *fmt, ...)
+int gsl_fail(char *err, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
@@ -39,7 +39,7 @@ static int parse_class_list(const char *file, int line, const char *key, const c
                             int *n_out, char *err)
 {
     uint8_t *mark = calloc(classes, 1);
-    if (!mark) return fail(err, "%s: out of memory", file);
+    if (!mark) return gsl_fail(err, "%s: out of memory", file);
     const char *p = val;
     while (*p) {
         char *end;
@@ -57,7 +57,7 @@ static int parse_class_list(const char *file, int line, const char *key, const c
         }
         if (a < 0 || b >= classes || a > b) {
             free(mark);
-            return fail(err, "%s:%d: key '%s': class range %ld-%ld outside 0..%d", file, line, key, a, b,
+            return gsl_fail(err, "%s:%d: key '%s': class range %ld-%ld outside 0..%d", file, line, key, a, b,
                         classes - 1);
         }
         for (long k = a; k <= b; k++) mark[k] = 1;
@@ -70,7 +70,7 @@ static int parse_class_list(const char *file, int line, const char *key, const c
     for (int k = 0; k < classes; k++) n += mark[k];
     if (n == 0) goto bad;
     *out = malloc(sizeof(int) * n);
-    if (!*out) { free(mark); return fail(err, "%s: out of memory", file); }
+    if (!*out) { free(mark); return gsl_fail(err, "%s: out of memory", file); }
     *n_out = 0;
     for (int k = 0; k < classes; k++)
         if (mark[k]) (*out)[(*n_out)++] = k;
@@ -78,7 +78,7 @@ static int parse_class_list(const char *file, int line, const char *key, const c
     return 0;
 bad:
     free(mark);
-    return fail(err, "%s:%d: key '%s': '%s' is not a class list (e.g. 0,1,2 or 0-4)", file, line, key, val);
+    return gsl_fail(err, "%s:%d: key '%s': '%s' is not a class list (e.g. 0,1,2 or 0-4)", file, line, key, val);
 }
 
 void gsl_data_cfg_free(gsl_data_cfg *c)
@@ -95,7 +95,7 @@ int gsl_data_cfg_read(const char *path, gsl_data_cfg *cfg, char *err)
 {
     memset(cfg, 0, sizeof *cfg);
     FILE *f = fopen(path, "r");
-    if (!f) return fail(err, "%s: cannot open: %s", path, strerror(errno));
+    if (!f) return gsl_fail(err, "%s: cannot open: %s", path, strerror(errno));
     cfg->file = strdup(path);
     char buf[4096];
     int line = 0, rc = 0;
@@ -110,14 +110,14 @@ int gsl_data_cfg_read(const char *path, gsl_data_cfg *cfg, char *err)
     };
     while (fgets(buf, sizeof buf, f)) {
         line++;
-        if (!strchr(buf, '\n') && !feof(f)) { rc = fail(err, "%s:%d: line too long", path, line); break; }
+        if (!strchr(buf, '\n') && !feof(f)) { rc = gsl_fail(err, "%s:%d: line too long", path, line); break; }
         char *s = trim(buf);
         if (!*s || *s == '#' || *s == ';') continue;
         char *eq = strchr(s, '=');
-        if (!eq) { rc = fail(err, "%s:%d: expected key=value, got '%s'", path, line, s); break; }
+        if (!eq) { rc = gsl_fail(err, "%s:%d: expected key=value, got '%s'", path, line, s); break; }
         *eq = 0;
         char *key = trim(s), *val = trim(eq + 1);
-        if (!*val) { rc = fail(err, "%s:%d: key '%s' has no value", path, line, key); break; }
+        if (!*val) { rc = gsl_fail(err, "%s:%d: key '%s' has no value", path, line, key); break; }
         int known = 0;
         for (size_t i = 0; i < sizeof strs / sizeof strs[0]; i++) {
             if (strcmp(key, strs[i].key) == 0) {
@@ -136,7 +136,7 @@ int gsl_data_cfg_read(const char *path, gsl_data_cfg *cfg, char *err)
             long long v = strtoll(val, &end, 10);
             int is_n = key[7] == 0;
             if (*end || end == val || errno || v < 0 || (is_n && v > INT_MAX)) {
-                rc = fail(err, "%s:%d: key '%s': '%s' is not %s", path, line, key, val,
+                rc = gsl_fail(err, "%s:%d: key '%s': '%s' is not %s", path, line, key, val,
                           is_n ? "a number of samples per class (>= 0)" : "a seed (an integer >= 0)");
                 break;
             }
@@ -147,7 +147,7 @@ int gsl_data_cfg_read(const char *path, gsl_data_cfg *cfg, char *err)
             errno = 0;
             long v = strtol(val, &end, 10);
             if (*end || end == val || errno || v < 1 || v > GSL_DATA_MAX_CLASSES) {
-                rc = fail(err, "%s:%d: key 'classes': '%s' is not an integer in 1..%d", path, line, val,
+                rc = gsl_fail(err, "%s:%d: key 'classes': '%s' is not an integer in 1..%d", path, line, val,
                           GSL_DATA_MAX_CLASSES);
                 break;
             }
@@ -159,16 +159,16 @@ int gsl_data_cfg_read(const char *path, gsl_data_cfg *cfg, char *err)
         } else if (strcmp(key, "names") == 0 || strcmp(key, "top") == 0 || strcmp(key, "eval") == 0) {
             /* Darknet's keys for other commands: accepted, unused here. */
         } else {
-            rc = fail(err, "%s:%d: unknown key '%s' (known: classes, train, valid, database, train_labels, "
+            rc = gsl_fail(err, "%s:%d: unknown key '%s' (known: classes, train, valid, database, train_labels, "
                            "valid_labels, database_labels, labels, backup, train_classes, eval_classes, holdout, holdout_seed)",
                       path, line, key);
             break;
         }
     }
-    if (!rc && ferror(f)) rc = fail(err, "%s: read error", path);
+    if (!rc && ferror(f)) rc = gsl_fail(err, "%s: read error", path);
     fclose(f);
-    if (!rc && !cfg->classes) rc = fail(err, "%s: key 'classes' is required", path);
-    if (!rc && !cfg->train) rc = fail(err, "%s: key 'train' is required", path);
+    if (!rc && !cfg->classes) rc = gsl_fail(err, "%s: key 'classes' is required", path);
+    if (!rc && !cfg->train) rc = gsl_fail(err, "%s: key 'train' is required", path);
     if (!rc && tc)
         rc = parse_class_list(path, tc_line, "train_classes", tc, cfg->classes, &cfg->train_classes,
                               &cfg->n_train_classes, err);
@@ -178,7 +178,7 @@ int gsl_data_cfg_read(const char *path, gsl_data_cfg *cfg, char *err)
     if (!rc && cfg->holdout > 0) {
         /* The holdout is the validation split (the queries): a `valid` as well would be ambiguous. */
         if (valid_line)
-            rc = fail(err, "%s:%d: 'valid'/'valid_labels' cannot be given with holdout=%d (the holdout carved from "
+            rc = gsl_fail(err, "%s:%d: 'valid'/'valid_labels' cannot be given with holdout=%d (the holdout carved from "
                            "'train' is the valid split)", path, valid_line, cfg->holdout);
         else {
             cfg->valid = strdup(cfg->train);
@@ -200,14 +200,14 @@ static int data_alloc(gsl_data *d, int n, int c, int h, int w, int classes, cons
     size_t dim = (size_t)c * h * w;
     if (n < 0 || c <= 0 || h <= 0 || w <= 0 || classes <= 0 || dim > (size_t)INT_MAX ||
         (n && dim > SIZE_MAX / sizeof(float) / (size_t)n) || (n && (size_t)classes > SIZE_MAX / (size_t)n))
-        return fail(err, "%s: sizes out of range (n=%d, %dx%dx%d, %d classes)", what, n, c, h, w, classes);
+        return gsl_fail(err, "%s: sizes out of range (n=%d, %dx%dx%d, %d classes)", what, n, c, h, w, classes);
     d->n = n; d->c = c; d->h = h; d->w = w; d->classes = classes;
     d->x = malloc(sizeof(float) * dim * (n ? n : 1));
     d->y = calloc((size_t)classes * (n ? n : 1), 1);
     d->label = malloc(sizeof(int) * (n ? n : 1));
     if (!d->x || !d->y || !d->label) {
         gsl_data_free(d);
-        return fail(err, "%s: out of memory for %d samples of %zu floats", what, n, dim);
+        return gsl_fail(err, "%s: out of memory for %d samples of %zu floats", what, n, dim);
     }
     return 0;
 }
@@ -230,9 +230,9 @@ static int gz_read_all(gzFile g, void *buf, size_t n, const char *path, const ch
         if (r < 0) {
             int e;
             const char *m = gzerror(g, &e);
-            return fail(err, "%s: read error in %s: %s", path, what, m);
+            return gsl_fail(err, "%s: read error in %s: %s", path, what, m);
         }
-        if (r == 0) return fail(err, "%s: file ends inside %s (truncated, or its header lies)", path, what);
+        if (r == 0) return gsl_fail(err, "%s: file ends inside %s (truncated, or its header lies)", path, what);
         p += r;
         n -= (size_t)r;
     }
@@ -245,11 +245,11 @@ static uint32_t be32(const unsigned char *b) { return (uint32_t)b[0] << 24 | b[1
 static gzFile idx_open(const char *path, int ndim, uint32_t *dims, char *err)
 {
     gzFile g = gzopen(path, "rb");
-    if (!g) { fail(err, "%s: cannot open: %s", path, strerror(errno)); return NULL; }
+    if (!g) { gsl_fail(err, "%s: cannot open: %s", path, strerror(errno)); return NULL; }
     unsigned char h[16];
     if (gz_read_all(g, h, 4, path, "the IDX header", err)) { gzclose(g); return NULL; }
     if (h[0] || h[1] || h[2] != 0x08 || h[3] != ndim) {
-        fail(err, "%s: not an IDX file of unsigned bytes with %d dimensions (magic %02x%02x%02x%02x, expected "
+        gsl_fail(err, "%s: not an IDX file of unsigned bytes with %d dimensions (magic %02x%02x%02x%02x, expected "
                   "000008%02x)", path, ndim, h[0], h[1], h[2], h[3], ndim);
         gzclose(g);
         return NULL;
@@ -263,7 +263,7 @@ static int idx_expect_end(gzFile g, const char *path, char *err)
 {
     unsigned char extra;
     int r = gzread(g, &extra, 1);
-    if (r != 0) return fail(err, "%s: data continues past the size its IDX header declares", path);
+    if (r != 0) return gsl_fail(err, "%s: data continues past the size its IDX header declares", path);
     return 0;
 }
 
@@ -278,13 +278,13 @@ int gsl_data_load_idx(const char *images, const char *labels, int classes, gsl_d
     int rc = 0;
     unsigned char *pix = NULL, *lab = NULL;
     if (di[0] != dl[0]) {
-        rc = fail(err, "%s declares %u images but %s declares %u labels", images, di[0], labels, dl[0]);
+        rc = gsl_fail(err, "%s declares %u images but %s declares %u labels", images, di[0], labels, dl[0]);
         goto done;
     }
     /* Bound the declared sizes before allocating: an IDX header is untrusted input. */
     if (di[0] > (1u << 28) || di[1] == 0 || di[2] == 0 || di[1] > 65536 || di[2] > 65536 ||
         (uint64_t)di[0] * di[1] * di[2] > ((uint64_t)1 << 36)) {
-        rc = fail(err, "%s: implausible IDX sizes %u x %u x %u", images, di[0], di[1], di[2]);
+        rc = gsl_fail(err, "%s: implausible IDX sizes %u x %u x %u", images, di[0], di[1], di[2]);
         goto done;
     }
     int n = (int)di[0], h = (int)di[1], w = (int)di[2];
@@ -292,12 +292,12 @@ int gsl_data_load_idx(const char *images, const char *labels, int classes, gsl_d
     size_t dim = (size_t)h * w;
     lab = malloc(n ? (size_t)n : 1);
     pix = malloc(dim * 4096);
-    if (!lab || !pix) { rc = fail(err, "%s: out of memory", images); goto done; }
+    if (!lab || !pix) { rc = gsl_fail(err, "%s: out of memory", images); goto done; }
     if ((rc = gz_read_all(gl, lab, (size_t)n, labels, "the labels", err))) goto done;
     if ((rc = idx_expect_end(gl, labels, err))) goto done;
     for (int i = 0; i < n; i++) {
         if (lab[i] >= classes) {
-            rc = fail(err, "%s: label %d of sample %d is not below classes=%d", labels, lab[i], i, classes);
+            rc = gsl_fail(err, "%s: label %d of sample %d is not below classes=%d", labels, lab[i], i, classes);
             goto done;
         }
         out->label[i] = lab[i];
@@ -323,7 +323,7 @@ done:
 static int read_lines(const char *path, char ***lines_out, int *n_out, char *err)
 {
     FILE *f = fopen(path, "r");
-    if (!f) return fail(err, "%s: cannot open: %s", path, strerror(errno));
+    if (!f) return gsl_fail(err, "%s: cannot open: %s", path, strerror(errno));
     char **lines = NULL;
     int n = 0, cap = 0;
     char *buf = NULL;
@@ -336,14 +336,14 @@ static int read_lines(const char *path, char ***lines_out, int *n_out, char *err
         if (n == cap) {
             int nc = cap ? 2 * cap : 1024;
             char **nl = nc > cap ? realloc(lines, sizeof(char *) * nc) : NULL;
-            if (!nl) { rc = fail(err, "%s: out of memory", path); break; }
+            if (!nl) { rc = gsl_fail(err, "%s: out of memory", path); break; }
             lines = nl;
             cap = nc;
         }
-        if (!(lines[n] = strdup(s))) { rc = fail(err, "%s: out of memory", path); break; }
+        if (!(lines[n] = strdup(s))) { rc = gsl_fail(err, "%s: out of memory", path); break; }
         n++;
     }
-    if (!rc && ferror(f)) rc = fail(err, "%s: read error", path);
+    if (!rc && ferror(f)) rc = gsl_fail(err, "%s: read error", path);
     free(buf);
     fclose(f);
     if (rc) {
@@ -366,7 +366,7 @@ int gsl_data_load_list(const char *list, char *const *names, int classes, int c,
                        char *err)
 {
     memset(out, 0, sizeof *out);
-    if (c != 1 && c != 3) return fail(err, "%s: images must have 1 or 3 channels, the network asks for %d", list, c);
+    if (c != 1 && c != 3) return gsl_fail(err, "%s: images must have 1 or 3 channels, the network asks for %d", list, c);
     char **paths;
     int n;
     if (read_lines(list, &paths, &n, err)) return -1;
@@ -377,7 +377,7 @@ int gsl_data_load_list(const char *list, char *const *names, int classes, int c,
         for (int k = 0; k < classes; k++) {
             if (strstr(paths[i], names[k])) {
                 if (found >= 0) {
-                    rc = fail(err, "%s:%d: path '%s' matches two labels, '%s' and '%s'", list, i + 1, paths[i],
+                    rc = gsl_fail(err, "%s:%d: path '%s' matches two labels, '%s' and '%s'", list, i + 1, paths[i],
                               names[found], names[k]);
                     break;
                 }
@@ -385,18 +385,18 @@ int gsl_data_load_list(const char *list, char *const *names, int classes, int c,
             }
         }
         if (rc) break;
-        if (found < 0) { rc = fail(err, "%s:%d: path '%s' matches no label", list, i + 1, paths[i]); break; }
+        if (found < 0) { rc = gsl_fail(err, "%s:%d: path '%s' matches no label", list, i + 1, paths[i]); break; }
         out->label[i] = found;
         out->y[(size_t)i * classes + found] = 1;
         int iw, ih, ic;
         unsigned char *img = stbi_load(paths[i], &iw, &ih, &ic, c);
         if (!img) {
-            rc = fail(err, "%s:%d: cannot read image '%s': %s", list, i + 1, paths[i], stbi_failure_reason());
+            rc = gsl_fail(err, "%s:%d: cannot read image '%s': %s", list, i + 1, paths[i], stbi_failure_reason());
             break;
         }
         if (iw != w || ih != h) {
             stbi_image_free(img);
-            rc = fail(err, "%s:%d: image '%s' is %dx%d, the network expects %dx%d", list, i + 1, paths[i], iw, ih,
+            rc = gsl_fail(err, "%s:%d: image '%s' is %dx%d, the network expects %dx%d", list, i + 1, paths[i], iw, ih,
                       w, h);
             break;
         }
@@ -418,7 +418,7 @@ int gsl_data_load_list(const char *list, char *const *names, int classes, int c,
 int gsl_data_keep_classes(gsl_data *d, const int *keep, int n_keep, char *err)
 {
     uint8_t *want = calloc(d->classes, 1);
-    if (!want) return fail(err, "out of memory");
+    if (!want) return gsl_fail(err, "out of memory");
     for (int i = 0; i < n_keep; i++)
         if (keep[i] >= 0 && keep[i] < d->classes) want[keep[i]] = 1;
     size_t dim = (size_t)d->c * d->h * d->w;
@@ -467,26 +467,26 @@ int gsl_data_load(const gsl_data_cfg *cfg, gsl_split split, int c, int h, int w,
                                                  : cfg->database_labels;
     const char *key = split == GSL_SPLIT_TRAIN ? "train" : split == GSL_SPLIT_VALID ? "valid" : "database";
     if (split == GSL_SPLIT_DATABASE && !src) { src = cfg->train; lab = cfg->train_labels; key = "train"; }
-    if (!src) return fail(err, "%s: key '%s' is required for this command", cfg->file, key);
+    if (!src) return gsl_fail(err, "%s: key '%s' is required for this command", cfg->file, key);
     int rc;
     if (lab) {
         if ((rc = gsl_data_load_idx(src, lab, cfg->classes, out, err))) return rc;
         if (out->c != c || out->h != h || out->w != w) {
-            fail(err, "%s (key '%s'): images are %dx%dx%d, the network expects %dx%dx%d", src, key, out->w, out->h,
+            gsl_fail(err, "%s (key '%s'): images are %dx%dx%d, the network expects %dx%dx%d", src, key, out->w, out->h,
                  out->c, w, h, c);
             gsl_data_free(out);
             return -1;
         }
     } else {
         if (!cfg->labels)
-            return fail(err, "%s: key '%s' is an image list, which needs the key 'labels' (class names)", cfg->file,
+            return gsl_fail(err, "%s: key '%s' is an image list, which needs the key 'labels' (class names)", cfg->file,
                         key);
         char **names;
         int nn;
         if (read_lines(cfg->labels, &names, &nn, err)) return -1;
         if (nn < cfg->classes) {
             free_lines(names, nn);
-            return fail(err, "%s: %d names, but classes=%d in %s", cfg->labels, nn, cfg->classes, cfg->file);
+            return gsl_fail(err, "%s: %d names, but classes=%d in %s", cfg->labels, nn, cfg->classes, cfg->file);
         }
         rc = gsl_data_load_list(src, names, cfg->classes, c, h, w, out, err);
         free_lines(names, nn);
@@ -496,7 +496,7 @@ int gsl_data_load(const gsl_data_cfg *cfg, gsl_split split, int c, int h, int w,
     int from_train = split != GSL_SPLIT_DATABASE || !cfg->database;
     if (cfg->holdout > 0 && from_train) {
         uint8_t *mark = malloc(out->n ? (size_t)out->n : 1);
-        if (!mark) { gsl_data_free(out); return fail(err, "%s: out of memory", cfg->file); }
+        if (!mark) { gsl_data_free(out); return gsl_fail(err, "%s: out of memory", cfg->file); }
         rc = gsl_data_holdout_mask(out->label, out->n, out->classes, cfg->holdout, cfg->holdout_seed, mark, err);
         if (!rc) keep_marked(out, mark, split == GSL_SPLIT_VALID);
         free(mark);
@@ -504,7 +504,7 @@ int gsl_data_load(const gsl_data_cfg *cfg, gsl_split split, int c, int h, int w,
             gsl_data_free(out);
             char m[GSL_DATA_ERRLEN];
             snprintf(m, sizeof m, "%s", err);
-            return fail(err, "%s: key 'holdout': %s (in %s)", cfg->file, m, src);
+            return gsl_fail(err, "%s: key 'holdout': %s (in %s)", cfg->file, m, src);
         }
     }
     const int *keep = split == GSL_SPLIT_TRAIN ? cfg->train_classes : cfg->eval_classes;
@@ -512,7 +512,7 @@ int gsl_data_load(const gsl_data_cfg *cfg, gsl_split split, int c, int h, int w,
     if (keep && (rc = gsl_data_keep_classes(out, keep, nkeep, err))) { gsl_data_free(out); return rc; }
     if (out->n == 0) {
         gsl_data_free(out);
-        return fail(err, "%s: split '%s' has no samples in its class subset", cfg->file, key);
+        return gsl_fail(err, "%s: split '%s' has no samples in its class subset", cfg->file, key);
     }
     return 0;
 }
@@ -554,13 +554,13 @@ int gsl_data_holdout_mask(const int *label, int n, int classes, int per_class, u
     memset(mark, 0, n ? (size_t)n : 1);
     if (per_class <= 0) return 0;
     int *count = calloc(classes, sizeof(int)), *idx = malloc(sizeof(int) * (n ? n : 1));
-    if (!count || !idx) { free(count); free(idx); return fail(err, "out of memory"); }
+    if (!count || !idx) { free(count); free(idx); return gsl_fail(err, "out of memory"); }
     for (int i = 0; i < n; i++) count[label[i]]++;
     int rc = 0;
     for (int k = 0; k < classes && !rc; k++) {
         if (!count[k]) continue;
         if (count[k] <= per_class) {
-            rc = fail(err, "class %d has %d samples, so a holdout of %d per class would leave none to train on", k,
+            rc = gsl_fail(err, "class %d has %d samples, so a holdout of %d per class would leave none to train on", k,
                       count[k], per_class);
             break;
         }
@@ -591,15 +591,15 @@ int gsl_sampler_init(gsl_sampler *s, const gsl_data *d, int batch, int P, int K,
 {
     memset(s, 0, sizeof *s);
     s->d = d; s->batch = batch; s->P = P; s->K = K; s->state = seed;
-    if (batch <= 0 || d->n <= 0) return fail(err, "sampler: batch %d over %d samples", batch, d->n);
+    if (batch <= 0 || d->n <= 0) return gsl_fail(err, "sampler: batch %d over %d samples", batch, d->n);
     if (P == 0) {
-        if (!(s->perm = malloc(sizeof(int) * d->n))) return fail(err, "out of memory");
+        if (!(s->perm = malloc(sizeof(int) * d->n))) return gsl_fail(err, "out of memory");
         for (int i = 0; i < d->n; i++) s->perm[i] = i;
         shuffle(s->perm, d->n, &s->state);
         return 0;
     }
     if (P < 2 || K < 1 || P * K != batch)
-        return fail(err, "class-balanced batches: P=%d classes x K=%d samples must equal batch=%d, with P >= 2", P,
+        return gsl_fail(err, "class-balanced batches: P=%d classes x K=%d samples must equal batch=%d, with P >= 2", P,
                     K, batch);
     s->class_start = calloc(d->classes + 1, sizeof(int));
     s->by_class = malloc(sizeof(int) * d->n);
@@ -607,7 +607,7 @@ int gsl_sampler_init(gsl_sampler *s, const gsl_data *d, int batch, int P, int K,
     s->class_order = malloc(sizeof(int) * d->classes);
     if (!s->class_start || !s->by_class || !s->class_pos || !s->class_order) {
         gsl_sampler_free(s);
-        return fail(err, "out of memory");
+        return gsl_fail(err, "out of memory");
     }
     for (int i = 0; i < d->n; i++) s->class_start[d->label[i] + 1]++;
     for (int k = 0; k < d->classes; k++) s->class_start[k + 1] += s->class_start[k];
@@ -619,7 +619,7 @@ int gsl_sampler_init(gsl_sampler *s, const gsl_data *d, int batch, int P, int K,
     if (s->nclass < P) {
         int have = s->nclass;
         gsl_sampler_free(s);
-        return fail(err, "class-balanced batches need P=%d classes, the data has %d", P, have);
+        return gsl_fail(err, "class-balanced batches need P=%d classes, the data has %d", P, have);
     }
     for (int k = 0; k < d->classes; k++) {
         int a = s->class_start[k], b = s->class_start[k + 1];

@@ -14,6 +14,9 @@
 #define GSL_DATA_ERRLEN 1024
 #define GSL_DATA_MAX_CLASSES 4096
 
+/* Writes a message (GSL_DATA_ERRLEN bytes) to err and returns -1: the gsl command's one error helper. */
+int gsl_fail(char *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
 /* n samples of shape (c, h, w), Darknet's layout: planes of h*w floats in [0, 1], channel after channel.
  *   x     : (n, c*h*w)
  *   y     : (n, classes) multi-hot, 1 where the sample has the class

@@ -28,14 +28,6 @@
 #include <nccl.h>
 #endif
 
-static int fail(char *err, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, GSL_DATA_ERRLEN, fmt, ap);
-    va_end(ap);
-    return -1;
-}
 
 /* ------------------------------------------------------------------------------------------------ buffers */
 
@@ -156,7 +148,7 @@ static int read_env(gsl_dist *d, int *force, char *err)
                *pr = getenv("GSL_DIST_PROFILE");
     *force = -1;
     if (f && *f) {
-        if (strcmp(f, "0") && strcmp(f, "1")) return fail(err, "GSL_DIST must be 0 or 1, got '%s'", f);
+        if (strcmp(f, "0") && strcmp(f, "1")) return gsl_fail(err, "GSL_DIST must be 0 or 1, got '%s'", f);
         *force = f[0] - '0';
     }
     d->timeout_s = 300;
@@ -165,7 +157,7 @@ static int read_env(gsl_dist *d, int *force, char *err)
         errno = 0;
         double x = strtod(t, &end);
         if (end == t || *end || errno || !(x > 0) || !isfinite(x))
-            return fail(err, "GSL_DIST_TIMEOUT must be a positive number of seconds, got '%s'", t);
+            return gsl_fail(err, "GSL_DIST_TIMEOUT must be a positive number of seconds, got '%s'", t);
         d->timeout_s = x;
     }
     d->debug = g && *g && strcmp(g, "0") != 0;
@@ -185,10 +177,10 @@ int gsl_dist_init(gsl_dist *d, char *err)
     const char *who;
     int n = launcher_ranks(&who);
     if (force == 1)
-        return fail(err, "GSL_DIST=1, but this binary was built without MPI (build with make MPI=1, or use "
+        return gsl_fail(err, "GSL_DIST=1, but this binary was built without MPI (build with make MPI=1, or use "
                          "build/<config>/darknet-mpi)");
     if (force != 0 && n > 1)
-        return fail(err, "started as one of %d ranks (%s), but this binary was built without MPI, so each rank "
+        return gsl_fail(err, "started as one of %d ranks (%s), but this binary was built without MPI, so each rank "
                          "would train alone and overwrite the others' files: build with make MPI=1 (or use "
                          "build/<config>/darknet-mpi), or set GSL_DIST=0 to run independent copies on purpose",
                     n, who);
@@ -335,9 +327,9 @@ int gsl_dist_init(gsl_dist *d, char *err)
     if (force == 0 || (force != 1 && want <= 1)) return 0; /* a plain run: no MPI call at all */
 
     int provided = 0, rc = MPI_Init_thread(NULL, NULL, MPI_THREAD_MULTIPLE, &provided);
-    if (rc != MPI_SUCCESS) return fail(err, "MPI_Init_thread failed (error %d)", rc);
+    if (rc != MPI_SUCCESS) return gsl_fail(err, "MPI_Init_thread failed (error %d)", rc);
     dist_impl *m = calloc(1, sizeof *m);
-    if (!m) { MPI_Abort(MPI_COMM_WORLD, 1); return fail(err, "out of memory"); }
+    if (!m) { MPI_Abort(MPI_COMM_WORLD, 1); return gsl_fail(err, "out of memory"); }
     d->impl = m;
     d->on = 1;
     m->thread_multiple = provided >= MPI_THREAD_MULTIPLE;
@@ -345,7 +337,7 @@ int gsl_dist_init(gsl_dist *d, char *err)
     MPI_Comm_rank(MPI_COMM_WORLD, &d->rank);
     MPI_Comm_size(MPI_COMM_WORLD, &d->size);
     if (want > 1 && d->size != want)
-        return fail(err, "%s says %d ranks, but MPI sees %d: the processes did not join one job (with srun, give "
+        return gsl_fail(err, "%s says %d ranks, but MPI sees %d: the processes did not join one job (with srun, give "
                          "--mpi=pmix, or the --mpi type your MPI library was built for)", who, want, d->size);
     MPI_Comm local;
     if (MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, d->rank, MPI_INFO_NULL, &local) == MPI_SUCCESS) {
@@ -354,7 +346,7 @@ int gsl_dist_init(gsl_dist *d, char *err)
         MPI_Comm_free(&local);
     }
     if (pthread_create(&m->watchdog, NULL, watchdog_main, d) == 0) m->watchdog_on = 1;
-    else return fail(err, "cannot start the watchdog thread");
+    else return gsl_fail(err, "cannot start the watchdog thread");
     term_len = (size_t)snprintf(term_msg, sizeof term_msg,
                                 "darknet gsl train: rank %d/%d: terminated (SIGTERM): the launcher is stopping the "
                                 "job (another rank failed, or it was cancelled); resume from the last checkpoint\n",
@@ -448,7 +440,7 @@ int gsl_dist_prepare(gsl_dist *d, network *net, char *err)
         layer *l = &net->layers[i];
         size_t nw, nb;
         if ((l->update || l->update_gpu) && !layer_sizes(l, &nw, &nb))
-            return fail(err, "layer %d (%s) has weights of a kind that distributed training does not handle "
+            return gsl_fail(err, "layer %d (%s) has weights of a kind that distributed training does not handle "
                              "(convolutional, deconvolutional, connected and batchnorm layers are handled)",
                         i, get_layer_string(l->type));
     }
@@ -458,18 +450,18 @@ int gsl_dist_prepare(gsl_dist *d, network *net, char *err)
     m->gpu = on_gpu(net);
     const char *be = getenv("GSL_DIST_BACKEND");
     if (be && *be && strcmp(be, "nccl") && strcmp(be, "mpi"))
-        return fail(err, "GSL_DIST_BACKEND must be nccl or mpi, got '%s'", be);
+        return gsl_fail(err, "GSL_DIST_BACKEND must be nccl or mpi, got '%s'", be);
 #ifdef GSL_NCCL
     m->nccl = m->gpu && !(be && strcmp(be, "mpi") == 0);
 #else
     if (m->gpu && be && strcmp(be, "nccl") == 0)
-        return fail(err, "GSL_DIST_BACKEND=nccl, but this binary was built without NCCL (make GPU=1 MPI=1 NCCL=1)");
+        return gsl_fail(err, "GSL_DIST_BACKEND=nccl, but this binary was built without NCCL (make GPU=1 MPI=1 NCCL=1)");
     m->nccl = 0;
 #endif
     if (!m->nccl) {
         size_t n = m->grad_n > m->stats_n ? m->grad_n : m->stats_n;
         m->pack = malloc(sizeof(float) * (n ? n : 1));
-        if (!m->pack) return fail(err, "out of memory for the all-reduce buffer (%zu floats)", n);
+        if (!m->pack) return gsl_fail(err, "out of memory for the all-reduce buffer (%zu floats)", n);
     }
 #ifdef GSL_NCCL
     if (m->nccl) {
@@ -477,14 +469,14 @@ int gsl_dist_prepare(gsl_dist *d, network *net, char *err)
         memset(&id, 0, sizeof id);
         if (d->rank == 0) {
             ncclResult_t r = ncclGetUniqueId(&id);
-            if (r != ncclSuccess) return fail(err, "ncclGetUniqueId: %s", ncclGetErrorString(r));
+            if (r != ncclSuccess) return gsl_fail(err, "ncclGetUniqueId: %s", ncclGetErrorString(r));
         }
         gsl_dist_bcast(d, &id, sizeof id, "the NCCL id broadcast");
         cuda_set_device(net->gpu_index);
         arm(d, "ncclCommInitRank");
         nccl_check(d, ncclCommInitRank(&m->comm, d->size, id, d->rank), "ncclCommInitRank");
         m->comm_on = 1;
-        if (cudaStreamCreate(&m->stream) != cudaSuccess) return fail(err, "cudaStreamCreate failed");
+        if (cudaStreamCreate(&m->stream) != cudaSuccess) return gsl_fail(err, "cudaStreamCreate failed");
     }
 #endif
     if (d->debug)

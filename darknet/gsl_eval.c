@@ -12,14 +12,6 @@
 #include "gsl_opts.h"
 #include "registry.h"
 
-static int fail(char *err, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, GSL_DATA_ERRLEN, fmt, ap);
-    va_end(ap);
-    return -1;
-}
 
 void gsl_eval_opts_default(gsl_eval_opts *o) { *o = (gsl_eval_opts){0, 0, 1, 2, 0}; }
 
@@ -42,13 +34,13 @@ static int make_labels(const gsl_data *d, const int *idx, int n, labels_buf *b, 
     }
     b->l.n = (size_t)n;
     if (single) {
-        if (!(b->label = malloc(sizeof(int) * (size_t)(n > 0 ? n : 1)))) return fail(err, "out of memory");
+        if (!(b->label = malloc(sizeof(int) * (size_t)(n > 0 ? n : 1)))) return gsl_fail(err, "out of memory");
         for (int i = 0; i < n; i++) b->label[i] = d->label[idx ? idx[i] : i];
         b->l.label = b->label;
         return 0;
     }
     int w = (d->classes + 63) / 64;
-    if (!(b->bits = calloc((size_t)n * w, sizeof(uint64_t)))) return fail(err, "out of memory");
+    if (!(b->bits = calloc((size_t)n * w, sizeof(uint64_t)))) return gsl_fail(err, "out of memory");
     for (int i = 0; i < n; i++) {
         const uint8_t *y = d->y + (size_t)(idx ? idx[i] : i) * d->classes;
         for (int k = 0; k < d->classes; k++)
@@ -94,8 +86,8 @@ int gsl_eval_network(network *net, const gsl_data *q, const gsl_data *db, const 
     float *dist = NULL;
     labels_buf lq = {0}, lb = {0};
     gslq_error e = {0};
-    if (!xq || !xb) { fail(err, "out of memory"); goto done; }
-    if (pq && pq->d != d) { fail(err, "the codebook is %d-dimensional, the embedding %d", pq->d, d); goto done; }
+    if (!xq || !xb) { gsl_fail(err, "out of memory"); goto done; }
+    if (pq && pq->d != d) { gsl_fail(err, "the codebook is %d-dimensional, the embedding %d", pq->d, d); goto done; }
     if (gsl_net_embed(net, q, qi, nq, emb, xq, err) || gsl_net_embed(net, db, bi, nb, emb, xb, err)) goto done;
     if (make_labels(q, qi, nq, &lq, err) || make_labels(db, bi, nb, &lb, err)) goto done;
     out->nq = nq;
@@ -110,7 +102,7 @@ int gsl_eval_network(network *net, const gsl_data *q, const gsl_data *db, const 
         out->p100_float = r.prec_at_r;
     }
     if (pq) {
-        if (!(codes = malloc((size_t)nb * pq->M))) { fail(err, "out of memory"); goto done; }
+        if (!(codes = malloc((size_t)nb * pq->M))) { gsl_fail(err, "out of memory"); goto done; }
         if (gslq_pq_encode_mt(pq, xb, nb, codes, o->threads, &e)) goto qerr;
         if (gslq_eval_search(pq, codes, NULL, nb, d, xq, nq, &lq.l, &lb.l, R1, o->threads, &r, &e)) goto qerr;
         out->map_pq = r.map;
@@ -122,7 +114,7 @@ int gsl_eval_network(network *net, const gsl_data *q, const gsl_data *db, const 
             gt = malloc(sizeof(int64_t) * (size_t)nq * k);
             res = malloc(sizeof(int64_t) * (size_t)nq * k);
             dist = malloc(sizeof(float) * (size_t)nq * k);
-            if (!gt || !res || !dist) { fail(err, "out of memory"); goto done; }
+            if (!gt || !res || !dist) { gsl_fail(err, "out of memory"); goto done; }
             if (gslq_exact_search(xb, nb, xq, nq, d, k, gt, dist, o->threads, &e)) goto qerr;
             if (gslq_adc_search(pq, codes, nb, xq, nq, k, res, dist, o->threads, &e)) goto qerr;
             const int Rs[3] = {1, 10, 100};
@@ -133,7 +125,7 @@ int gsl_eval_network(network *net, const gsl_data *q, const gsl_data *db, const 
     rc = 0;
     goto done;
 qerr:
-    fail(err, "%s", e.msg);
+    gsl_fail(err, "%s", e.msg);
 done:
     free(qi); free(bi); free(xq); free(xb); free(codes); free(gt); free(res); free(dist);
     free_labels(&lq);
@@ -184,10 +176,10 @@ static int session_open(session *s, int argc, char **argv, int need_pq, char *er
     if (!need_pq) return 0;
     gslq_error e = {0};
     if (s->a.codebook) {
-        if (gslq_pq_load(s->a.codebook, &s->pq, &e)) return fail(err, "%s", e.msg);
+        if (gslq_pq_load(s->a.codebook, &s->pq, &e)) return gsl_fail(err, "%s", e.msg);
         s->have_pq = 1;
     } else if (is_ckpt && ck.ncb > 0 && ck.cb_installed[0]) {
-        if (gslq_pq_load(ck.codebook[0], &s->pq, &e)) return fail(err, "%s", e.msg);
+        if (gslq_pq_load(ck.codebook[0], &s->pq, &e)) return gsl_fail(err, "%s", e.msg);
         s->have_pq = 1;
     }
     if (s->have_pq) return 0;
@@ -195,14 +187,14 @@ static int session_open(session *s, int argc, char **argv, int need_pq, char *er
     network *net = s->nets[0];
     int cbl[GSL_MAX_CODEBOOK_LAYERS], M = s->a.subspaces, K = s->a.codewords ? s->a.codewords : 256, d0;
     if (!M && gsl_net_codebook_layers(net, cbl) > 0) gsl_layer_codebook_shape(&net->layers[cbl[0]], &d0, &M, &K);
-    if (!M) return fail(err, "no codebook: give a checkpoint of a trained [snap]/[quantloss] network, -codebook FILE, "
+    if (!M) return gsl_fail(err, "no codebook: give a checkpoint of a trained [snap]/[quantloss] network, -codebook FILE, "
                              "or -subspaces M [-codewords K] to fit one on the training embeddings");
     gsl_data tr;
     if (gsl_data_load(&s->dc, GSL_SPLIT_TRAIN, net->c, net->h, net->w, &tr, err)) return -1;
     int emb = gsl_net_embedding_layer(net), d = net->layers[emb].outputs;
-    if (d % M) { gsl_data_free(&tr); return fail(err, "-subspaces %d does not divide the embedding size %d", M, d); }
+    if (d % M) { gsl_data_free(&tr); return gsl_fail(err, "-subspaces %d does not divide the embedding size %d", M, d); }
     float *x = malloc(sizeof(float) * (size_t)tr.n * d);
-    int rc = x ? gsl_net_embed(net, &tr, NULL, tr.n, emb, x, err) : fail(err, "out of memory");
+    int rc = x ? gsl_net_embed(net, &tr, NULL, tr.n, emb, x, err) : gsl_fail(err, "out of memory");
     if (!rc) {
         gslq_train_params p;
         gslq_train_params_default(&p);
@@ -213,7 +205,7 @@ static int session_open(session *s, int argc, char **argv, int need_pq, char *er
             s->have_pq = 1;
             rc = s->a.opq ? gslq_opq_train(&s->pq, x, tr.n, &p, &e) : gslq_pq_train(&s->pq, x, tr.n, &p, &e);
         }
-        if (rc) fail(err, "fitting PQ: %s", e.msg);
+        if (rc) gsl_fail(err, "fitting PQ: %s", e.msg);
     }
     free(x);
     gsl_data_free(&tr);
@@ -241,7 +233,7 @@ int gsl_eval_main(int argc, char **argv)
     network *net = s.nets ? s.nets[0] : NULL;
     gsl_data q = {0}, db = {0};
     gsl_eval_summary r;
-    if (!rc && !s.dc.valid) rc = fail(err, "%s: key 'valid' (the queries) is required for eval", s.dc.file);
+    if (!rc && !s.dc.valid) rc = gsl_fail(err, "%s: key 'valid' (the queries) is required for eval", s.dc.file);
     if (!rc) rc = gsl_data_load(&s.dc, GSL_SPLIT_VALID, net->c, net->h, net->w, &q, err);
     if (!rc) rc = gsl_data_load(&s.dc, GSL_SPLIT_DATABASE, net->c, net->h, net->w, &db, err);
     if (!rc) {
@@ -277,7 +269,7 @@ static gsl_split split_of(const gsl_args *a, gsl_split def, char *err, int *bad)
     if (!strcmp(a->split, "valid")) return GSL_SPLIT_VALID;
     if (!strcmp(a->split, "database")) return GSL_SPLIT_DATABASE;
     *bad = 1;
-    fail(err, "-split must be train, valid or database, got '%s'", a->split);
+    gsl_fail(err, "-split must be train, valid or database, got '%s'", a->split);
     return def;
 }
 
@@ -290,7 +282,7 @@ static int embed_split(network *net, const gsl_data_cfg *dc, gsl_split sp, gsl_d
     if (gsl_data_load(dc, sp, net->c, net->h, net->w, d, err)) return -1;
     int emb = gsl_net_embedding_layer(net);
     *dim = net->layers[emb].outputs;
-    if (!(*x = malloc(sizeof(float) * (size_t)d->n * *dim))) return fail(err, "out of memory");
+    if (!(*x = malloc(sizeof(float) * (size_t)d->n * *dim))) return gsl_fail(err, "out of memory");
     return gsl_net_embed(net, d, NULL, d->n, emb, *x, err);
 }
 
@@ -299,12 +291,12 @@ static int write_labels(const char *out, const gsl_data *d, char *err)
     char path[1100];
     snprintf(path, sizeof path, "%s.labels.ivecs", out);
     int32_t *l = malloc(sizeof(int32_t) * (d->n ? d->n : 1));
-    if (!l) return fail(err, "out of memory");
+    if (!l) return gsl_fail(err, "out of memory");
     for (int i = 0; i < d->n; i++) l[i] = d->label[i];
     gslq_error e = {0};
     int rc = gslq_ivecs_write(path, l, d->n, 1, &e);
     free(l);
-    return rc ? fail(err, "%s", e.msg) : 0;
+    return rc ? gsl_fail(err, "%s", e.msg) : 0;
 }
 
 static int embed_family(int cmd, int argc, char **argv)
@@ -339,22 +331,22 @@ static int embed_family(int cmd, int argc, char **argv)
     if (!rc) rc = embed_split(net, &s.dc, sp, &d, &x, &dim, err);
     if (!rc && cmd == CMD_EMBED) {
         snprintf(path, sizeof path, "%s.fvecs", s.a.out);
-        if (gslq_fvecs_write(path, x, d.n, dim, &e)) rc = fail(err, "%s", e.msg);
+        if (gslq_fvecs_write(path, x, d.n, dim, &e)) rc = gsl_fail(err, "%s", e.msg);
         if (!rc) rc = write_labels(s.a.out, &d, err);
         if (!rc) printf("wrote %s (%d x %d) and %s.labels.ivecs\n", path, d.n, dim, s.a.out);
     }
     if (!rc && cmd != CMD_EMBED) {
-        if (!(codes = malloc((size_t)d.n * s.pq.M))) rc = fail(err, "out of memory");
-        else if (gslq_pq_encode_mt(&s.pq, x, d.n, codes, s.a.threads ? s.a.threads : 2, &e)) rc = fail(err, "%s", e.msg);
+        if (!(codes = malloc((size_t)d.n * s.pq.M))) rc = gsl_fail(err, "out of memory");
+        else if (gslq_pq_encode_mt(&s.pq, x, d.n, codes, s.a.threads ? s.a.threads : 2, &e)) rc = gsl_fail(err, "%s", e.msg);
     }
     if (!rc && cmd == CMD_ENCODE) {
         snprintf(path, sizeof path, "%s.codes", s.a.out);
-        if (gslq_codes_save(path, &s.pq, codes, d.n, &e)) rc = fail(err, "%s", e.msg);
+        if (gslq_codes_save(path, &s.pq, codes, d.n, &e)) rc = gsl_fail(err, "%s", e.msg);
         if (!rc) rc = write_labels(s.a.out, &d, err);
         if (!rc) printf("wrote %s (%d codes of %d bytes) and %s.labels.ivecs\n", path, d.n, s.pq.M, s.a.out);
     }
     if (!rc && cmd == CMD_EXPORT) {
-        if (gslq_export_faiss(s.a.out, &s.pq, codes, d.n, &e)) rc = fail(err, "%s", e.msg);
+        if (gslq_export_faiss(s.a.out, &s.pq, codes, d.n, &e)) rc = gsl_fail(err, "%s", e.msg);
         else printf("wrote %s: a Faiss %s of %d codes\n", s.a.out, s.pq.rotation ? "IndexPreTransform(OPQ)+IndexPQ" : "IndexPQ", d.n);
     }
     if (!rc && cmd == CMD_SEARCH) {
@@ -364,15 +356,15 @@ static int embed_family(int cmd, int argc, char **argv)
         int64_t *ids = rc ? NULL : malloc(sizeof(int64_t) * (size_t)q.n * k);
         float *dist = rc ? NULL : malloc(sizeof(float) * (size_t)q.n * k);
         int32_t *ids32 = rc ? NULL : malloc(sizeof(int32_t) * (size_t)q.n * k);
-        if (!rc && (!ids || !dist || !ids32)) rc = fail(err, "out of memory");
+        if (!rc && (!ids || !dist || !ids32)) rc = gsl_fail(err, "out of memory");
         if (!rc && gslq_adc_search(&s.pq, codes, d.n, xq, q.n, k, ids, dist, s.a.threads ? s.a.threads : 2, &e))
-            rc = fail(err, "%s", e.msg);
+            rc = gsl_fail(err, "%s", e.msg);
         if (!rc) {
             for (size_t i = 0; i < (size_t)q.n * k; i++) ids32[i] = (int32_t)ids[i];
             snprintf(path, sizeof path, "%s.ids.ivecs", s.a.out);
-            if (gslq_ivecs_write(path, ids32, q.n, k, &e)) rc = fail(err, "%s", e.msg);
+            if (gslq_ivecs_write(path, ids32, q.n, k, &e)) rc = gsl_fail(err, "%s", e.msg);
             snprintf(path, sizeof path, "%s.dist.fvecs", s.a.out);
-            if (!rc && gslq_fvecs_write(path, dist, q.n, k, &e)) rc = fail(err, "%s", e.msg);
+            if (!rc && gslq_fvecs_write(path, dist, q.n, k, &e)) rc = gsl_fail(err, "%s", e.msg);
             if (!rc) printf("wrote %s.ids.ivecs and %s.dist.fvecs: top %d of %d for %d queries\n", s.a.out, s.a.out, k, d.n, q.n);
         }
         free(ids); free(dist); free(ids32);

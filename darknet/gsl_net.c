@@ -18,38 +18,30 @@
 #include "convolutional_layer.h"
 #endif
 
-static int fail(char *err, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, GSL_DATA_ERRLEN, fmt, ap);
-    va_end(ap);
-    return -1;
-}
 
 /* ------------------------------------------------------------------------------------------------ files */
 
 int gsl_mkdirs(const char *path, char *err)
 {
     char buf[1024];
-    if (snprintf(buf, sizeof buf, "%s", path) >= (int)sizeof buf) return fail(err, "%s: path too long", path);
+    if (snprintf(buf, sizeof buf, "%s", path) >= (int)sizeof buf) return gsl_fail(err, "%s: path too long", path);
     for (char *p = buf + 1; *p; p++) {
         if (*p != '/') continue;
         *p = 0;
-        if (mkdir(buf, 0777) && errno != EEXIST) return fail(err, "%s: cannot create: %s", buf, strerror(errno));
+        if (mkdir(buf, 0777) && errno != EEXIST) return gsl_fail(err, "%s: cannot create: %s", buf, strerror(errno));
         *p = '/';
     }
-    if (mkdir(buf, 0777) && errno != EEXIST) return fail(err, "%s: cannot create: %s", buf, strerror(errno));
+    if (mkdir(buf, 0777) && errno != EEXIST) return gsl_fail(err, "%s: cannot create: %s", buf, strerror(errno));
     return 0;
 }
 
 static int fsync_path(const char *path, int dir, char *err)
 {
     int fd = open(path, dir ? O_RDONLY | O_DIRECTORY : O_RDONLY);
-    if (fd < 0) return fail(err, "%s: cannot open to sync: %s", path, strerror(errno));
+    if (fd < 0) return gsl_fail(err, "%s: cannot open to sync: %s", path, strerror(errno));
     int rc = fsync(fd);
     close(fd);
-    if (rc && !dir) return fail(err, "%s: fsync failed: %s", path, strerror(errno));
+    if (rc && !dir) return gsl_fail(err, "%s: fsync failed: %s", path, strerror(errno));
     return 0;
 }
 
@@ -60,7 +52,7 @@ static int commit_file(const char *tmp, const char *path, char *err)
     if (rename(tmp, path)) {
         int e = errno;
         unlink(tmp);
-        return fail(err, "%s: cannot rename into place: %s", path, strerror(e));
+        return gsl_fail(err, "%s: cannot rename into place: %s", path, strerror(e));
     }
     char d[1024];
     snprintf(d, sizeof d, "%s", path);
@@ -73,12 +65,12 @@ int gsl_write_atomic(const char *path, const void *data, size_t n, char *err)
     char tmp[1100];
     snprintf(tmp, sizeof tmp, "%s.tmp", path);
     FILE *f = fopen(tmp, "wb");
-    if (!f) return fail(err, "%s: cannot write: %s", tmp, strerror(errno));
+    if (!f) return gsl_fail(err, "%s: cannot write: %s", tmp, strerror(errno));
     int ok = fwrite(data, 1, n, f) == n;
     ok &= fclose(f) == 0;
     if (!ok) {
         unlink(tmp);
-        return fail(err, "%s: write failed: %s", tmp, strerror(errno));
+        return gsl_fail(err, "%s: write failed: %s", tmp, strerror(errno));
     }
     return commit_file(tmp, path, err);
 }
@@ -117,12 +109,12 @@ static long long weights_bytes(const network *net)
 int gsl_weights_check(const network *net, const char *path, char *err)
 {
     long long have = file_size(path), want = weights_bytes(net);
-    if (have < 0) return fail(err, "%s: cannot open: %s", path, strerror(errno));
+    if (have < 0) return gsl_fail(err, "%s: cannot open: %s", path, strerror(errno));
     FILE *f = fopen(path, "rb");
-    if (!f) return fail(err, "%s: cannot open: %s", path, strerror(errno));
+    if (!f) return gsl_fail(err, "%s: cannot open: %s", path, strerror(errno));
     fclose(f);
     if (want >= 0 && have != want)
-        return fail(err, "%s: %lld bytes, but this network's weights take %lld (another cfg, or a truncated file)",
+        return gsl_fail(err, "%s: %lld bytes, but this network's weights take %lld (another cfg, or a truncated file)",
                     path, have, want);
     return 0;
 }
@@ -132,13 +124,13 @@ int gsl_weights_save(network *net, const char *path, char *err)
     char tmp[1100];
     snprintf(tmp, sizeof tmp, "%s.tmp", path);
     FILE *f = fopen(tmp, "wb"); /* Darknet's save_weights exits on an unwritable path: look first */
-    if (!f) return fail(err, "%s: cannot write: %s", tmp, strerror(errno));
+    if (!f) return gsl_fail(err, "%s: cannot write: %s", tmp, strerror(errno));
     fclose(f);
     save_weights(net, tmp);
     long long have = file_size(tmp), want = weights_bytes(net);
     if (have < 0 || (want >= 0 && have != want)) {
         unlink(tmp);
-        return fail(err, "%s: wrote %lld of %lld bytes (disk full?)", tmp, have, want);
+        return gsl_fail(err, "%s: wrote %lld of %lld bytes (disk full?)", tmp, have, want);
     }
     return commit_file(tmp, path, err);
 }
@@ -226,7 +218,7 @@ int gsl_optim_save(network *net, const char *path, char *err)
     char tmp[1100];
     snprintf(tmp, sizeof tmp, "%s.tmp", path);
     io_ctx c = {fopen(tmp, "wb"), 0, 0};
-    if (!c.f) return fail(err, "%s: cannot write: %s", tmp, strerror(errno));
+    if (!c.f) return gsl_fail(err, "%s: cannot write: %s", tmp, strerror(errno));
     io_ctx n = {0};
     each_update_buffer(net, count_buf, &n);
     uint64_t count = n.floats;
@@ -236,7 +228,7 @@ int gsl_optim_save(network *net, const char *path, char *err)
     ok &= fclose(c.f) == 0;
     if (!ok) {
         unlink(tmp);
-        return fail(err, "%s: write failed: %s", tmp, strerror(errno));
+        return gsl_fail(err, "%s: write failed: %s", tmp, strerror(errno));
     }
     return commit_file(tmp, path, err);
 }
@@ -244,19 +236,19 @@ int gsl_optim_save(network *net, const char *path, char *err)
 int gsl_optim_load(network *net, const char *path, char *err)
 {
     io_ctx c = {fopen(path, "rb"), 0, 0};
-    if (!c.f) return fail(err, "%s: cannot open: %s", path, strerror(errno));
+    if (!c.f) return gsl_fail(err, "%s: cannot open: %s", path, strerror(errno));
     char magic[8];
     uint64_t count = 0;
     uint32_t crc = 0;
     io_ctx n = {0};
     each_update_buffer(net, count_buf, &n);
     int rc = 0;
-    if (fread(magic, 1, 8, c.f) != 8 || memcmp(magic, OPTIM_MAGIC, 8)) rc = fail(err, "%s: not an optimizer state file", path);
+    if (fread(magic, 1, 8, c.f) != 8 || memcmp(magic, OPTIM_MAGIC, 8)) rc = gsl_fail(err, "%s: not an optimizer state file", path);
     else if (fread(&count, sizeof count, 1, c.f) != 1 || count != n.floats)
-        rc = fail(err, "%s: holds %llu floats, this network has %zu", path, (unsigned long long)count, n.floats);
+        rc = gsl_fail(err, "%s: holds %llu floats, this network has %zu", path, (unsigned long long)count, n.floats);
     else if (each_update_buffer(net, read_buf, &c) || fread(&crc, sizeof crc, 1, c.f) != 1)
-        rc = fail(err, "%s: truncated", path);
-    else if (crc != c.crc) rc = fail(err, "%s: checksum mismatch (corrupted)", path);
+        rc = gsl_fail(err, "%s: truncated", path);
+    else if (crc != c.crc) rc = gsl_fail(err, "%s: checksum mismatch (corrupted)", path);
     fclose(c.f);
 #ifdef GPU
     if (!rc) push_updates(net);
@@ -270,18 +262,18 @@ network **gsl_net_load(const char *cfg, const char *weights, const int *gpus, in
                        char *err)
 {
     FILE *f = fopen(cfg, "r"); /* Darknet's reader exits with status 0 on a missing file */
-    if (!f) { fail(err, "%s: cannot open: %s", cfg, strerror(errno)); return NULL; }
+    if (!f) { gsl_fail(err, "%s: cannot open: %s", cfg, strerror(errno)); return NULL; }
     fclose(f);
     int n = gpus ? ngpus : 1;
     network **nets = calloc(n, sizeof *nets);
-    if (!nets) { fail(err, "out of memory"); return NULL; }
+    if (!nets) { gsl_fail(err, "out of memory"); return NULL; }
     for (int r = 0; r < n; r++) {
 #ifdef GPU
         if (gpus) { gpu_index = gpus[r]; cuda_set_device(gpus[r]); }
         else gpu_index = -1;
 #else
         if (gpus && gpus[r] >= 0) {
-            fail(err, "-gpus given, but this binary was built without GPU=1");
+            gsl_fail(err, "-gpus given, but this binary was built without GPU=1");
             gsl_net_free(nets, r);
             return NULL;
         }
@@ -333,13 +325,13 @@ int gsl_net_codebook_layers(const network *net, int *idx)
 
 int gsl_net_embed(network *net, const gsl_data *d, const int *idx, int n, int upto, float *out, char *err)
 {
-    if (upto < 0 || upto >= net->n) return fail(err, "embed: layer %d out of range", upto);
+    if (upto < 0 || upto >= net->n) return gsl_fail(err, "embed: layer %d out of range", upto);
     int B = net->batch, dim = net->inputs, od = net->layers[upto].outputs;
     if (d->c * d->h * d->w != dim)
-        return fail(err, "data samples have %d values, the network's input takes %d", d->c * d->h * d->w, dim);
+        return gsl_fail(err, "data samples have %d values, the network's input takes %d", d->c * d->h * d->w, dim);
     int *bi = malloc(sizeof(int) * B);
     float *truth = malloc(sizeof(float) * (size_t)B * d->classes);
-    if (!bi || !truth) { free(bi); free(truth); return fail(err, "out of memory"); }
+    if (!bi || !truth) { free(bi); free(truth); return gsl_fail(err, "out of memory"); }
     for (int s = 0; s < n; s += B) {
         int m = n - s < B ? n - s : B;
         for (int i = 0; i < B; i++) bi[i] = idx ? idx[s + (i < m ? i : m - 1)] : s + (i < m ? i : m - 1);
@@ -449,7 +441,7 @@ int gsl_ckpt_save(network *net, const char *prefix, int epoch, uint64_t seed, in
         snprintf(what, sizeof what, "_cb%d.codebook", i);
         epoch_file(ck.codebook[i], sizeof ck.codebook[i], prefix, epoch, what);
         gslq_error e = {0};
-        if (gslq_pq_save(ck.codebook[i], pqs[i], &e)) return fail(err, "%s", e.msg);
+        if (gslq_pq_save(ck.codebook[i], pqs[i], &e)) return gsl_fail(err, "%s", e.msg);
     }
     for (int i = 0; samples && i < ncb; i++) {
         if (!samples->rows[i] || samples->n[i] <= 0) continue;
@@ -458,7 +450,7 @@ int gsl_ckpt_save(network *net, const char *prefix, int epoch, uint64_t seed, in
         epoch_file(ck.samples[i], sizeof ck.samples[i], prefix, epoch, what);
         gslq_error e = {0};
         if (gslq_fvecs_write(ck.samples[i], samples->rows[i], (size_t)samples->n[i], samples->d[i], &e))
-            return fail(err, "%s", e.msg);
+            return gsl_fail(err, "%s", e.msg);
     }
     /* The manifest names its files relative to its own folder (they live beside it), so a backup folder can be
      * moved or read from another working directory. */
@@ -471,7 +463,7 @@ int gsl_ckpt_save(network *net, const char *prefix, int epoch, uint64_t seed, in
     for (int i = 0; i < ncb && len < (int)sizeof text; i++)
         if (ck.samples[i][0])
             len += snprintf(text + len, sizeof text - len, "samples %d %s\n", i, base_name(ck.samples[i]));
-    if (len >= (int)sizeof text) return fail(err, "%s.ckpt: manifest too long", prefix);
+    if (len >= (int)sizeof text) return gsl_fail(err, "%s.ckpt: manifest too long", prefix);
     char manifest[1100];
     snprintf(manifest, sizeof manifest, "%s.ckpt", prefix);
     fault_point("manifest");
@@ -485,7 +477,7 @@ int gsl_ckpt_read(const char *manifest, gsl_ckpt *ck, char *err)
 {
     memset(ck, 0, sizeof *ck);
     FILE *f = fopen(manifest, "r");
-    if (!f) return fail(err, "%s: cannot open: %s", manifest, strerror(errno));
+    if (!f) return gsl_fail(err, "%s: cannot open: %s", manifest, strerror(errno));
     char line[1200];
     int version = 0, got = 0, ncb_seen = 0;
     unsigned long long seed = 0;
@@ -508,13 +500,13 @@ int gsl_ckpt_read(const char *manifest, gsl_ckpt *ck, char *err)
         } else if (sscanf(line, "samples %d %1023s", &layer_i, path) == 2 && layer_i >= 0 &&
                    layer_i < GSL_MAX_CODEBOOK_LAYERS) {
             snprintf(ck->samples[layer_i], sizeof ck->samples[0], "%s", path);
-        } else { rc = fail(err, "%s: unexpected line '%s'", manifest, line); break; }
+        } else { rc = gsl_fail(err, "%s: unexpected line '%s'", manifest, line); break; }
     }
     fclose(f);
     if (rc) return rc;
-    if (got != 63 || version != 1) return fail(err, "%s: not a gsl checkpoint manifest (version 1)", manifest);
+    if (got != 63 || version != 1) return gsl_fail(err, "%s: not a gsl checkpoint manifest (version 1)", manifest);
     if (ck->ncb != ncb_seen || ck->ncb > GSL_MAX_CODEBOOK_LAYERS || ck->epoch < 0)
-        return fail(err, "%s: inconsistent manifest", manifest);
+        return gsl_fail(err, "%s: inconsistent manifest", manifest);
     ck->seed = seed;
     resolve(ck->weights, sizeof ck->weights, manifest);
     resolve(ck->optim, sizeof ck->optim, manifest);
@@ -522,13 +514,13 @@ int gsl_ckpt_read(const char *manifest, gsl_ckpt *ck, char *err)
         if (ck->cb_installed[i]) resolve(ck->codebook[i], sizeof ck->codebook[i], manifest);
         resolve(ck->samples[i], sizeof ck->samples[i], manifest);
     }
-    if (file_size(ck->weights) < 0) return fail(err, "%s: its weights file %s is missing", manifest, ck->weights);
-    if (file_size(ck->optim) < 0) return fail(err, "%s: its optimizer file %s is missing", manifest, ck->optim);
+    if (file_size(ck->weights) < 0) return gsl_fail(err, "%s: its weights file %s is missing", manifest, ck->weights);
+    if (file_size(ck->optim) < 0) return gsl_fail(err, "%s: its optimizer file %s is missing", manifest, ck->optim);
     for (int i = 0; i < ck->ncb; i++)
         if (ck->cb_installed[i] && file_size(ck->codebook[i]) < 0)
-            return fail(err, "%s: its codebook file %s is missing", manifest, ck->codebook[i]);
+            return gsl_fail(err, "%s: its codebook file %s is missing", manifest, ck->codebook[i]);
     for (int i = 0; i < GSL_MAX_CODEBOOK_LAYERS; i++)
         if (ck->samples[i][0] && (i >= ck->ncb || file_size(ck->samples[i]) < 0))
-            return fail(err, "%s: its samples file %s is missing or names no codebook layer", manifest, ck->samples[i]);
+            return gsl_fail(err, "%s: its samples file %s is missing or names no codebook layer", manifest, ck->samples[i]);
     return 0;
 }

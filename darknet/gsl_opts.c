@@ -11,14 +11,6 @@
 #include "option_list.h"
 #include "registry.h"
 
-static int fail(char *err, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, GSL_DATA_ERRLEN, fmt, ap);
-    va_end(ap);
-    return -1;
-}
 
 static int parse_int(const char *flag, const char *s, long lo, long hi, long *v, char *err)
 {
@@ -26,7 +18,7 @@ static int parse_int(const char *flag, const char *s, long lo, long hi, long *v,
     errno = 0;
     long x = s ? strtol(s, &end, 10) : 0;
     if (!s || end == s || *end || errno || x < lo || x > hi)
-        return fail(err, "%s needs an integer in %ld..%ld, got '%s'", flag, lo, hi, s ? s : "(nothing)");
+        return gsl_fail(err, "%s needs an integer in %ld..%ld, got '%s'", flag, lo, hi, s ? s : "(nothing)");
     *v = x;
     return 0;
 }
@@ -38,14 +30,14 @@ int gsl_args_parse(int argc, char **argv, int min_pos, int max_pos, gsl_args *a,
         const char *f = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         long x = 0;
         if (f[0] != '-' || f[1] == 0) {
-            if (a->npos == max_pos || a->npos == GSL_MAX_POS) return fail(err, "unexpected argument '%s'", f);
+            if (a->npos == max_pos || a->npos == GSL_MAX_POS) return gsl_fail(err, "unexpected argument '%s'", f);
             a->pos[a->npos++] = f;
             continue;
         }
         if (strcmp(f, "-clear") == 0) { a->clear = 1; continue; }
         if (strcmp(f, "-opq") == 0) { a->opq = 1; continue; }
         if (strcmp(f, "-out") == 0 || strcmp(f, "-codebook") == 0 || strcmp(f, "-split") == 0) {
-            if (!v) return fail(err, "%s needs a value", f);
+            if (!v) return gsl_fail(err, "%s needs a value", f);
             if (strcmp(f, "-out") == 0) a->out = v;
             else if (strcmp(f, "-codebook") == 0) a->codebook = v;
             else a->split = v;
@@ -53,14 +45,14 @@ int gsl_args_parse(int argc, char **argv, int min_pos, int max_pos, gsl_args *a,
             continue;
         }
         if (strcmp(f, "-gpus") == 0) {
-            if (!v) return fail(err, "-gpus needs a list, e.g. -gpus 0,1");
+            if (!v) return gsl_fail(err, "-gpus needs a list, e.g. -gpus 0,1");
             const char *p = v;
             while (*p) {
                 char *end;
                 errno = 0;
                 long g = strtol(p, &end, 10);
                 if (end == p || errno || g < 0 || g > 1023 || a->ngpus == GSL_MAX_GPUS || (*end && *end != ','))
-                    return fail(err, "-gpus needs a list of device numbers like 0,1, got '%s'", v);
+                    return gsl_fail(err, "-gpus needs a list of device numbers like 0,1, got '%s'", v);
                 a->gpus[a->ngpus++] = (int)g;
                 p = *end ? end + 1 : end;
             }
@@ -87,9 +79,9 @@ int gsl_args_parse(int argc, char **argv, int min_pos, int max_pos, gsl_args *a,
             i++;
             done = 1;
         }
-        if (!done) return fail(err, "unknown option '%s'", f);
+        if (!done) return gsl_fail(err, "unknown option '%s'", f);
     }
-    if (a->npos < min_pos) return fail(err, "expected at least %d arguments, got %d", min_pos, a->npos);
+    if (a->npos < min_pos) return gsl_fail(err, "expected at least %d arguments, got %d", min_pos, a->npos);
     return 0;
 }
 
@@ -110,7 +102,7 @@ int gsl_train_keys_read(const char *cfgfile, gsl_train_keys *k, char *err)
                           .rebuild_iters = 10, .eval_queries = 1000, .eval_database = 10000, .threads = 2,
                           .seed = 1};
     FILE *f = fopen(cfgfile, "r");
-    if (!f) return fail(err, "%s: cannot open: %s", cfgfile, strerror(errno));
+    if (!f) return gsl_fail(err, "%s: cannot open: %s", cfgfile, strerror(errno));
     list *opts = make_list();
     char line[4096];
     int in_net = 0, seen_net = 0;
@@ -154,7 +146,7 @@ int gsl_train_keys_read(const char *cfgfile, gsl_train_keys *k, char *err)
     k->P = P;
     k->seed = (uint64_t)seed;
     free_kvps(opts);
-    if (rc) return fail(err, "%s: [net]: %s", cfgfile, e2);
-    if (!seen_net) return fail(err, "%s: no [net] section", cfgfile);
+    if (rc) return gsl_fail(err, "%s: [net]: %s", cfgfile, e2);
+    if (!seen_net) return gsl_fail(err, "%s: no [net] section", cfgfile);
     return 0;
 }

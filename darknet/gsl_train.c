@@ -34,14 +34,6 @@ float train_networks(network **nets, int n, data d, int interval);
 void sync_nets(network **nets, int n, int interval);
 #endif
 
-static int fail(char *err, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, GSL_DATA_ERRLEN, fmt, ap);
-    va_end(ap);
-    return -1;
-}
 
 /* CPU seconds of this process, all threads: a throughput measure that other jobs on the machine barely move. */
 static double cpu_s(void)
@@ -158,7 +150,7 @@ static int share_codebook(trainer *t, int i, int d, int M, int K, double *mse, c
     if (!view.centroids || (has_rot && !view.rotation)) {
         free(view.centroids);
         free(view.rotation);
-        return fail(err, "out of memory for a codebook copy");
+        return gsl_fail(err, "out of memory for a codebook copy");
     }
     gsl_dist_bcast(D, view.centroids, sizeof(float) * nc, "the codebook broadcast");
     if (has_rot) gsl_dist_bcast(D, view.rotation, sizeof(float) * nr, "the codebook broadcast");
@@ -168,7 +160,7 @@ static int share_codebook(trainer *t, int i, int d, int M, int K, double *mse, c
     int rc = gslq_pq_copy(&t->pq[i], &view, &e);
     free(view.centroids);
     free(view.rotation);
-    return rc ? fail(err, "%s", e.msg) : 0;
+    return rc ? gsl_fail(err, "%s", e.msg) : 0;
 }
 
 /* CRC-32 of the installed codebooks (centroids and rotations). */
@@ -200,14 +192,14 @@ static int rebuild_codebooks(trainer *t, int epoch, double *qerr_out, char *err)
     gsl_dist *D = t->dist;
     int n = t->k.rebuild_samples && t->k.rebuild_samples < t->train.n ? t->k.rebuild_samples : t->train.n;
     int *idx = sample_indices(t->train.n, n, t->k.seed * 7919 + (uint64_t)epoch);
-    if (!idx) return fail(err, "out of memory");
+    if (!idx) return gsl_fail(err, "out of memory");
     int rc = 0, lo, hi; /* this rank embeds samples idx[lo..hi) (all of them in a single process) */
     gsl_dist_share(D, n, &lo, &hi);
     for (int i = 0; i < t->ncb && !rc; i++) {
         int d, M, K;
         gsl_layer_codebook_shape(&net->layers[t->cbl[i]], &d, &M, &K);
         float *x = malloc(sizeof(float) * (size_t)n * d);
-        if (!x) { rc = fail(err, "out of memory for %d embeddings", n); break; }
+        if (!x) { rc = gsl_fail(err, "out of memory for %d embeddings", n); break; }
         /* the codebook layer's input: the output of the layer before it (the network's input for layer 0) */
         if (t->collect && t->res.n[i] >= K && t->res.n[i] >= (t->res_cap < n ? t->res_cap : n)) {
             n = t->res.n[i]; /* the inputs the layer saw in the last epoch's training steps */
@@ -231,7 +223,7 @@ static int rebuild_codebooks(trainer *t, int epoch, double *qerr_out, char *err)
         double mse = 0;
         if (D->rank == 0) {
             if (!t->pqs[i]) {
-                if (gslq_pq_init(&t->pq[i], d, M, K, &e)) { rc = fail(err, "%s", e.msg); free(x); break; }
+                if (gslq_pq_init(&t->pq[i], d, M, K, &e)) { rc = gsl_fail(err, "%s", e.msg); free(x); break; }
             }
             rc = t->k.opq ? gslq_opq_train(&t->pq[i], x, (size_t)n, &p, &e)
                           : gslq_pq_train(&t->pq[i], x, (size_t)n, &p, &e);
@@ -245,7 +237,7 @@ static int rebuild_codebooks(trainer *t, int epoch, double *qerr_out, char *err)
         for (int r = 0; r < t->nrep && !rc; r++) {
             char lerr[GSL_ERRLEN] = "";
             if (gsl_layer_set_codebook(&t->nets[r]->layers[t->cbl[i]], t->pqs[i], lerr))
-                rc = fail(err, "installing the codebook of layer %d: %s", t->cbl[i], lerr);
+                rc = gsl_fail(err, "installing the codebook of layer %d: %s", t->cbl[i], lerr);
         }
     }
     free(idx);
@@ -291,7 +283,7 @@ static int run(trainer *t, const char *resume, char *err)
     int per_step = D->on ? B * net->subdivisions * D->size : t->nrep > 1 ? B * net->subdivisions * t->nrep : B;
     int sampler_batch = D->on ? B : per_step;
     int steps = t->train.n / per_step;
-    if (steps < 1) return fail(err, "%d training samples, fewer than one step of %d", t->train.n, per_step);
+    if (steps < 1) return gsl_fail(err, "%d training samples, fewer than one step of %d", t->train.n, per_step);
     t->ncb = gsl_net_codebook_layers(net, t->cbl);
     t->collect = t->ncb && t->k.rebuild_from == 0 && !D->on && t->nrep == 1;
     t->res_cap = t->k.rebuild_samples && t->k.rebuild_samples < t->train.n ? t->k.rebuild_samples : t->train.n;
@@ -299,13 +291,13 @@ static int run(trainer *t, const char *resume, char *err)
         int M, K;
         gsl_layer_codebook_shape(&net->layers[t->cbl[i]], &t->res.d[i], &M, &K);
         if (!(t->res.rows[i] = malloc(sizeof(float) * (size_t)t->res_cap * t->res.d[i])))
-            return fail(err, "out of memory for %d rebuild samples", t->res_cap);
+            return gsl_fail(err, "out of memory for %d rebuild samples", t->res_cap);
     }
 
     if (resume) {
         gsl_ckpt ck;
         if (gsl_ckpt_read(resume, &ck, err)) return -1;
-        if (ck.ncb != t->ncb) return fail(err, "%s: %d codebooks, the network has %d codebook layers", resume, ck.ncb, t->ncb);
+        if (ck.ncb != t->ncb) return gsl_fail(err, "%s: %d codebooks, the network has %d codebook layers", resume, ck.ncb, t->ncb);
         for (int r = 0; r < t->nrep; r++) {
             if (gsl_weights_check(t->nets[r], ck.weights, err)) return -1;
             load_weights(t->nets[r], ck.weights);
@@ -314,12 +306,12 @@ static int run(trainer *t, const char *resume, char *err)
         for (int i = 0; i < t->ncb; i++) {
             if (!ck.cb_installed[i]) continue;
             gslq_error e = {0};
-            if (gslq_pq_load(ck.codebook[i], &t->pq[i], &e)) return fail(err, "%s", e.msg);
+            if (gslq_pq_load(ck.codebook[i], &t->pq[i], &e)) return gsl_fail(err, "%s", e.msg);
             t->pqs[i] = &t->pq[i];
             for (int r = 0; r < t->nrep; r++) {
                 char lerr[GSL_ERRLEN] = "";
                 if (gsl_layer_set_codebook(&t->nets[r]->layers[t->cbl[i]], t->pqs[i], lerr))
-                    return fail(err, "%s: %s", ck.codebook[i], lerr);
+                    return gsl_fail(err, "%s: %s", ck.codebook[i], lerr);
             }
         }
         for (int i = 0; i < t->ncb && t->collect; i++) {
@@ -328,10 +320,10 @@ static int run(trainer *t, const char *resume, char *err)
             float *rows = NULL;
             size_t n = 0;
             int d = 0;
-            if (gslq_fvecs_read(ck.samples[i], &rows, &n, &d, &e)) return fail(err, "%s", e.msg);
+            if (gslq_fvecs_read(ck.samples[i], &rows, &n, &d, &e)) return gsl_fail(err, "%s", e.msg);
             if (d != t->res.d[i] || n > (size_t)t->res_cap) {
                 free(rows);
-                return fail(err, "%s: %zu x %d samples, the layer takes at most %d x %d", ck.samples[i], n, d,
+                return gsl_fail(err, "%s: %zu x %d samples, the layer takes at most %d x %d", ck.samples[i], n, d,
                             t->res_cap, t->res.d[i]);
             }
             memcpy(t->res.rows[i], rows, sizeof(float) * n * d);
@@ -344,7 +336,7 @@ static int run(trainer *t, const char *resume, char *err)
     if (D->on) {
         uint32_t part[3];
         if (!gsl_dist_same_u32(D, state_crc(t, start_epoch, part), "the start-up consistency check"))
-            return fail(err, "the ranks do not start from the same state (weights, optimizer state, codebooks or "
+            return gsl_fail(err, "the ranks do not start from the same state (weights, optimizer state, codebooks or "
                              "epoch differ): every rank must read the same cfg, weights and checkpoint files (put "
                              "the backup folder on a filesystem every node shares)");
     }
@@ -353,7 +345,7 @@ static int run(trainer *t, const char *resume, char *err)
     snprintf(csvpath, sizeof csvpath, "%s.csv", t->prefix);
     if (lead) {
         t->csv = fopen(csvpath, start_epoch ? "a" : "w");
-        if (!t->csv) return fail(err, "%s: cannot write: %s", csvpath, strerror(errno));
+        if (!t->csv) return gsl_fail(err, "%s: cannot write: %s", csvpath, strerror(errno));
         if (!start_epoch)
             fprintf(t->csv, "epoch,loss,qerr,snapped,rebuild_s,train_s,images_per_s,map_float,map_pq,train_cpu_s\n");
     }
@@ -363,7 +355,7 @@ static int run(trainer *t, const char *resume, char *err)
     float **xrows = malloc(sizeof(float *) * per_step), **yrows = malloc(sizeof(float *) * per_step);
     if (!idx || !truth_rows || !xrows || !yrows) {
         free(idx); free(truth_rows); free(xrows); free(yrows);
-        return fail(err, "out of memory");
+        return gsl_fail(err, "out of memory");
     }
     int interval = t->k.log_interval ? t->k.log_interval : (steps >= 10 ? steps / 5 : 1);
     double t_start = now_s();
@@ -517,7 +509,7 @@ static int run(trainer *t, const char *resume, char *err)
         fflush(stdout);
     }
     free(idx); free(truth_rows); free(xrows); free(yrows);
-    if (t->csv && fclose(t->csv) && !rc) rc = fail(err, "%s: write failed", csvpath);
+    if (t->csv && fclose(t->csv) && !rc) rc = gsl_fail(err, "%s: write failed", csvpath);
     t->csv = NULL;
     return rc;
 }
