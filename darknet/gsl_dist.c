@@ -193,7 +193,7 @@ int gsl_dist_prepare(gsl_dist *d, network *net, char *err) { return 0; }
 const char *gsl_dist_backend(const gsl_dist *d) { return "none"; }
 float gsl_dist_train_datum(gsl_dist *d, network *net) { return train_network_datum(net); }
 void gsl_dist_sum_doubles(gsl_dist *d, double *v, int n, const char *what) {}
-void gsl_dist_gather_rows(gsl_dist *d, float *x, int n, int dim, const char *what) {}
+void gsl_dist_gslq_comm(gsl_dist *d, gslq_comm *c) { *c = (gslq_comm){0, 1, NULL, NULL}; }
 void gsl_dist_bcast(gsl_dist *d, void *buf, size_t bytes, const char *what) {}
 int gsl_dist_same_u32(gsl_dist *d, uint32_t v, const char *what) { return 1; }
 void gsl_dist_barrier(gsl_dist *d, const char *what) {}
@@ -649,26 +649,22 @@ void gsl_dist_sum_doubles(gsl_dist *d, double *v, int n, const char *what)
     COLL(d, what, MPI_Allreduce(MPI_IN_PLACE, v, n, MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD));
 }
 
-void gsl_dist_gather_rows(gsl_dist *d, float *x, int n, int dim, const char *what)
+static int gslq_allreduce(void *ctx, double *buf, size_t n, int op)
 {
-    if (!d->on) return;
-    MPI_Datatype row;
-    COLL(d, what, MPI_Type_contiguous(dim, MPI_FLOAT, &row));
-    COLL(d, what, MPI_Type_commit(&row));
-    int *counts = malloc(sizeof(int) * 2 * d->size);
-    if (!counts) stop_job(d, "%s: out of memory", what);
-    int *displs = counts + d->size;
-    for (int r = 0; r < d->size; r++) {
-        displs[r] = (int)((long long)n * r / d->size);
-        counts[r] = (int)((long long)n * (r + 1) / d->size) - displs[r];
+    gsl_dist *d = ctx;
+    const size_t chunk = CHUNK / sizeof(double);
+    for (size_t off = 0; off < n; off += chunk) {
+        int cnt = (int)(n - off < chunk ? n - off : chunk);
+        COLL(d, "the codebook rebuild's all-reduce of k-means statistics",
+             MPI_Allreduce(MPI_IN_PLACE, buf + off, cnt, MPI_DOUBLE, op == GSLQ_REDUCE_MAX ? MPI_MAX : MPI_SUM,
+                           MPI_COMM_WORLD));
     }
-    if (d->rank == 0)
-        COLL(d, what, MPI_Gatherv(MPI_IN_PLACE, 0, row, x, counts, displs, row, 0, MPI_COMM_WORLD));
-    else
-        COLL(d, what, MPI_Gatherv(x + (size_t)displs[d->rank] * dim, counts[d->rank], row, NULL, NULL, NULL, row, 0,
-                                  MPI_COMM_WORLD));
-    free(counts);
-    MPI_Type_free(&row);
+    return 0;
+}
+
+void gsl_dist_gslq_comm(gsl_dist *d, gslq_comm *c)
+{
+    *c = (gslq_comm){d->rank, d->size, d->on ? gslq_allreduce : NULL, d};
 }
 
 void gsl_dist_bcast(gsl_dist *d, void *buf, size_t bytes, const char *what)

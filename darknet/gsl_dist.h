@@ -35,6 +35,7 @@
 #include <stdint.h>
 
 #include "darknet.h"
+#include "gslq.h"
 
 typedef struct gsl_dist {
     int rank, size;             /* 0 and 1 when not distributed */
@@ -75,15 +76,17 @@ void gsl_dist_share(const gsl_dist *d, int n, int *lo, int *hi);
 
 /* Collectives. A failure or timeout ends the job (with a message naming `what`), so these do not return errors.
  *   sum_doubles : v (n) summed over the ranks, on every rank
- *   gather_rows : rank r holds rows gsl_dist_share(r) of x (n, dim); afterwards rank 0 holds all n rows
  *   bcast       : rank 0's bytes to every rank
  *   same_u32    : 1 when every rank passed the same value
  *   barrier     : every rank reached this point */
 void gsl_dist_sum_doubles(gsl_dist *d, double *v, int n, const char *what);
-void gsl_dist_gather_rows(gsl_dist *d, float *x, int n, int dim, const char *what);
 void gsl_dist_bcast(gsl_dist *d, void *buf, size_t bytes, const char *what);
 int gsl_dist_same_u32(gsl_dist *d, uint32_t v, const char *what);
 void gsl_dist_barrier(gsl_dist *d, const char *what);
+
+/* libgslq's distributed training over the ranks (MPI_Allreduce of doubles; a failure ends the job like every
+ * collective here): the codebook rebuild trains on each rank's rows, k-means statistics summed every iteration. */
+void gsl_dist_gslq_comm(gsl_dist *d, gslq_comm *c);
 
 /* Averages the batch-norm rolling statistics over the ranks. */
 void gsl_dist_average_stats(gsl_dist *d, network *net);

@@ -129,40 +129,6 @@ static void collect_inputs(trainer *t)
 }
 
 
-/* Distributed rebuild: rank 0's codebook i (just trained) to every other rank, bit for bit, with the quantization
- * error of the rebuild. The k-means itself runs on rank 0 alone over the gathered embeddings (a few MB), which needs
- * nothing of libgslq but its public API; all-reducing k-means statistics every iteration would spread that work
- * too, and needs a reduce hook in gslq_train_params (docs/cluster.md). */
-static int share_codebook(trainer *t, int i, int d, int M, int K, double *mse, char *err)
-{
-    gsl_dist *D = t->dist;
-    double hdr[2] = {D->rank == 0 && t->pq[i].rotation != NULL, *mse};
-    gsl_dist_bcast(D, hdr, sizeof hdr, "the codebook broadcast");
-    *mse = hdr[1];
-    int has_rot = hdr[0] != 0;
-    size_t nc = (size_t)K * d, nr = has_rot ? (size_t)d * d : 0;
-    if (D->rank == 0) {
-        gsl_dist_bcast(D, t->pq[i].centroids, sizeof(float) * nc, "the codebook broadcast");
-        if (has_rot) gsl_dist_bcast(D, t->pq[i].rotation, sizeof(float) * nr, "the codebook broadcast");
-        return 0;
-    }
-    gslq_pq view = {d, M, K, d / M, malloc(sizeof(float) * nc), has_rot ? malloc(sizeof(float) * nr) : NULL};
-    if (!view.centroids || (has_rot && !view.rotation)) {
-        free(view.centroids);
-        free(view.rotation);
-        return gsl_fail(err, "out of memory for a codebook copy");
-    }
-    gsl_dist_bcast(D, view.centroids, sizeof(float) * nc, "the codebook broadcast");
-    if (has_rot) gsl_dist_bcast(D, view.rotation, sizeof(float) * nr, "the codebook broadcast");
-    if (t->pqs[i]) gslq_pq_free(t->pqs[i]);
-    t->pqs[i] = NULL;
-    gslq_error e = {0};
-    int rc = gslq_pq_copy(&t->pq[i], &view, &e);
-    free(view.centroids);
-    free(view.rotation);
-    return rc ? gsl_fail(err, "%s", e.msg) : 0;
-}
-
 /* CRC-32 of the installed codebooks (centroids and rotations). */
 static uint32_t codebooks_crc(const trainer *t)
 {
@@ -200,10 +166,13 @@ static int rebuild_codebooks(trainer *t, int epoch, double *qerr_out, char *err)
         gsl_layer_codebook_shape(&net->layers[t->cbl[i]], &d, &M, &K);
         float *x = malloc(sizeof(float) * (size_t)n * d);
         if (!x) { rc = gsl_fail(err, "out of memory for %d embeddings", n); break; }
-        /* the codebook layer's input: the output of the layer before it (the network's input for layer 0) */
+        /* the codebook layer's input: the output of the layer before it (the network's input for layer 0); this
+         * rank's rows are x[r0 .. r0 + rn) */
+        size_t r0 = (size_t)lo, rn = (size_t)(hi - lo);
         if (t->collect && t->res.n[i] >= K && t->res.n[i] >= (t->res_cap < n ? t->res_cap : n)) {
-            n = t->res.n[i]; /* the inputs the layer saw in the last epoch's training steps */
-            memcpy(x, t->res.rows[i], sizeof(float) * (size_t)n * d);
+            r0 = 0; /* the inputs the layer saw in the last epoch's training steps (one process only) */
+            rn = (size_t)t->res.n[i];
+            memcpy(x, t->res.rows[i], sizeof(float) * rn * d);
         } else if (t->cbl[i] == 0) {
             for (int s = lo; s < hi; s++)
                 memcpy(x + (size_t)s * d, t->train.x + (size_t)idx[s] * d, sizeof(float) * d);
@@ -212,26 +181,33 @@ static int rebuild_codebooks(trainer *t, int epoch, double *qerr_out, char *err)
             free(x);
             break;
         }
-        gsl_dist_gather_rows(D, x, n, d, "gathering the embeddings for the codebook rebuild");
+        /* distributed: every rank trains on its own rows, the k-means statistics (and OPQ's Procrustes matrix)
+         * summed over the ranks at every iteration; every rank ends with the same codebook, bit for bit */
         gslq_train_params p;
         gslq_train_params_default(&p);
         p.niter = t->k.rebuild_iters;
         p.seed = t->k.seed + 1000003ULL * (uint64_t)epoch + (uint64_t)i;
         p.nthreads = t->k.threads;
         p.warm_start = t->pqs[i] != NULL;
+        gslq_comm comm;
+        if (D->on) {
+            gsl_dist_gslq_comm(D, &comm);
+            p.comm = &comm;
+        }
         gslq_error e = {0};
         double mse = 0;
-        if (D->rank == 0) {
-            if (!t->pqs[i]) {
-                if (gslq_pq_init(&t->pq[i], d, M, K, &e)) { rc = gsl_fail(err, "%s", e.msg); free(x); break; }
-            }
-            rc = t->k.opq ? gslq_opq_train(&t->pq[i], x, (size_t)n, &p, &e)
-                          : gslq_pq_train(&t->pq[i], x, (size_t)n, &p, &e);
-            if (!rc) gslq_pq_mse(&t->pq[i], x, (size_t)n, t->k.threads, &mse, &e);
-        }
+        if (!t->pqs[i] && gslq_pq_init(&t->pq[i], d, M, K, &e)) { rc = gsl_fail(err, "%s", e.msg); free(x); break; }
+        const float *xr = x + r0 * d;
+        rc = t->k.opq ? gslq_opq_train(&t->pq[i], xr, rn, &p, &e) : gslq_pq_train(&t->pq[i], xr, rn, &p, &e);
+        if (!rc) rc = gslq_pq_mse(&t->pq[i], xr, rn, t->k.threads, &mse, &e);
         free(x);
         if (rc) { snprintf(err, GSL_DATA_ERRLEN, "rebuilding the codebook of layer %d: %s", t->cbl[i], e.msg); break; }
-        if (D->on && (rc = share_codebook(t, i, d, M, K, &mse, err))) break;
+        if (D->debug)
+            fprintf(stderr, "gsl-dist: rank %d rebuild of epoch %d, codebook %d: k-means on %zu of %d rows\n", D->rank,
+                    epoch + 1, i, rn, n);
+        double v[2] = {mse * (double)rn, (double)rn}; /* the mean over all ranks' rows */
+        gsl_dist_sum_doubles(D, v, 2, "the rebuild's quantization error");
+        mse = v[1] > 0 ? v[0] / v[1] : 0;
         if (i == 0) *qerr_out = mse;
         t->pqs[i] = &t->pq[i];
         for (int r = 0; r < t->nrep && !rc; r++) {

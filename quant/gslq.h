@@ -23,7 +23,8 @@ typedef enum {
     GSLQ_EIO = -3,       /* open/read/write/fsync/rename failed */
     GSLQ_EFORMAT = -4,   /* malformed, truncated or hostile file */
     GSLQ_ECHECKSUM = -5, /* crc32 mismatch */
-    GSLQ_ELAPACK = -6    /* LAPACKE failure (SVD did not converge) */
+    GSLQ_ELAPACK = -6,   /* LAPACKE failure (SVD did not converge) */
+    GSLQ_ECOMM = -7      /* a collective of a gslq_comm failed, or another participant failed */
 } gslq_status;
 
 typedef struct gslq_error {
@@ -66,6 +67,36 @@ int gslq_pq_nearest(const gslq_pq *pq, int m, const float *xsub, int k, int *idx
 
 enum { GSLQ_INIT_KMEANSPP = 0, GSLQ_INIT_RANDOM = 1 };
 
+/* Distributed training: a group of participants (MPI ranks, threads, ...) trains one codebook, each on its own shard
+ * of the training vectors, and every participant ends with the identical codebook. The library has no transport: the
+ * caller gives an all-reduce. With gslq_train_params.comm set:
+ *   - x and n of gslq_kmeans / gslq_pq_train / gslq_opq_train are this participant's shard (n may differ between
+ *     participants, and may be 0); the checks on n (n >= K) apply to the total. max_points caps each shard.
+ *   - every participant calls the same function with the same parameters and the same starting codebook (warm
+ *     start), in the same order: the reductions are collectives.
+ *   - per Lloyd iteration one reduction sums the per-centroid sums and counts and the objective; empty-cluster
+ *     repair finds the farthest point over all shards (a few small reductions, only when a cluster empties); OPQ sums
+ *     its d x d Procrustes matrix, participant 0 runs the SVD and shares the rotation; at the end participant 0's
+ *     centroids are shared, so the codebooks are identical bit for bit even if the reductions are not.
+ *   - without warm start, initialisation (k-means++ or random) runs on every participant on the same sample,
+ *     gathered from all shards: at most GSLQ_COMM_INIT_PER_CENTROID * k vectors in all, drawn in proportion to the
+ *     shard sizes (all of them, in participant order, when that is all the vectors: then the start is the one
+ *     process's start on the union).
+ *   - a participant that fails (allocation, bad argument) tells the others at the next agreement point, and all
+ *     return an error; a failing allreduce gives GSLQ_ECOMM. A participant that never calls again (a crash) blocks
+ *     the others inside allreduce: the transport must detect that (gsl-darknet's MPI one stops the job).
+ * Results are deterministic for a given seed, thread count and sharding; they equal a single process's on the union
+ * of the shards up to the rounding of the sums (the order of the additions differs). */
+enum { GSLQ_REDUCE_SUM = 0, GSLQ_REDUCE_MAX = 1 };
+#define GSLQ_COMM_INIT_PER_CENTROID 64
+typedef struct gslq_comm {
+    int rank, size; /* this participant, 0 <= rank < size */
+    /* In place, element-wise over all participants: buf[i] = sum (or max) of everyone's buf[i]. Every participant
+     * calls it with the same n and op. Returns 0, or nonzero on failure. */
+    int (*allreduce)(void *ctx, double *buf, size_t n, int op);
+    void *ctx;
+} gslq_comm;
+
 typedef struct gslq_train_params {
     int niter;          /* k-means iteration cap per sub-quantizer (default 25) */
     float tol;          /* stop when (prev - obj) <= tol * prev; 0 runs all niter (default 0) */
@@ -77,6 +108,7 @@ typedef struct gslq_train_params {
     int opq_iter;       /* OPQ: alternations of PQ training and Procrustes (default 20) */
     int opq_kmeans_iter;/* OPQ: k-means iterations per alternation (default 4; the final PQ uses niter) */
     int verbose;        /* print progress to stderr (default 0) */
+    const gslq_comm *comm; /* distributed training over shards (see gslq_comm); NULL = one process (default) */
 } gslq_train_params;
 
 void gslq_train_params_default(gslq_train_params *p);

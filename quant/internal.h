@@ -39,6 +39,27 @@ void gslq__parallel(int nthreads, void (*fn)(void *ctx, int t, int nt), void *ct
 /* [begin, end) of part t of n items split into nt contiguous parts. */
 void gslq__split(size_t n, int t, int nt, size_t *begin, size_t *end);
 
+/* ---- comm.c: collectives over a gslq_comm (gslq.h); comm == NULL or size 1: one process, no calls ---- */
+/* In place over all participants (op GSLQ_REDUCE_SUM or _MAX); GSLQ_OK or GSLQ_ECOMM. */
+int gslq__comm_reduce(const gslq_comm *c, double *buf, size_t n, int op);
+/* An agreement point: rc when this participant failed, GSLQ_ECOMM when another did, else GSLQ_OK. */
+int gslq__comm_agree(const gslq_comm *c, int rc);
+/* The sum of n over the participants. */
+int gslq__comm_total(const gslq_comm *c, size_t n, size_t *total);
+/* Participant 0's v (n floats) to everyone, exactly; the element-wise sum of v (rounded to float). */
+int gslq__comm_share_f(const gslq_comm *c, float *v, size_t n);
+int gslq__comm_sum_f(const gslq_comm *c, float *v, size_t n);
+/* The same sample on every participant: min(want, total) rows drawn from the shards in proportion to their sizes
+ * (seeded, distinct rows), in participant order; *out malloc'ed. */
+int gslq__comm_gather_sample(const gslq_comm *c, const float *x, size_t n, int d, size_t want, uint64_t seed,
+                             float **out, size_t *nout);
+/* Repair of the empty cluster j over all shards: the point farthest from its centroid (d2) among the clusters of
+ * >= 2 points by the global counts, ties by participant then index, moves to j. Updates the global sums gsum (k, d)
+ * and counts gcount (k); work: d + 1 doubles. *from = its old cluster (-1: no point anywhere qualifies); *far = its
+ * local index on the participant that holds it, n elsewhere. */
+int gslq__comm_repair(const gslq_comm *c, const float *x, size_t n, int d, int j, const int *idx, const float *d2,
+                      double *gsum, double *gcount, double *work, size_t *far, int *from);
+
 /* ---- linalg.c: the only place that talks to BLAS/LAPACK ----
  * Row-major C = alpha * op(A) op(B) + beta * C, op(A) (m, k), op(B) (k, n); ta/tb: 0 plain, 1 transposed. */
 void gslq__sgemm(int ta, int tb, int m, int n, int k, float alpha, const float *A, int lda, const float *B, int ldb,

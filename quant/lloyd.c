@@ -129,6 +129,40 @@ static void add_point(double *sum, const float *x, int d, double sign)
     for (int t = 0; t < d; t++) sum[t] += sign * (double)x[t];
 }
 
+/* Point i moves from cluster `from` to the emptied cluster j (repair): sums, counts, and its bounds, which referred
+ * to the old centroid (U unknown, L only from s_a). */
+static void move_point(const float *x, size_t i, int d, int from, int j, double *sum, int *count, int *idx,
+                       float *d2, double *ub, double *lb)
+{
+    add_point(sum + (size_t)from * d, x + i * d, d, -1.0);
+    add_point(sum + (size_t)j * d, x + i * d, d, 1.0);
+    count[from]--;
+    count[j]++;
+    idx[i] = j;
+    d2[i] = 0;
+    if (ub) {
+        ub[i] = INFINITY;
+        lb[i] = -INFINITY;
+    }
+}
+
+/* The objective of iteration it, recorded and printed; 1 when the iterations end with it. */
+static int objective(const gslq_train_params *p, int it, double obj, double *prev, double *obj_trace,
+                     gslq_kmeans_stats *stats, size_t *skipped, int nt, size_t n)
+{
+    if (it == 0 && stats) stats->obj_init = obj;
+    if (obj_trace) obj_trace[it] = obj;
+    if (p->verbose) {
+        size_t sk = 0;
+        for (int t = 0; skipped && t < nt; t++) sk += skipped[t], skipped[t] = 0;
+        fprintf(stderr, "kmeans: iter %d objective %.6g (%.1f%% of the points skipped%s)\n", it, obj,
+                n ? 100.0 * (double)sk / (double)n : 0.0, p->comm ? " on this shard" : "");
+    }
+    if (it == p->niter || (it > 0 && p->tol > 0 && *prev - obj <= p->tol * *prev)) return 1;
+    *prev = obj;
+    return 0;
+}
+
 int gslq__lloyd_direct(const float *x, size_t n, int d, int k, float *c, const gslq_train_params *p, int level,
                        int bounds, double *obj_trace, gslq_kmeans_stats *stats)
 {
@@ -146,10 +180,14 @@ int gslq__lloyd_direct(const float *x, size_t n, int d, int k, float *c, const g
     int *idx = gslq__alloc(n, sizeof(int), 1, 0), *nidx = gslq__alloc(n, sizeof(int), 1, 0);
     int *count = gslq__alloc((size_t)k, sizeof(int), 1, 1);
     char *touched = gslq__alloc((size_t)k, 1, 1, 0);
-    if (!ctb || !cnb || !d2 || !sum || !idx || !nidx || !count || !touched) {
+    /* distributed: red = the global sums (k, d), counts (k), touched flags (k) and objective; work for repairs */
+    const gslq_comm *comm = p->comm && p->comm->size > 1 ? p->comm : NULL;
+    size_t kd = (size_t)k * d, nred = kd + 2 * (size_t)k + 1;
+    double *red = comm ? gslq__alloc(nred, sizeof(double), 1, 0) : NULL;
+    double *work = comm ? gslq__alloc((size_t)d + 1, sizeof(double), 1, 0) : NULL;
+    if (!ctb || !cnb || !d2 || !sum || !idx || !nidx || !count || !touched || (comm && (!red || !work)))
         rc = GSLQ_ENOMEM;
-        goto done;
-    }
+    if ((rc = gslq__comm_agree(comm, rc))) goto done;
     if (bounds) { /* 40 bytes per point; without the memory, brute force gives the same result */
         ub = gslq__alloc(n, sizeof(double), 1, 0);
         lb = gslq__alloc(n, sizeof(double), 1, 0);
@@ -214,20 +252,11 @@ int gslq__lloyd_direct(const float *x, size_t n, int d, int k, float *c, const g
             memcpy(cold, c, (size_t)k * d * sizeof(float));
         }
         gslq__parallel(nt, assign_part, &a);
-        if (want_d2) {
-            obj = 0;
-            for (size_t i = 0; i < n; i++) obj += d2[i];
-            if (it == 0 && stats) stats->obj_init = obj;
-            if (obj_trace) obj_trace[it] = obj;
-            if (p->verbose) {
-                size_t sk = 0;
-                for (int t = 0; bounds && t < nt; t++) sk += skipped[t], skipped[t] = 0;
-                fprintf(stderr, "kmeans: iter %d objective %.6g (%.1f%% of the points skipped)\n", it, obj,
-                        100.0 * (double)sk / (double)n);
-            }
-            if (it == p->niter || (it > 0 && p->tol > 0 && prev - obj <= p->tol * prev)) break;
-            prev = obj;
-        }
+        double lobj = 0;
+        if (want_d2)
+            for (size_t i = 0; i < n; i++) lobj += d2[i];
+        obj = lobj;
+        if (!comm && want_d2 && objective(p, it, obj, &prev, obj_trace, stats, bounds ? skipped : NULL, nt, n)) break;
         /* move the points that changed centroid, in index order */
         memset(touched, 0, (size_t)k);
         for (size_t i = 0; i < n; i++) {
@@ -243,41 +272,52 @@ int gslq__lloyd_direct(const float *x, size_t n, int d, int k, float *c, const g
             touched[to] = 1;
             idx[i] = to;
         }
+        /* the sums, counts and touched flags of all shards; gcnt: the counts that decide */
+        double *gsum = sum, *gcnt = red ? red + kd : NULL;
+        if (comm) {
+            memcpy(red, sum, kd * sizeof(double));
+            for (int j = 0; j < k; j++) gcnt[j] = count[j], gcnt[k + j] = touched[j];
+            red[nred - 1] = lobj;
+            if ((rc = gslq__comm_reduce(comm, red, nred, GSLQ_REDUCE_SUM))) goto done;
+            obj = red[nred - 1];
+            if (want_d2 && objective(p, it, obj, &prev, obj_trace, stats, bounds ? skipped : NULL, nt, n)) break;
+            gsum = red;
+            for (int j = 0; j < k; j++) touched[j] = gcnt[k + j] > 0;
+        }
         /* empty clusters: the point farthest from its centroid among clusters of >= 2 points moves there */
         int need_repair = 0;
-        for (int j = 0; j < k; j++) need_repair |= count[j] == 0;
+        for (int j = 0; j < k; j++) need_repair |= (comm ? gcnt[j] : count[j]) == 0;
         if (need_repair) {
             if (!want_d2)
                 for (size_t i = 0; i < n; i++) d2[i] = gslq__dist2_direct(x + i * d, c + (size_t)idx[i] * d, d);
             for (int j = 0; j < k; j++) {
-                if (count[j] > 0) continue;
                 size_t far = n;
-                float fd = -1;
-                for (size_t i = 0; i < n; i++)
-                    if (count[idx[i]] > 1 && d2[i] > fd) { fd = d2[i]; far = i; }
-                if (far == n) break; /* fewer distinct points than centroids: nothing to move */
-                int from = idx[far];
-                add_point(sum + (size_t)from * d, x + far * d, d, -1.0);
-                add_point(sum + (size_t)j * d, x + far * d, d, 1.0);
-                count[from]--;
-                count[j] = 1;
-                touched[from] = touched[j] = 1;
-                idx[far] = j;
-                d2[far] = 0;
-                if (bounds) { /* its bounds refer to the old centroid: U unknown, L only from s_a */
-                    ub[far] = INFINITY;
-                    lb[far] = -INFINITY;
+                int from;
+                if (comm) {
+                    if (gcnt[j] > 0) continue;
+                    if ((rc = gslq__comm_repair(comm, x, n, d, j, idx, d2, gsum, gcnt, work, &far, &from))) goto done;
+                    if (from < 0) break; /* fewer distinct points than centroids: nothing to move */
+                } else {
+                    if (count[j] > 0) continue;
+                    float fd = -1;
+                    for (size_t i = 0; i < n; i++)
+                        if (count[idx[i]] > 1 && d2[i] > fd) { fd = d2[i]; far = i; }
+                    if (far == n) break; /* fewer distinct points than centroids: nothing to move */
+                    from = idx[far];
                 }
+                touched[from] = touched[j] = 1;
                 repaired++;
+                if (far < n) move_point(x, far, d, from, j, sum, count, idx, d2, bounds ? ub : NULL, lb);
             }
         }
         /* new centroids of the clusters whose members changed; their drifts (rounded up) */
         double dmax = 0;
-        for (int j = 0; j < k; j++)
-            if (touched[j] && count[j] > 0) {
+        for (int j = 0; j < k; j++) {
+            double cnt = comm ? gcnt[j] : count[j];
+            if (touched[j] && cnt > 0) {
                 double s2 = 0;
                 for (int t = 0; t < d; t++) {
-                    c[(size_t)j * d + t] = (float)(sum[(size_t)j * d + t] / count[j]);
+                    c[(size_t)j * d + t] = (float)(gsum[(size_t)j * d + t] / cnt);
                     if (bounds) {
                         double df = (double)c[(size_t)j * d + t] - (double)cold[(size_t)j * d + t];
                         s2 += df * df;
@@ -289,15 +329,19 @@ int gslq__lloyd_direct(const float *x, size_t n, int d, int k, float *c, const g
                     dmax = dr > dmax ? dr : dmax;
                 }
             }
+        }
         Dmax += dmax;
         iters++;
     }
+    /* participant 0's centroids everywhere: identical bits even where the reductions were not */
+    if (comm) rc = gslq__comm_share_f(comm, c, kd);
     if (stats) {
         stats->iters = iters;
         stats->obj = obj;
         stats->repaired = repaired;
     }
 done:
+    free(red); free(work);
     free(ctb); free(cnb); free(d2); free(sum); free(idx); free(nidx); free(count); free(touched);
     free(ub); free(lb); free(xn); free(x2); free(Dc); free(sc); free(cold); free(csec); free(cidx); free(buf);
     free(bidx); free(bpt); free(skipped);

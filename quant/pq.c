@@ -397,8 +397,10 @@ static int subsample(const float *x, size_t n, int d, size_t max_points, uint64_
 static int train_rotated(gslq_pq *pq, const float *y, size_t n, const gslq_train_params *p, gslq_error *err)
 {
     int M = pq->M, nt = p->nthreads < 1 ? 1 : p->nthreads;
-    /* sub-spaces in parallel; spare threads (nt > M) go inside each k-means. Results do not depend on either. */
+    /* sub-spaces in parallel; spare threads (nt > M) go inside each k-means. Results do not depend on either.
+     * Distributed: one sub-space after the other (their reductions are collectives, in order), threads inside. */
     int outer = nt <= M ? nt : M, inner = nt <= M ? 1 : (nt + M - 1) / M;
+    if (p->comm && p->comm->size > 1) outer = 1, inner = nt;
     int *rcs = gslq__alloc((size_t)M, sizeof(int), 1, 1);
     gslq_error *errs = gslq__alloc((size_t)M, sizeof(gslq_error), 1, 1);
     if (!rcs || !errs) {
@@ -419,8 +421,10 @@ static int check_train(gslq_pq *pq, const float *x, size_t n, const gslq_train_p
 {
     int rc = check_pq(pq, fn, err);
     if (rc) return rc;
-    if (!x || !p) return gslq__fail(err, GSLQ_EINVAL, "%s: NULL vectors or parameters", fn);
-    size_t use = p->max_points && p->max_points < n ? p->max_points : n;
+    const gslq_comm *comm = p && p->comm && p->comm->size > 1 ? p->comm : NULL;
+    if ((!x && !(comm && n == 0)) || !p) return gslq__fail(err, GSLQ_EINVAL, "%s: NULL vectors or parameters", fn);
+    size_t use = p->max_points && p->max_points < n ? p->max_points : n; /* distributed: the total of the shards */
+    if ((rc = gslq__comm_total(comm, use, &use))) return gslq__fail(err, rc, "%s: the communicator's allreduce failed", fn);
     if (use < (size_t)pq->K)
         return gslq__fail(err, GSLQ_EINVAL, "%s: %zu training vectors for K=%d codewords (need at least K)", fn, use,
                           pq->K);
@@ -439,13 +443,13 @@ int gslq_pq_train(gslq_pq *pq, const float *x, size_t n, const gslq_train_params
     const float *xs;
     float *owned, *rot = NULL;
     size_t ns;
-    if (subsample(x, n, pq->d, p.max_points, p.seed, &xs, &owned, &ns))
-        return gslq__fail(err, GSLQ_ENOMEM, "pq_train: out of memory");
-    if (pq->rotation) {
-        if (!(rot = gslq__alloc(ns, (size_t)pq->d, sizeof(float), 0))) {
-            free(owned);
-            return gslq__fail(err, GSLQ_ENOMEM, "pq_train: out of memory for %zu rotated vectors", ns);
-        }
+    rc = subsample(x, n, pq->d, p.max_points, p.seed, &xs, &owned, &ns);
+    if (!rc && pq->rotation && !(rot = gslq__alloc(ns, (size_t)pq->d, sizeof(float), 0))) rc = GSLQ_ENOMEM;
+    if ((rc = gslq__comm_agree(p.comm, rc))) {
+        free(owned);
+        return gslq__fail(err, rc, "pq_train: out of memory for %zu vectors (here or on another participant)", ns);
+    }
+    if (rot) {
         gslq_pq_rotate(pq, xs, rot, ns);
         xs = rot;
     }
@@ -466,12 +470,13 @@ int gslq_opq_train(gslq_pq *pq, const float *x, size_t n, const gslq_train_param
     const float *xs;
     float *owned;
     size_t ns;
-    if (subsample(x, n, d, p.max_points, p.seed, &xs, &owned, &ns))
-        return gslq__fail(err, GSLQ_ENOMEM, "opq_train: out of memory");
+    const gslq_comm *comm = p.comm && p.comm->size > 1 ? p.comm : NULL;
+    rc = subsample(x, n, d, p.max_points, p.seed, &xs, &owned, &ns);
     int warm = p.warm_start && pq->rotation;
-    if (!pq->rotation && !(pq->rotation = gslq__alloc((size_t)d, (size_t)d, sizeof(float), 0))) {
+    if (!rc && !pq->rotation && !(pq->rotation = gslq__alloc((size_t)d, (size_t)d, sizeof(float), 0))) rc = GSLQ_ENOMEM;
+    if ((rc = gslq__comm_agree(comm, rc))) {
         free(owned);
-        return gslq__fail(err, GSLQ_ENOMEM, "opq_train: cannot allocate the %d x %d rotation", d, d);
+        return gslq__fail(err, rc, "opq_train: out of memory (here or on another participant)");
     }
     if (!warm) /* identity: the first alternation is plain PQ, and every step can only lower the error */
         for (int i = 0; i < d * d; i++) pq->rotation[i] = (i % (d + 1)) == 0;
@@ -479,8 +484,8 @@ int gslq_opq_train(gslq_pq *pq, const float *x, size_t n, const gslq_train_param
     float *A = gslq__alloc((size_t)d, (size_t)d, sizeof(float), 0), *U = gslq__alloc((size_t)d, (size_t)d, sizeof(float), 0);
     float *Vt = gslq__alloc((size_t)d, (size_t)d, sizeof(float), 0), *S = gslq__alloc((size_t)d, sizeof(float), 1, 0);
     uint8_t *codes = gslq__alloc(ns, (size_t)pq->M, 1, 0);
-    if (!y || !yq || !A || !U || !Vt || !S || !codes) {
-        rc = gslq__fail(err, GSLQ_ENOMEM, "opq_train: out of memory (%zu vectors of %d)", ns, d);
+    if ((rc = gslq__comm_agree(comm, !y || !yq || !A || !U || !Vt || !S || !codes ? GSLQ_ENOMEM : GSLQ_OK))) {
+        rc = gslq__fail(err, rc, "opq_train: out of memory (%zu vectors of %d, here or on another participant)", ns, d);
         goto done;
     }
     /* a view of pq without rotation, to encode/decode in the rotated space */
@@ -496,17 +501,27 @@ int gslq_opq_train(gslq_pq *pq, const float *x, size_t n, const gslq_train_param
         if ((rc = gslq_pq_encode_mt(&plain, y, ns, codes, nt, err))) goto done;
         if ((rc = gslq_pq_decode(&plain, codes, ns, yq, err))) goto done;
         if (p.verbose) {
-            double e = 0;
-            for (size_t i = 0; i < ns * d; i++) e += (double)(y[i] - yq[i]) * (y[i] - yq[i]);
-            fprintf(stderr, "opq: iteration %d: mse %.6g\n", it, e / (double)ns);
+            double e[2] = {0, (double)ns};
+            for (size_t i = 0; i < ns * d; i++) e[0] += (double)(y[i] - yq[i]) * (y[i] - yq[i]);
+            if (gslq__comm_reduce(comm, e, 2, GSLQ_REDUCE_SUM)) { rc = GSLQ_ECOMM; break; }
+            fprintf(stderr, "opq: iteration %d: mse %.6g\n", it, e[1] > 0 ? e[0] / e[1] : 0.0);
         }
-        /* Procrustes: R = argmin |R X - Yq| over orthogonal R = V U^T where X^T Yq = U S V^T */
-        gslq__sgemm(1, 0, d, d, (int)ns, 1.0f, xs, d, yq, d, 0.0f, A, d);
-        if ((rc = gslq__svd(d, A, U, S, Vt))) {
+        /* Procrustes: R = argmin |R X - Yq| over orthogonal R = V U^T where X^T Yq = U S V^T; distributed: the sum
+         * of the shards' X^T Yq, decomposed on participant 0, whose rotation everyone takes */
+        if (ns) gslq__sgemm(1, 0, d, d, (int)ns, 1.0f, xs, d, yq, d, 0.0f, A, d);
+        else memset(A, 0, (size_t)d * d * sizeof(float));
+        if (comm && (rc = gslq__comm_sum_f(comm, A, (size_t)d * d))) break;
+        int svd = !comm || comm->rank == 0 ? gslq__svd(d, A, U, S, Vt) : GSLQ_OK;
+        if ((rc = gslq__comm_agree(comm, svd))) {
             rc = gslq__fail(err, rc, "opq_train: SVD of the %d x %d Procrustes matrix failed at iteration %d", d, d, it);
             goto done;
         }
-        gslq__sgemm(1, 1, d, d, d, 1.0f, Vt, d, U, d, 0.0f, pq->rotation, d);
+        if (!comm || comm->rank == 0) gslq__sgemm(1, 1, d, d, d, 1.0f, Vt, d, U, d, 0.0f, pq->rotation, d);
+        if (comm && (rc = gslq__comm_share_f(comm, pq->rotation, (size_t)d * d))) break;
+    }
+    if (rc == GSLQ_ECOMM) {
+        rc = gslq__fail(err, rc, "opq_train: a collective of the communicator failed");
+        goto done;
     }
     /* final codebook in the final rotated space */
     gslq_pq_rotate(pq, xs, y, ns);

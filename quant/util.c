@@ -38,6 +38,7 @@ const char *gslq_strerror(int code)
     case GSLQ_EFORMAT: return "malformed file";
     case GSLQ_ECHECKSUM: return "checksum mismatch";
     case GSLQ_ELAPACK: return "SVD failed";
+    case GSLQ_ECOMM: return "distributed collective failed";
     default: return "unknown error";
     }
 }

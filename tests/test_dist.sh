@@ -2,7 +2,8 @@
 # Multi-process training over MPI on this machine (2 ranks on loopback, oversubscribed), on a Fashion-MNIST subset:
 #   - 2 ranks x batch 50 give the weights of one process with the combined batch (cfg batch=100, subdivisions=2),
 #     also with subdivisions on every rank; the codebook of the rebuild matches too
-#   - both ranks end with bit-identical weights, optimizer state and codebooks (GSL_DIST_DEBUG checksums)
+#   - both ranks end with bit-identical weights, optimizer state and codebooks (GSL_DIST_DEBUG checksums); the
+#     rebuild's k-means runs on both ranks, each on its half of the rows (statistics all-reduced every iteration)
 #   - only rank 0 writes files (each rank runs in its own folder) and prints progress
 #   - one rank through the distributed path (GSL_DIST=1 mpirun -np 1) is bit-identical to a plain run
 #   - a 2-rank resume equals the uninterrupted 2-rank run
@@ -83,6 +84,9 @@ s0=$(sums dist.log 0 2); s1=$(sums dist.log 1 2)
 check ranks_bit_identical '[ -n "$s0" ] && [ "$s0" = "$s1" ]' "rank 0: '$s0', rank 1: '$s1'"
 check ranks_identical_codebooks '[ -n "$s0" ] && ! echo "$s0" | grep -q "codebooks 00000000" && [ "${s0##*codebooks}" = "${s1##*codebooks}" ]' \
   "rank 0: '$s0', rank 1: '$s1'"
+rows=$(sed -n 's/.*gsl-dist: rank \([01]\) rebuild of epoch 2, codebook 0: k-means on \([0-9]*\) of \([0-9]*\) rows.*/\1 \2 \3/p' dist.log | sort)
+check rebuild_distributed_over_ranks '[ "$(echo "$rows" | wc -l)" = 2 ] && echo "$rows" | awk "{s += \$2; n = \$3; if (\$2 == 0) z = 1} END {exit !(s == n && !z)}"' \
+  "rows per rank: '$rows'"
 check files_written_once_by_rank0 '[ -z "$(ls -A r1)" ] && [ -f r0/D/dist.ckpt ] && [ "$(wc -l < r0/D/dist.csv)" = 3 ]' \
   "rank 1's folder: '$(ls -A r1)'; rank 0's: '$(ls r0/D 2>&1 | tr '\n' ' ')'"
 check progress_only_from_rank0 'grep -qE "^\[[0-9]+,0\]<stdout>:epoch 2 done" dist.log && ! grep -qE "^\[[0-9]+,1\]<stdout>:" dist.log' \
