@@ -33,31 +33,22 @@ int gslq__comm_total(const gslq_comm *c, size_t n, size_t *total)
     return rc;
 }
 
-int gslq__comm_share_f(const gslq_comm *c, float *v, size_t n)
+/* share: participant 0's values (the others add zeros: x + 0 == x exactly); else the sum of everyone's */
+static int reduce_f(const gslq_comm *c, float *v, size_t n, int share)
 {
     if (!c || c->size <= 1) return GSLQ_OK;
     double buf[CHUNK];
     for (size_t off = 0; off < n; off += CHUNK) {
         size_t m = n - off < CHUNK ? n - off : CHUNK;
-        for (size_t i = 0; i < m; i++) buf[i] = c->rank == 0 ? (double)v[off + i] : 0.0; /* x + 0 == x exactly */
+        for (size_t i = 0; i < m; i++) buf[i] = share && c->rank != 0 ? 0.0 : (double)v[off + i];
         if (gslq__comm_reduce(c, buf, m, GSLQ_REDUCE_SUM)) return GSLQ_ECOMM;
         for (size_t i = 0; i < m; i++) v[off + i] = (float)buf[i];
     }
     return GSLQ_OK;
 }
 
-int gslq__comm_sum_f(const gslq_comm *c, float *v, size_t n)
-{
-    if (!c || c->size <= 1) return GSLQ_OK;
-    double buf[CHUNK];
-    for (size_t off = 0; off < n; off += CHUNK) {
-        size_t m = n - off < CHUNK ? n - off : CHUNK;
-        for (size_t i = 0; i < m; i++) buf[i] = v[off + i];
-        if (gslq__comm_reduce(c, buf, m, GSLQ_REDUCE_SUM)) return GSLQ_ECOMM;
-        for (size_t i = 0; i < m; i++) v[off + i] = (float)buf[i];
-    }
-    return GSLQ_OK;
-}
+int gslq__comm_share_f(const gslq_comm *c, float *v, size_t n) { return reduce_f(c, v, n, 1); }
+int gslq__comm_sum_f(const gslq_comm *c, float *v, size_t n) { return reduce_f(c, v, n, 0); }
 
 int gslq__comm_gather_sample(const gslq_comm *c, const float *x, size_t n, int d, size_t want, uint64_t seed,
                              float **out, size_t *nout)
