@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "blas.h"
 #include "gsl_cuda.h"
 #include "quantloss_layer.h"
 #include "registry.h"
@@ -138,6 +139,15 @@ void gsl_codebook_count_pass(gsl_codebook *cb, int n, int on_gpu)
     cb->last_on_gpu = on_gpu;
 }
 
+int gsl_codebook_set_typed(gsl_codebook *cb, const char *type, const gslq_pq *pq, char *err)
+{
+    if (!cb) {
+        errf(err, "not a [%s] layer", type);
+        return -1;
+    }
+    return gsl_codebook_set(cb, pq, err);
+}
+
 void gsl_codebook_stats(gsl_codebook *cb, gsl_layer_stats *out, int reset)
 {
     double acc[4] = {cb->acc[0], cb->acc[1], cb->acc[2], cb->acc[3]};
@@ -165,6 +175,58 @@ void gsl_codebook_stats(gsl_codebook *cb, gsl_layer_stats *out, int reset)
         cb->batches = 0;
         cb->samples = cb->subvectors = cb->last_samples = cb->last_subvectors = 0;
     }
+}
+
+/* ---- the passes (CPU) ---- */
+
+void gsl_codebook_forward(layer l, network net)
+{
+    /* net.input (B, D) -> l.output (B, D): the identity */
+    memcpy(l.output, net.input, (size_t)l.batch * l.inputs * sizeof(float));
+}
+
+int gsl_codebook_backward_prologue(gsl_codebook *cb, layer l, network net, int rotate_delta, gsl_codebook_pass *p)
+{
+    /* l.output (B, D) = x; l.delta (B, D) = d = -dL/dx from above; net.delta (B, D) or NULL */
+    int B = l.batch, D = l.inputs;
+    GSL_INVARIANT(B <= cb->max_batch);
+    if (!cb->installed) {
+        if (net.delta) axpy_cpu(B * D, 1, l.delta, 1, net.delta, 1);
+        return 0;
+    }
+    p->x = l.output;
+    p->d = l.delta;
+    int rotated = cb->pq.rotation != NULL;
+    if (rotated) { /* work in the space the sub-quantizers live in: y = R x (and R d) */
+        gslq_pq_rotate(&cb->pq, l.output, cb->xr, (size_t)B);
+        p->x = cb->xr;
+        if (rotate_delta) {
+            gslq_pq_rotate(&cb->pq, l.delta, cb->dr, (size_t)B);
+            p->d = cb->dr;
+        }
+    }
+    p->diff = rotated || !net.delta;
+    p->out = p->diff ? cb->er : net.delta;
+    return 1;
+}
+
+void gsl_codebook_backward_epilogue(gsl_codebook *cb, layer l, network net, float scale, double snapped,
+                                    double qerr)
+{
+    /* cb->er (B, D) = the correction in the rotated space, when the prologue chose it and there is a rotation */
+    int B = l.batch, D = l.inputs;
+    if (cb->pq.rotation && net.delta) { /* net.delta += d + scale R^T er */
+        axpy_cpu(B * D, 1, l.delta, 1, net.delta, 1);
+        if (scale != 0) {
+            gslq_pq_unrotate(&cb->pq, cb->er, cb->tmp, (size_t)B);
+            axpy_cpu(B * D, scale, cb->tmp, 1, net.delta, 1);
+        }
+    }
+    cb->acc[0] += snapped;
+    cb->acc[1] += qerr;
+    cb->acc[2] = snapped;
+    cb->acc[3] = qerr;
+    gsl_codebook_count_pass(cb, B, 0);
 }
 
 #ifdef GPU
@@ -197,6 +259,52 @@ void gsl_codebook_unrotate_add_gpu(const gsl_codebook *cb, float scale, const fl
 void gsl_codebook_begin_pass_gpu(gsl_codebook *cb)
 {
     GSL_CUDA_CHECK(cudaMemsetAsync(cb->acc_gpu + 2, 0, 2 * sizeof(double), 0));
+}
+
+void gsl_codebook_forward_gpu(layer l, network net)
+{
+    /* net.input_gpu (B, D) -> l.output_gpu (B, D): the identity */
+    GSL_CUDA_CHECK(cudaMemcpyAsync(l.output_gpu, net.input_gpu, (size_t)l.batch * l.inputs * sizeof(float),
+                                   cudaMemcpyDeviceToDevice, 0));
+}
+
+int gsl_codebook_backward_prologue_gpu(gsl_codebook *cb, layer l, network net, int rotate_delta,
+                                       gsl_codebook_pass *p)
+{
+    /* l.output_gpu (B, D) = x; l.delta_gpu (B, D) = d; net.delta_gpu (B, D) or NULL */
+    const int B = l.batch, D = l.inputs;
+    GSL_INVARIANT(B <= cb->max_batch && cb->device >= 0);
+    if (!cb->installed) {
+        const float one = 1.0f;
+        if (net.delta_gpu) GSL_CUBLAS_CHECK(cublasSaxpy(blas_handle(), B * D, &one, l.delta_gpu, 1, net.delta_gpu, 1));
+        return 0;
+    }
+    gsl_codebook_begin_pass_gpu(cb);
+    p->x = l.output_gpu;
+    p->d = l.delta_gpu;
+    const int rotated = cb->pq.rotation != NULL;
+    if (rotated) {
+        gsl_codebook_rotate_gpu(cb, l.output_gpu, cb->xr_gpu, B);
+        p->x = cb->xr_gpu;
+        if (rotate_delta) {
+            gsl_codebook_rotate_gpu(cb, l.delta_gpu, cb->dr_gpu, B);
+            p->d = cb->dr_gpu;
+        }
+    }
+    p->diff = rotated || !net.delta_gpu;
+    p->out = p->diff ? cb->er_gpu : net.delta_gpu;
+    return 1;
+}
+
+void gsl_codebook_backward_epilogue_gpu(gsl_codebook *cb, layer l, network net, float scale)
+{
+    const int B = l.batch, D = l.inputs;
+    if (cb->pq.rotation && net.delta_gpu) { /* net.delta += d + scale R^T er */
+        const float one = 1.0f;
+        GSL_CUBLAS_CHECK(cublasSaxpy(blas_handle(), B * D, &one, l.delta_gpu, 1, net.delta_gpu, 1));
+        if (scale != 0) gsl_codebook_unrotate_add_gpu(cb, scale, cb->er_gpu, net.delta_gpu, B);
+    }
+    gsl_codebook_count_pass(cb, B, 1);
 }
 #endif
 
@@ -244,11 +352,17 @@ int gsl_layer_get_stats(const layer *l, gsl_layer_stats *out, int reset)
     return 0;
 }
 
-void *gsl_codebook_layer_make(layer *l, size_t state_bytes, int batch, int inputs, int subspaces, int codewords,
+void *gsl_codebook_layer_make(layer *l, size_t state_bytes, void (*forward)(layer, network),
+                              void (*backward)(layer, network), int batch, int inputs, int subspaces, int codewords,
                               const char *name)
 {
     *l = (layer){0};
     l->type = BLANK;
+    l->forward = forward;
+    l->backward = backward;
+#ifdef GPU
+    l->forward_gpu = gsl_codebook_forward_gpu;
+#endif
     l->batch = batch;
     l->inputs = l->outputs = inputs;
     l->h = l->w = l->out_h = l->out_w = 1;
@@ -284,4 +398,42 @@ void *gsl_codebook_layer_make(layer *l, size_t state_bytes, int batch, int input
     }
 #endif
     return s;
+}
+
+/* ---- cfg ---- */
+
+int gsl_codebook_parse_shape(const gsl_section *sec, const char *const *keys, int *M, int *K, char *err)
+{
+    if (gsl_opt_check_unknown(sec, keys, err)) return -1;
+    int D = sec->inputs;
+    if (D < 1) {
+        errf(err, "the layer before gives no inputs (inputs=%d)", D);
+        return -1;
+    }
+    if (gsl_opt_int(sec, "subspaces", 0, 1, 1, 65535, M, err)) return -1; /* 65535: a CUDA grid dimension */
+    if (*M > D || D % *M) {
+        errf(err, "key 'subspaces': %d does not divide the input size %d", *M, D);
+        return -1;
+    }
+    if (D / *M > GSL_CODEBOOK_MAX_DSUB) {
+        errf(err, "key 'subspaces': sub-vectors of %d floats are too long (at most %d)", D / *M,
+             GSL_CODEBOOK_MAX_DSUB);
+        return -1;
+    }
+    return gsl_opt_int(sec, "codewords", 256, 0, 2, 256, K, err);
+}
+
+int gsl_codebook_parse_batch(const gsl_section *sec, char *err)
+{
+    if (sec->batch >= 1) return 0;
+    errf(err, "batch %d: must be >= 1", sec->batch);
+    return -1;
+}
+
+void gsl_codebook_keep_shape(const gsl_section *sec, layer *l)
+{
+    if (sec->h * sec->w * sec->c != l->inputs) return;
+    l->h = l->out_h = sec->h;
+    l->w = l->out_w = sec->w;
+    l->c = l->out_c = sec->c;
 }

@@ -73,6 +73,34 @@ int gsl_codebook_set(gsl_codebook *cb, const gslq_pq *pq, char *err);
 void gsl_codebook_stats(gsl_codebook *cb, gsl_layer_stats *out, int reset);
 /* Counts one pass of n samples (host side of the statistics). */
 void gsl_codebook_count_pass(gsl_codebook *cb, int n, int on_gpu);
+/* set_codebook of one layer type: cb is NULL when the layer is not of that type ("not a [type] layer"). */
+int gsl_codebook_set_typed(gsl_codebook *cb, const char *type, const gslq_pq *pq, char *err);
+
+/* ---- the passes of a codebook layer (l.state begins with its gsl_codebook) ----
+ * Forward is the identity. Backward = gsl_codebook_backward_prologue, the layer's own loop over (sample, sub-space)
+ * writing into p.out, gsl_codebook_backward_epilogue; the same on the device with the _gpu twins. */
+
+/* net.input (B, D) -> l.output (B, D). The layers call it from their own forward functions (a plugin layer's type
+ * is told by its forward function, so each type needs its own); on the device it is l.forward_gpu itself. */
+void gsl_codebook_forward(layer l, network net);
+
+/* What a backward pass reads and writes, each (B, D): x, the input, and d, the delta from above, in the space of the
+ * sub-quantizers (rotated by R when the codebook carries a rotation and the layer asked for it); out receives the
+ * update: net.delta itself (diff = 0: out += d'), or with diff = 1 (a rotation, or no net.delta) the scratch cb->er,
+ * which takes the correction in the rotated space (out = the correction). Host or device pointers. */
+typedef struct gsl_codebook_pass {
+    const float *x, *d;
+    float *out;
+    int diff;
+} gsl_codebook_pass;
+
+/* Starts a backward pass: without a codebook adds l.delta into net.delta (the exact pass-through) and returns 0;
+ * else fills p (rotating x, and d when rotate_delta; otherwise p->d = l.delta) and returns 1. */
+int gsl_codebook_backward_prologue(gsl_codebook *cb, layer l, network net, int rotate_delta, gsl_codebook_pass *p);
+/* Ends it: with a rotation and a net.delta, net.delta += d + scale R^T er (d alone when scale = 0); then records the
+ * pass's statistics (snapped sub-vectors, sum of the squared quantization errors). */
+void gsl_codebook_backward_epilogue(gsl_codebook *cb, layer l, network net, float scale, double snapped,
+                                    double qerr);
 
 #ifdef GPU
 /* y (n, d) = R x for n rows x (n, d), on the device (a copy when there is no rotation). */
@@ -81,15 +109,37 @@ void gsl_codebook_rotate_gpu(const gsl_codebook *cb, const float *x, float *y, i
 void gsl_codebook_unrotate_add_gpu(const gsl_codebook *cb, float scale, const float *e, float *out, int n);
 /* Zeroes the device counters of the last pass (at the start of a backward pass). */
 void gsl_codebook_begin_pass_gpu(gsl_codebook *cb);
+/* The device twins of the passes above (the kernels add the statistics into cb->acc_gpu themselves). */
+void gsl_codebook_forward_gpu(layer l, network net);
+int gsl_codebook_backward_prologue_gpu(gsl_codebook *cb, layer l, network net, int rotate_delta,
+                                       gsl_codebook_pass *p);
+void gsl_codebook_backward_epilogue_gpu(gsl_codebook *cb, layer l, network net, float scale);
 #endif
 
 /* The common part of making a [snap] or [quantloss] layer: an identity layer of `inputs` floats (shape
  * 1 x 1 x inputs, Darknet type BLANK: see docs/layers.md) with its output and delta, one host state block of
  * state_bytes (the layer's struct, whose first member is its gsl_codebook) followed by the codebook's host arrays,
- * and in GPU builds (gpu_index >= 0) the device output, delta and codebook block. `name` is for the message when
- * memory runs out. Returns the state block (also in l->state); the caller sets its own fields and functions. */
-void *gsl_codebook_layer_make(layer *l, size_t state_bytes, int batch, int inputs, int subspaces, int codewords,
+ * and in GPU builds (gpu_index >= 0) the device output, delta and codebook block. Sets l->forward and l->backward
+ * to the layer's functions, and in GPU builds l->forward_gpu to gsl_codebook_forward_gpu. `name` is for the message
+ * when memory runs out. Returns the state block (also in l->state); the caller sets its own fields and
+ * l->backward_gpu. */
+void *gsl_codebook_layer_make(layer *l, size_t state_bytes, void (*forward)(layer, network),
+                              void (*backward)(layer, network), int batch, int inputs, int subspaces, int codewords,
                               const char *name);
+
+/* ---- cfg: what [snap] and [quantloss] parse alike ---- */
+
+struct gsl_section;
+/* Longest sub-vector: the CUDA kernels stage sub-codebooks in shared memory, one codeword at least. */
+#define GSL_CODEBOOK_MAX_DSUB 8192
+/* Rejects keys not in `keys` (NULL-terminated), checks the section's inputs, and reads `subspaces` (required,
+ * 1..65535, divides the input size, sub-vectors of at most GSL_CODEBOOK_MAX_DSUB floats) into *M and `codewords`
+ * (2..256, default 256) into *K. Returns 0, or -1 with a message naming the key in err (GSL_ERRLEN bytes). */
+int gsl_codebook_parse_shape(const struct gsl_section *sec, const char *const *keys, int *M, int *K, char *err);
+/* Rejects a batch below 1 (checked last, after the layer's own keys). Returns 0, or -1 with a message in err. */
+int gsl_codebook_parse_batch(const struct gsl_section *sec, char *err);
+/* Gives l the previous layer's image shape when the sizes agree (the identity keeps it for the layers after it). */
+void gsl_codebook_keep_shape(const struct gsl_section *sec, layer *l);
 
 /* ---- the trainer's interface ---- */
 
@@ -106,6 +156,74 @@ int gsl_layer_codebook_installed(const layer *l);
 int gsl_layer_get_stats(const layer *l, gsl_layer_stats *out, int reset);
 
 #ifdef __cplusplus
+}
+#endif
+
+#ifdef __CUDACC__
+/* ---- the device side of the [snap] and [quantloss] backward kernels ----
+ * One thread per (sample b, sub-space m = blockIdx.y), blocks of GSL_CODEBOOK_THREADS samples of one sub-space; the
+ * sub-codebook of m is staged through shared memory in chunks, every thread of a block scanning the same codewords
+ * (the reads are broadcasts). */
+#define GSL_CODEBOOK_THREADS 128        /* samples per block */
+#define GSL_CODEBOOK_SHARED_BYTES 32768 /* shared memory staging a chunk of the sub-codebook */
+
+/* Codewords per chunk: at least one (sub-vectors of up to GSL_CODEBOOK_MAX_DSUB floats fit). */
+static __host__ __device__ inline int gsl_codebook_chunk(int dsub)
+{
+    int kc = GSL_CODEBOOK_SHARED_BYTES / (dsub * (int)sizeof(float));
+    return kc < 1 ? 1 : kc;
+}
+
+/* Dynamic shared memory of a backward kernel (bytes). */
+static inline size_t gsl_codebook_shared_bytes(const gsl_codebook *cb)
+{
+    int kc = gsl_codebook_chunk(cb->dsub);
+    if (kc > cb->K) kc = cb->K;
+    return (size_t)kc * cb->dsub * sizeof(float);
+}
+
+/* Grid of a backward kernel over n samples. */
+static inline dim3 gsl_codebook_grid(const gsl_codebook *cb, int n)
+{
+    return dim3((n + GSL_CODEBOOK_THREADS - 1) / GSL_CODEBOOK_THREADS, cb->M);
+}
+
+/* This thread's place: sample b (on = b < n), sub-space m, its sub-codebook cm (K, dsub) and the offset o of its
+ * sub-vector in the (n, D) arrays. */
+struct gsl_codebook_thread {
+    int m, b;
+    bool on;
+    const float *cm;
+    size_t o;
+};
+
+static __device__ inline gsl_codebook_thread gsl_codebook_thread_at(int n, int D, int K, int dsub,
+                                                                    const float *centroids)
+{
+    gsl_codebook_thread t;
+    t.m = blockIdx.y;
+    t.b = blockIdx.x * blockDim.x + threadIdx.x;
+    t.on = t.b < n;
+    t.cm = centroids + (size_t)t.m * K * dsub;
+    t.o = (size_t)t.b * D + (size_t)t.m * dsub;
+    return t;
+}
+
+/* Scans t's sub-codebook in index order, staged through `code` (the kernel's dynamic shared memory): for a thread
+ * with t.on, visit(k, codeword k) for k = 0..K-1. Every thread of the block must call it (it synchronises). */
+template <typename Visit>
+static __device__ inline void gsl_codebook_scan(const gsl_codebook_thread &t, int K, int dsub, float *code,
+                                                Visit visit)
+{
+    const int kc = gsl_codebook_chunk(dsub);
+    for (int k0 = 0; k0 < K; k0 += kc) {
+        const int kn = min(kc, K - k0);
+        __syncthreads();
+        for (int i = threadIdx.x; i < kn * dsub; i += blockDim.x) code[i] = t.cm[(size_t)k0 * dsub + i];
+        __syncthreads();
+        if (!t.on) continue;
+        for (int c = 0; c < kn; c++) visit(k0 + c, (const float *)(code + c * dsub));
+    }
 }
 #endif
 #endif

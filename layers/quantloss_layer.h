@@ -31,7 +31,6 @@ layer make_quantloss_layer(int batch, int inputs, int subspaces, int codewords, 
 void forward_quantloss_layer(layer l, network net);
 void backward_quantloss_layer(layer l, network net);
 #ifdef GPU
-void forward_quantloss_layer_gpu(layer l, network net);
 void backward_quantloss_layer_gpu(layer l, network net);
 #endif
 

@@ -49,7 +49,6 @@ layer make_snap_layer(int batch, int inputs, int subspaces, int codewords, int n
 void forward_snap_layer(layer l, network net);
 void backward_snap_layer(layer l, network net);
 #ifdef GPU
-void forward_snap_layer_gpu(layer l, network net);
 void backward_snap_layer_gpu(layer l, network net);
 #endif
 

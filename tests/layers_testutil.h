@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "codebook.h"
 #include "darknet.h"
 #include "gslq.h"
 #include "test.h"
@@ -42,11 +43,59 @@ static inline void tu_fill_randn(float *x, size_t n, unsigned long long *seed, f
     for (size_t i = 0; i < n; i++) x[i] = scale * test_randn(seed);
 }
 
+/* An input x and a delta d (n floats each, N(0, 1)), drawn in that order. */
+static inline void tu_random_xd(float *x, float *d, size_t n, unsigned long long *seed)
+{
+    tu_fill_randn(x, n, seed, 1.0f);
+    tu_fill_randn(d, n, seed, 1.0f);
+}
+
 /* A random PQ codebook (centroids N(0, scale^2)); rotation NULL. */
 static inline void tu_random_pq(gslq_pq *pq, int d, int M, int K, unsigned long long seed, float scale)
 {
     if (gslq_pq_init(pq, d, M, K, NULL) != 0) { fprintf(stderr, "gslq_pq_init failed\n"); exit(1); }
     tu_fill_randn(pq->centroids, (size_t)K * d, &seed, scale);
+}
+
+/* Installs pq in a [snap] or [quantloss] layer with the rotation R (NULL: none), leaving pq without one. Returns
+ * gsl_layer_set_codebook's status. */
+static inline int tu_set_codebook(layer *l, gslq_pq *pq, float *R)
+{
+    pq->rotation = R;
+    int r = gsl_layer_set_codebook(l, pq, NULL);
+    pq->rotation = NULL;
+    return r;
+}
+
+/* The codeword of sub-space m nearest to the sub-vector x (dsub), by brute force in double (ties: the lower index);
+ * its squared distance in *dist2. */
+static inline int tu_nearest(const gslq_pq *pq, int m, const float *x, double *dist2)
+{
+    int best = 0, ds = pq->dsub;
+    double bd = INFINITY;
+    for (int c = 0; c < pq->K; c++) {
+        const float *cw = pq->centroids + ((size_t)m * pq->K + c) * ds;
+        double s = 0;
+        for (int j = 0; j < ds; j++) {
+            double df = x[j] - (double)cw[j];
+            s += df * df;
+        }
+        if (s < bd) { bd = s; best = c; }
+    }
+    *dist2 = bd;
+    return best;
+}
+
+/* Runs a layer on the host: forward on x (B, D), then backward with d (B, D) from above into below (in/out, the
+ * layer adds; NULL for none). */
+static inline void tu_forward_backward(layer l, const float *x, const float *d, float *below)
+{
+    network net = {0};
+    net.input = (float *)x;
+    l.forward(l, net);
+    memcpy(l.delta, d, sizeof(float) * l.batch * l.inputs);
+    net.delta = below;
+    l.backward(l, net);
 }
 
 /* A random orthogonal (d, d) matrix, row-major (Gram-Schmidt on Gaussian rows, in double). */
@@ -123,6 +172,16 @@ static inline void tu_random_labels(float *t, int B, int C, int multi, unsigned 
             t[i * C + c2] = 1;
         }
     }
+}
+
+/* One training step of a parsed network on a random batch: inputs N(0, 1) from seed, one-hot labels of `classes`. */
+static inline void tu_train_step(network *net, int classes, unsigned long long seed)
+{
+    tu_fill_randn(net->input, (size_t)net->inputs * net->batch, &seed, 1.0f);
+    tu_random_labels(net->truth, net->batch, classes, 0, &seed);
+    net->train = 1;
+    forward_network(net);
+    backward_network(net);
 }
 
 /* ---- the similarity losses in double, from their definitions (docs/layers.md) ---- */

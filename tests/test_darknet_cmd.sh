@@ -5,17 +5,7 @@ set -u
 bin=${DARKNET_BIN:?DARKNET_BIN is not set}
 tmp=${GSL_TEST_TMP:-/tmp}/darknet_cmd
 mkdir -p "$tmp"
-pass=0 fail=0
-ok() { echo "ok   $1"; pass=$((pass + 1)); }
-bad() { echo "FAIL $1: $2"; fail=$((fail + 1)); }
-# expect NAME STATUS PATTERN CMD...: runs CMD, checks its exit status and that stdout+stderr matches PATTERN.
-expect() {
-  local name=$1 want=$2 pat=$3; shift 3
-  out=$("$@" 2>&1); rc=$?
-  if [ "$rc" != "$want" ]; then bad "$name" "exit $rc, expected $want; output: $(echo "$out" | tail -3)"
-  elif ! grep -qE -- "$pat" <<<"$out"; then bad "$name" "output lacks /$pat/: $(echo "$out" | tail -3)"
-  else ok "$name"; fi
-}
+. "$(dirname "$0")/lib.sh"
 
 expect darknet_own_main 0 'usage: .* classifier \[train/test/valid\]' "$bin" classifier
 expect darknet_flags_pass_through 0 'usage: .* classifier \[train/test/valid\]' "$bin" classifier -nogpu
@@ -24,33 +14,14 @@ expect gsl_lists_subcommands 0 'subcommands:' "$bin" gsl
 expect gsl_help 0 'check CFG' "$bin" gsl help
 expect gsl_unknown_subcommand 2 "unknown subcommand 'frobnicate'" "$bin" gsl frobnicate
 
-cat > "$tmp/bogus.cfg" <<'CFG'
-[net]
-batch=2
-height=4
-width=4
-channels=1
-
-[connected]
-output=8
-activation=linear
-
-[frobnicator]
-size=3
-CFG
-cat > "$tmp/ok.cfg" <<'CFG'
-[net]
-batch=2
-height=4
-width=4
-channels=1
-
-[connected]
-output=8
-activation=linear
-
-[softmax]
-CFG
+# small_cfg FILE LINES...: [net] (batch 2, 4x4x1) and [connected] (8 outputs), then LINES, one a line.
+small_cfg() {
+  local f=$1; shift
+  { printf '[net]\nbatch=2\nheight=4\nwidth=4\nchannels=1\n\n[connected]\noutput=8\nactivation=linear\n\n'
+    printf '%s\n' "$@"; } > "$f"
+}
+small_cfg "$tmp/bogus.cfg" '[frobnicator]' 'size=3'
+small_cfg "$tmp/ok.cfg" '[softmax]'
 expect gsl_check_unknown_section 1 "bogus.cfg: layer 1 \[frobnicator\]: unknown section type" "$bin" gsl check "$tmp/bogus.cfg"
 expect gsl_check_missing_file 1 "no-such.cfg" "$bin" gsl check "$tmp/no-such.cfg"
 expect gsl_check_stock_cfg 0 '1  softmax' "$bin" gsl check "$tmp/ok.cfg"
@@ -64,5 +35,4 @@ for c in "$root"/cfg/*.cfg; do
   expect "shipped_cfg_$(basename "$c" .cfg)" 0 'layers, input' "$bin" gsl check "$c"
 done
 
-echo "RESULT $pass passed, $fail failed"
-[ "$fail" = 0 ]
+result

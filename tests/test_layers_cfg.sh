@@ -7,18 +7,7 @@ bin=${DARKNET_BIN:?DARKNET_BIN is not set}
 tmp=${GSL_TEST_TMP:-/tmp}/layers_cfg
 cfgdir=${GSL_CFG_DIR:-cfg}
 mkdir -p "$tmp"
-pass=0 fail=0
-ok() { echo "ok   $1"; pass=$((pass + 1)); }
-bad() { echo "FAIL $1: $2"; fail=$((fail + 1)); }
-
-# expect NAME STATUS PATTERN CMD...: runs CMD, checks its exit status and that stdout+stderr matches PATTERN.
-expect() {
-  local name=$1 want=$2 pat=$3; shift 3
-  out=$("$@" 2>&1); rc=$?
-  if [ "$rc" != "$want" ]; then bad "$name" "exit $rc, expected $want; output: $(echo "$out" | tail -3)"
-  elif ! grep -qE -- "$pat" <<<"$out"; then bad "$name" "output lacks /$pat/: $(echo "$out" | tail -3)"
-  else ok "$name"; fi
-}
+. "$(dirname "$0")/lib.sh"
 
 # malformed NAME SECTION 'KEY=VALUE;...' PATTERN: [net] (6 inputs), [connected] (12 outputs), then SECTION with the
 # given keys as layer 1, then (unless SECTION is similarity) a [similarity] to end the network.
@@ -81,5 +70,4 @@ expect check_similarity_net 0 '1  similarity +5 +5' "$bin" gsl check "$cfgdir/te
 expect check_snap_lookahead_defaults 0 'snap +3 x 256 codewords, lookahead, alpha 0.5, eta 1' \
   "$bin" gsl check "$cfgdir/test_snap_lookahead.cfg"
 
-echo "RESULT $pass passed, $fail failed"
-[ "$fail" = 0 ]
+result

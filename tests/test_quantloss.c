@@ -8,16 +8,6 @@
 #include "registry.h"
 #include "test.h"
 
-static void run_ql(layer l, const float *x, const float *d, float *below)
-{
-    network net = {0};
-    net.input = (float *)x;
-    forward_quantloss_layer(l, net);
-    memcpy(l.delta, d, sizeof(float) * l.batch * l.inputs);
-    net.delta = below;
-    backward_quantloss_layer(l, net);
-}
-
 /* (lambda/2) sum_b |R x_b - c(R x_b)|^2 for x (B, D) in double; gap receives the smallest difference between the
  * nearest and second-nearest squared distance over all sub-vectors. */
 static double quant_term(const gslq_pq *pq, const float *R, const double *x, int B, double lambda, double *gap)
@@ -50,21 +40,16 @@ static void test_passthrough_bit_exact(void)
     enum { B = 5, D = 12, M = 4, K = 8 };
     float x[B * D], d[B * D], below[B * D];
     unsigned long long seed = 1;
-    tu_fill_randn(x, B * D, &seed, 1.0f);
-    tu_fill_randn(d, B * D, &seed, 1.0f);
+    tu_random_xd(x, d, B * D, &seed);
     gslq_pq pq;
     tu_random_pq(&pq, D, M, K, 2, 1.0f);
     float *R = tu_random_rotation(D, 3);
     for (int variant = 0; variant < 3; variant++) { /* no codebook; lambda 0; lambda 0 with rotation */
         layer l = make_quantloss_layer(B, D, M, K, variant ? 0.0f : 0.5f);
         CHECK(gsl_is_quantloss_layer(&l) && gsl_layer_has_codebook(&l) && l.type == BLANK);
-        if (variant) {
-            pq.rotation = variant == 2 ? R : NULL;
-            CHECK(quantloss_layer_set_codebook(&l, &pq, NULL) == 0);
-            pq.rotation = NULL;
-        }
+        if (variant) CHECK(tu_set_codebook(&l, &pq, variant == 2 ? R : NULL) == 0);
         memset(below, 0, sizeof below);
-        run_ql(l, x, d, below);
+        tu_forward_backward(l, x, d, below);
         CHECK(memcmp(l.output, x, sizeof x) == 0);
         CHECKF(memcmp(below, d, sizeof d) == 0, "variant %d: not bit-exact", variant);
         free_layer(l);
@@ -92,11 +77,9 @@ static void fd_case(int rotated, unsigned long long seed)
     CHECKF(gap > 1e-2, "no input away from the Voronoi boundaries");
     tu_fill_randn(d, B * D, &seed, 1.0f);
     layer l = make_quantloss_layer(B, D, M, K, (float)lambda);
-    pq.rotation = R;
-    CHECK(gsl_layer_set_codebook(&l, &pq, NULL) == 0);
-    pq.rotation = NULL;
+    CHECK(tu_set_codebook(&l, &pq, R) == 0);
     memset(below, 0, sizeof below);
-    run_ql(l, x, d, below);
+    tu_forward_backward(l, x, d, below);
     /* L(x) = -sum d.x + (lambda/2) |x - Q(x)|^2, so the layer's output must be -dL/dx */
     int bad = 0;
     for (int i = 0; i < B * D; i++) {
@@ -146,13 +129,11 @@ static void test_network_end_to_end(void)
     CHECK(gsl_layer_codebook_shape(ql, &d, &M, &K) == 0 && d == 8 && M == 2 && K == 4);
     gslq_pq pq;
     tu_random_pq(&pq, 8, 2, 4, 9, 1.0f);
-    CHECK(gsl_layer_set_codebook(ql, &pq, NULL) == 0);
-    unsigned long long seed = 8;
-    tu_fill_randn(net->input, (size_t)net->inputs * net->batch, &seed, 1.0f);
-    tu_random_labels(net->truth, net->batch, 2, 0, &seed);
-    net->train = 1;
-    forward_network(net);
-    backward_network(net);
+    char err[GSL_ERRLEN] = "";
+    CHECK(quantloss_layer_set_codebook(&net->layers[0], &pq, err) == -1);
+    CHECKF(strstr(err, "not a [quantloss] layer") != NULL, "message: %s", err);
+    CHECK(quantloss_layer_set_codebook(ql, &pq, err) == 0);
+    tu_train_step(net, 2, 8);
     int B = net->batch, bad = 0;
     for (int b = 0; b < B; b++) {
         const float *x = ql->output + b * 8;

@@ -172,12 +172,7 @@ static void test_network_end_to_end(void)
     CHECK(net->truths == 4);             /* from classes */
     CHECK(net->outputs == net->layers[0].outputs); /* the output layer is the embedding */
     CHECK(strcmp(gsl_layer_name(sim), "similarity") == 0);
-    unsigned long long seed = 77;
-    tu_fill_randn(net->input, (size_t)net->inputs * net->batch, &seed, 1.0f);
-    tu_random_labels(net->truth, net->batch, 4, 0, &seed);
-    net->train = 1;
-    forward_network(net);
-    backward_network(net);
+    tu_train_step(net, 4, 77);
     CHECK(*net->cost == sim->cost[0]);
     CHECK(sim->cost[0] > 0);
     /* The embedding's delta is the loss's delta (connected is linear). */

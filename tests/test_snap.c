@@ -9,17 +9,6 @@
 #include "snap_layer.h"
 #include "test.h"
 
-/* forward on x, then backward with d from above into below (in/out). */
-static void run_snap(layer l, const float *x, const float *d, float *below)
-{
-    network net = {0};
-    net.input = (float *)x;
-    forward_snap_layer(l, net);
-    memcpy(l.delta, d, sizeof(float) * l.batch * l.inputs);
-    net.delta = below;
-    backward_snap_layer(l, net);
-}
-
 /* The reference update of one sub-vector (no rotation), in double: returns 1 when snapped and writes d' and c*. */
 static int ref_snap(const gslq_pq *pq, int m, const float *x, const float *d, int mode, double alpha, double eta,
                     int k, double *dout, int *cstar)
@@ -98,8 +87,7 @@ static void test_passthrough_bit_exact(void)
     enum { B = 6, D = 12, M = 4, K = 16 };
     float x[B * D], d[B * D], below[B * D], before[B * D];
     unsigned long long seed = 2;
-    tu_fill_randn(x, B * D, &seed, 1.0f);
-    tu_fill_randn(d, B * D, &seed, 1.0f);
+    tu_random_xd(x, d, B * D, &seed);
     gslq_pq pq;
     tu_random_pq(&pq, D, M, K, 3, 1.0f);
     float *R = tu_random_rotation(D, 4);
@@ -107,17 +95,13 @@ static void test_passthrough_bit_exact(void)
         for (int variant = 0; variant < 3; variant++) { /* no codebook; alpha 0; alpha 0 with rotation */
             layer l = make_snap_layer(B, D, M, K, mode == SNAP_LOOKAHEAD ? 1 : 4, (snap_mode)mode,
                                       variant ? 0.0f : 0.7f, 1.0f);
-            if (variant) {
-                pq.rotation = variant == 2 ? R : NULL;
-                CHECK(snap_layer_set_codebook(&l, &pq, NULL) == 0);
-                pq.rotation = NULL;
-            }
+            if (variant) CHECK(tu_set_codebook(&l, &pq, variant == 2 ? R : NULL) == 0);
             memset(below, 0, sizeof below);
-            run_snap(l, x, d, below);
+            tu_forward_backward(l, x, d, below);
             CHECKF(memcmp(below, d, sizeof d) == 0, "mode %d variant %d: not bit-exact", mode, variant);
             tu_fill_randn(before, B * D, &seed, 1.0f);
             memcpy(below, before, sizeof below);
-            run_snap(l, x, d, below);
+            tu_forward_backward(l, x, d, below);
             int ok = 1;
             for (int i = 0; i < B * D; i++) ok &= below[i] == before[i] + d[i];
             CHECKF(ok, "mode %d variant %d: does not add into net.delta", mode, variant);
@@ -148,12 +132,11 @@ static void test_modes_against_reference(void)
             float alpha = alphas[ai], eta = 0.8f;
             int k = mode == SNAP_LOOKAHEAD ? 1 : 4;
             unsigned long long seed = 100 + mode * 10 + ai;
-            tu_fill_randn(x, B * D, &seed, 1.0f);
-            tu_fill_randn(d, B * D, &seed, 1.0f);
+            tu_random_xd(x, d, B * D, &seed);
             layer l = make_snap_layer(B, D, M, K, k, (snap_mode)mode, alpha, eta);
             CHECK(snap_layer_set_codebook(&l, &pq, NULL) == 0);
             memset(below, 0, sizeof below);
-            run_snap(l, x, d, below);
+            tu_forward_backward(l, x, d, below);
             int snapped = 0, bad = 0, descent_bad = 0, approach_bad = 0, kept_bad = 0;
             double qerr = 0;
             for (int b = 0; b < B; b++)
@@ -166,15 +149,8 @@ static void test_modes_against_reference(void)
                     int nearest;
                     double w1[DS];
                     ref_snap(&pq, m, xm, dm, SNAP_ROTATE, 0, 0, 1, w1, &nearest); /* alpha 0: nothing */
-                    double qmin = INFINITY;
-                    for (int c = 0; c < K; c++) {
-                        double q = 0;
-                        for (int j = 0; j < DS; j++) {
-                            double df = xm[j] - (double)pq.centroids[(m * K + c) * DS + j];
-                            q += df * df;
-                        }
-                        if (q < qmin) qmin = q;
-                    }
+                    double qmin;
+                    tu_nearest(&pq, m, xm, &qmin);
                     qerr += qmin;
                     snapped += s;
                     for (int j = 0; j < DS; j++)
@@ -227,7 +203,7 @@ static void hand_case_cb(const float *rel, snap_mode mode, int neighbors, float 
     memcpy(pq.centroids, c, sizeof c);
     layer l = make_snap_layer(1, 2, 1, 3, neighbors, mode, alpha, eta);
     CHECK(snap_layer_set_codebook(&l, &pq, NULL) == 0);
-    run_snap(l, x, d, below);
+    tu_forward_backward(l, x, d, below);
     CHECKF(fabs(below[0] - w0) < 2e-6 && fabs(below[1] - w1) < 2e-6,
            "%s neighbors=%d alpha=%g eta=%g: d' = (%.8f, %.8f), by hand (%.8f, %.8f)", snap_mode_name(mode),
            neighbors, alpha, eta, below[0], below[1], w0, w1);
@@ -281,28 +257,19 @@ static void test_neighbors_one_picks_nearest(void)
     enum { B = 32, D = 8, M = 2, K = 32, DS = D / M };
     float x[B * D], d[B * D], below[B * D];
     unsigned long long seed = 21;
-    tu_fill_randn(x, B * D, &seed, 1.0f);
-    tu_fill_randn(d, B * D, &seed, 1.0f);
+    tu_random_xd(x, d, B * D, &seed);
     gslq_pq pq;
     tu_random_pq(&pq, D, M, K, 22, 1.0f);
     layer l = make_snap_layer(B, D, M, K, 1, SNAP_ROTATE, 1.0f, 1.0f);
     snap_layer_set_codebook(&l, &pq, NULL);
     memset(below, 0, sizeof below);
-    run_snap(l, x, d, below);
+    tu_forward_backward(l, x, d, below);
     int snapped = 0, bad = 0;
     for (int b = 0; b < B; b++)
         for (int m = 0; m < M; m++) {
             const float *xm = x + b * D + m * DS, *dm = d + b * D + m * DS, *got = below + b * D + m * DS;
-            int best = 0;
-            double bd = INFINITY;
-            for (int c = 0; c < K; c++) {
-                double s = 0;
-                for (int j = 0; j < DS; j++) {
-                    double df = xm[j] - (double)pq.centroids[(m * K + c) * DS + j];
-                    s += df * df;
-                }
-                if (s < bd) { bd = s; best = c; }
-            }
+            double bd;
+            int best = tu_nearest(&pq, m, xm, &bd);
             if (memcmp(got, dm, sizeof(float) * DS) == 0) continue; /* not snapped */
             snapped++;
             double vn = sqrt(bd), dn = 0;
@@ -325,8 +292,7 @@ static void test_opq_equals_rotate_snap_unrotate(void)
     enum { B = 16, D = 12, M = 3, K = 16 };
     float x[B * D], d[B * D], y[B * D], e[B * D], got[B * D], plain[B * D];
     unsigned long long seed = 31;
-    tu_fill_randn(x, B * D, &seed, 1.0f);
-    tu_fill_randn(d, B * D, &seed, 1.0f);
+    tu_random_xd(x, d, B * D, &seed);
     float *R = tu_random_rotation(D, 32);
     for (int b = 0; b < B; b++) {
         double xd[D], dd[D], yd[D], ed[D];
@@ -341,14 +307,12 @@ static void test_opq_equals_rotate_snap_unrotate(void)
         int k = mode == SNAP_LOOKAHEAD ? 1 : 5;
         layer lr = make_snap_layer(B, D, M, K, k, (snap_mode)mode, 0.6f, 0.7f);
         layer lp = make_snap_layer(B, D, M, K, k, (snap_mode)mode, 0.6f, 0.7f);
-        pq.rotation = R;
-        CHECK(snap_layer_set_codebook(&lr, &pq, NULL) == 0);
-        pq.rotation = NULL;
-        CHECK(snap_layer_set_codebook(&lp, &pq, NULL) == 0);
+        CHECK(tu_set_codebook(&lr, &pq, R) == 0);
+        CHECK(tu_set_codebook(&lp, &pq, NULL) == 0);
         memset(got, 0, sizeof got);
         memset(plain, 0, sizeof plain);
-        run_snap(lr, x, d, got);
-        run_snap(lp, y, e, plain);
+        tu_forward_backward(lr, x, d, got);
+        tu_forward_backward(lp, y, e, plain);
         int bad = 0;
         for (int b = 0; b < B; b++) {
             double pd[D], want[D];
@@ -383,7 +347,7 @@ static void test_stats_accumulate_and_reset(void)
     for (int pass = 0; pass < 2; pass++) {
         tu_fill_randn(x, B * D, &seed, 1.0f + pass);
         tu_fill_randn(d, B * D, &seed, 1.0f);
-        run_snap(l, x, d, below);
+        tu_forward_backward(l, x, d, below);
         gsl_layer_stats st;
         gsl_layer_get_stats(&l, &st, 0);
         q[pass] = st.last_qerr;
@@ -426,6 +390,8 @@ static void test_codebook_install(void)
     layer sim = make_similarity_layer(2, 4, 2, SIM_COSINE, SIM_MINING_HARD, 0);
     CHECK(!gsl_layer_has_codebook(&sim) && !gsl_is_snap_layer(&sim));
     CHECK(gsl_layer_set_codebook(&sim, &good, err) == -1);
+    CHECK(snap_layer_set_codebook(&sim, &good, err) == -1);
+    CHECKF(strstr(err, "not a [snap] layer") != NULL, "message: %s", err);
     gsl_layer_stats st;
     CHECK(gsl_layer_get_stats(&sim, &st, 0) == -1);
     free_layer(sim);
