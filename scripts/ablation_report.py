@@ -21,9 +21,9 @@ try:
 except ImportError:  # the t-test needs scipy (Debian's python3-scipy); the sign-flip test does not
     stats = None
 
-ARMS = ["plain", "quantloss", "rotate", "project", "lookahead", "hybrid"]
+ARMS = ["plain", "quantloss", "rotate", "project", "lookahead", "hybrid", "gentle"]
 LABEL = {"plain": "1 plain + PQ", "quantloss": "2 quantloss", "rotate": "3 snap rotate", "project": "4 snap project",
-         "lookahead": "5 snap lookahead", "hybrid": "6 rotate + quantloss"}
+         "lookahead": "5 snap lookahead", "hybrid": "6 rotate + quantloss", "gentle": "6b snap project, small alpha"}
 SETTINGS = [(1, 16), (2, 16), (1, 256), (2, 256), (4, 256)]
 MEASURES = ["map_float", "map_pq", "gap", "mse_share", "r1", "r10", "r100"]
 PAIRED = ["gap", "r10", "map_pq", "mse_share", "r1", "r100", "map_float"]  # the first four are in tables.md
