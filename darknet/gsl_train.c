@@ -5,7 +5,8 @@
  * it in every replica; train one epoch; save weights, optimizer state and codebooks as one checkpoint.
  *
  * Under mpirun/srun (an MPI build, see gsl_dist.h and docs/cluster.md) every rank runs this same loop on its shard
- * of each global batch; the codebook rebuild embeds a shard per rank, rank 0 trains the codebook and broadcasts it;
+ * of each global batch; the codebook rebuild embeds a shard per rank and every rank trains the codebook on its
+ * shard, the k-means statistics all-reduced every iteration (gslq_comm), so every rank ends with the same codebook;
  * only rank 0 writes files and prints progress. */
 #include <errno.h>
 #include <fcntl.h>
