@@ -138,6 +138,10 @@ int gslq__near_ref(int level, const float *x, int d, const float *c, int k, floa
  * GSLQ_ENOMEM. */
 int gslq__lloyd_direct(const float *x, size_t n, int d, int k, float *c, const gslq_train_params *p, int level,
                        int bounds, double *obj_trace, gslq_kmeans_stats *stats);
+/* The end of a Lloyd run (both paths): participant 0's centroids (k, d) to every participant (identical bits even
+ * where the reductions were not), and the statistics. Returns GSLQ_OK or GSLQ_ECOMM. */
+int gslq__kmeans_finish(const gslq_comm *comm, float *c, int k, int d, int iters, double obj, int repaired,
+                        gslq_kmeans_stats *stats);
 /* gslq_pq_encode_mt with a given kernel level (< 0: the best; tests compare the levels). */
 int gslq__pq_encode_level(const gslq_pq *pq, const float *x, size_t n, uint8_t *codes, int nthreads, int level,
                           gslq_error *err);

@@ -137,6 +137,18 @@ static void update_part(void *arg, int t, int nt)
                 a->c[(size_t)c * d + j] = (float)(a->acc[(size_t)c * d + j] / a->count[c]);
 }
 
+int gslq__kmeans_finish(const gslq_comm *comm, float *c, int k, int d, int iters, double obj, int repaired,
+                        gslq_kmeans_stats *stats)
+{
+    if (comm && gslq__comm_share_f(comm, c, (size_t)k * d)) return GSLQ_ECOMM;
+    if (stats) {
+        stats->iters = iters;
+        stats->obj = obj;
+        stats->repaired = repaired;
+    }
+    return GSLQ_OK;
+}
+
 /* The sgemm path's Lloyd iterations (d > GSLQ_DIRECT_MAXD): every point reassigned each iteration. */
 static int lloyd_sgemm(const float *x, size_t n, int d, int k, float *centroids, const gslq_train_params *p,
                        int nt, double *obj_trace, gslq_kmeans_stats *stats)
@@ -211,12 +223,7 @@ static int lloyd_sgemm(const float *x, size_t n, int d, int k, float *centroids,
         }
         iters++;
     }
-    if (comm) rc = gslq__comm_share_f(comm, centroids, kd);
-    if (stats) {
-        stats->iters = iters;
-        stats->obj = obj;
-        stats->repaired = repaired;
-    }
+    rc = gslq__kmeans_finish(comm, centroids, k, d, iters, obj, repaired, stats);
 done:
     free(dist2); free(idx); free(count); free(acc); free(red); free(work);
     return rc;

@@ -333,13 +333,7 @@ int gslq__lloyd_direct(const float *x, size_t n, int d, int k, float *c, const g
         Dmax += dmax;
         iters++;
     }
-    /* participant 0's centroids everywhere: identical bits even where the reductions were not */
-    if (comm) rc = gslq__comm_share_f(comm, c, kd);
-    if (stats) {
-        stats->iters = iters;
-        stats->obj = obj;
-        stats->repaired = repaired;
-    }
+    rc = gslq__kmeans_finish(comm, c, k, d, iters, obj, repaired, stats);
 done:
     free(red); free(work);
     free(ctb); free(cnb); free(d2); free(sum); free(idx); free(nidx); free(count); free(touched);
