@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The GSL ablation (issue 6): [snap] modes against [quantloss] and post-hoc PQ on Fashion-MNIST, paired by seed.
 #
-#   scripts/ablation.sh [tune|main|gentle|all|analyze|status|dbfit] [-j WORKERS]     (default: all, 2 workers)
+#   scripts/ablation.sh [tune|main|gentle|validate|all|analyze|status|dbfit] [-j WORKERS]  (default: all, 2 workers)
 #
 # Every run (one network trained, embedded and evaluated) is recorded in its folder under build/ablation/runs/
 # when it finishes (metrics.csv, written last) and skipped when the script is run again, so the study can be
@@ -256,6 +256,17 @@ gentle_jobs() {
   for s in $SEEDS; do for mk in "1 16" "1 256"; do echo "run unseen gentle $mk $a $s"; done; done
 }
 
+# Validation of a smaller alpha for the default [snap] (project) on the tuning protocol, 3 seeds: plain, the tuned
+# alpha and ABL_GENTLE_ALPHA, paired by seed (session 2, after arm 6b did well on the test protocol).
+validate_jobs() {
+  local a=${ABL_GENTLE_ALPHA:-0.1} p
+  p=$(chosen project)
+  for s in ${ABL_VALIDATE_SEEDS:-1 2 3}; do echo "pre val $s"; done
+  for s in ${ABL_VALIDATE_SEEDS:-1 2 3}; do
+    echo "run val plain 0 0 0 $s"; echo "run val project 1 16 $p $s"; echo "run val project 1 16 $a $s"
+  done
+}
+
 worker() { # WID JOBFILE: claims jobs in order (mkdir is atomic) and runs them
   WID=$1
   local jf=$2 i=0 job
@@ -287,10 +298,11 @@ case $cmd in
   main) [ -s "$OUT/tuned.txt" ] || { echo "no $OUT/tuned.txt: run '$0 tune' first" >&2; exit 1; }
         main_jobs | run_jobs main; nice -n 19 $PY scripts/ablation_analyze.py --out "$OUT" ;;
   gentle) gentle_jobs | run_jobs gentle; nice -n 19 $PY scripts/ablation_analyze.py --out "$OUT" ;;
+  validate) validate_jobs | run_jobs validate ;;
   all) "$0" tune -j "$WORKERS" && "$0" main -j "$WORKERS" && "$0" gentle -j "$WORKERS" ;;
   analyze) nice -n 19 $PY scripts/ablation_analyze.py --out "$OUT" --tune "${EXTRA[@]}" > /dev/null &&
            nice -n 19 $PY scripts/ablation_analyze.py --out "$OUT" "${EXTRA[@]}" ;;
   dbfit) backfill_dbfit ;;
   status) tail -n 20 "$OUT/progress.log"; ls "$OUT"/runs/*/*/s*/metrics.csv 2>/dev/null | wc -l ;;
-  *) echo "usage: scripts/ablation.sh [tune|main|gentle|all|analyze|status|dbfit] [-j WORKERS]" >&2; exit 2 ;;
+  *) echo "usage: scripts/ablation.sh [tune|main|gentle|validate|all|analyze|status|dbfit] [-j WORKERS]" >&2; exit 2 ;;
 esac
