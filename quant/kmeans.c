@@ -157,11 +157,12 @@ static int lloyd_sgemm(const float *x, size_t n, int d, int k, float *centroids,
     size_t kd = (size_t)k * d;
     float *dist2 = gslq__alloc(n, sizeof(float), 1, 0);
     int *idx = gslq__alloc(n, sizeof(int), 1, 0), *count = gslq__alloc((size_t)k, sizeof(int), 1, 0);
-    double *acc = gslq__alloc((size_t)k, (size_t)d, sizeof(double), 0);
-    /* distributed: the global sums (k, d), counts (k) and objective; work for repairs */
+    /* one process: per-coordinate sums for the threaded update; distributed: the global sums (k, d), counts (k) and
+     * objective, and work for repairs */
+    double *acc = comm ? NULL : gslq__alloc((size_t)k, (size_t)d, sizeof(double), 0);
     double *red = comm ? gslq__alloc(kd + (size_t)k + 1, sizeof(double), 1, 0) : NULL;
     double *work = comm ? gslq__alloc((size_t)d + 1, sizeof(double), 1, 0) : NULL;
-    int rc = !dist2 || !idx || !count || !acc || (comm && (!red || !work)) ? GSLQ_ENOMEM : GSLQ_OK;
+    int rc = !dist2 || !idx || !count || (comm ? !red || !work : !acc) ? GSLQ_ENOMEM : GSLQ_OK;
     if ((rc = gslq__comm_agree(comm, rc))) goto done;
     double prev = INFINITY, obj = 0;
     int it, repaired = 0, iters = 0;
