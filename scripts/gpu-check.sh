@@ -1,33 +1,57 @@
 #!/usr/bin/env bash
-# The plugin layers' GPU checks in one go, on a GPU host that may have no package access (installs nothing):
-#   1. make GPU=1 BLAS=0            Darknet's CUDA build and bin/darknet (nvcc, cuBLAS)
-#   2. make GPU=1 BLAS=0 test-gpu   tests/test_gpu_*.c: every kernel against the CPU path, forward and backward
-#   3. scripts/bench_layers.sh --gpu   the GPU training-step benchmark and the [snap] backward's bandwidth
-# The tree must already hold the unpacked Darknet source (build/darknet-src/.fetched; `make` fetches it where
-# Debian's archive can be reached). A few minutes on one H100 (most of it compiling Darknet's kernels).
-# Env: JOBS (parallel make, default nproc), ARCH (nvcc -gencode flags, passed to make), BENCH=0 skips step 3.
-# Exit status: non-zero when the build or a test failed (the benchmark still runs after failing tests).
+# The GPU checks in one go, on a GPU host that may have no package access (installs nothing):
+#   1. make GPU=1 BLAS=0 SETUP=0     Darknet's CUDA build, bin/darknet and the test programs (nvcc, cuBLAS)
+#   2. tests/test_gpu_*.c and the layer tests of the GPU build: every kernel against the CPU path, forward and backward
+#   3. tests/gpu_train_check.sh      `gsl train` on GPU 0 against the CPU build; two replicas on one device
+#   4. tests/gpu_dist_check.sh       NCCL and MPI one-rank training (only where mpirun and mpicc exist)
+#   5. scripts/bench_layers.sh --gpu   the GPU training-step benchmark and the [snap] backward's bandwidth
+# The tree must hold the unpacked Darknet source (build/darknet-src/.fetched; `make` fetches it where Debian's
+# archive can be reached), or, with PREBUILT=1, the builds themselves: build/gpu-noblas and build/cpu-noblas/darknet
+# made by `make GPU=1 BLAS=0 test-bins build/gpu-noblas/tests/bench_layers` and `make BLAS=0` on a host with the
+# same nvcc; then nothing is compiled here.
+# Env: JOBS (parallel make, default nproc), ARCH (nvcc -gencode flags, passed to make), BENCH=0 skips step 5,
+#      PREBUILT=1 (above).
+# Exit status: non-zero when the build or a test failed (the later steps still run after failing tests).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 say() { printf '\n== %s (%ds)\n' "$*" "$SECONDS"; }
-[ -f build/darknet-src/.fetched ] || {
-  echo "scripts/gpu-check.sh: build/darknet-src is missing: run 'make' once on a host with package access, or copy build/darknet-src here" >&2
-  exit 1
-}
-command -v nvcc >/dev/null || { echo "scripts/gpu-check.sh: nvcc not found (put CUDA's bin on PATH)" >&2; exit 1; }
+export SETUP=0 BLAS=0 PREBUILT=${PREBUILT:-0}
+b=build/gpu-noblas
 command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader
-jobs=${JOBS:-$(nproc)}
-mk=(make -j"$jobs" --no-print-directory GPU=1 BLAS=0)
-[ -n "${ARCH:-}" ] && mk+=(ARCH="$ARCH")
-
-say "build: ${mk[*]}"
-"${mk[@]}" || { echo "scripts/gpu-check.sh: the GPU build failed" >&2; exit 1; }
-say "tests: ${mk[*]} test-gpu"
-"${mk[@]}" test-gpu
-status=$?
+if [ "$PREBUILT" = 1 ]; then
+  for f in $b/darknet $b/tests/test_gpu_layers build/cpu-noblas/darknet; do
+    [ -x "$f" ] || { echo "scripts/gpu-check.sh: PREBUILT=1 but $f is missing" >&2; exit 1; }
+  done
+  missing=$(ldd $b/darknet 2>&1 | grep -E 'not found|GLIBC' || true)
+  [ -z "$missing" ] || { echo "scripts/gpu-check.sh: the prebuilt binaries cannot run here: $missing" >&2; exit 1; }
+else
+  [ -f build/darknet-src/.fetched ] || {
+    echo "scripts/gpu-check.sh: build/darknet-src is missing: run 'make' once on a host with package access, copy build/darknet-src here, or use PREBUILT=1" >&2
+    exit 1
+  }
+  command -v nvcc >/dev/null || { echo "scripts/gpu-check.sh: nvcc not found (put CUDA's bin on PATH)" >&2; exit 1; }
+  mk=(make -j"${JOBS:-$(nproc)}" --no-print-directory GPU=1 BLAS=0 SETUP=0)
+  [ -n "${ARCH:-}" ] && mk+=(ARCH="$ARCH")
+  say "build: ${mk[*]}"
+  "${mk[@]}" bin/darknet test-bins $b/tests/bench_layers &&
+    make -j"${JOBS:-$(nproc)}" --no-print-directory GPU=0 BLAS=0 SETUP=0 build/cpu-noblas/darknet ||
+    { echo "scripts/gpu-check.sh: the build failed" >&2; exit 1; }
+fi
+status=0
+say "tests: the GPU build's kernel and layer tests"
+GSL_TEST_TMP=$b/test-tmp tests/run.sh $b/tests/test_gpu_* $b/tests/test_snap $b/tests/test_quantloss \
+  $b/tests/test_similarity || status=1
+say "tests: tests/gpu_train_check.sh"
+tests/gpu_train_check.sh || status=1
+if command -v mpirun >/dev/null && command -v mpicc >/dev/null; then
+  say "tests: tests/gpu_dist_check.sh"
+  tests/gpu_dist_check.sh || status=1
+else
+  say "skipped tests/gpu_dist_check.sh: no mpirun/mpicc here (NCCL and MPI training unverified)"
+fi
 if [ "${BENCH:-1}" != 0 ]; then
   say "benchmark: scripts/bench_layers.sh --gpu"
-  BLAS=0 scripts/bench_layers.sh --gpu || status=1
+  scripts/bench_layers.sh --gpu || status=1
 fi
 say "done: $([ $status = 0 ] && echo ok || echo FAILED)"
 exit $status

@@ -7,23 +7,22 @@
 #      (batch 100, subdivisions 2), and both ranks bit-identical
 # Not part of `make test` (no GPU in CI): run it by hand, or from scripts/gpu-check.sh. Synthetic data (no
 # dataset package needed); plain python3 (no numpy).
-#   tests/gpu_dist_check.sh        Env: BLAS (0 where OpenBLAS is missing, default 1), JOBS
+#   tests/gpu_dist_check.sh        Env: BLAS (0 where OpenBLAS is missing, default 1), JOBS, PREBUILT=1 (no make)
 # Ends with "RESULT N passed, M failed".
 set -u
 cd "$(dirname "$0")/.."
 root=$(pwd)
-pass=0 fail=0
-ok() { echo "ok   $1"; pass=$((pass + 1)); }
-bad() { echo "FAIL $1: $2"; fail=$((fail + 1)); }
-check() { if eval "$2"; then ok "$1"; else bad "$1" "$3"; fi; }
+. tests/gpu_lib.sh
 for t in mpirun mpicc nvidia-smi; do
-  command -v $t >/dev/null || { bad prerequisites "$t not found"; echo "RESULT $pass passed, $fail failed"; exit 1; }
+  command -v $t >/dev/null || { bad prerequisites "$t not found"; result; exit 1; }
 done
 blas=${BLAS:-1} jobs=${JOBS:-$(nproc)}
 sfx=$([ "$blas" = 0 ] && echo -noblas)
-make -j"$jobs" --no-print-directory GPU=1 BLAS="$blas" "build/gpu$sfx/darknet-mpi" >/dev/null &&
-  make -j"$jobs" --no-print-directory GPU=0 BLAS="$blas" "build/cpu$sfx/darknet-mpi" >/dev/null ||
-  { bad build "make GPU=1/GPU=0 build/*/darknet-mpi failed"; echo "RESULT $pass passed, $fail failed"; exit 1; }
+if [ "${PREBUILT:-0}" != 1 ]; then
+  make -j"$jobs" --no-print-directory GPU=1 BLAS="$blas" "build/gpu$sfx/darknet-mpi" >/dev/null &&
+    make -j"$jobs" --no-print-directory GPU=0 BLAS="$blas" "build/cpu$sfx/darknet-mpi" >/dev/null ||
+    { bad build "make GPU=1/GPU=0 build/*/darknet-mpi failed"; result; exit 1; }
+fi
 gbin=$root/build/gpu$sfx/darknet-mpi cbin=$root/build/cpu$sfx/darknet-mpi
 ngpu=$(nvidia-smi -L | grep -c '^GPU')
 tmp=$root/build/gpu$sfx/dist-check
@@ -31,42 +30,9 @@ rm -rf "$tmp" && mkdir -p "$tmp" && cd "$tmp"
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OPENBLAS_NUM_THREADS=1
 mpi() { timeout -k 5 300 mpirun --oversubscribe -x OPENBLAS_NUM_THREADS "$@"; }
 
-# 1000 synthetic 28x28 images of 10 classes (a class is a bright square at its own place, plus noise), IDX format.
-python3 - <<'PY'
-import gzip, random, struct
-random.seed(1)
-n = 1000
-img, lab = bytearray(), bytearray()
-for i in range(n):
-    c = i % 10
-    px = [random.randrange(60) for _ in range(784)]
-    r0, c0 = 2 + (c // 5) * 12, 2 + (c % 5) * 5
-    for r in range(r0, r0 + 10):
-        for q in range(c0, c0 + 4):
-            px[r * 28 + q] = 200 + random.randrange(56)
-    img += bytes(px); lab.append(c)
-with gzip.open("train-images.gz", "wb") as f: f.write(struct.pack(">IIII", 0x803, n, 28, 28) + bytes(img))
-with gzip.open("train-labels.gz", "wb") as f: f.write(struct.pack(">II", 0x801, n) + bytes(lab))
-PY
-mkcfg() { # NAME BATCH SUBDIVISIONS
-  sed -e 's/^epochs=3/epochs=2/' -e "s/^batch=50/batch=$2/" -e "s/^subdivisions=1/subdivisions=$3/" \
-    "$root/tests/e2e/small.cfg" > "$1.cfg"
-}
-mkcfg dist 50 1; mkcfg ref 100 2
-for d in nccl mpi cpu ref two; do
-  mkdir -p $d && printf 'classes=10\ntrain=%s\ntrain_labels=%s\nbackup=B\n' "$tmp/train-images.gz" "$tmp/train-labels.gz" > $d/x.data
-done
-close() { # A B ATOL RTOL  (Darknet .weights: 20-byte header, then floats)
-  python3 - "$@" <<'PY'
-import array, sys
-def floats(p):
-    a = array.array("f"); b = open(p, "rb").read()[20:]; a.frombytes(b); return a
-a, b = floats(sys.argv[1]), floats(sys.argv[2]); atol, rtol = float(sys.argv[3]), float(sys.argv[4])
-if len(a) != len(b): print("sizes", len(a), len(b)); sys.exit()
-m = max(abs(x - y) - rtol * abs(x) for x, y in zip(a, b))
-print("close" if m <= atol else "maxdiff %g" % (m + atol))
-PY
-}
+gpu_mkdata
+gpu_mkcfg dist 50 1; gpu_mkcfg ref 100 2
+gpu_mkdirs nccl mpi cpu ref two
 one() { # FOLDER BIN BACKEND GPUFLAGS...
   local dir=$1 b=$2 be=$3; shift 3
   (cd "$dir" && GSL_DIST=1 GSL_DIST_BACKEND=$be GSL_DIST_DEBUG=1 mpi -x GSL_DIST -x GSL_DIST_BACKEND -x GSL_DIST_DEBUG \
@@ -92,5 +58,4 @@ if [ "$ngpu" -ge 2 ]; then
 else
   echo "skip two-rank NCCL checks: $ngpu GPU"
 fi
-echo "RESULT $pass passed, $fail failed"
-[ "$fail" = 0 ]
+result

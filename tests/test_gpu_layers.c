@@ -258,12 +258,44 @@ static void test_similarity_equivalence(void)
     sim_case(TU_CONTRASTIVE, 0, 1.0f, 0, 1, 4, 2, seed++); /* batch 1: no pairs */
 }
 
-/* A whole network on the device and on the host: one training step from the same weights, compared. */
+/* A whole network on the device and on the host: one training step from the same weights, compared. Darknet's
+ * backward_connected_layer_gpu clamps the layer's delta to [-1, 1] (constrain_gpu) before the activation's
+ * gradient; its CPU path does not. So the device's step is checked against the host's delta clamped the same way
+ * (the activation is linear: the clamp is the only difference), with a batch where some deltas exceed 1. */
+static float clamp1(float v) { return v < -1 ? -1 : v > 1 ? 1 : v; }
+
+/* weight_updates of a [connected] layer as Darknet lays them out (outputs x inputs): sum over the batch of
+ * f(delta) * input, f the identity or clamp1 */
+static void fc_updates(double *wu, const float *delta, const float *in, int B, int no, int ni, int clamp)
+{
+    for (int j = 0; j < no; j++)
+        for (int i = 0; i < ni; i++) {
+            double s = 0;
+            for (int b = 0; b < B; b++) {
+                float d = delta[(size_t)b * no + j];
+                s += (double)(clamp ? clamp1(d) : d) * in[(size_t)b * ni + i];
+            }
+            wu[(size_t)j * ni + i] = s;
+        }
+}
+
+static int updates_mismatch(const char *name, const float *got, const double *want, int n)
+{
+    double scale = 0;
+    for (int i = 0; i < n; i++) scale = fmax(scale, fabs(want[i]));
+    int bad = 0;
+    for (int i = 0; i < n; i++)
+        if (fabs(got[i] - want[i]) > 1e-4 * scale + 1e-3 * fabs(want[i]) && bad++ < 4)
+            fprintf(stderr, "  %s[%d]: got %.9g want %.9g\n", name, i, got[i], want[i]);
+    return scale > 0 ? bad : -1;
+}
+
 static void test_network_step(void)
 {
     gsl_registry_install();
     network *net = parse_network_cfg((char *)tu_cfg("test_snap_net.cfg"));
     layer *fc = &net->layers[0], *snap = &net->layers[1], *sim = &net->layers[2];
+    CHECK(fc->type == CONNECTED && fc->activation == LINEAR);
     gslq_pq pq;
     tu_random_pq(&pq, 8, 4, 16, 3, 1.0f);
     CHECK(gsl_layer_set_codebook(snap, &pq, NULL) == 0);
@@ -272,27 +304,45 @@ static void test_network_step(void)
     tu_fill_randn(net->input, (size_t)net->inputs * net->batch, &seed, 1.0f);
     tu_random_labels(net->truth, net->batch, 3, 0, &seed);
     net->train = 1;
-    int nw = fc->inputs * fc->outputs;
-    float *wu = malloc(nw * sizeof(float));
+    const int B = net->batch, no = fc->outputs, ni = fc->inputs, nw = no * ni, nd = B * no;
+    float *wu = malloc(nw * sizeof(float)), *dcpu = malloc(nd * sizeof(float)), *dgpu = malloc(nd * sizeof(float));
+    double *want = malloc(nw * sizeof(double));
     net->gpu_index = -1; /* the host path */
     forward_network(net);
     backward_network(net);
     float cost_cpu = *net->cost;
+    memcpy(dcpu, fc->delta, nd * sizeof(float));
+    /* the reference formula against the host's own updates (unclamped) */
+    fc_updates(want, dcpu, net->input, B, no, ni, 0);
+    CHECKF(updates_mismatch("host weight_updates", fc->weight_updates, want, nw) == 0,
+           "the host's weight updates are not sum(delta * input)");
     net->gpu_index = 0; /* the device path */
     forward_network(net);
     backward_network(net);
     float cost_gpu = *net->cost;
-    from_gpu(wu, fc->weight_updates_gpu, nw);
     CHECKF(fabs(cost_gpu - cost_cpu) <= 1e-4 * fabs(cost_cpu) + 1e-6, "cost gpu %.9g cpu %.9g", cost_gpu, cost_cpu);
-    double scale = 0;
-    for (int i = 0; i < nw; i++) scale = fmax(scale, fabs(fc->weight_updates[i]));
-    int bad = mismatches("weight_updates", wu, fc->weight_updates, nw, 1e-4 * scale, 1e-3);
-    CHECKF(bad == 0 && scale > 0, "connected weight updates: %d of %d differ", bad, nw);
+    int clamped = 0, bad = 0;
+    double dscale = 0;
+    for (int i = 0; i < nd; i++) {
+        clamped += fabsf(dcpu[i]) > 1;
+        dscale = fmax(dscale, fabs(clamp1(dcpu[i])));
+    }
+    CHECKF(clamped > 0 && clamped < nd, "%d of %d deltas beyond [-1, 1]: the case tests %s", clamped, nd,
+           clamped ? "nothing unclamped" : "no clamp");
+    from_gpu(dgpu, fc->delta_gpu, nd);
+    for (int i = 0; i < nd; i++)
+        if (fabs(dgpu[i] - clamp1(dcpu[i])) > 1e-5 * dscale + 1e-4 * fabs(dcpu[i]) && bad++ < 4)
+            fprintf(stderr, "  delta[%d]: gpu %.9g, host %.9g clamped %.9g\n", i, dgpu[i], dcpu[i], clamp1(dcpu[i]));
+    CHECKF(bad == 0, "connected delta: %d of %d differ from the host's clamped to [-1, 1]", bad, nd);
+    from_gpu(wu, fc->weight_updates_gpu, nw);
+    fc_updates(want, dcpu, net->input, B, no, ni, 1);
+    bad = updates_mismatch("device weight_updates", wu, want, nw);
+    CHECKF(bad == 0, "connected weight updates: %d of %d differ from the host's delta clamped", bad, nw);
     gsl_layer_stats st;
     gsl_layer_get_stats(snap, &st, 0);
     CHECK(st.batches == 2);
     CHECK(sim->cost[0] == cost_gpu);
-    free(wu);
+    free(wu); free(dcpu); free(dgpu); free(want);
     free_network(net);
 }
 

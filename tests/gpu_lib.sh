@@ -1,0 +1,59 @@
+# Shared by the GPU-host checks (tests/gpu_train_check.sh, tests/gpu_dist_check.sh): synthetic data, the small
+# network's cfg variants and a weights comparison. Plain python3 (no numpy); sources tests/lib.sh for ok/bad/result.
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+check() { if eval "$2"; then ok "$1"; else bad "$1" "$3"; fi; }
+
+# gpu_mkdata: 1000 synthetic 28x28 images of 10 classes (a class is a bright square at its own place, plus noise),
+# IDX format, written to ./train-images.gz and ./train-labels.gz.
+gpu_mkdata() {
+  python3 - <<'PY'
+import gzip, random, struct
+random.seed(1)
+n = 1000
+img, lab = bytearray(), bytearray()
+for i in range(n):
+    c = i % 10
+    px = [random.randrange(60) for _ in range(784)]
+    r0, c0 = 2 + (c // 5) * 12, 2 + (c % 5) * 5
+    for r in range(r0, r0 + 10):
+        for q in range(c0, c0 + 4):
+            px[r * 28 + q] = 200 + random.randrange(56)
+    img += bytes(px); lab.append(c)
+with gzip.open("train-images.gz", "wb") as f: f.write(struct.pack(">IIII", 0x803, n, 28, 28) + bytes(img))
+with gzip.open("train-labels.gz", "wb") as f: f.write(struct.pack(">II", 0x801, n) + bytes(lab))
+PY
+}
+
+# gpu_mkcfg NAME BATCH SUBDIVISIONS: tests/e2e/small.cfg for 2 epochs with that batch, as ./NAME.cfg.
+gpu_mkcfg() {
+  sed -e 's/^epochs=3/epochs=2/' -e "s/^batch=50/batch=$2/" -e "s/^subdivisions=1/subdivisions=$3/" \
+    "$root/tests/e2e/small.cfg" > "$1.cfg"
+}
+
+# gpu_mkdirs DIR...: a run folder each, with x.data pointing at the data in the current folder.
+gpu_mkdirs() {
+  local d
+  for d in "$@"; do
+    mkdir -p "$d" && printf 'classes=10\ntrain=%s\ntrain_labels=%s\nbackup=B\n' "$PWD/train-images.gz" \
+      "$PWD/train-labels.gz" > "$d/x.data"
+  done
+}
+
+# close A B ATOL RTOL: prints "close" when every weight of the Darknet .weights files A and B (20-byte header, then
+# floats) differs by at most ATOL + RTOL*|a|, else the largest excess, "sizes ..." or "not finite".
+close() {
+  python3 - "$@" <<'PY'
+import array, math, sys
+def floats(p):
+    a = array.array("f"); b = open(p, "rb").read()[20:]; a.frombytes(b); return a
+try:
+    a, b = floats(sys.argv[1]), floats(sys.argv[2])
+except OSError as e:
+    print("unreadable: %s" % e); sys.exit()
+atol, rtol = float(sys.argv[3]), float(sys.argv[4])
+if len(a) != len(b): print("sizes", len(a), len(b)); sys.exit()
+if not all(math.isfinite(x) for x in a) or not all(math.isfinite(y) for y in b): print("not finite"); sys.exit()
+m = max(abs(x - y) - rtol * abs(x) for x, y in zip(a, b))
+print("close" if m <= atol else "maxdiff %g" % (m + atol))
+PY
+}

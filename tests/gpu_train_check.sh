@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# `gsl train` on a GPU host, one process, no MPI (needs a GPU and the GPU=1 and GPU=0 builds; installs nothing):
+#   1. the small network (tests/e2e/small.cfg, 2 epochs, [snap] rotate + [similarity]) on GPU 0 against the CPU
+#      build from the same seed: the same run within GPU/CPU rounding (the rebuilt codebook follows the weights)
+#   2. two replicas on one device (-gpus 0,0: Darknet's train_networks, weights averaged every 4 steps): runs to the
+#      end with finite weights, and its last loss is within 2x of one replica's with the combined batch
+# Not part of `make test` (no GPU in CI): scripts/gpu-check.sh runs it. Synthetic data (tests/gpu_lib.sh).
+#   tests/gpu_train_check.sh        Env: BLAS (0 where OpenBLAS is missing, default 1), JOBS, PREBUILT=1 (no make)
+# Ends with "RESULT N passed, M failed".
+set -u
+cd "$(dirname "$0")/.."
+root=$(pwd)
+. tests/gpu_lib.sh
+command -v nvidia-smi >/dev/null || { bad prerequisites "nvidia-smi not found"; result; exit 1; }
+blas=${BLAS:-1} jobs=${JOBS:-$(nproc)}
+sfx=$([ "$blas" = 0 ] && echo -noblas)
+if [ "${PREBUILT:-0}" != 1 ]; then
+  make -j"$jobs" --no-print-directory GPU=1 BLAS="$blas" "build/gpu$sfx/darknet" >/dev/null &&
+    make -j"$jobs" --no-print-directory GPU=0 BLAS="$blas" "build/cpu$sfx/darknet" >/dev/null ||
+    { bad build "make GPU=1/GPU=0 build/*/darknet failed"; result; exit 1; }
+fi
+gbin=$root/build/gpu$sfx/darknet cbin=$root/build/cpu$sfx/darknet
+tmp=$root/build/gpu$sfx/train-check
+rm -rf "$tmp" && mkdir -p "$tmp" && cd "$tmp"
+export OPENBLAS_NUM_THREADS=1
+
+gpu_mkdata
+gpu_mkcfg one 50 1; gpu_mkcfg ref 100 2
+gpu_mkdirs gpu cpu ref rep
+run() { # FOLDER BIN CFG ARGS...: times the run into FOLDER/time
+  local dir=$1 b=$2 cfg=$3; shift 3
+  (cd "$dir" && s=$(date +%s.%N) && timeout -k 5 300 "$b" gsl train x.data "../$cfg" "$@" > log 2>&1; rc=$?
+   echo "$s $(date +%s.%N)" | awk '{printf "%.2f\n", $2 - $1}' > time; exit $rc)
+}
+run gpu "$gbin" one.cfg -gpus 0; rc1=$?
+run cpu "$cbin" one.cfg; rc2=$?
+echo "gsl train, 2 epochs of 1000 images: GPU $(cat gpu/time) s, CPU $(cat cpu/time) s"
+check gpu_train_runs '[ $rc1 = 0 ] && [ $rc2 = 0 ]' "exit $rc1/$rc2: $(tail -n 3 gpu/log cpu/log)"
+s=$(close cpu/B/one_e0001.weights gpu/B/one_e0001.weights 1e-4 1e-3)
+check gpu_epoch1_close_to_cpu '[ "$s" = close ]' "$s"
+s=$(close cpu/B/one_e0002.weights gpu/B/one_e0002.weights 1e-3 1e-2)
+check gpu_epoch2_close_to_cpu '[ "$s" = close ]' "$s"
+
+run ref "$gbin" ref.cfg -gpus 0; rc1=$?
+run rep "$gbin" one.cfg -gpus 0,0; rc2=$?
+last_loss() { grep -oE 'loss [0-9.eE+-]+' "$1" | tail -1 | awk '{print $2}'; }
+a=$(last_loss ref/log) b=$(last_loss rep/log)
+echo "last loss: one replica (batch 100) ${a:-?}, two replicas (batch 50 each) ${b:-?}"
+s=$(close ref/B/ref_e0002.weights rep/B/one_e0002.weights 1e6 0)
+check two_replicas_run '[ $rc1 = 0 ] && [ $rc2 = 0 ] && [ "$s" = close ]' "exit $rc1/$rc2, $s: $(tail -n 3 ref/log rep/log)"
+check two_replicas_loss_like_one '[ -n "$a" ] && [ -n "$b" ] && awk -v a="$a" -v b="$b" "BEGIN{exit !(b <= 2*a + 1e-3)}"' \
+  "one replica $a, two $b"
+result
