@@ -13,7 +13,9 @@ typedef struct {
 static const gsl_subcommand subcommands[] = {
     {"train", gsl_train_main, "train DATA CFG [WEIGHTS|CKPT] [-gpus 0,1] [-clear] [-seed N] [-epochs N]\n"
                               "                            alternate epochs of training and codebook rebuilds"},
-    {"eval", gsl_eval_main, "eval DATA CFG WEIGHTS|CKPT  mAP, mAP@1000, P@100 of float features and PQ codes"},
+    {"eval", gsl_eval_main, "eval DATA CFG WEIGHTS|CKPT  mAP, mAP@1000, P@100 of float features and PQ codes\n"
+                            "                            (these and the next four: the network on the CPU, or\n"
+                            "                            on one GPU with -gpus N in a GPU=1 build)"},
     {"embed", gsl_embed_main, "embed DATA CFG WEIGHTS -out X   float embeddings as .fvecs, labels as .ivecs"},
     {"encode", gsl_encode_main, "encode DATA CFG CKPT -out X     PQ codes of a split"},
     {"search", gsl_search_main, "search DATA CFG CKPT -out X     top-k of every query (ADC)"},

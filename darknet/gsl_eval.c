@@ -92,24 +92,23 @@ int gsl_eval_network(network *net, const gsl_data *q, const gsl_data *db, const 
     if (make_labels(q, qi, nq, &lq, err) || make_labels(db, bi, nb, &lb, err)) goto done;
     out->nq = nq;
     out->nb = nb;
-    size_t R1 = nb < 1000 ? (size_t)nb : 1000, R2 = nb < 100 ? (size_t)nb : 100;
-    gslq_eval_result r;
-    if (gslq_eval_search(NULL, NULL, xb, nb, d, xq, nq, &lq.l, &lb.l, R1, o->threads, &r, &e)) goto qerr;
-    out->map_float = r.map;
-    out->map1000_float = r.map_at_r;
-    if (!o->quiet) {
-        if (gslq_eval_search(NULL, NULL, xb, nb, d, xq, nq, &lq.l, &lb.l, R2, o->threads, &r, &e)) goto qerr;
-        out->p100_float = r.prec_at_r;
-    }
+    /* mAP@1000 and (unless quiet) P@100, both from one ranking per query */
+    const size_t R[2] = {nb < 1000 ? (size_t)nb : 1000, nb < 100 ? (size_t)nb : 100};
+    const int nR = o->quiet ? 1 : 2;
+    gslq_eval_result r[2];
+    if (gslq_eval_search_cutoffs(NULL, NULL, xb, nb, d, xq, nq, &lq.l, &lb.l, R, nR, o->threads, r, &e)) goto qerr;
+    out->map_float = r[0].map;
+    out->map1000_float = r[0].map_at_r;
+    if (!o->quiet) out->p100_float = r[1].prec_at_r;
     if (pq) {
         if (!(codes = malloc((size_t)nb * pq->M))) { gsl_fail(err, "out of memory"); goto done; }
         if (gslq_pq_encode_mt(pq, xb, nb, codes, o->threads, &e)) goto qerr;
-        if (gslq_eval_search(pq, codes, NULL, nb, d, xq, nq, &lq.l, &lb.l, R1, o->threads, &r, &e)) goto qerr;
-        out->map_pq = r.map;
-        out->map1000_pq = r.map_at_r;
+        if (gslq_eval_search_cutoffs(pq, codes, NULL, nb, d, xq, nq, &lq.l, &lb.l, R, nR, o->threads, r, &e))
+            goto qerr;
+        out->map_pq = r[0].map;
+        out->map1000_pq = r[0].map_at_r;
         if (!o->quiet) {
-            if (gslq_eval_search(pq, codes, NULL, nb, d, xq, nq, &lq.l, &lb.l, R2, o->threads, &r, &e)) goto qerr;
-            out->p100_pq = r.prec_at_r;
+            out->p100_pq = r[1].prec_at_r;
             int k = nb < 100 ? nb : 100;
             gt = malloc(sizeof(int64_t) * (size_t)nq * k);
             res = malloc(sizeof(int64_t) * (size_t)nq * k);
@@ -163,6 +162,8 @@ static int session_open(session *s, int argc, char **argv, int need_pq, char *er
 {
     memset(s, 0, sizeof *s);
     if (gsl_args_parse(argc, argv, 3, 3, &s->a, err)) return -2;
+    if (s->a.ngpus > 1)
+        return gsl_fail(err, "-gpus: these commands run the network on one device, %d were given", s->a.ngpus), -2;
     if (gsl_data_cfg_read(s->a.pos[0], &s->dc, err)) return -1;
     gsl_registry_install();
     const char *w = strcmp(s->a.pos[2], "-") ? s->a.pos[2] : NULL; /* "-": the cfg's random initialisation */
@@ -226,7 +227,7 @@ int gsl_eval_main(int argc, char **argv)
     int rc = session_open(&s, argc, argv, 1, err);
     if (rc == -2) {
         fprintf(stderr, "darknet gsl eval: %s\nusage: darknet gsl eval DATA CFG WEIGHTS|CHECKPOINT.ckpt|- "
-                        "[-codebook F] [-subspaces M -codewords K [-opq]] [-queries N] [-threads N]\n", err);
+                        "[-codebook F] [-subspaces M -codewords K [-opq]] [-queries N] [-threads N] [-gpus N]\n", err);
         session_free(&s);
         return 2;
     }
@@ -303,10 +304,10 @@ static int embed_family(int cmd, int argc, char **argv)
 {
     static const char *names[] = {"embed", "encode", "search", "export"};
     static const char *usages[] = {
-        "embed DATA CFG WEIGHTS|CKPT -out X [-split train|valid|database]   writes X.fvecs and X.labels.ivecs",
-        "encode DATA CFG CKPT -out X [-split ...] [-codebook F]   writes X.codes and X.labels.ivecs",
-        "search DATA CFG CKPT -out X [-k 100] [-codebook F]   valid vs database: X.ids.ivecs, X.dist.fvecs",
-        "export DATA CFG CKPT -out INDEX [-split database] [-codebook F]   a Faiss index of the split's codes",
+        "embed DATA CFG WEIGHTS|CKPT -out X [-split train|valid|database] [-gpus N]   writes X.fvecs and X.labels.ivecs",
+        "encode DATA CFG CKPT -out X [-split ...] [-codebook F] [-gpus N]   writes X.codes and X.labels.ivecs",
+        "search DATA CFG CKPT -out X [-k 100] [-codebook F] [-gpus N]   valid vs database: X.ids.ivecs, X.dist.fvecs",
+        "export DATA CFG CKPT -out INDEX [-split database] [-codebook F] [-gpus N]   a Faiss index of the split's codes",
     };
     session s;
     char err[GSL_DATA_ERRLEN] = "";

@@ -98,31 +98,37 @@ static int count_relevant(const gslq_labels *ql, const gslq_labels *dl, size_t *
     return GSLQ_OK;
 }
 
-/* Accumulates one query's metrics; returns 0 when the query has no relevant item (skipped). */
-static int eval_one(const int64_t *rank, size_t L, size_t R, size_t nrel, const gslq_labels *ql, size_t q,
-                    const gslq_labels *dl, double acc[4])
+/* Accumulates one query's metrics for the cutoffs R[0..nR-1] into acc: acc[0] AP, then per cutoff k
+ * acc[1 + 3k] AP@R, acc[2 + 3k] precision@R, acc[3 + 3k] recall@R. Returns 0 when the query has no relevant item
+ * (skipped). */
+#define EV_ACC (1 + 3 * GSLQ_EVAL_MAX_CUTOFFS)
+static int eval_one(const int64_t *rank, size_t L, const size_t *R, int nR, size_t nrel, const gslq_labels *ql,
+                    size_t q, const gslq_labels *dl, double *acc)
 {
     if (nrel == 0) return 0;
-    double ap = 0, ap_r = 0;
-    size_t hits = 0, hits_r = 0;
+    double ap = 0, ap_r[GSLQ_EVAL_MAX_CUTOFFS] = {0};
+    size_t hits = 0, hits_r[GSLQ_EVAL_MAX_CUTOFFS] = {0};
     for (size_t i = 0; i < L; i++) {
         int64_t id = rank[i];
         if (id < 0 || (size_t)id >= dl->n || !relevant(ql, q, dl, (size_t)id)) continue;
         hits++;
         double p = (double)hits / (double)(i + 1);
         ap += p;
-        if (i < R) { ap_r += p; hits_r = hits; }
+        for (int k = 0; k < nR; k++)
+            if (i < R[k]) { ap_r[k] += p; hits_r[k] = hits; }
         if (hits == nrel) break; /* no further precision terms */
     }
     acc[0] += ap / (double)nrel;
-    acc[1] += hits_r ? ap_r / (double)hits_r : 0.0;
-    acc[2] += (double)hits_r / (double)R;
-    acc[3] += (double)hits_r / (double)nrel;
+    for (int k = 0; k < nR; k++) {
+        acc[1 + 3 * k] += hits_r[k] ? ap_r[k] / (double)hits_r[k] : 0.0;
+        acc[2 + 3 * k] += (double)hits_r[k] / (double)R[k];
+        acc[3 + 3 * k] += (double)hits_r[k] / (double)nrel;
+    }
     return 1;
 }
 
-static int check_eval(size_t nq, const gslq_labels *qlab, const gslq_labels *dblab, size_t R, size_t L,
-                      gslq_eval_result *out, gslq_error *err)
+static int check_eval(size_t nq, const gslq_labels *qlab, const gslq_labels *dblab, const size_t *R, int nR,
+                      size_t L, gslq_eval_result *out, gslq_error *err)
 {
     int rc;
     if (!out) return gslq__fail(err, GSLQ_EINVAL, "eval: NULL result");
@@ -131,24 +137,29 @@ static int check_eval(size_t nq, const gslq_labels *qlab, const gslq_labels *dbl
         return gslq__fail(err, GSLQ_EINVAL, "eval: query and database labels differ in kind (nwords %d vs %d)",
                           qlab->nwords, dblab->nwords);
     if (qlab->n != nq) return gslq__fail(err, GSLQ_EINVAL, "eval: %zu query labels for %zu queries", qlab->n, nq);
-    if (R < 1 || R > L) return gslq__fail(err, GSLQ_EINVAL, "eval: R=%zu out of range 1..%zu", R, L);
+    if (nR < 1 || nR > GSLQ_EVAL_MAX_CUTOFFS || !R)
+        return gslq__fail(err, GSLQ_EINVAL, "eval: %d cutoffs (1..%d)", nR, GSLQ_EVAL_MAX_CUTOFFS);
+    for (int k = 0; k < nR; k++)
+        if (R[k] < 1 || R[k] > L) return gslq__fail(err, GSLQ_EINVAL, "eval: R=%zu out of range 1..%zu", R[k], L);
     return GSLQ_OK;
 }
 
-static void finish(const double acc[4], size_t used, gslq_eval_result *out)
+static void finish(const double *acc, int nR, size_t used, gslq_eval_result *out)
 {
     double n = used ? (double)used : 1.0;
-    out->map = acc[0] / n;
-    out->map_at_r = acc[1] / n;
-    out->prec_at_r = acc[2] / n;
-    out->recall_at_r = acc[3] / n;
-    out->nq = used;
+    for (int k = 0; k < nR; k++) {
+        out[k].map = acc[0] / n;
+        out[k].map_at_r = acc[1 + 3 * k] / n;
+        out[k].prec_at_r = acc[2 + 3 * k] / n;
+        out[k].recall_at_r = acc[3 + 3 * k] / n;
+        out[k].nq = used;
+    }
 }
 
 int gslq_eval_rankings(const int64_t *rank, size_t nq, size_t L, const gslq_labels *qlab, const gslq_labels *dblab,
                        size_t R, gslq_eval_result *out, gslq_error *err)
 {
-    int rc = check_eval(nq, qlab, dblab, R, L, out, err);
+    int rc = check_eval(nq, qlab, dblab, &R, 1, L, out, err);
     if (rc) return rc;
     if (nq && !rank) return gslq__fail(err, GSLQ_EINVAL, "eval: NULL ranking");
     size_t *nrel = gslq__alloc(nq, sizeof(size_t), 1, 0);
@@ -157,10 +168,10 @@ int gslq_eval_rankings(const int64_t *rank, size_t nq, size_t L, const gslq_labe
         free(nrel);
         return rc;
     }
-    double acc[4] = {0, 0, 0, 0};
+    double acc[EV_ACC] = {0};
     size_t used = 0;
-    for (size_t q = 0; q < nq; q++) used += (size_t)eval_one(rank + q * L, L, R, nrel[q], qlab, q, dblab, acc);
-    finish(acc, used, out);
+    for (size_t q = 0; q < nq; q++) used += (size_t)eval_one(rank + q * L, L, &R, 1, nrel[q], qlab, q, dblab, acc);
+    finish(acc, 1, used, out);
     free(nrel);
     gslq__ok(err);
     return GSLQ_OK;
@@ -172,11 +183,12 @@ typedef struct {
     const gslq_pq *pq;
     const uint8_t *codes;
     const float *db, *dbn, *q;
-    size_t nb, nq, R;
-    int d;
+    size_t nb, nq;
+    const size_t *R;
+    int nR, d;
     const gslq_labels *ql, *dl;
     const size_t *nrel;
-    double (*acc)[4];
+    double (*acc)[EV_ACC];
     size_t *used;
     int *rcs;
 } evs_ctx;
@@ -222,7 +234,7 @@ static void evs_part(void *arg, int t, int nt)
             for (size_t i = 0; i < nb; i++) key[i] = fkey(dist4[i * 4 + j]);
             radix_rank(key, nb, buf, buf + nb, buf + 2 * nb, buf + 3 * nb);
             for (size_t i = 0; i < nb; i++) rank[i] = buf[nb + i];
-            a->used[t] += (size_t)eval_one(rank, nb, a->R, a->nrel[q0 + j], a->ql, q0 + j, a->dl, a->acc[t]);
+            a->used[t] += (size_t)eval_one(rank, nb, a->R, a->nR, a->nrel[q0 + j], a->ql, q0 + j, a->dl, a->acc[t]);
         }
     }
 done:
@@ -233,7 +245,14 @@ int gslq_eval_search(const gslq_pq *pq, const uint8_t *codes, const float *db, s
                      size_t nq, const gslq_labels *qlab, const gslq_labels *dblab, size_t R, int nthreads,
                      gslq_eval_result *out, gslq_error *err)
 {
-    int rc = check_eval(nq, qlab, dblab, R, nb, out, err);
+    return gslq_eval_search_cutoffs(pq, codes, db, nb, d, q, nq, qlab, dblab, &R, 1, nthreads, out, err);
+}
+
+int gslq_eval_search_cutoffs(const gslq_pq *pq, const uint8_t *codes, const float *db, size_t nb, int d,
+                             const float *q, size_t nq, const gslq_labels *qlab, const gslq_labels *dblab,
+                             const size_t *R, int nR, int nthreads, gslq_eval_result *out, gslq_error *err)
+{
+    int rc = check_eval(nq, qlab, dblab, R, nR, nb, out, err);
     if (rc) return rc;
     if (dblab->n != nb) return gslq__fail(err, GSLQ_EINVAL, "eval: %zu database labels for %zu items", dblab->n, nb);
     if (nb > UINT32_MAX) return gslq__fail(err, GSLQ_EINVAL, "eval: %zu database items (at most 2^32-1)", nb);
@@ -251,7 +270,7 @@ int gslq_eval_search(const gslq_pq *pq, const uint8_t *codes, const float *db, s
     int nt = nthreads < 1 ? 1 : nthreads, rcs[256] = {0};
     if (nt > 256) nt = 256;
     size_t *nrel = gslq__alloc(nq, sizeof(size_t), 1, 0), used[256] = {0};
-    double(*acc)[4] = gslq__alloc((size_t)nt, sizeof *acc, 1, 1);
+    double(*acc)[EV_ACC] = gslq__alloc((size_t)nt, sizeof *acc, 1, 1);
     float *dbn = pq ? NULL : gslq__alloc(nb, sizeof(float), 1, 0);
     if (!nrel || !acc || (!pq && !dbn)) {
         rc = gslq__fail(err, GSLQ_ENOMEM, "eval: out of memory");
@@ -263,19 +282,19 @@ int gslq_eval_search(const gslq_pq *pq, const uint8_t *codes, const float *db, s
         for (int j = 0; j < d; j++) s += db[i * d + j] * db[i * d + j];
         dbn[i] = s;
     }
-    evs_ctx a = {pq, codes, db, dbn, q, nb, nq, R, d, qlab, dblab, nrel, acc, used, rcs};
+    evs_ctx a = {pq, codes, db, dbn, q, nb, nq, R, nR, d, qlab, dblab, nrel, acc, used, rcs};
     gslq__parallel(nt, evs_part, &a);
-    double tot[4] = {0, 0, 0, 0};
+    double tot[EV_ACC] = {0};
     size_t u = 0;
     for (int t = 0; t < nt; t++) {
         if (rcs[t]) {
             rc = gslq__fail(err, rcs[t], "eval: out of memory");
             goto done;
         }
-        for (int j = 0; j < 4; j++) tot[j] += acc[t][j];
+        for (int j = 0; j < EV_ACC; j++) tot[j] += acc[t][j];
         u += used[t];
     }
-    finish(tot, u, out);
+    finish(tot, nR, u, out);
     gslq__ok(err);
 done:
     free(nrel); free(acc); free(dbn);

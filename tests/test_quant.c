@@ -887,7 +887,31 @@ static void test_eval_adc_matches_rankings(void)
     CHECK_CLOSE(b.map_at_r, a.map_at_r, 1e-12, 0);
     CHECK_CLOSE(b.prec_at_r, a.prec_at_r, 1e-12, 0);
     CHECK_CLOSE(b.recall_at_r, a.recall_at_r, 1e-12, 0);
-    free(codes); free(q); free(dd); free(dl); free(rank);
+    /* several cutoffs from one ranking equal one call per cutoff, bit for bit at the same thread count (which fixes
+     * the order of the sums), with ADC and with exact distances; bad cutoffs are refused */
+    const size_t R[4] = {1, 25, 500, 7};
+    gslq_eval_result m[4], one;
+    float *db = randn_buf(nb * d);
+    for (int exact = 0; exact < 2; exact++) {
+        const gslq_pq *P = exact ? NULL : &pq;
+        const uint8_t *C = exact ? NULL : codes;
+        CHECK(gslq_eval_search_cutoffs(P, C, exact ? db : NULL, nb, d, q, nq, &Q, &D, R, 4, 2, m, NULL) == 0);
+        for (int k = 0; k < 4; k++) {
+            CHECK(gslq_eval_search(P, C, exact ? db : NULL, nb, d, q, nq, &Q, &D, R[k], 2, &one, NULL) == 0);
+            CHECKF(m[k].nq == one.nq && m[k].map == one.map && m[k].map_at_r == one.map_at_r &&
+                       m[k].prec_at_r == one.prec_at_r && m[k].recall_at_r == one.recall_at_r,
+                   "exact=%d R=%zu: cutoffs %.17g %.17g %.17g, alone %.17g %.17g %.17g", exact, R[k], m[k].map_at_r,
+                   m[k].prec_at_r, m[k].recall_at_r, one.map_at_r, one.prec_at_r, one.recall_at_r);
+        }
+    }
+    const size_t bad[2] = {25, 501};
+    gslq_error e = {0};
+    CHECK(gslq_eval_search_cutoffs(&pq, codes, NULL, nb, d, q, nq, &Q, &D, bad, 2, 1, m, &e) == GSLQ_EINVAL);
+    CHECKF(strstr(e.msg, "R=501") != NULL, "%s", e.msg);
+    CHECK(gslq_eval_search_cutoffs(&pq, codes, NULL, nb, d, q, nq, &Q, &D, R, 0, 1, m, &e) == GSLQ_EINVAL);
+    CHECK(gslq_eval_search_cutoffs(&pq, codes, NULL, nb, d, q, nq, &Q, &D, R, GSLQ_EVAL_MAX_CUTOFFS + 1, 1, m, &e) ==
+          GSLQ_EINVAL);
+    free(codes); free(q); free(dd); free(dl); free(rank); free(db);
     gslq_pq_free(&pq);
 }
 

@@ -54,6 +54,9 @@ check eval_runs '[ $rc1 = 0 ] && [ $rc0 = 0 ] && [ -n "$mt" ] && [ -n "$m0" ]' "
 check trained_beats_untrained 'awk -v a="$mt" -v b="$m0" "BEGIN{exit !(a > b + 0.1)}"' "trained mAP $mt, untrained $m0"
 pq=$(awk '/^PQ codes/{print $7}' evalA.txt)
 check eval_pq_row 'awk -v a="$pq" "BEGIN{exit !(a > 0.1)}"' "$(cat evalA.txt)"
+"$bin" gsl eval a.data "$cfg" A/small.ckpt -gpus 0,1 > evalG.txt 2>&1; rc=$?
+check eval_one_device_only '[ $rc = 2 ] && grep -q -- "-gpus: these commands run the network on one device, 2 were given" evalG.txt' \
+  "exit $rc: $(tail -n 2 evalG.txt)"
 
 # ---- resume equals the uninterrupted run
 "$bin" gsl train b.data "$cfg" -epochs 2 > B1.log 2>&1 && "$bin" gsl train b.data "$cfg" B/small.ckpt > B2.log 2>&1
