@@ -341,6 +341,12 @@ static int run(trainer *t, const char *resume, char *err)
         printf("training %s on %d samples (%d classes), %d steps of %d per epoch, epochs %d..%d, %d codebook layer(s)",
                t->cfgfile, t->train.n, t->dc.classes, steps, per_step, start_epoch + 1, t->k.epochs, t->ncb);
         if (D->on) printf(", %d ranks x %d x %d subdivisions (%s)", D->size, B, net->subdivisions, gsl_dist_backend(D));
+#ifdef GPU
+        if (net->gpu_index >= 0) printf(t->nrep > 1 ? ", %d replicas on GPUs" : ", on GPU %d", t->nrep > 1 ? t->nrep : net->gpu_index);
+        else printf(", on the CPU (-gpus N trains on a GPU)");
+#else
+        printf(", on the CPU");
+#endif
         printf("\n");
     }
     for (int epoch = start_epoch; epoch < t->k.epochs && !rc; epoch++) {

@@ -31,6 +31,7 @@ cd "$tmp"
 # ---- training: 3 epochs, the first without a codebook
 "$bin" gsl train a.data "$cfg" > A.log 2>&1; rc=$?
 check train_runs '[ $rc = 0 ]' "exit $rc: $(tail -3 A.log)"
+check header_names_device 'grep -qE "^training .* on [0-9]+ samples .*, on the CPU" A.log' "$(grep -m1 '^training' A.log)"
 check progress_lines 'grep -qE "^epoch 2/3 batch [0-9]+/40 loss [0-9.]+ qerr [0-9.]+ snapped [0-9.]+ [0-9]+ img/s ETA" A.log' \
   "no progress line with qerr/snapped: $(grep '^epoch' A.log | head -3)"
 snap=$(grep -E '^epoch 3 done' A.log | sed -E 's/.* snapped ([0-9.]+).*/\1/')
