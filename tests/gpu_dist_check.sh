@@ -13,20 +13,8 @@ set -u
 cd "$(dirname "$0")/.."
 root=$(pwd)
 . tests/gpu_lib.sh
-for t in mpirun mpicc nvidia-smi; do
-  command -v $t >/dev/null || { bad prerequisites "$t not found"; result; exit 1; }
-done
-blas=${BLAS:-1} jobs=${JOBS:-$(nproc)}
-sfx=$([ "$blas" = 0 ] && echo -noblas)
-if [ "${PREBUILT:-0}" != 1 ]; then
-  make -j"$jobs" --no-print-directory GPU=1 BLAS="$blas" "build/gpu$sfx/darknet-mpi" >/dev/null &&
-    make -j"$jobs" --no-print-directory GPU=0 BLAS="$blas" "build/cpu$sfx/darknet-mpi" >/dev/null ||
-    { bad build "make GPU=1/GPU=0 build/*/darknet-mpi failed"; result; exit 1; }
-fi
-gbin=$root/build/gpu$sfx/darknet-mpi cbin=$root/build/cpu$sfx/darknet-mpi
+gpu_setup darknet-mpi dist-check mpirun mpicc nvidia-smi
 ngpu=$(nvidia-smi -L | grep -c '^GPU')
-tmp=$root/build/gpu$sfx/dist-check
-rm -rf "$tmp" && mkdir -p "$tmp" && cd "$tmp"
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OPENBLAS_NUM_THREADS=1
 mpi() { timeout -k 5 300 mpirun --oversubscribe -x OPENBLAS_NUM_THREADS "$@"; }
 

@@ -3,6 +3,26 @@
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 check() { if eval "$2"; then ok "$1"; else bad "$1" "$3"; fi; }
 
+# gpu_setup PROGRAM FOLDER TOOL...: checks that the TOOLs are on PATH, builds PROGRAM (darknet or darknet-mpi) with
+# GPU=1 and GPU=0 (BLAS from the environment, default 1; nothing with PREBUILT=1), sets gbin and cbin to the two
+# binaries, and enters the emptied scratch folder build/gpu<sfx>/FOLDER. Exits with the RESULT line on failure.
+gpu_setup() {
+  local prog=$1 folder=$2 t; shift 2
+  for t in "$@"; do
+    command -v "$t" >/dev/null || { bad prerequisites "$t not found"; result; exit 1; }
+  done
+  local blas=${BLAS:-1} jobs=${JOBS:-$(nproc)} sfx
+  sfx=$([ "$blas" = 0 ] && echo -noblas)
+  if [ "${PREBUILT:-0}" != 1 ]; then
+    make -j"$jobs" --no-print-directory GPU=1 BLAS="$blas" "build/gpu$sfx/$prog" >/dev/null &&
+      make -j"$jobs" --no-print-directory GPU=0 BLAS="$blas" "build/cpu$sfx/$prog" >/dev/null ||
+      { bad build "make GPU=1/GPU=0 build/*/$prog failed"; result; exit 1; }
+  fi
+  gbin=$root/build/gpu$sfx/$prog cbin=$root/build/cpu$sfx/$prog
+  rm -rf "$root/build/gpu$sfx/$folder" && mkdir -p "$root/build/gpu$sfx/$folder" && cd "$root/build/gpu$sfx/$folder" ||
+    { bad setup "cannot make build/gpu$sfx/$folder"; result; exit 1; }
+}
+
 # gpu_mkdata: 1000 synthetic 28x28 images of 10 classes (a class is a bright square at its own place, plus noise),
 # IDX format, written to ./train-images.gz and ./train-labels.gz.
 gpu_mkdata() {

@@ -11,17 +11,7 @@ set -u
 cd "$(dirname "$0")/.."
 root=$(pwd)
 . tests/gpu_lib.sh
-command -v nvidia-smi >/dev/null || { bad prerequisites "nvidia-smi not found"; result; exit 1; }
-blas=${BLAS:-1} jobs=${JOBS:-$(nproc)}
-sfx=$([ "$blas" = 0 ] && echo -noblas)
-if [ "${PREBUILT:-0}" != 1 ]; then
-  make -j"$jobs" --no-print-directory GPU=1 BLAS="$blas" "build/gpu$sfx/darknet" >/dev/null &&
-    make -j"$jobs" --no-print-directory GPU=0 BLAS="$blas" "build/cpu$sfx/darknet" >/dev/null ||
-    { bad build "make GPU=1/GPU=0 build/*/darknet failed"; result; exit 1; }
-fi
-gbin=$root/build/gpu$sfx/darknet cbin=$root/build/cpu$sfx/darknet
-tmp=$root/build/gpu$sfx/train-check
-rm -rf "$tmp" && mkdir -p "$tmp" && cd "$tmp"
+gpu_setup darknet train-check nvidia-smi
 export OPENBLAS_NUM_THREADS=1
 
 gpu_mkdata
