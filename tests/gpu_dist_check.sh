@@ -31,10 +31,8 @@ one mpi "$gbin" mpi -gpus 0; rc2=$?
 one cpu "$cbin" mpi; rc3=$?
 check one_rank_runs '[ $rc1 = 0 ] && [ $rc2 = 0 ] && [ $rc3 = 0 ] && grep -q "backend nccl" nccl/log && grep -q "backend mpi device 0" mpi/log' \
   "exit $rc1/$rc2/$rc3: $(tail -n 2 nccl/log mpi/log cpu/log)"
-s=$(close nccl/B/dist_e0002.weights mpi/B/dist_e0002.weights 1e-5 1e-4)
-check one_rank_nccl_equals_mpi_staging '[ "$s" = close ]' "$s"
-s=$(close nccl/B/dist_e0002.weights cpu/B/dist_e0002.weights 1e-3 1e-2)
-check one_rank_gpu_close_to_cpu '[ "$s" = close ]' "$s"
+check_close one_rank_nccl_equals_mpi_staging nccl/B/dist_e0002.weights mpi/B/dist_e0002.weights 1e-5 1e-4
+check_close one_rank_gpu_close_to_cpu nccl/B/dist_e0002.weights cpu/B/dist_e0002.weights 1e-3 1e-2
 
 if [ "$ngpu" -ge 2 ]; then
   (cd ref && GSL_DIST=0 "$gbin" gsl train x.data ../ref.cfg -gpus 0 > log 2>&1); rc1=$?

@@ -77,3 +77,10 @@ m = max(abs(x - y) - rtol * abs(x) for x, y in zip(a, b))
 print("close" if m <= atol else "maxdiff %g" % (m + atol))
 PY
 }
+
+# check_close NAME A B ATOL RTOL: a check that the weights files A and B are close (see close)
+check_close() {
+  local s
+  s=$(close "$2" "$3" "$4" "$5")
+  check "$1" '[ "$s" = close ]' "$s"
+}

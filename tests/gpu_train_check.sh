@@ -27,10 +27,8 @@ run cpu "$cbin" one.cfg; rc2=$?
 echo "gsl train, 2 epochs of 1000 images: GPU $(cat gpu/time) s, CPU $(cat cpu/time) s"
 check gpu_train_runs '[ $rc1 = 0 ] && [ $rc2 = 0 ] && grep -q "^training .*, on GPU 0$" gpu/log' \
   "exit $rc1/$rc2: $(grep -m1 '^training' gpu/log; tail -n 3 gpu/log cpu/log)"
-s=$(close cpu/B/one_e0001.weights gpu/B/one_e0001.weights 1e-4 1e-3)
-check gpu_epoch1_close_to_cpu '[ "$s" = close ]' "$s"
-s=$(close cpu/B/one_e0002.weights gpu/B/one_e0002.weights 1e-3 1e-2)
-check gpu_epoch2_close_to_cpu '[ "$s" = close ]' "$s"
+check_close gpu_epoch1_close_to_cpu cpu/B/one_e0001.weights gpu/B/one_e0001.weights 1e-4 1e-3
+check_close gpu_epoch2_close_to_cpu cpu/B/one_e0002.weights gpu/B/one_e0002.weights 1e-3 1e-2
 
 run ref "$gbin" ref.cfg -gpus 0; rc1=$?
 run rep "$gbin" one.cfg -gpus 0,0; rc2=$?
