@@ -7,7 +7,8 @@
 #      DATA_DIR (default /usr/share/datasets/fashion-mnist), RES (results, default build/headline-gpu; a device run
 #      passes $OUT), TRAIN_S (wall-clock cap per training, default 400 s: the last finished epoch is evaluated),
 #      EPOCHS (overrides the cfgs' epochs), PARALLEL=1 (train the cfgs at once: Darknet's small convolutions leave
-#      a GPU mostly idle), THREADS (gsl eval's search threads, default nproc).
+#      a GPU mostly idle), THREADS (gsl eval's search threads, default nproc), WORK (the runs' folders, default
+#      build/headline-gpu-runs).
 # Writes, as each run ends, RES/NAME.log (training and evaluation output) and one line per run to RES/summary.txt.
 set -u
 cd "$(dirname "$0")/.."
@@ -21,7 +22,8 @@ for f in train-images-idx3-ubyte.gz train-labels-idx1-ubyte.gz t10k-images-idx3-
 done
 case $res in /*) ;; *) res=$root/$res ;; esac
 case $bin in /*) ;; *) bin=$root/$bin ;; esac
-work=$root/build/headline-gpu-runs
+work=${WORK:-build/headline-gpu-runs}
+case $work in /*) ;; *) work=$root/$work ;; esac
 mkdir -p "$res" "$work"
 data=$work/fashion.data
 printf 'classes=10\ntrain=%s\ntrain_labels=%s\nvalid=%s\nvalid_labels=%s\nbackup=B\n' "$dir/train-images-idx3-ubyte.gz" \

@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# scripts/gpu_headline.sh on the CPU (GPUS empty) with a Fashion-MNIST subset: a run that finishes is trained and
+# evaluated and gets its summary line; a run stopped by the time cap is still evaluated on its last checkpoint, and
+# one stopped before any checkpoint says so instead of inventing figures.
+set -u
+bin=$(realpath "${DARKNET_BIN:?DARKNET_BIN is not set}")
+py=${PYTHON:-/usr/bin/python3}
+here=$(cd "$(dirname "$0")" && pwd)
+. "$here/lib.sh"
+check() { if eval "$2"; then ok "$1"; else bad "$1" "$3"; fi; }
+tmp=$(realpath -m "${GSL_TEST_TMP:-/tmp}/headline")
+rm -rf "$tmp" && mkdir -p "$tmp/data"
+export OPENBLAS_NUM_THREADS=1
+"$py" "$here/e2e/make_subset.py" "$tmp/data" 100 20 || { bad subset "make_subset.py failed"; result; exit 1; }
+for s in train:train t10k:test; do # the Debian file names the script expects
+  for k in images:idx3 labels:idx1; do
+    ln -s "$tmp/data/${s#*:}-${k%:*}.gz" "$tmp/data/${s%:*}-${k%:*}-${k#*:}-ubyte.gz"
+  done
+done
+hl() { BIN=${B:-$bin} GPUS= DATA_DIR=$tmp/data THREADS=1 WORK=$tmp/runs "$here/../scripts/gpu_headline.sh" "$@"; }
+
+RES=$tmp/done EPOCHS=2 TRAIN_S=120 hl "$here/e2e/small.cfg" > "$tmp/done.out" 2>&1; rc=$?
+line=$(cat "$tmp/done/summary.txt" 2>/dev/null)
+check finished_run_summarised '[ $rc = 0 ] && grep -qE "^small: epochs 2 in [0-9]+ s, float mAP 0\.[0-9]{4}, PQ mAP 0\.[0-9]{4}$" <<<"$line"' \
+  "exit $rc, summary '$line': $(tail -n 3 "$tmp/done.out")"
+check finished_run_log 'grep -q "== train exit 0 after" "$tmp/done/small.log" && grep -q "== eval exit 0" "$tmp/done/small.log" && grep -q "^PQ codes" "$tmp/done/small.log"' \
+  "$(tail -n 5 "$tmp/done/small.log")"
+
+# a cap in the middle of the run: the last finished epoch's checkpoint is evaluated
+RES=$tmp/cap EPOCHS=200 TRAIN_S=6 hl "$here/e2e/small.cfg" > "$tmp/cap.out" 2>&1
+line=$(cat "$tmp/cap/summary.txt" 2>/dev/null)
+check capped_run_evaluated 'grep -q "== train exit 124" "$tmp/cap/small.log" && grep -q "== eval exit 0" "$tmp/cap/small.log" && grep -qE "^small: epochs [1-9][0-9]* in [0-9]+ s, float mAP 0\.[0-9]{4}" <<<"$line"' \
+  "summary '$line': $(grep '^==' "$tmp/cap/small.log")"
+
+# a training that leaves no checkpoint (here: a binary that fails at once): no figures
+B=/bin/false RES=$tmp/none hl "$here/e2e/small.cfg" > "$tmp/none.out" 2>&1
+line=$(cat "$tmp/none/summary.txt" 2>/dev/null)
+check no_checkpoint_no_figures 'grep -q "== train exit 1 " "$tmp/none/small.log" && grep -q "== eval exit none" "$tmp/none/small.log" && grep -qE "^small: epochs 0 in [0-9]+ s, float mAP \?, PQ mAP \?$" <<<"$line"' \
+  "summary '$line': $(grep '^==' "$tmp/none/small.log")"
+
+# bad input: a missing data file is named, nothing runs
+RES=$tmp/bad DATA_DIR=$tmp/nowhere BIN=$bin GPUS= WORK=$tmp/runs "$here/../scripts/gpu_headline.sh" "$here/e2e/small.cfg" > "$tmp/bad.out" 2>&1; rc=$?
+check missing_data_named '[ $rc = 1 ] && grep -q "nowhere/train-images-idx3-ubyte.gz not found (set DATA_DIR)" "$tmp/bad.out"' \
+  "exit $rc: $(cat "$tmp/bad.out")"
+result
