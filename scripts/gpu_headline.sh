@@ -37,8 +37,10 @@ one() { # CFG: train under the cap, evaluate the last checkpoint, append the sum
   rm -rf "$run" && mkdir -p "$run" && cp "$cfg" "$run/$name.cfg"
   [ -n "${EPOCHS:-}" ] && sed -i "s/^epochs=.*/epochs=$EPOCHS/" "$run/$name.cfg"
   local s=$SECONDS
-  (set -o pipefail; cd "$run" && timeout -k 10 "$cap" "$bin" gsl train "$data" "$name.cfg" "${gflag[@]}" 2>train.err |
-     tr '\r' '\n' | grep --line-buffered -E '^(training|epoch [0-9]+ done)') > "$log"
+  (cd "$run" || exit 1
+   timeout -k 10 "$cap" "$bin" gsl train "$data" "$name.cfg" "${gflag[@]}" 2>train.err |
+     tr '\r' '\n' | grep --line-buffered -E '^(training|epoch [0-9]+ done)'
+   exit "${PIPESTATUS[0]}") > "$log" # the training's status, not grep's
   local rc=$? ts=$((SECONDS - s)) ep
   ep=$(grep -c '^epoch [0-9]* done' "$log")
   echo "== train exit $rc after $ts s, $ep epochs (cap $cap s)" >> "$log"

@@ -32,10 +32,11 @@ line=$(cat "$tmp/cap/summary.txt" 2>/dev/null)
 check capped_run_evaluated 'grep -q "== train exit 124" "$tmp/cap/small.log" && grep -q "== eval exit 0" "$tmp/cap/small.log" && grep -qE "^small: epochs [1-9][0-9]* in [0-9]+ s, float mAP 0\.[0-9]{4}" <<<"$line"' \
   "summary '$line': $(grep '^==' "$tmp/cap/small.log")"
 
-# a training that leaves no checkpoint (here: a binary that fails at once): no figures
-B=/bin/false RES=$tmp/none hl "$here/e2e/small.cfg" > "$tmp/none.out" 2>&1
+# a training that leaves no checkpoint (here: a binary that fails at once, status 3): its status, and no figures
+printf '#!/bin/sh\nexit 3\n' > "$tmp/fail3" && chmod +x "$tmp/fail3"
+B=$tmp/fail3 RES=$tmp/none hl "$here/e2e/small.cfg" > "$tmp/none.out" 2>&1
 line=$(cat "$tmp/none/summary.txt" 2>/dev/null)
-check no_checkpoint_no_figures 'grep -q "== train exit 1 " "$tmp/none/small.log" && grep -q "== eval exit none" "$tmp/none/small.log" && grep -qE "^small: epochs 0 in [0-9]+ s, float mAP \?, PQ mAP \?$" <<<"$line"' \
+check no_checkpoint_no_figures 'grep -q "== train exit 3 " "$tmp/none/small.log" && grep -q "== eval exit none" "$tmp/none/small.log" && grep -qE "^small: epochs 0 in [0-9]+ s, float mAP \?, PQ mAP \?$" <<<"$line"' \
   "summary '$line': $(grep '^==' "$tmp/none/small.log")"
 
 # bad input: a missing data file is named, nothing runs
