@@ -82,8 +82,7 @@ int gsl_eval_network(network *net, const gsl_data *q, const gsl_data *db, const 
     int *bi = subsample(db->n, o->max_database, o->seed + 29, &nb);
     float *xq = malloc(sizeof(float) * (size_t)nq * d), *xb = malloc(sizeof(float) * (size_t)nb * d);
     uint8_t *codes = NULL;
-    int64_t *gt = NULL, *res = NULL;
-    float *dist = NULL;
+    int64_t *gt = NULL, *res = NULL; /* (nq, k) the exact and the ADC rankings' heads, for NN-recall */
     labels_buf lq = {0}, lb = {0};
     gslq_error e = {0};
     if (!xq || !xb) { gsl_fail(err, "out of memory"); goto done; }
@@ -92,30 +91,29 @@ int gsl_eval_network(network *net, const gsl_data *q, const gsl_data *db, const 
     if (make_labels(q, qi, nq, &lq, err) || make_labels(db, bi, nb, &lb, err)) goto done;
     out->nq = nq;
     out->nb = nb;
-    /* mAP@1000 and (unless quiet) P@100, both from one ranking per query */
+    /* mAP@1000 and (unless quiet) P@100 and the top k for NN-recall, all from one ranking per query and quantizer */
     const size_t R[2] = {nb < 1000 ? (size_t)nb : 1000, nb < 100 ? (size_t)nb : 100};
-    const int nR = o->quiet ? 1 : 2;
+    const int nR = o->quiet ? 1 : 2, k = nb < 100 ? nb : 100, want_nn = pq && !o->quiet;
     gslq_eval_result r[2];
-    if (gslq_eval_search_cutoffs(NULL, NULL, xb, nb, d, xq, nq, &lq.l, &lb.l, R, nR, o->threads, r, &e)) goto qerr;
+    if (want_nn) {
+        gt = malloc(sizeof(int64_t) * (size_t)nq * k);
+        res = malloc(sizeof(int64_t) * (size_t)nq * k);
+        if (!gt || !res) { gsl_fail(err, "out of memory"); goto done; }
+    }
+    if (gslq_eval_search_cutoffs(NULL, NULL, xb, nb, d, xq, nq, &lq.l, &lb.l, R, nR, gt, k, o->threads, r, &e))
+        goto qerr;
     out->map_float = r[0].map;
     out->map1000_float = r[0].map_at_r;
     if (!o->quiet) out->p100_float = r[1].prec_at_r;
     if (pq) {
         if (!(codes = malloc((size_t)nb * pq->M))) { gsl_fail(err, "out of memory"); goto done; }
         if (gslq_pq_encode_mt(pq, xb, nb, codes, o->threads, &e)) goto qerr;
-        if (gslq_eval_search_cutoffs(pq, codes, NULL, nb, d, xq, nq, &lq.l, &lb.l, R, nR, o->threads, r, &e))
+        if (gslq_eval_search_cutoffs(pq, codes, NULL, nb, d, xq, nq, &lq.l, &lb.l, R, nR, res, k, o->threads, r, &e))
             goto qerr;
         out->map_pq = r[0].map;
         out->map1000_pq = r[0].map_at_r;
         if (!o->quiet) {
             out->p100_pq = r[1].prec_at_r;
-            int k = nb < 100 ? nb : 100;
-            gt = malloc(sizeof(int64_t) * (size_t)nq * k);
-            res = malloc(sizeof(int64_t) * (size_t)nq * k);
-            dist = malloc(sizeof(float) * (size_t)nq * k);
-            if (!gt || !res || !dist) { gsl_fail(err, "out of memory"); goto done; }
-            if (gslq_exact_search(xb, nb, xq, nq, d, k, gt, dist, o->threads, &e)) goto qerr;
-            if (gslq_adc_search(pq, codes, nb, xq, nq, k, res, dist, o->threads, &e)) goto qerr;
             const int Rs[3] = {1, 10, 100};
             for (int i = 0; i < 3; i++)
                 out->nn_recall[i] = Rs[i] <= k ? gslq_nn_recall(gt, k, res, k, nq, 1, Rs[i]) : NAN;
@@ -126,7 +124,7 @@ int gsl_eval_network(network *net, const gsl_data *q, const gsl_data *db, const 
 qerr:
     gsl_fail(err, "%s", e.msg);
 done:
-    free(qi); free(bi); free(xq); free(xb); free(codes); free(gt); free(res); free(dist);
+    free(qi); free(bi); free(xq); free(xb); free(codes); free(gt); free(res);
     free_labels(&lq);
     free_labels(&lb);
     return rc;
@@ -162,8 +160,10 @@ static int session_open(session *s, int argc, char **argv, int need_pq, char *er
 {
     memset(s, 0, sizeof *s);
     if (gsl_args_parse(argc, argv, 3, 3, &s->a, err)) return -2;
-    if (s->a.ngpus > 1)
-        return gsl_fail(err, "-gpus: these commands run the network on one device, %d were given", s->a.ngpus), -2;
+    if (s->a.ngpus > 1) {
+        gsl_fail(err, "-gpus: these commands run the network on one device, %d were given", s->a.ngpus);
+        return -2;
+    }
     if (gsl_data_cfg_read(s->a.pos[0], &s->dc, err)) return -1;
     gsl_registry_install();
     const char *w = strcmp(s->a.pos[2], "-") ? s->a.pos[2] : NULL; /* "-": the cfg's random initialisation */

@@ -342,8 +342,9 @@ static int run(trainer *t, const char *resume, char *err)
                t->cfgfile, t->train.n, t->dc.classes, steps, per_step, start_epoch + 1, t->k.epochs, t->ncb);
         if (D->on) printf(", %d ranks x %d x %d subdivisions (%s)", D->size, B, net->subdivisions, gsl_dist_backend(D));
 #ifdef GPU
-        if (net->gpu_index >= 0) printf(t->nrep > 1 ? ", %d replicas on GPUs" : ", on GPU %d", t->nrep > 1 ? t->nrep : net->gpu_index);
-        else printf(", on the CPU (-gpus N trains on a GPU)");
+        if (net->gpu_index < 0) printf(", on the CPU (-gpus N trains on a GPU)");
+        else if (t->nrep > 1) printf(", %d replicas on GPUs", t->nrep);
+        else printf(", on GPU %d", net->gpu_index);
 #else
         printf(", on the CPU");
 #endif

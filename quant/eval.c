@@ -188,6 +188,8 @@ typedef struct {
     int nR, d;
     const gslq_labels *ql, *dl;
     const size_t *nrel;
+    int64_t *top;       /* (nq, ktop) the head of each ranking, or NULL */
+    int ktop;
     double (*acc)[EV_ACC];
     size_t *used;
     int *rcs;
@@ -234,6 +236,7 @@ static void evs_part(void *arg, int t, int nt)
             for (size_t i = 0; i < nb; i++) key[i] = fkey(dist4[i * 4 + j]);
             radix_rank(key, nb, buf, buf + nb, buf + 2 * nb, buf + 3 * nb);
             for (size_t i = 0; i < nb; i++) rank[i] = buf[nb + i];
+            if (a->top) memcpy(a->top + (q0 + j) * a->ktop, rank, (size_t)a->ktop * sizeof(int64_t));
             a->used[t] += (size_t)eval_one(rank, nb, a->R, a->nR, a->nrel[q0 + j], a->ql, q0 + j, a->dl, a->acc[t]);
         }
     }
@@ -245,15 +248,18 @@ int gslq_eval_search(const gslq_pq *pq, const uint8_t *codes, const float *db, s
                      size_t nq, const gslq_labels *qlab, const gslq_labels *dblab, size_t R, int nthreads,
                      gslq_eval_result *out, gslq_error *err)
 {
-    return gslq_eval_search_cutoffs(pq, codes, db, nb, d, q, nq, qlab, dblab, &R, 1, nthreads, out, err);
+    return gslq_eval_search_cutoffs(pq, codes, db, nb, d, q, nq, qlab, dblab, &R, 1, NULL, 0, nthreads, out, err);
 }
 
 int gslq_eval_search_cutoffs(const gslq_pq *pq, const uint8_t *codes, const float *db, size_t nb, int d,
                              const float *q, size_t nq, const gslq_labels *qlab, const gslq_labels *dblab,
-                             const size_t *R, int nR, int nthreads, gslq_eval_result *out, gslq_error *err)
+                             const size_t *R, int nR, int64_t *top, int ktop, int nthreads, gslq_eval_result *out,
+                             gslq_error *err)
 {
     int rc = check_eval(nq, qlab, dblab, R, nR, nb, out, err);
     if (rc) return rc;
+    if (top && (ktop < 1 || (size_t)ktop > nb))
+        return gslq__fail(err, GSLQ_EINVAL, "eval: top-%d of a ranking of %zu items", ktop, nb);
     if (dblab->n != nb) return gslq__fail(err, GSLQ_EINVAL, "eval: %zu database labels for %zu items", dblab->n, nb);
     if (nb > UINT32_MAX) return gslq__fail(err, GSLQ_EINVAL, "eval: %zu database items (at most 2^32-1)", nb);
     if (pq) {
@@ -282,7 +288,7 @@ int gslq_eval_search_cutoffs(const gslq_pq *pq, const uint8_t *codes, const floa
         for (int j = 0; j < d; j++) s += db[i * d + j] * db[i * d + j];
         dbn[i] = s;
     }
-    evs_ctx a = {pq, codes, db, dbn, q, nb, nq, R, nR, d, qlab, dblab, nrel, acc, used, rcs};
+    evs_ctx a = {pq, codes, db, dbn, q, nb, nq, R, nR, d, qlab, dblab, nrel, top, top ? ktop : 0, acc, used, rcs};
     gslq__parallel(nt, evs_part, &a);
     double tot[EV_ACC] = {0};
     size_t u = 0;

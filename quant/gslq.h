@@ -194,11 +194,14 @@ int gslq_eval_search(const gslq_pq *pq, const uint8_t *codes, const float *db, s
                      size_t nq, const gslq_labels *qlab, const gslq_labels *dblab, size_t R, int nthreads,
                      gslq_eval_result *out, gslq_error *err);
 /* The same for several cutoffs from one ranking per query: out[k] holds map (the same in every entry) and the
- * figures at R[k], 1 <= nR <= GSLQ_EVAL_MAX_CUTOFFS. Equal to nR calls of gslq_eval_search, at the cost of one. */
+ * figures at R[k], 1 <= nR <= GSLQ_EVAL_MAX_CUTOFFS. Equal to nR calls of gslq_eval_search, at the cost of one.
+ * With top non-NULL, also the first ktop ids of every query's ranking, top (nq, ktop), 1 <= ktop <= nb: the same
+ * ids as gslq_exact_search / gslq_adc_search give up to rounding-level ties (ties by database index in both). */
 #define GSLQ_EVAL_MAX_CUTOFFS 8
 int gslq_eval_search_cutoffs(const gslq_pq *pq, const uint8_t *codes, const float *db, size_t nb, int d,
                              const float *q, size_t nq, const gslq_labels *qlab, const gslq_labels *dblab,
-                             const size_t *R, int nR, int nthreads, gslq_eval_result *out, gslq_error *err);
+                             const size_t *R, int nR, int64_t *top, int ktop, int nthreads, gslq_eval_result *out,
+                             gslq_error *err);
 /* Recall of exact neighbours: mean over queries of |gt[q][0:k] intersect res[q][0:R]| / k, gt (nq, gt_k) and res
  * (nq, res_k) id lists; k <= gt_k, R <= res_k. With k = 1 this is Faiss's 1-recall@R. */
 double gslq_nn_recall(const int64_t *gt, int gt_k, const int64_t *res, int res_k, size_t nq, int k, int R);

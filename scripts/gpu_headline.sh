@@ -28,8 +28,8 @@ mkdir -p "$res" "$work"
 data=$work/fashion.data
 printf 'classes=10\ntrain=%s\ntrain_labels=%s\nvalid=%s\nvalid_labels=%s\nbackup=B\n' "$dir/train-images-idx3-ubyte.gz" \
   "$dir/train-labels-idx1-ubyte.gz" "$dir/t10k-images-idx3-ubyte.gz" "$dir/t10k-labels-idx1-ubyte.gz" > "$data"
-gflag=()
-[ -n "$gpus" ] && gflag=(-gpus "$gpus")
+gflag=() eflag=() # training: every listed device (replicas); gsl eval: the first one
+[ -n "$gpus" ] && gflag=(-gpus "$gpus") eflag=(-gpus "${gpus%%,*}")
 
 one() { # CFG: train under the cap, evaluate the last checkpoint, append the summary line
   local cfg=$1 name; name=$(basename "$cfg" .cfg)
@@ -46,7 +46,7 @@ one() { # CFG: train under the cap, evaluate the last checkpoint, append the sum
   echo "== train exit $rc after $ts s, $ep epochs (cap $cap s)" >> "$log"
   s=$SECONDS
   if [ -f "$run/B/$name.ckpt" ]; then
-    (cd "$run" && timeout -k 10 900 "$bin" gsl eval "$data" "$name.cfg" "B/$name.ckpt" -threads "$threads" "${gflag[@]}" \
+    (cd "$run" && timeout -k 10 900 "$bin" gsl eval "$data" "$name.cfg" "B/$name.ckpt" -threads "$threads" "${eflag[@]}" \
        2>>train.err) >> "$log"
     rc=$?
   else

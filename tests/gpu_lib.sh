@@ -1,7 +1,6 @@
-# Shared by the GPU-host checks (tests/gpu_train_check.sh, tests/gpu_dist_check.sh): synthetic data, the small
-# network's cfg variants and a weights comparison. Plain python3 (no numpy); sources tests/lib.sh for ok/bad/result.
+# Shared by the GPU-host checks (tests/gpu_train_check.sh, tests/gpu_dist_check.sh): the build, synthetic data and
+# the small network's cfg variants. Plain python3 (no numpy); sources tests/lib.sh (check, close, result).
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
-check() { if eval "$2"; then ok "$1"; else bad "$1" "$3"; fi; }
 
 # gpu_setup PROGRAM FOLDER TOOL...: checks that the TOOLs are on PATH, builds PROGRAM (darknet or darknet-mpi) with
 # GPU=1 and GPU=0 (BLAS from the environment, default 1; nothing with PREBUILT=1), sets gbin and cbin to the two
@@ -57,30 +56,4 @@ gpu_mkdirs() {
     mkdir -p "$d" && printf 'classes=10\ntrain=%s\ntrain_labels=%s\nbackup=B\n' "$PWD/train-images.gz" \
       "$PWD/train-labels.gz" > "$d/x.data"
   done
-}
-
-# close A B ATOL RTOL: prints "close" when every weight of the Darknet .weights files A and B (20-byte header, then
-# floats) differs by at most ATOL + RTOL*|a|, else the largest excess, "sizes ..." or "not finite".
-close() {
-  python3 - "$@" <<'PY'
-import array, math, sys
-def floats(p):
-    a = array.array("f"); b = open(p, "rb").read()[20:]; a.frombytes(b); return a
-try:
-    a, b = floats(sys.argv[1]), floats(sys.argv[2])
-except OSError as e:
-    print("unreadable: %s" % e); sys.exit()
-atol, rtol = float(sys.argv[3]), float(sys.argv[4])
-if len(a) != len(b): print("sizes", len(a), len(b)); sys.exit()
-if not all(math.isfinite(x) for x in a) or not all(math.isfinite(y) for y in b): print("not finite"); sys.exit()
-m = max(abs(x - y) - rtol * abs(x) for x, y in zip(a, b))
-print("close" if m <= atol else "maxdiff %g" % (m + atol))
-PY
-}
-
-# check_close NAME A B ATOL RTOL: a check that the weights files A and B are close (see close)
-check_close() {
-  local s
-  s=$(close "$2" "$3" "$4" "$5")
-  check "$1" '[ "$s" = close ]' "$s"
 }

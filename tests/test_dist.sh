@@ -17,10 +17,7 @@ py=${PYTHON:-/usr/bin/python3}
 here=$(cd "$(dirname "$0")" && pwd)
 tmp=$(realpath -m "${GSL_TEST_TMP:-/tmp}/dist")
 rm -rf "$tmp" && mkdir -p "$tmp/data"
-pass=0 fail=0
-ok() { echo "ok   $1"; pass=$((pass + 1)); }
-bad() { echo "FAIL $1: $2"; fail=$((fail + 1)); }
-check() { if eval "$2"; then ok "$1"; else bad "$1" "$3"; fi; }
+. "$here/lib.sh"
 
 mbin=${DARKNET_MPI_BIN:-}
 if [ -z "$mbin" ] || [ ! -x "$mbin" ] || ! command -v mpirun >/dev/null; then
@@ -53,18 +50,6 @@ for n in ref rsub one plain; do mkdata $n R; done
 mkdata dist D
 cd "$tmp"
 
-# Compares the float arrays of two files (bytes [skip, size-tail)) within atol + rtol*|a|.
-close() { # FILE_A FILE_B SKIP TAIL ATOL RTOL
-  "$py" - "$@" <<'PY'
-import sys, numpy as np
-a, b = (np.fromfile(p, np.uint8) for p in sys.argv[1:3])
-skip, tail, atol, rtol = int(sys.argv[3]), int(sys.argv[4]), float(sys.argv[5]), float(sys.argv[6])
-if a.size != b.size: print("sizes %d %d" % (a.size, b.size)); sys.exit()
-fa, fb = (np.frombuffer(x[skip:x.size - tail].tobytes(), np.float32) for x in (a, b))
-d = np.abs(fa - fb)
-print("close" if np.all(d <= atol + rtol * np.abs(fa)) else "maxdiff %g" % d.max())
-PY
-}
 # The GSL_DIST_DEBUG checksum line of a rank at an epoch, without the rank.
 sums() { grep -E "gsl-dist: rank $2 epoch $3 " "$1" | sed -E 's/.*epoch [0-9]+ //'; }
 
@@ -76,10 +61,8 @@ GSL_DIST_DEBUG=1 mpi --tag-output -x OPENBLAS_NUM_THREADS -x GSL_DIST_DEBUG \
   -np 1 --wdir "$tmp/r0" "$mbin" gsl train ../dist.data ../dist.cfg : \
   -np 1 --wdir "$tmp/r1" "$mbin" gsl train ../dist.data ../dist.cfg > dist.log 2>&1; rc=$?
 check dist_runs '[ $rc = 0 ]' "exit $rc: $(tail -5 dist.log)"
-same=$(close ref/R/ref_e0002.weights r0/D/dist_e0002.weights 20 0 1e-5 1e-4)
-check dist_weights_equal_combined_batch '[ "$same" = close ]' "$same"
-same=$(close ref/R/ref_e0002_cb0.codebook r0/D/dist_e0002_cb0.codebook 28 4 1e-3 0)
-check dist_codebook_equals_combined_batch '[ "$same" = close ]' "$same"
+check_close dist_weights_equal_combined_batch ref/R/ref_e0002.weights r0/D/dist_e0002.weights 20 0 1e-5 1e-4
+check_close dist_codebook_equals_combined_batch ref/R/ref_e0002_cb0.codebook r0/D/dist_e0002_cb0.codebook 28 4 1e-3 0
 s0=$(sums dist.log 0 2); s1=$(sums dist.log 1 2)
 check ranks_bit_identical '[ -n "$s0" ] && [ "$s0" = "$s1" ]' "rank 0: '$s0', rank 1: '$s1'"
 check ranks_identical_codebooks '[ -n "$s0" ] && ! echo "$s0" | grep -q "codebooks 00000000" && [ "${s0##*codebooks}" = "${s1##*codebooks}" ]' \
@@ -157,5 +140,4 @@ fault() { # NAME SIGNAL TIMEOUT BOUND PATTERN
 fault kill9_one_rank_stops_job 9 30 30 "exited on signal 9|terminated"
 fault hung_rank_stops_job_at_timeout STOP 3 20 "did not complete within 3 s \(GSL_DIST_TIMEOUT\)"
 
-echo "RESULT $pass passed, $fail failed"
-[ "$fail" = 0 ]
+result

@@ -7,7 +7,6 @@ bin=$(realpath "${DARKNET_BIN:?DARKNET_BIN is not set}")
 py=${PYTHON:-/usr/bin/python3}
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/lib.sh"
-check() { if eval "$2"; then ok "$1"; else bad "$1" "$3"; fi; }
 tmp=$(realpath -m "${GSL_TEST_TMP:-/tmp}/headline")
 rm -rf "$tmp" && mkdir -p "$tmp/data"
 export OPENBLAS_NUM_THREADS=1

@@ -888,14 +888,23 @@ static void test_eval_adc_matches_rankings(void)
     CHECK_CLOSE(b.prec_at_r, a.prec_at_r, 1e-12, 0);
     CHECK_CLOSE(b.recall_at_r, a.recall_at_r, 1e-12, 0);
     /* several cutoffs from one ranking equal one call per cutoff, bit for bit at the same thread count (which fixes
-     * the order of the sums), with ADC and with exact distances; bad cutoffs are refused */
+     * the order of the sums), with ADC and with exact distances; the rankings' heads equal the top-k searches';
+     * bad cutoffs and head lengths are refused */
     const size_t R[4] = {1, 25, 500, 7};
     gslq_eval_result m[4], one;
-    float *db = randn_buf(nb * d);
+    float *db = randn_buf(nb * d), *sd = malloc(nq * 10 * sizeof(float));
+    int64_t top[9 * 10], ids[9 * 10];
     for (int exact = 0; exact < 2; exact++) {
         const gslq_pq *P = exact ? NULL : &pq;
         const uint8_t *C = exact ? NULL : codes;
-        CHECK(gslq_eval_search_cutoffs(P, C, exact ? db : NULL, nb, d, q, nq, &Q, &D, R, 4, 2, m, NULL) == 0);
+        CHECK(gslq_eval_search_cutoffs(P, C, exact ? db : NULL, nb, d, q, nq, &Q, &D, R, 4, top, 10, 2, m, NULL) == 0);
+        CHECK((exact ? gslq_exact_search(db, nb, q, nq, d, 10, ids, sd, 1, NULL)
+                     : gslq_adc_search(&pq, codes, nb, q, nq, 10, ids, sd, 1, NULL)) == 0);
+        CHECKF(memcmp(top, ids, sizeof top) == 0, "exact=%d: the ranking's top 10 differ from the search's", exact);
+        if (!exact)
+            for (size_t i = 0; i < nq; i++)
+                CHECKF(memcmp(top + i * 10, rank + i * nb, 10 * sizeof(int64_t)) == 0, "query %zu: top 10 differ from "
+                       "the ADC ranking", i);
         for (int k = 0; k < 4; k++) {
             CHECK(gslq_eval_search(P, C, exact ? db : NULL, nb, d, q, nq, &Q, &D, R[k], 2, &one, NULL) == 0);
             CHECKF(m[k].nq == one.nq && m[k].map == one.map && m[k].map_at_r == one.map_at_r &&
@@ -906,12 +915,14 @@ static void test_eval_adc_matches_rankings(void)
     }
     const size_t bad[2] = {25, 501};
     gslq_error e = {0};
-    CHECK(gslq_eval_search_cutoffs(&pq, codes, NULL, nb, d, q, nq, &Q, &D, bad, 2, 1, m, &e) == GSLQ_EINVAL);
+    CHECK(gslq_eval_search_cutoffs(&pq, codes, NULL, nb, d, q, nq, &Q, &D, bad, 2, NULL, 0, 1, m, &e) == GSLQ_EINVAL);
     CHECKF(strstr(e.msg, "R=501") != NULL, "%s", e.msg);
-    CHECK(gslq_eval_search_cutoffs(&pq, codes, NULL, nb, d, q, nq, &Q, &D, R, 0, 1, m, &e) == GSLQ_EINVAL);
-    CHECK(gslq_eval_search_cutoffs(&pq, codes, NULL, nb, d, q, nq, &Q, &D, R, GSLQ_EVAL_MAX_CUTOFFS + 1, 1, m, &e) ==
-          GSLQ_EINVAL);
-    free(codes); free(q); free(dd); free(dl); free(rank); free(db);
+    CHECK(gslq_eval_search_cutoffs(&pq, codes, NULL, nb, d, q, nq, &Q, &D, R, 0, NULL, 0, 1, m, &e) == GSLQ_EINVAL);
+    CHECK(gslq_eval_search_cutoffs(&pq, codes, NULL, nb, d, q, nq, &Q, &D, R, GSLQ_EVAL_MAX_CUTOFFS + 1, NULL, 0, 1, m,
+                                   &e) == GSLQ_EINVAL);
+    CHECK(gslq_eval_search_cutoffs(&pq, codes, NULL, nb, d, q, nq, &Q, &D, R, 1, top, 501, 1, m, &e) == GSLQ_EINVAL);
+    CHECKF(strstr(e.msg, "top-501") != NULL, "%s", e.msg);
+    free(codes); free(q); free(dd); free(dl); free(rank); free(db); free(sd);
     gslq_pq_free(&pq);
 }
 

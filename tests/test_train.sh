@@ -8,10 +8,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 tmp=$(realpath -m "${GSL_TEST_TMP:-/tmp}/train")
 rm -rf "$tmp" && mkdir -p "$tmp/data"
 export OPENBLAS_NUM_THREADS=1 # one thread: bitwise-repeatable runs for the resume comparison
-pass=0 fail=0
-ok() { echo "ok   $1"; pass=$((pass + 1)); }
-bad() { echo "FAIL $1: $2"; fail=$((fail + 1)); }
-check() { if eval "$2"; then ok "$1"; else bad "$1" "$3"; fi; }
+. "$here/lib.sh"
 
 "$py" "$here/e2e/make_subset.py" "$tmp/data" 200 50 || { echo "RESULT 0 passed, 1 failed"; exit 1; }
 mkdata() { # NAME BACKUP
@@ -125,5 +122,4 @@ expect_err bad_classes "classes=3\ntrain=$tmp/data/train-images.gz\ntrain_labels
 printf 'x.png\n' > list.txt
 expect_err bad_list_without_labels "classes=10\ntrain=$tmp/list.txt\n" "needs the key 'labels'"
 
-echo "RESULT $pass passed, $fail failed"
-[ "$fail" = 0 ]
+result
