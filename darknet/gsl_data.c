@@ -527,8 +527,6 @@ void gsl_data_gather(const gsl_data *d, const int *idx, int n, float *input, flo
     }
 }
 
-/* ------------------------------------------------------------------------------------------------ sampler */
-
 static uint64_t rng_next(uint64_t *s) /* splitmix64 */
 {
     uint64_t z = (*s += 0x9e3779b97f4a7c15ULL);
@@ -538,6 +536,48 @@ static uint64_t rng_next(uint64_t *s) /* splitmix64 */
 }
 
 static int rng_below(uint64_t *s, int n) { return (int)(rng_next(s) % (uint64_t)n); }
+
+/* ------------------------------------------------------------------------------------------------ augmentation */
+
+void gsl_augment_draw(const gsl_augment *a, uint64_t key, int i, int *mirror, int *dx, int *dy)
+{
+    uint64_t st = key ^ ((uint64_t)(unsigned)i * 0xd1b54a32d192ed03ULL); /* row i's own stream */
+    int span = 2 * a->shift + 1;
+    *mirror = a->flip ? (int)(rng_next(&st) >> 63) : 0;
+    *dx = a->shift ? rng_below(&st, span) - a->shift : 0;
+    *dy = a->shift ? rng_below(&st, span) - a->shift : 0;
+}
+
+void gsl_data_gather_augmented(const gsl_data *d, const int *idx, int n, const gsl_augment *a, uint64_t key,
+                               int first, float *input, float *truth)
+{
+    gsl_data_gather(d, idx, n, input, truth);
+    if (!a->flip && !a->shift) return;
+    int c = d->c, h = d->h, w = d->w;
+    size_t dim = (size_t)c * h * w;
+    for (int i = 0; i < n; i++) {
+        int mirror, dx, dy;
+        gsl_augment_draw(a, key, first + i, &mirror, &dx, &dy);
+        const float *src = d->x + (size_t)idx[i] * dim;
+        float *out = input + (size_t)i * dim;
+        for (int ch = 0; ch < c; ch++)
+            for (int y = 0; y < h; y++) {
+                int sy = y - dy;
+                float *o = out + ((size_t)ch * h + y) * w;
+                if (sy < 0 || sy >= h) {
+                    memset(o, 0, sizeof(float) * w);
+                    continue;
+                }
+                const float *srow = src + ((size_t)ch * h + sy) * w;
+                for (int x = 0; x < w; x++) {
+                    int sx = x - dx;
+                    o[x] = sx < 0 || sx >= w ? 0.0f : srow[mirror ? w - 1 - sx : sx];
+                }
+            }
+    }
+}
+
+/* ------------------------------------------------------------------------------------------------ sampler */
 
 static void shuffle(int *a, int n, uint64_t *s)
 {

@@ -106,4 +106,21 @@ void gsl_sampler_free(gsl_sampler *s);
 /* Copies the samples idx[0..n) into Darknet's input (n, c*h*w) and truth (n, classes) buffers. */
 void gsl_data_gather(const gsl_data *d, const int *idx, int n, float *input, float *truth);
 
+/* Training-time augmentation (the trainer keys `flip` and `shift`): each sample independently mirrored left-right
+ * with probability 1/2 (flip = 1) and translated by (dx, dy), each uniform in [-shift, shift], the pixels moved in
+ * from outside set to 0 (Fashion-MNIST's background). The draw of row i is a function of (key, i) alone, so it does
+ * not depend on the thread, replica or rank that gathers the row. flip = 0 and shift = 0 is gsl_data_gather. */
+typedef struct gsl_augment {
+    int flip;  /* 0 or 1 */
+    int shift; /* 0 .. min(h, w) - 1 */
+} gsl_augment;
+
+/* The transform of row i under key: mirror (0 or 1), dx, dy (the source pixel of output (y, x) is
+ * (y - dy, mirror ? w - 1 - (x - dx) : x - dx)). */
+void gsl_augment_draw(const gsl_augment *a, uint64_t key, int i, int *mirror, int *dx, int *dy);
+
+/* gsl_data_gather, then row i of input transformed by gsl_augment_draw(a, key, first + i). */
+void gsl_data_gather_augmented(const gsl_data *d, const int *idx, int n, const gsl_augment *a, uint64_t key,
+                               int first, float *input, float *truth);
+
 #endif

@@ -142,9 +142,21 @@ int gsl_train_keys_read(const char *cfgfile, gsl_train_keys *k, char *err)
              gsl_opt_int(&sec, "eval_database", k->eval_database, 0, 0, INT_MAX, &k->eval_database, e2) ||
              gsl_opt_int(&sec, "log_interval", 0, 0, 0, INT_MAX, &k->log_interval, e2) ||
              gsl_opt_int(&sec, "threads", k->threads, 0, 1, 1024, &k->threads, e2) ||
+             gsl_opt_int(&sec, "flip", 0, 0, 0, 1, &k->flip, e2) ||
+             gsl_opt_int(&sec, "shift", 0, 0, 0, 1000, &k->shift, e2) ||
              gsl_opt_int(&sec, "seed", 1, 0, 0, INT_MAX, &seed, e2);
     k->P = P;
     k->seed = (uint64_t)seed;
+    /* Darknet's image loaders read these; gsl train trains from memory and would silently not augment */
+    static const char *const loader_keys[] = {"angle", "aspect", "saturation", "exposure", "hue", "min_crop",
+                                              "max_crop", "min_ratio", "max_ratio", "center", NULL};
+    for (int i = 0; !rc && loader_keys[i]; i++)
+        if (option_find(opts, (char *)loader_keys[i])) {
+            snprintf(e2, sizeof e2, "key '%s': Darknet's image-loader augmentation, which gsl train does not apply "
+                     "(it trains from images in memory); remove it (flip=1 and shift=N augment in gsl train)",
+                     loader_keys[i]);
+            rc = 1;
+        }
     free_kvps(opts);
     if (rc) return gsl_fail(err, "%s: [net]: %s", cfgfile, e2);
     if (!seen_net) return gsl_fail(err, "%s: no [net] section", cfgfile);

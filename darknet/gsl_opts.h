@@ -44,6 +44,7 @@ typedef struct gsl_train_keys {
     int eval_database;   /* and database items (default 10000) */
     int log_interval;    /* batches between progress lines (0 = five per epoch) */
     int threads;         /* threads for k-means and search (default 2) */
+    int flip, shift;     /* training-time augmentation (gsl_data.h: gsl_augment); default 0, 0 = none */
     uint64_t seed;       /* default 1 */
 } gsl_train_keys;
 

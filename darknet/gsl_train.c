@@ -96,6 +96,11 @@ typedef struct trainer {
     int res_cap;
     long res_seen[GSL_MAX_CODEBOOK_LAYERS];
     uint64_t res_rng;
+    gsl_augment aug;  /* the cfg's flip and shift */
+    uint64_t aug_key; /* the epoch's augmentation key, from (seed, epoch); sample j of the epoch (in the sampler's
+                       * order) is row j of it, whatever the ranks, replicas or subdivisions, and a resume */
+    int aug_first;    /* the step's first sample of the epoch */
+    float *aug_rows;  /* -gpus replicas: the step's (augmented) rows, which train_networks reads */
 } trainer;
 
 /* Adds the B rows of the codebook layers' inputs in this training step to their reservoirs (Vitter's algorithm R,
@@ -227,16 +232,16 @@ static float train_step(trainer *t, const int *idx, float *truth_rows, float **x
     network *net = t->nets[0];
     int B = net->batch;
     if (t->nrep == 1) {
-        gsl_data_gather(&t->train, idx, B, net->input, net->truth);
+        gsl_data_gather_augmented(&t->train, idx, B, &t->aug, t->aug_key, t->aug_first, net->input, net->truth);
         return train_network_datum(net);
     }
 #ifdef GPU
     /* Darknet's replica training: each thread takes its rows of d, trains, and weights are averaged every 4 steps */
     size_t dim = (size_t)t->train.c * t->train.h * t->train.w;
     int rows = B * net->subdivisions * t->nrep, C = t->train.classes; /* train_networks asserts this */
+    gsl_data_gather_augmented(&t->train, idx, rows, &t->aug, t->aug_key, t->aug_first, t->aug_rows, truth_rows);
     for (int i = 0; i < rows; i++) {
-        xrows[i] = t->train.x + (size_t)idx[i] * dim;
-        for (int c = 0; c < C; c++) truth_rows[(size_t)i * C + c] = t->train.y[(size_t)idx[i] * C + c];
+        xrows[i] = t->aug_rows + (size_t)i * dim;
         yrows[i] = truth_rows + (size_t)i * C;
     }
     data d = {0};
@@ -330,7 +335,9 @@ static int run(trainer *t, const char *resume, char *err)
     int *idx = malloc(sizeof(int) * per_step);
     float *truth_rows = malloc(sizeof(float) * (size_t)per_step * t->train.classes);
     float **xrows = malloc(sizeof(float *) * per_step), **yrows = malloc(sizeof(float *) * per_step);
-    if (!idx || !truth_rows || !xrows || !yrows) {
+    size_t dim = (size_t)t->train.c * t->train.h * t->train.w;
+    if (t->nrep > 1) t->aug_rows = malloc(sizeof(float) * (size_t)per_step * dim);
+    if (!idx || !truth_rows || !xrows || !yrows || (t->nrep > 1 && !t->aug_rows)) {
         free(idx); free(truth_rows); free(xrows); free(yrows);
         return gsl_fail(err, "out of memory");
     }
@@ -341,6 +348,8 @@ static int run(trainer *t, const char *resume, char *err)
         printf("training %s on %d samples (%d classes), %d steps of %d per epoch, epochs %d..%d, %d codebook layer(s)",
                t->cfgfile, t->train.n, t->dc.classes, steps, per_step, start_epoch + 1, t->k.epochs, t->ncb);
         if (D->on) printf(", %d ranks x %d x %d subdivisions (%s)", D->size, B, net->subdivisions, gsl_dist_backend(D));
+        if (t->aug.flip || t->aug.shift)
+            printf(", augmented (%s%sshift %d)", t->aug.flip ? "flip" : "", t->aug.flip ? ", " : "", t->aug.shift);
 #ifdef GPU
         if (net->gpu_index < 0) printf(", on the CPU (-gpus N trains on a GPU)");
         else if (t->nrep > 1) printf(", %d replicas on GPUs", t->nrep);
@@ -367,6 +376,7 @@ static int run(trainer *t, const char *resume, char *err)
                 gsl_layer_stats s;
                 gsl_layer_get_stats(&t->nets[r]->layers[t->cbl[i]], &s, 1);
             }
+        t->aug_key = (t->k.seed + 1) * 0xbf58476d1ce4e5b9ULL + (uint64_t)epoch;
         gsl_sampler smp;
         if ((rc = gsl_sampler_init(&smp, &t->train, sampler_batch, t->k.P, t->k.P ? sampler_batch / t->k.P : 0,
                                    t->k.seed * 31 + (uint64_t)epoch, err)))
@@ -378,13 +388,16 @@ static int run(trainer *t, const char *resume, char *err)
         double ti = now_s();
         for (int s = 0; s < steps; s++) {
             float loss = 0;
+            t->aug_first = s * per_step;
             if (D->on) {
                 /* every rank draws the same sampler batches and trains on its own `subdivisions` of them */
                 int sub = net->subdivisions;
                 for (int c = 0; c < sub * D->size; c++) {
                     gsl_sampler_next(&smp, idx);
                     if (c / sub != D->rank) continue;
-                    gsl_data_gather(&t->train, idx, B, net->input, net->truth);
+                    /* the step's sampler batch c holds the epoch's samples aug_first + c*B + r, as in one process */
+                    gsl_data_gather_augmented(&t->train, idx, B, &t->aug, t->aug_key, t->aug_first + c * B, net->input,
+                                              net->truth);
                     loss += gsl_dist_train_datum(D, net) / sub;
                 }
             } else {
@@ -561,6 +574,12 @@ int gsl_train_main(int argc, char **argv)
                  net->layers[net->n - 1].truths, t.datafile, t.dc.classes);
         goto out;
     }
+    if (t.k.shift && (t.k.shift >= net->h || t.k.shift >= net->w)) {
+        snprintf(err, GSL_DATA_ERRLEN, "%s: [net]: key 'shift': %d moves the whole %dx%d image out of view (at most %d)",
+                 t.cfgfile, t.k.shift, net->w, net->h, (net->h < net->w ? net->h : net->w) - 1);
+        goto out;
+    }
+    t.aug = (gsl_augment){t.k.flip, t.k.shift};
     if (gsl_data_load(&t.dc, GSL_SPLIT_TRAIN, net->c, net->h, net->w, &t.train, err)) goto out;
     if (t.dc.valid && t.k.eval_queries > 0 && dist.rank == 0) {
         if (gsl_data_load(&t.dc, GSL_SPLIT_VALID, net->c, net->h, net->w, &t.valid, err)) goto out;
@@ -586,6 +605,7 @@ out:
     gsl_data_free(&t.valid);
     gsl_data_free(&t.db);
     for (int i = 0; i < GSL_MAX_CODEBOOK_LAYERS; i++) free(t.res.rows[i]);
+    free(t.aug_rows);
     gsl_data_cfg_free(&t.dc);
     gsl_dist_finalize(&dist);
     return rc;

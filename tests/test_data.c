@@ -343,6 +343,106 @@ static void test_holdout_split(void)
     gsl_data_cfg_free(&c);
 }
 
+
+/* ---- augmentation: every row is one of the 2 (2s+1)^2 transforms, checked against a reference that moves the
+ * source pixels forward (mirror, then translate) instead of gathering them */
+static gsl_data make_images(int n, int c, int h, int w)
+{
+    gsl_data d = {0};
+    d.n = n; d.c = c; d.h = h; d.w = w; d.classes = 3;
+    d.x = malloc(sizeof(float) * (size_t)n * c * h * w);
+    d.y = calloc((size_t)n * d.classes, 1);
+    d.label = malloc(sizeof(int) * n);
+    for (size_t i = 0; i < (size_t)n * c * h * w; i++) d.x[i] = 1.0f + (float)i; /* distinct, none 0 */
+    for (int i = 0; i < n; i++) {
+        d.label[i] = i % d.classes;
+        d.y[(size_t)i * d.classes + d.label[i]] = 1;
+    }
+    return d;
+}
+
+static void reference_transform(const float *src, int c, int h, int w, int mirror, int dx, int dy, float *out)
+{
+    memset(out, 0, sizeof(float) * (size_t)c * h * w);
+    for (int ch = 0; ch < c; ch++)
+        for (int y = 0; y < h; y++)
+            for (int x = 0; x < w; x++) {
+                int ty = y + dy, tx = (mirror ? w - 1 - x : x) + dx;
+                if (ty >= 0 && ty < h && tx >= 0 && tx < w)
+                    out[((size_t)ch * h + ty) * w + tx] = src[((size_t)ch * h + y) * w + x];
+            }
+}
+
+static void test_augment_identity_without_keys(void)
+{
+    gsl_data d = make_images(6, 2, 5, 7);
+    int idx[4] = {5, 0, 3, 3};
+    size_t dim = 2 * 5 * 7;
+    float *a = malloc(sizeof(float) * 4 * dim), *b = malloc(sizeof(float) * 4 * dim);
+    float ta[12], tb[12];
+    gsl_augment none = {0, 0};
+    gsl_data_gather(&d, idx, 4, a, ta);
+    gsl_data_gather_augmented(&d, idx, 4, &none, 12345, 7, b, tb);
+    CHECK(memcmp(a, b, sizeof(float) * 4 * dim) == 0);
+    CHECK(memcmp(ta, tb, sizeof ta) == 0);
+    free(a); free(b);
+    gsl_data_free(&d);
+}
+
+static void test_augment_against_reference(void)
+{
+    enum { N = 400, C = 2, H = 5, W = 7, S = 2 };
+    gsl_data d = make_images(9, C, H, W);
+    size_t dim = C * H * W;
+    int idx[N];
+    for (int i = 0; i < N; i++) idx[i] = (i * 7) % d.n;
+    float *x = malloc(sizeof(float) * N * dim), *ref = malloc(sizeof(float) * dim), truth[N * 3];
+    gsl_augment a = {1, S};
+    gsl_data_gather_augmented(&d, idx, N, &a, 99, 0, x, truth);
+    int count[2][2 * S + 1][2 * S + 1];
+    memset(count, 0, sizeof count);
+    int bad_range = 0, bad_pixels = 0, bad_truth = 0;
+    for (int i = 0; i < N; i++) {
+        int m, dx, dy;
+        gsl_augment_draw(&a, 99, i, &m, &dx, &dy);
+        if (m < 0 || m > 1 || dx < -S || dx > S || dy < -S || dy > S) { bad_range++; continue; }
+        count[m][dx + S][dy + S]++;
+        reference_transform(d.x + (size_t)idx[i] * dim, C, H, W, m, dx, dy, ref);
+        bad_pixels += memcmp(ref, x + (size_t)i * dim, sizeof(float) * dim) != 0;
+        for (int k = 0; k < 3; k++) bad_truth += truth[i * 3 + k] != d.y[(size_t)idx[i] * 3 + k];
+    }
+    CHECKF(bad_range == 0 && bad_pixels == 0 && bad_truth == 0, "%d draws out of range, %d rows differ from the "
+           "reference, %d label entries changed", bad_range, bad_pixels, bad_truth);
+    /* 50 transforms, 400 draws: each expected 8 times; all must occur, none more than 4x as often */
+    int lo = N, hi = 0;
+    for (int m = 0; m < 2; m++)
+        for (int u = 0; u < 2 * S + 1; u++)
+            for (int v = 0; v < 2 * S + 1; v++) {
+                lo = count[m][u][v] < lo ? count[m][u][v] : lo;
+                hi = count[m][u][v] > hi ? count[m][u][v] : hi;
+            }
+    CHECKF(lo > 0 && hi <= 32, "transform counts between %d and %d over 400 draws", lo, hi);
+    free(x); free(ref);
+    gsl_data_free(&d);
+}
+
+static void test_augment_rows_independent_of_split(void)
+{
+    /* rows [first, first+n) of one gather equal the same rows gathered in parts (ranks, replicas, subdivisions) */
+    gsl_data d = make_images(5, 1, 6, 6);
+    size_t dim = 36;
+    int idx[10] = {0, 1, 2, 3, 4, 4, 3, 2, 1, 0};
+    float whole[10 * 36], part[10 * 36], other[10 * 36], t[30];
+    gsl_augment a = {1, 3};
+    gsl_data_gather_augmented(&d, idx, 10, &a, 5, 20, whole, t);
+    gsl_data_gather_augmented(&d, idx, 4, &a, 5, 20, part, t);
+    gsl_data_gather_augmented(&d, idx + 4, 6, &a, 5, 24, part + 4 * dim, t);
+    CHECK(memcmp(whole, part, sizeof whole) == 0);
+    gsl_data_gather_augmented(&d, idx, 10, &a, 6, 20, other, t); /* another epoch's key */
+    CHECK(memcmp(whole, other, sizeof whole) != 0);
+    gsl_data_free(&d);
+}
+
 int main(void)
 {
     RUN(test_idx_roundtrip_gz_and_raw);
@@ -354,5 +454,8 @@ int main(void)
     RUN(test_image_list);
     RUN(test_sampler_epoch_permutation_and_seed);
     RUN(test_sampler_class_balanced);
+    RUN(test_augment_identity_without_keys);
+    RUN(test_augment_against_reference);
+    RUN(test_augment_rows_independent_of_split);
     return TEST_END();
 }

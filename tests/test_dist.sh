@@ -2,6 +2,7 @@
 # Multi-process training over MPI on this machine (2 ranks on loopback, oversubscribed), on a Fashion-MNIST subset:
 #   - 2 ranks x batch 50 give the weights of one process with the combined batch (cfg batch=100, subdivisions=2),
 #     also with subdivisions on every rank; the codebook of the rebuild matches too
+#   - the same with flip/shift augmentation (one epoch)
 #   - both ranks end with bit-identical weights, optimizer state and codebooks (GSL_DIST_DEBUG checksums); the
 #     rebuild's k-means runs on both ranks, each on its half of the rows (statistics all-reduced every iteration)
 #   - only rank 0 writes files (each rank runs in its own folder) and prints progress
@@ -45,8 +46,8 @@ mkcfg() { # NAME BATCH SUBDIVISIONS
   sed -e 's/^epochs=3/epochs=2/' -e "s/^batch=50/batch=$2/" -e "s/^subdivisions=1/subdivisions=$3/" \
     -e 's/^rebuild_iters=8/rebuild_iters=8\nrebuild_from=sample/' "$here/e2e/small.cfg" > "$tmp/$1.cfg"
 }
-mkcfg dist 50 1; mkcfg ref 100 2; mkcfg dsub 50 2; mkcfg rsub 100 4
-for n in ref rsub one plain; do mkdata $n R; done
+mkcfg dist 50 1; mkcfg ref 100 2; mkcfg dsub 50 2; mkcfg rsub 100 4; mkcfg daug 50 1; mkcfg raug 100 2
+for n in ref rsub raug one plain; do mkdata $n R; done
 mkdata dist D
 cd "$tmp"
 
@@ -84,6 +85,16 @@ mkdir -p sub rsub
 (cd sub && mpi -x OPENBLAS_NUM_THREADS -np 2 "$mbin" gsl train ../dist.data ../dsub.cfg -epochs 1 > ../sub.log 2>&1); rc=$?
 same=$(close rsub/R/rsub_e0001.weights sub/D/dsub_e0001.weights 20 0 1e-5 1e-4)
 check dist_subdivisions_equal_combined_batch '[ $rc = 0 ] && [ "$same" = close ]' "exit $rc, $same: $(tail -2 sub.log)"
+
+# ---- augmentation: a sample's transform depends on its place in the epoch, not on the rank that trains it, so
+# 2 ranks x 50 with flip and shift equal one process of 2 x 50 with them (one epoch)
+for n in daug raug; do sed -i 's/^seed=3/seed=3\nflip=1\nshift=2/' "$tmp/$n.cfg"; done
+mkdir -p aug raug
+(cd raug && "$bin" gsl train ../raug.data ../raug.cfg -epochs 1 > ../raug.log 2>&1)
+(cd aug && mpi -x OPENBLAS_NUM_THREADS -np 2 "$mbin" gsl train ../dist.data ../daug.cfg -epochs 1 > ../aug.log 2>&1); rc=$?
+same=$(close raug/R/raug_e0001.weights aug/D/daug_e0001.weights 20 0 1e-5 1e-4)
+check dist_augmented_equal_combined_batch '[ $rc = 0 ] && grep -q "augmented (flip, shift 2)" aug.log && [ "$same" = close ]' \
+  "exit $rc, $same: $(tail -2 aug.log)"
 
 # ---- one rank through the distributed path is the plain run, bit for bit
 mkdir -p one plain

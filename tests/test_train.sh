@@ -108,6 +108,31 @@ check holdout_eval_counts '[ $rc = 0 ] && grep -qE "^queries: 100 .*database: 90
 "$bin" gsl train h.data "$cfg" -epochs 1 > H.log 2>&1; rc=$?
 check holdout_train_sizes '[ $rc = 0 ] && grep -q "on 1800 samples" H.log' "exit $rc: $(grep -m1 training H.log; tail -2 H.log)"
 
+# ---- augmentation (flip, shift): a resumed run draws the same transforms as the uninterrupted one, and they change
+# the training; a shift that moves the whole image out, and Darknet's image-loader keys that gsl train would not
+# apply, are refused, naming the cfg, [net] and the key
+sed -e 's/^seed=3/seed=3\nflip=1\nshift=2/' "$cfg" > aug.cfg
+mkdata g G; mkdata g2 G2
+"$bin" gsl train g.data aug.cfg -epochs 2 > G.log 2>&1; rc=$?
+check aug_train_runs '[ $rc = 0 ] && grep -qE "^training .*, augmented \(flip, shift 2\), on the CPU" G.log' \
+  "exit $rc: $(grep -m1 '^training' G.log; tail -2 G.log)"
+"$bin" gsl train g2.data aug.cfg -epochs 1 > G1.log 2>&1 && "$bin" gsl train g2.data aug.cfg G2/aug.ckpt -epochs 2 > G2.log 2>&1
+rc=$?
+same=$(close G/aug_e0002.weights G2/aug_e0002.weights 20 0 1e-5 1e-4)
+check aug_resume_equals_uninterrupted '[ $rc = 0 ] && [ "$same" = close ]' "exit $rc, $same: $(tail -2 G2.log)"
+differ=$(close G/aug_e0002.weights B/small_e0002.weights 20 0 1e-5 1e-4) # B: the same cfg without flip and shift
+check aug_changes_training '[ "${differ%% *}" = maxdiff ]' \
+  "augmented against plain at epoch 2: '$differ'"
+expect_cfg_err() { # NAME SED PATTERN
+  sed -e "$2" "$cfg" > badaug.cfg
+  "$bin" gsl train a.data badaug.cfg > badaug.log 2>&1; rc=$?
+  if [ $rc = 1 ] && grep -qE -- "$3" badaug.log; then ok "$1"; else bad "$1" "exit $rc: $(tail -2 badaug.log)"; fi
+}
+expect_cfg_err bad_shift_too_large 's/^seed=3/shift=28/' \
+  "badaug.cfg: \[net\]: key 'shift': 28 moves the whole 28x28 image out of view \(at most 27\)"
+expect_cfg_err bad_flip_value 's/^seed=3/flip=2/' "badaug.cfg: \[net\]: .*'flip'"
+expect_cfg_err bad_darknet_loader_key 's/^seed=3/angle=7/' "badaug.cfg: \[net\]: key 'angle': Darknet's image-loader augmentation"
+
 # ---- bad data: a clear message naming the file, and exit status 1
 expect_err() { # NAME DATAFILE_TEXT PATTERN
   printf '%b' "$2" > bad.data
