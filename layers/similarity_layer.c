@@ -20,6 +20,7 @@ const char *sim_type_name(sim_type t)
     case SIM_CONTRASTIVE: return "contrastive";
     case SIM_COSINE: return "cosine";
     case SIM_TRIPLET: return "triplet";
+    case SIM_NCA: return "nca";
     }
     return "?";
 }
@@ -91,7 +92,7 @@ layer make_similarity_layer(int batch, int inputs, int classes, sim_type type, s
 #endif
     fprintf(stderr, "similarity   %s", sim_type_name(type));
     if (type == SIM_TRIPLET) fprintf(stderr, " (mining %s)", mining == SIM_MINING_ALL ? "all" : "hard");
-    if (type != SIM_COSINE) fprintf(stderr, ", margin %g", margin);
+    if (type != SIM_COSINE && type != SIM_NCA) fprintf(stderr, ", margin %g", margin);
     fprintf(stderr, ", %d classes, %d-d embeddings\n", classes, inputs);
     return l;
 }
@@ -203,6 +204,57 @@ static void triplet_rows(similarity_state *s, int B)
     }
 }
 
+/* NCA: row i of w holds dl_i/dD_ij, rowcost[i] = l_i. */
+static void nca_rows(similarity_state *s, int B)
+{
+    const float *G = s->gram;
+    for (int i = 0; i < B; i++) {
+        float *w = s->w + (size_t)i * B;
+        float Dmin = INFINITY;
+        int havep = 0;
+        for (int j = 0; j < B; j++) {
+            if (j == i) continue;
+            float D = sim_sqdist(G[i * B + i], G[j * B + j], G[i * B + j]);
+            w[j] = D; /* the distances, for the second pass */
+            if (D < Dmin) Dmin = D;
+            havep |= s->same[i * B + j] > 0.5f;
+        }
+        w[i] = 0;
+        s->rowcount[i] = 0;
+        if (!havep) { /* no positive: no term */
+            memset(w, 0, B * sizeof(float));
+            s->rowcost[i] = 0;
+            continue;
+        }
+        double Z = 0, Zp = 0;
+        for (int j = 0; j < B; j++) {
+            if (j == i) continue;
+            float e = sim_nca_weight(w[j], Dmin);
+            Z += e;
+            if (s->same[i * B + j] > 0.5f) Zp += e;
+            w[j] = e;
+        }
+        for (int j = 0; j < B; j++)
+            if (j != i) w[j] = (float)((s->same[i * B + j] > 0.5f ? w[j] / Zp : 0) - w[j] / Z);
+        s->rowcost[i] = (float)(log(Z) - log(Zp));
+    }
+}
+
+/* C = 2 (diag(S 1) - S) with S = scale (w + w^T), the symmetric dL/dD per pair. */
+static void coef_from_w(similarity_state *s, int B, float scale)
+{
+    for (int i = 0; i < B; i++) {
+        float rs = 0;
+        for (int j = 0; j < B; j++) {
+            if (j == i) continue;
+            float sij = scale * (s->w[i * B + j] + s->w[j * B + i]);
+            s->coef[i * B + j] = -2 * sij;
+            rs += sij;
+        }
+        s->coef[i * B + i] = 2 * rs;
+    }
+}
+
 static double triplet_coef(similarity_state *s, int B)
 {
     triplet_rows(s, B);
@@ -213,17 +265,17 @@ static double triplet_coef(similarity_state *s, int B)
     }
     /* hard: L = sum over anchors; all: L = B x mean over the active triplets */
     float scale = s->mining == SIM_MINING_HARD ? 1.0f : (count > 0 ? (float)(B / count) : 0.0f);
-    for (int i = 0; i < B; i++) { /* S = scale (w + w^T) holds dL/dD per pair; C = 2 (diag(S 1) - S) */
-        float rs = 0;
-        for (int j = 0; j < B; j++) {
-            if (j == i) continue;
-            float sij = scale * (s->w[i * B + j] + s->w[j * B + i]);
-            s->coef[i * B + j] = -2 * sij;
-            rs += sij;
-        }
-        s->coef[i * B + i] = 2 * rs;
-    }
+    coef_from_w(s, B, scale);
     return scale * loss;
+}
+
+static double nca_coef(similarity_state *s, int B)
+{
+    nca_rows(s, B);
+    double loss = 0;
+    for (int i = 0; i < B; i++) loss += s->rowcost[i];
+    coef_from_w(s, B, 1.0f);
+    return loss;
 }
 
 void forward_similarity_layer(layer l, network net)
@@ -247,6 +299,7 @@ void forward_similarity_layer(layer l, network net)
     switch (s->type) {
     case SIM_CONTRASTIVE: cost = contrastive_coef(s, B); break;
     case SIM_COSINE: cost = cosine_coef(s, B); break;
+    case SIM_NCA: cost = nca_coef(s, B); break;
     default: cost = triplet_coef(s, B); break;
     }
     gemm(0, 0, B, D, B, -1, s->coef, B, net.input, D, 0, l.delta, D); /* delta = -C X */
@@ -264,7 +317,7 @@ void backward_similarity_layer(layer l, network net)
 static int parse_similarity(const gsl_section *sec, layer *out, char *err)
 {
     static const char *const keys[] = {"classes", "type", "margin", "mining", NULL};
-    static const char *const types[] = {"contrastive", "cosine", "triplet", NULL};
+    static const char *const types[] = {"contrastive", "cosine", "triplet", "nca", NULL};
     static const char *const minings[] = {"hard", "all", NULL};
     if (gsl_opt_check_unknown(sec, keys, err)) return -1;
     if (sec->net && sec->index != sec->net->n - 1) {
@@ -286,9 +339,10 @@ static int parse_similarity(const gsl_section *sec, layer *out, char *err)
         snprintf(err, GSL_ERRLEN, "key 'mining': only used by type=triplet");
         return -1;
     }
-    if (type == SIM_COSINE) {
+    if (type == SIM_COSINE || type == SIM_NCA) {
         if (option_find(sec->options, "margin")) {
-            snprintf(err, GSL_ERRLEN, "key 'margin': not used by type=cosine (it regresses cos to 1 or 0)");
+            snprintf(err, GSL_ERRLEN, "key 'margin': not used by type=%s (%s)", sim_type_name((sim_type)type),
+                     type == SIM_COSINE ? "it regresses cos to 1 or 0" : "it has no margin");
             return -1;
         }
     } else {

@@ -13,14 +13,19 @@
  *   triplet:     l_apn = max(0, margin + d_ap - d_an) over anchors a, positives p (s = 1, p != a), negatives n
  *                mining=hard: per anchor the farthest positive and the nearest negative only
  *                mining=all:  every (a, p, n)
+ *   nca:         l_i = -log( sum_{p: s_ip = 1, p != i} exp(-D_ip) / sum_{j != i} exp(-D_ij) )
+ *                (neighbourhood components analysis over the batch: the probability that i's stochastic nearest
+ *                neighbour shares its label; on squared distances, as the search ranks them; the scale of the
+ *                embedding is the temperature; anchors without a positive: 0)
  * Normalisation (Darknet's: a cost is a sum over the samples of the batch, the weight update divides by the batch):
  *   contrastive, cosine: L = sum_i (1/(B-1)) sum_{j != i} l_ij     (B x the mean over the B(B-1)/2 pairs)
  *   triplet hard:        L = sum_a l_a                             (anchors without a positive or a negative: 0)
  *   triplet all:         L = B x the mean of l_apn over the triplets with l_apn > 0 (0 when there are none)
+ *   nca:                 L = sum_i l_i
  *
  * cfg keys: classes (required: the width of the truth; Darknet sizes net->truth from the last layer's l.truths),
- * type (contrastive | cosine | triplet, default contrastive), margin (contrastive and triplet, > 0; defaults 1 and
- * 0.2), mining (triplet only: hard | all, default hard). */
+ * type (contrastive | cosine | triplet | nca, default contrastive), margin (contrastive and triplet, > 0; defaults 1
+ * and 0.2), mining (triplet only: hard | all, default hard). */
 #ifndef GSL_SIMILARITY_LAYER_H
 #define GSL_SIMILARITY_LAYER_H
 
@@ -35,7 +40,7 @@ extern "C" {
 
 #define SIM_EPS 1e-8f
 
-typedef enum { SIM_CONTRASTIVE = 0, SIM_COSINE = 1, SIM_TRIPLET = 2 } sim_type;
+typedef enum { SIM_CONTRASTIVE = 0, SIM_COSINE = 1, SIM_TRIPLET = 2, SIM_NCA = 3 } sim_type;
 typedef enum { SIM_MINING_HARD = 0, SIM_MINING_ALL = 1 } sim_mining;
 
 /* The layer's private state: l.state points at it (one block: this struct, then the arrays). */
@@ -49,7 +54,7 @@ typedef struct similarity_state {
     float *gram;     /* (B, B) G = X X^T */
     float *same;     /* (B, B) s_ij in {0, 1} */
     float *coef;     /* (B, B) C: dL/dX = C X */
-    float *w;        /* (B, B) triplet: row a holds dL/dD_aj of anchor a's terms, before normalisation */
+    float *w;        /* (B, B) triplet, nca: row a holds dL/dD_aj of anchor a's terms, before normalisation */
     float *rowcost;  /* (B) */
     float *rowcount; /* (B) triplet: active triplets per anchor */
     /* device block (GPU builds, gpu_index >= 0 at parse time) */
@@ -109,6 +114,11 @@ static inline GSL_HD float sim_triplet_term(float Dap, float Dan, float margin, 
     *wn = -0.5f / dan;
     return h;
 }
+
+/* NCA weight of a pair from its squared distance D (relative to the row's smallest, Dmin, for range): e = exp(Dmin - D).
+ * With Z = the sum of e over j != i and Zp that over the positives, l_i = log Z - log Zp and
+ * dl_i/dD_ij = s_ij e_ij / Zp - e_ij / Z. */
+static inline GSL_HD float sim_nca_weight(float D, float Dmin) { return expf(Dmin - D); }
 
 #ifdef __cplusplus
 }

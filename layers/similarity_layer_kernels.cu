@@ -32,6 +32,21 @@ __device__ double sim_block_sum(double v, double *sh)
     return r;
 }
 
+/* Minimum over the block (every thread gets it). sh holds blockDim.x floats. */
+__device__ float sim_block_min(float v, float *sh)
+{
+    const int t = threadIdx.x;
+    sh[t] = v;
+    __syncthreads();
+    for (int s = blockDim.x / 2; s > 0; s >>= 1) {
+        if (t < s && sh[t + s] < sh[t]) sh[t] = sh[t + s];
+        __syncthreads();
+    }
+    const float r = sh[0];
+    __syncthreads();
+    return r;
+}
+
 /* same (B, B): s_ij; thread per (i = blockIdx.y, j). */
 __global__ void sim_same_kernel(int B, int C, const float *truth, float *same)
 {
@@ -190,6 +205,46 @@ __global__ void sim_triplet_all_kernel(int B, float margin, const float *G, cons
     }
 }
 
+/* NCA: row i = blockIdx.x of w (dl_i/dD_ij) and rowcost[i] = l_i, as nca_rows in similarity_layer.c. */
+__global__ void sim_nca_kernel(int B, const float *G, const float *same, float *w, float *rowcost)
+{
+    __shared__ double sh[SIM_THREADS];
+    __shared__ float shf[SIM_THREADS];
+    const int i = blockIdx.x;
+    const float gii = G[(size_t)i * B + i];
+    float *wi = w + (size_t)i * B;
+    const float *si = same + (size_t)i * B;
+    float dmin = INFINITY;
+    double havep = 0;
+    for (int j = threadIdx.x; j < B; j += blockDim.x) {
+        if (j == i) continue;
+        const float D = sim_sqdist(gii, G[(size_t)j * B + j], G[(size_t)i * B + j]);
+        wi[j] = D;
+        dmin = fminf(dmin, D);
+        havep += si[j] > 0.5f;
+    }
+    dmin = sim_block_min(dmin, shf);
+    havep = sim_block_sum(havep, sh);
+    if (havep == 0) { /* no positive: no term */
+        for (int j = threadIdx.x; j < B; j += blockDim.x) wi[j] = 0;
+        if (threadIdx.x == 0) rowcost[i] = 0;
+        return;
+    }
+    double z = 0, zp = 0;
+    for (int j = threadIdx.x; j < B; j += blockDim.x) {
+        if (j == i) continue;
+        const float e = sim_nca_weight(wi[j], dmin);
+        z += e;
+        if (si[j] > 0.5f) zp += e;
+        wi[j] = e;
+    }
+    z = sim_block_sum(z, sh);
+    zp = sim_block_sum(zp, sh);
+    for (int j = threadIdx.x; j < B; j += blockDim.x)
+        wi[j] = j == i ? 0.0f : (float)((si[j] > 0.5f ? wi[j] / zp : 0) - wi[j] / z);
+    if (threadIdx.x == 0) rowcost[i] = (float)(log(z) - log(zp));
+}
+
 /* One block: tot = {sum of row costs, sum of row counts, scale, cost}. scale: 1, or for triplet mining=all
  * B / (active triplets) (0 when none). */
 __global__ void sim_total_kernel(int B, int batch_all, const float *rowcost, const float *rowcount, float *tot)
@@ -211,8 +266,8 @@ __global__ void sim_total_kernel(int B, int batch_all, const float *rowcost, con
     }
 }
 
-/* Triplet: row i = blockIdx.x of coef = 2 (diag(S 1) - S), S = scale (w + w^T). */
-__global__ void sim_triplet_coef_kernel(int B, const float *w, const float *tot, float *coef)
+/* Triplet, nca: row i = blockIdx.x of coef = 2 (diag(S 1) - S), S = scale (w + w^T). */
+__global__ void sim_pair_coef_kernel(int B, const float *w, const float *tot, float *coef)
 {
     __shared__ double sh[SIM_THREADS];
     const int i = blockIdx.x;
@@ -257,6 +312,9 @@ extern "C" void forward_similarity_layer_gpu(layer l, network net)
     } else if (s->type == SIM_COSINE) {
         sim_cosine_kernel<<<B, SIM_THREADS>>>(B, s->gram_gpu, s->same_gpu, s->coef_gpu, s->rowcost_gpu);
         GSL_LAUNCH_CHECK("sim_cosine_kernel");
+    } else if (s->type == SIM_NCA) {
+        sim_nca_kernel<<<B, SIM_THREADS>>>(B, s->gram_gpu, s->same_gpu, s->w_gpu, s->rowcost_gpu);
+        GSL_LAUNCH_CHECK("sim_nca_kernel");
     } else if (s->mining == SIM_MINING_HARD) {
         sim_triplet_hard_kernel<<<B, SIM_THREADS>>>(B, s->margin, s->gram_gpu, s->same_gpu, s->w_gpu,
                                                     s->rowcost_gpu, s->rowcount_gpu);
@@ -270,9 +328,9 @@ extern "C" void forward_similarity_layer_gpu(layer l, network net)
     sim_total_kernel<<<1, SIM_THREADS>>>(B, s->type == SIM_TRIPLET && s->mining == SIM_MINING_ALL, s->rowcost_gpu,
                                          s->rowcount_gpu, s->tot_gpu);
     GSL_LAUNCH_CHECK("sim_total_kernel");
-    if (s->type == SIM_TRIPLET) {
-        sim_triplet_coef_kernel<<<B, SIM_THREADS>>>(B, s->w_gpu, s->tot_gpu, s->coef_gpu);
-        GSL_LAUNCH_CHECK("sim_triplet_coef_kernel");
+    if (s->type == SIM_TRIPLET || s->type == SIM_NCA) {
+        sim_pair_coef_kernel<<<B, SIM_THREADS>>>(B, s->w_gpu, s->tot_gpu, s->coef_gpu);
+        GSL_LAUNCH_CHECK("sim_pair_coef_kernel");
     }
     /* delta (B, D) = -C X: column-major delta' = -X' C', C' = the column-major view of the row-major C. */
     GSL_CUBLAS_CHECK(cublasSgemm(h, CUBLAS_OP_N, CUBLAS_OP_N, D, B, B, &minus_one, net.input_gpu, D, s->coef_gpu, B,

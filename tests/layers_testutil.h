@@ -186,7 +186,7 @@ static inline void tu_train_step(network *net, int classes, unsigned long long s
 
 /* ---- the similarity losses in double, from their definitions (docs/layers.md) ---- */
 
-enum { TU_CONTRASTIVE = 0, TU_COSINE = 1, TU_TRIPLET = 2 };
+enum { TU_CONTRASTIVE = 0, TU_COSINE = 1, TU_TRIPLET = 2, TU_NCA = 3 };
 enum { TU_HARD = 0, TU_ALL = 1 };
 #define TU_EPS 1e-8
 
@@ -240,6 +240,17 @@ static inline double tu_sim_loss(int type, int mining, double margin, const doub
                 }
                 L += l / (B - 1);
             }
+    } else if (type == TU_NCA) { /* smooth everywhere: no corner */
+        for (int i = 0; i < B; i++) {
+            double z = 0, zp = 0;
+            for (int j = 0; j < B; j++) {
+                if (j == i) continue;
+                double e = exp(-tu_sqdist(x, D, i, j));
+                z += e;
+                if (tu_same(t, C, i, j)) zp += e;
+            }
+            if (zp > 0) L += -log(zp / z);
+        }
     } else if (mining == TU_HARD) {
         for (int a = 0; a < B; a++) {
             double p1 = -1, p2 = -1, n1 = INFINITY, n2 = INFINITY; /* two farthest positives, two nearest negatives */

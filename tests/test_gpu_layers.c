@@ -188,7 +188,10 @@ static void sim_case(int type, int mining, float margin, int multi, int B, int D
 {
     char name[160];
     snprintf(name, sizeof name, "similarity %s%s %s B=%d D=%d C=%d",
-             type == TU_CONTRASTIVE ? "contrastive" : type == TU_COSINE ? "cosine" : "triplet",
+             type == TU_CONTRASTIVE ? "contrastive"
+             : type == TU_COSINE    ? "cosine"
+             : type == TU_NCA       ? "nca"
+                                    : "triplet",
              type != TU_TRIPLET ? "" : mining == TU_ALL ? "/all" : "/hard", multi ? "multi-hot" : "one-hot", B, D, C);
     const size_t n = (size_t)B * D;
     float *x = malloc(n * sizeof(float)), *t = malloc((size_t)B * C * sizeof(float));
@@ -254,6 +257,7 @@ static void test_similarity_equivalence(void)
             sim_case(TU_COSINE, 0, 0, multi, B, D, C, seed++);
             sim_case(TU_TRIPLET, TU_HARD, 0.5f, multi, B, D, C, seed++);
             sim_case(TU_TRIPLET, TU_ALL, 0.5f, multi, B, D, C, seed++);
+            sim_case(TU_NCA, 0, 0, multi, B, D, C, seed++);
         }
     sim_case(TU_CONTRASTIVE, 0, 1.0f, 0, 1, 4, 2, seed++); /* batch 1: no pairs */
 }

@@ -16,7 +16,10 @@ typedef struct {
 static const char *case_name(const sim_case *c)
 {
     static char s[128];
-    const char *type = c->type == TU_CONTRASTIVE ? "contrastive" : c->type == TU_COSINE ? "cosine" : "triplet";
+    const char *type = c->type == TU_CONTRASTIVE ? "contrastive"
+                       : c->type == TU_COSINE    ? "cosine"
+                       : c->type == TU_NCA       ? "nca"
+                                                 : "triplet";
     const char *mining = c->type != TU_TRIPLET ? "" : c->mining == TU_ALL ? " (mining all)" : " (mining hard)";
     snprintf(s, sizeof s, "%s%s, %s labels", type, mining, c->multi ? "multi-hot" : "one-hot");
     return s;
@@ -82,7 +85,7 @@ static void check_case(const sim_case *c, int B, int D, int C, unsigned long lon
 static const sim_case cases[] = {
     {TU_CONTRASTIVE, 0, 3.0f, 0}, {TU_CONTRASTIVE, 0, 3.0f, 1}, {TU_COSINE, 0, 0, 0},     {TU_COSINE, 0, 0, 1},
     {TU_TRIPLET, TU_HARD, 0.5f, 0}, {TU_TRIPLET, TU_HARD, 0.5f, 1}, {TU_TRIPLET, TU_ALL, 0.5f, 0},
-    {TU_TRIPLET, TU_ALL, 0.5f, 1},
+    {TU_TRIPLET, TU_ALL, 0.5f, 1}, {TU_NCA, 0, 0, 0}, {TU_NCA, 0, 0, 1},
 };
 
 static void test_gradients_finite_differences(void)
@@ -126,6 +129,18 @@ static void test_normalisation_by_hand(void)
     cost = run_layer(lc, xc, same, delta);
     CHECK_CLOSE(cost, 2 * (1 - sqrt(0.5)) * (1 - sqrt(0.5)), 1e-5, 1e-4);
     free_layer(lc);
+
+    /* nca, B = 3: x0 = (0,0) and x1 = (1,0) share a class, x2 = (0,2) does not. D01 = 1, D02 = 4, D12 = 5:
+     * l_0 = log(1 + e^-3), l_1 = log(1 + e^-4), l_2 = 0 (no positive). x2 enters through D02 and D12:
+     * dL/dx2 = -e^-3/(1+e^-3) 2 (x2 - x0) - e^-4/(1+e^-4) 2 (x2 - x1), and delta = -dL/dx. */
+    float xn[6] = {0, 0, 1, 0, 0, 2};
+    layer ln = make_similarity_layer(3, 2, 2, SIM_NCA, SIM_MINING_HARD, 0);
+    cost = run_layer(ln, xn, t3, delta);
+    CHECK_CLOSE(cost, log(1 + exp(-3.0)) + log(1 + exp(-4.0)), 1e-5, 1e-4);
+    double a3 = exp(-3.0) / (1 + exp(-3.0)), a4 = exp(-4.0) / (1 + exp(-4.0));
+    CHECK_CLOSE(delta[4], a3 * 0 + a4 * -2, 1e-5, 1e-4);
+    CHECK_CLOSE(delta[5], a3 * 4 + a4 * 4, 1e-5, 1e-4);
+    free_layer(ln);
 }
 
 static void test_no_truth_and_batch_one(void)
