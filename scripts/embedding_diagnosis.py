@@ -1,0 +1,94 @@
+"""Where a retrieval mAP is lost: class structure of the queries against spread of the database.
+
+usage: embedding_diagnosis.py QUERIES DATABASE
+  QUERIES, DATABASE: the -out prefixes of `darknet gsl embed` (PREFIX.fvecs and PREFIX.labels.ivecs), e.g.
+    bin/darknet gsl embed cfg/fashion.data CFG CKPT -split valid -out q
+    bin/darknet gsl embed cfg/fashion.data CFG CKPT -split database -out db
+    python3 scripts/embedding_diagnosis.py q db
+
+Prints, with single-label data and one class per label id:
+  - nearest-centroid accuracy of the queries (centroids: the database's class means), 1-NN and 10-NN vote accuracy;
+  - "collapsed mAP": the mAP over the whole ranking if every database item sat on its class centroid. A query whose
+    own class centroid is the r-th nearest then sees the other (r-1) classes' items first; its AP is the mean over
+    k = 1..n_c of k / (items before + k). This is what the class structure of the queries allows; the gap to the
+    measured mAP is what the spread of the database costs;
+  - the database's spread: mean distance to the own centroid, to the nearest other centroid, and the share of items
+    nearer another class's centroid than their own."""
+import sys
+
+import numpy as np
+
+
+def load(prefix):
+    raw = np.fromfile(prefix + ".fvecs", dtype=np.int32)
+    if raw.size == 0:
+        sys.exit("%s.fvecs: empty" % prefix)
+    d = int(raw[0])
+    if d <= 0 or raw.size % (d + 1):
+        sys.exit("%s.fvecs: not an fvecs file (dimension %d, %d words)" % (prefix, d, raw.size))
+    x = raw.reshape(-1, d + 1)[:, 1:].view(np.float32).astype(np.float64)
+    lab = np.fromfile(prefix + ".labels.ivecs", dtype=np.int32).reshape(-1, 2)
+    if lab.shape[0] != x.shape[0] or not (lab[:, 0] == 1).all():
+        sys.exit("%s.labels.ivecs: expected one label per vector" % prefix)
+    return x, lab[:, 1]
+
+
+def sqdist(a, b):
+    return (a * a).sum(1)[:, None] + (b * b).sum(1)[None, :] - 2 * a @ b.T
+
+
+def diagnose(q, ql, db, dbl, chunk=1000):
+    classes = np.unique(dbl)
+    cent = np.stack([db[dbl == c].mean(0) for c in classes])
+    n = np.array([(dbl == c).sum() for c in classes])
+    pos = {c: i for i, c in enumerate(classes)}
+    qi = np.array([pos.get(c, -1) for c in ql])
+    if (qi < 0).any():
+        sys.exit("a query label has no database item")
+    dc = sqdist(q, cent)
+    order = np.argsort(dc, axis=1, kind="stable")
+    aps = np.empty(len(q))
+    for i in range(len(q)):
+        r = int(np.where(order[i] == qi[i])[0][0])
+        before, k = n[order[i][:r]].sum(), np.arange(1, n[qi[i]] + 1)
+        aps[i] = (k / (before + k)).mean()
+    nn1, nn10 = np.empty(len(q), dtype=np.int64), np.empty(len(q), dtype=np.int64)
+    dbi = np.array([pos[c] for c in dbl])
+    for s in range(0, len(q), chunk):
+        d = sqdist(q[s:s + chunk], db)
+        top = np.argsort(d, axis=1, kind="stable")[:, :10]
+        nn1[s:s + chunk] = dbi[top[:, 0]]
+        nn10[s:s + chunk] = [np.bincount(row, minlength=len(classes)).argmax() for row in dbi[top]]
+    own = np.sqrt(((db - cent[dbi]) ** 2).sum(1))
+    dd = sqdist(db, cent)
+    dd[np.arange(len(db)), dbi] = np.inf
+    other = np.sqrt(np.maximum(dd.min(1), 0))
+    return {
+        "centroid_acc": float((dc.argmin(1) == qi).mean()),
+        "nn1_acc": float((nn1 == qi).mean()),
+        "nn10_acc": float((nn10 == qi).mean()),
+        "collapsed_map": float(aps.mean()),
+        "db_own": float(own.mean()),
+        "db_other": float(other.mean()),
+        "db_nearer_other": float((other < own).mean()),
+    }
+
+
+def main():
+    if len(sys.argv) != 3:
+        sys.exit(__doc__)
+    q, ql = load(sys.argv[1])
+    db, dbl = load(sys.argv[2])
+    if q.shape[1] != db.shape[1]:
+        sys.exit("dimensions differ: queries %d, database %d" % (q.shape[1], db.shape[1]))
+    r = diagnose(q, ql, db, dbl)
+    print("queries %d, database %d, %d-d" % (len(q), len(db), q.shape[1]))
+    print("nearest-centroid accuracy %.4f, 1-NN accuracy %.4f, 10-NN vote accuracy %.4f"
+          % (r["centroid_acc"], r["nn1_acc"], r["nn10_acc"]))
+    print("collapsed mAP (database on its class centroids) %.4f" % r["collapsed_map"])
+    print("database: mean distance to the own centroid %.4f, to the nearest other %.4f; nearer another centroid %.4f"
+          % (r["db_own"], r["db_other"], r["db_nearer_other"]))
+
+
+if __name__ == "__main__":
+    main()
