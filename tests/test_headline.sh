@@ -18,8 +18,12 @@ for s in train:train t10k:test; do # the Debian file names the script expects
 done
 hl() { BIN=${B:-$bin} GPUS= DATA_DIR=$tmp/data THREADS=1 WORK=$tmp/runs "$here/../scripts/gpu_headline.sh" "$@"; }
 
-RES=$tmp/done EPOCHS=2 TRAIN_S=120 hl "$here/e2e/small.cfg" > "$tmp/done.out" 2>&1; rc=$?
+# small.cfg (3 epochs) with learning-rate steps at iterations 40 and 80: EPOCHS=2 moves them to 27 and 53
+mkdir -p "$tmp/cfg" && sed 's/^policy=constant/policy=steps\nsteps=40,80\nscales=.1,.1/' "$here/e2e/small.cfg" > "$tmp/cfg/small.cfg"
+RES=$tmp/done EPOCHS=2 TRAIN_S=120 hl "$tmp/cfg/small.cfg" > "$tmp/done.out" 2>&1; rc=$?
 line=$(cat "$tmp/done/summary.txt" 2>/dev/null)
+check epochs_scale_steps 'grep -qx "epochs=2" "$tmp/runs/small/small.cfg" && grep -qx "steps=27,53" "$tmp/runs/small/small.cfg" && grep -qx "scales=.1,.1" "$tmp/runs/small/small.cfg"' \
+  "$(grep -E "^(epochs|steps|scales)=" "$tmp/runs/small/small.cfg" 2>&1)"
 check finished_run_summarised '[ $rc = 0 ] && grep -qE "^small: epochs 2 in [0-9]+ s, float mAP 0\.[0-9]{4}, PQ mAP 0\.[0-9]{4}$" <<<"$line"' \
   "exit $rc, summary '$line': $(tail -n 3 "$tmp/done.out")"
 check finished_run_log 'grep -q "== train exit 0 after" "$tmp/done/small.log" && grep -q "== eval exit 0" "$tmp/done/small.log" && grep -q "^PQ codes" "$tmp/done/small.log"' \
