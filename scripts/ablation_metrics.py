@@ -20,7 +20,9 @@ COLUMNS = ("map_float,map_pq,gap,mapR_float,mapR_pq,r1,r10,r100,mse,var,mse_shar
 
 def read_fvecs(path):
     raw = np.fromfile(path, dtype=np.int32)
-    d = int(raw[0])
+    d = int(raw[0]) if raw.size else 0
+    if d <= 0 or raw.size % (d + 1):
+        sys.exit("%s: not an fvecs file (%d bytes, first dimension %d)" % (path, raw.size * 4, d))
     return raw.reshape(-1, d + 1)[:, 1:].view(np.float32)
 
 

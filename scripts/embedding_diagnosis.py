@@ -14,19 +14,17 @@ Prints, with single-label data and one class per label id:
     measured mAP is what the spread of the database costs;
   - the database's spread: mean distance to the own centroid, to the nearest other centroid, and the share of items
     nearer another class's centroid than their own."""
+import os
 import sys
 
 import numpy as np
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from ablation_metrics import read_fvecs  # noqa: E402
+
 
 def load(prefix):
-    raw = np.fromfile(prefix + ".fvecs", dtype=np.int32)
-    if raw.size == 0:
-        sys.exit("%s.fvecs: empty" % prefix)
-    d = int(raw[0])
-    if d <= 0 or raw.size % (d + 1):
-        sys.exit("%s.fvecs: not an fvecs file (dimension %d, %d words)" % (prefix, d, raw.size))
-    x = raw.reshape(-1, d + 1)[:, 1:].view(np.float32).astype(np.float64)
+    x = read_fvecs(prefix + ".fvecs").astype(np.float64)
     lab = np.fromfile(prefix + ".labels.ivecs", dtype=np.int32).reshape(-1, 2)
     if lab.shape[0] != x.shape[0] or not (lab[:, 0] == 1).all():
         sys.exit("%s.labels.ivecs: expected one label per vector" % prefix)

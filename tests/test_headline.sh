@@ -29,6 +29,12 @@ check finished_run_summarised '[ $rc = 0 ] && grep -qE "^small: epochs 2 in [0-9
 check finished_run_log 'grep -q "== train exit 0 after" "$tmp/done/small.log" && grep -q "== eval exit 0" "$tmp/done/small.log" && grep -q "^PQ codes" "$tmp/done/small.log"' \
   "$(tail -n 5 "$tmp/done/small.log")"
 
+# EPOCHS with a cfg that has no epochs= line: refused with a summary line, not trained with the default
+grep -v '^epochs=' "$here/e2e/small.cfg" > "$tmp/cfg/noepochs.cfg"
+RES=$tmp/noep EPOCHS=2 hl "$tmp/cfg/noepochs.cfg" > "$tmp/noep.out" 2>&1
+check epochs_needs_epochs_line 'grep -q "^noepochs: not run: EPOCHS needs an epochs= line" "$tmp/noep/summary.txt" && [ ! -e "$tmp/runs/noepochs/B" ]' \
+  "$(cat "$tmp/noep/summary.txt" "$tmp/noep.out" 2>&1 | tail -n 3)"
+
 # a cap in the middle of the run: the last finished epoch's checkpoint is evaluated
 RES=$tmp/cap EPOCHS=200 TRAIN_S=6 hl "$here/e2e/small.cfg" > "$tmp/cap.out" 2>&1
 line=$(cat "$tmp/cap/summary.txt" 2>/dev/null)
