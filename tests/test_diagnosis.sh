@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # scripts/embedding_diagnosis.py: a hand-computed case, and against a brute-force mAP where the database already sits
-# on its class centroids (then the collapsed mAP is the mAP of the plain ranking).
+# on its class centroids (then the collapsed mAP is the mAP of the plain ranking); --ranking's figures against a
+# loop over the ranked items on a spread database.
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
 py=${PYTHON:-/usr/bin/python3}
@@ -34,6 +35,35 @@ for x, y in zip(q, ql):
     hits = np.cumsum(rel)
     aps.append((hits[rel] / (np.flatnonzero(rel) + 1)).mean())
 open("brute.txt", "w").write("%.4f\n" % np.mean(aps))
+# --ranking: a spread database (some items nearer another centroid), by a loop over the items in distance order
+# (ties by index); the moved and halved databases built here item by item
+sdb = c[dbl] + rng.normal(size=(len(dbl), 8)) * 1.2
+write("sdb", sdb, dbl)
+def ap(x, y, base):
+    d = ((base - x) ** 2).sum(1)
+    hits, tot = 0, 0.0
+    for rank, j in enumerate(sorted(range(len(d)), key=lambda j: (d[j], j)), 1):
+        if dbl[j] == y:
+            hits += 1
+            tot += hits / rank
+    return tot / (dbl == y).sum()
+cent = np.array([sdb[dbl == k].mean(0) for k in range(4)])
+near = lambda x: int(np.argmin([((x - m) ** 2).sum() for m in cent]))
+moved, half = sdb.copy(), sdb.copy()
+for j in range(len(dbl)):
+    if near(sdb[j]) != dbl[j]:
+        moved[j] = cent[dbl[j]]
+    half[j] = cent[dbl[j]] + (sdb[j] - cent[dbl[j]]) / 2
+assert any(near(sdb[j]) != dbl[j] for j in range(len(dbl)))
+asis = np.array([ap(x, y, sdb) for x, y in zip(q, ql)])
+right = np.array([near(x) == y for x, y in zip(q, ql)])
+with open("ranking.txt", "w") as f:
+    f.write("mAP over the whole ranking %.4f: queries nearest their own centroid (%d) %.4f, the others (%d) %.4f\n"
+            % (asis.mean(), right.sum(), asis[right].mean(), (~right).sum(), asis[~right].mean()))
+    f.write("mAP with the database items nearer another centroid moved onto their own %.4f\n"
+            % np.mean([ap(x, y, moved) for x, y in zip(q, ql)]))
+    f.write("mAP with the database's offsets from its class centroids halved %.4f\n"
+            % np.mean([ap(x, y, half) for x, y in zip(q, ql)]))
 PY
 "$py" "$here/../scripts/embedding_diagnosis.py" hq hdb > h.txt 2>&1; rc=$?
 check hand_case '[ $rc = 0 ] && grep -q "collapsed mAP (database on its class centroids) 0.7389" h.txt && grep -q "nearest-centroid accuracy 0.5000, 1-NN accuracy 0.5000, 10-NN vote accuracy 0.5000" h.txt && grep -q "own centroid 0.0000, to the nearest other 10.0000; nearer another centroid 0.0000" h.txt' \
@@ -42,6 +72,11 @@ check hand_case '[ $rc = 0 ] && grep -q "collapsed mAP (database on its class ce
 got=$(sed -n 's/^collapsed mAP (database on its class centroids) //p' c.txt)
 check collapsed_equals_brute_force_when_collapsed '[ $rc = 0 ] && [ -n "$got" ] && [ "$got" = "$(cat brute.txt)" ]' \
   "exit $rc: diagnosis '$got', brute force $(cat brute.txt): $(cat c.txt)"
+"$py" "$here/../scripts/embedding_diagnosis.py" cq sdb --ranking > r.txt 2>&1; rc=$?
+check ranking_equals_brute_force '[ $rc = 0 ] && [ "$(tail -3 r.txt)" = "$(cat ranking.txt)" ]' \
+  "exit $rc: diagnosis $(tail -3 r.txt); brute force $(cat ranking.txt)"
+"$py" "$here/../scripts/embedding_diagnosis.py" cq sdb > n.txt 2>&1; rc=$?
+check ranking_only_when_asked '[ $rc = 0 ] && ! grep -q "whole ranking" n.txt' "exit $rc: $(cat n.txt)"
 printf 'xx' > bad.fvecs; cp hq.labels.ivecs bad.labels.ivecs
 "$py" "$here/../scripts/embedding_diagnosis.py" bad hdb > b.txt 2>&1; rc=$?
 check bad_file_named '[ $rc != 0 ] && grep -q "bad.fvecs" b.txt' "exit $rc: $(cat b.txt)"
