@@ -15,8 +15,7 @@ Prints, with single-label data and one class per label id:
   - the database's spread: mean distance to the own centroid, to the nearest other centroid, and the share of items
     nearer another class's centroid than their own.
 With --ranking (three full rankings of the database per query: 5 minutes for 10,000 x 60,000 on 2 busy cores),
-also the mAP over the
-whole ranking (ties broken by database index, as `gsl eval`) of:
+also the mAP over the whole ranking (ties broken by database index, as `gsl eval`) of:
   - the embeddings as they are, over all queries and separately over the queries whose nearest centroid is their own
     class's and over the others: which queries lose the mAP;
   - the database with its items that are nearer another centroid moved onto their own centroid, the rest unchanged;

@@ -37,7 +37,8 @@ for x, y in zip(q, ql):
 open("brute.txt", "w").write("%.4f\n" % np.mean(aps))
 # --ranking: a spread database (some items nearer another centroid), by a loop over the items in distance order
 # (ties by index); the moved and halved databases built here item by item
-sdb = c[dbl] + rng.normal(size=(len(dbl), 8)) * 1.2
+sdb = (c[dbl] + rng.normal(size=(len(dbl), 8)) * 1.2).astype(np.float32).astype(np.float64)
+q = q.astype(np.float32).astype(np.float64)  # as the script reads them
 write("sdb", sdb, dbl)
 def ap(x, y, base):
     d = ((base - x) ** 2).sum(1)
