@@ -2,7 +2,8 @@
 # make demo: train cfg/fashion_gsl.cfg on Fashion-MNIST (Debian's dataset-fashion-mnist), evaluate search quality
 # for float features and PQ codes, and plot loss, quantization error and mAP per epoch.
 #   scripts/demo.sh [EPOCHS]     (default: the cfg's short schedule)
-# Env: DARKNET (binary, default bin/darknet), CFG, DATA.
+# Env: DARKNET (binary, default bin/darknet), CFG, DATA; RESUME=1 continues from the checkpoint in the backup folder
+# (an interrupted long run: `make demo CFG=... RESUME=1`), or trains from the start when there is none.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bin=${DARKNET:-bin/darknet}
@@ -12,28 +13,35 @@ epochs=${1:-}
 name=$(basename "$cfg" .cfg)
 backup=$(sed -n 's/^backup *= *//p' "$data")
 start=$(date +%s)
-echo "== training $cfg on $data${epochs:+ for $epochs epochs} (log: $backup/$name.log)"
+ckpt=
+case ${RESUME:-0} in 0 | 1) ;; *) echo "scripts/demo.sh: RESUME must be 0 or 1, got '$RESUME'" >&2; exit 2 ;; esac
+if [ "${RESUME:-0}" = 1 ]; then
+  if [ -f "$backup/$name.ckpt" ]; then ckpt=$backup/$name.ckpt; else echo "== RESUME=1: no $backup/$name.ckpt yet"; fi
+fi
+echo "== training $cfg on $data${epochs:+ for $epochs epochs}${ckpt:+, resuming from $ckpt} (log: $backup/$name.log)"
 mkdir -p "$backup"
-"$bin" gsl train "$data" "$cfg" ${epochs:+-epochs "$epochs"} 2> "$backup/$name.log" | grep --line-buffered -E '^(training|epoch [0-9]+ done|epoch .* batch)'
+[ -n "$ckpt" ] || : > "$backup/$name.log"
+"$bin" gsl train "$data" "$cfg" ${ckpt:+"$ckpt"} ${epochs:+-epochs "$epochs"} 2>> "$backup/$name.log" | grep --line-buffered -E '^(training|epoch [0-9]+ done|epoch .* batch)'
 echo "== evaluating: queries = test set, database = training set"
 "$bin" gsl eval "$data" "$cfg" "$backup/$name.ckpt" 2>> "$backup/$name.log"
 png="$backup/$name.png"
+csv="$backup/$name.csv"
+finite() { awk -F, -v c="$1" 'NR > 1 && $c != "nan" && $c != "" { f = 1 } END { exit !f }' "$csv"; }
 if command -v gnuplot >/dev/null; then
-  gnuplot <<GP
-set terminal pngcairo size 1200,400 font ",10" noenhanced
-set output "$png"
-set datafile separator ","
-set key autotitle columnhead
-set multiplot layout 1,3 title "$name on Fashion-MNIST"
-set xlabel "epoch"
-set xtics 1
-set title "similarity loss"; plot "$backup/$name.csv" using 1:2 with linespoints notitle
-set title "quantization error (MSE of the [snap] input)"; plot "$backup/$name.csv" using 1:3 with linespoints notitle
-set title "mAP (monitor: 1000 queries, 10000 database items)"; set key bottom right
-plot "$backup/$name.csv" using 1:8 with linespoints title "float", "" using 1:9 with linespoints title "PQ codes"
-unset multiplot
-GP
-  echo "== plot: $png"
+  # a panel per logged quantity that has a value: none for the quantization error before the first codebook, none
+  # for the mAP when the cfg turns the monitor off (eval_queries=0); gnuplot refuses a plot without a point
+  panels=('set title "similarity loss"; plot "'"$csv"'" using 1:2 with linespoints notitle')
+  finite 3 && panels+=('set title "quantization error (MSE of the [snap] input)"; plot "'"$csv"'" using 1:3 with linespoints notitle')
+  finite 8 && panels+=('set title "mAP (the per-epoch monitor)"; set key bottom right; plot "'"$csv"'" using 1:8 with linespoints title "float", "" using 1:9 with linespoints title "PQ codes"')
+  rows=$(( $(wc -l < "$csv") - 1 ))
+  if { printf '%s\n' 'set terminal pngcairo size 1200,400 font ",10" noenhanced' "set output \"$png\"" \
+         'set datafile separator ","' 'set key autotitle columnhead' \
+         "set multiplot layout 1,${#panels[@]} title \"$name on Fashion-MNIST\"" 'set xlabel "epoch"' \
+         "$([ "$rows" -le 20 ] && echo 'set xtics 1')" "${panels[@]}" 'unset multiplot'; } | gnuplot; then
+    echo "== plot: $png"
+  else
+    echo "== gnuplot failed (above): no plot; the figures above stand"
+  fi
 else
   echo "== gnuplot not found: no plot (scripts/setup.sh demo installs it)"
 fi
