@@ -13,9 +13,9 @@ epochs=${1:-}
 name=$(basename "$cfg" .cfg)
 backup=$(sed -n 's/^backup *= *//p' "$data")
 start=$(date +%s)
-ckpt=
-case ${RESUME:-0} in 0 | 1) ;; *) echo "scripts/demo.sh: RESUME must be 0 or 1, got '$RESUME'" >&2; exit 2 ;; esac
-if [ "${RESUME:-0}" = 1 ]; then
+ckpt= resume=${RESUME:-0}
+case $resume in 0 | 1) ;; *) echo "scripts/demo.sh: RESUME must be 0 or 1, got '$resume'" >&2; exit 2 ;; esac
+if [ "$resume" = 1 ]; then
   if [ -f "$backup/$name.ckpt" ]; then ckpt=$backup/$name.ckpt; else echo "== RESUME=1: no $backup/$name.ckpt yet"; fi
 fi
 echo "== training $cfg on $data${epochs:+ for $epochs epochs}${ckpt:+, resuming from $ckpt} (log: $backup/$name.log)"
@@ -30,9 +30,11 @@ finite() { awk -F, -v c="$1" 'NR > 1 && $c != "nan" && $c != "" { f = 1 } END { 
 if command -v gnuplot >/dev/null; then
   # a panel per logged quantity that has a value: none for the quantization error before the first codebook, none
   # for the mAP when the cfg turns the monitor off (eval_queries=0); gnuplot refuses a plot without a point
-  panels=('set title "similarity loss"; plot "'"$csv"'" using 1:2 with linespoints notitle')
-  finite 3 && panels+=('set title "quantization error (MSE of the [snap] input)"; plot "'"$csv"'" using 1:3 with linespoints notitle')
-  finite 8 && panels+=('set title "mAP (the per-epoch monitor)"; set key bottom right; plot "'"$csv"'" using 1:8 with linespoints title "float", "" using 1:9 with linespoints title "PQ codes"')
+  p="plot \"$csv\" using 1"
+  panels=("set title \"similarity loss\"; $p:2 with linespoints notitle")
+  finite 3 && panels+=("set title \"quantization error (MSE of the [snap] input)\"; $p:3 with linespoints notitle")
+  finite 8 && panels+=("set title \"mAP (the per-epoch monitor)\"; set key bottom right
+$p:8 with linespoints title \"float\", \"\" using 1:9 with linespoints title \"PQ codes\"")
   rows=$(( $(wc -l < "$csv") - 1 ))
   if { printf '%s\n' 'set terminal pngcairo size 1200,400 font ",10" noenhanced' "set output \"$png\"" \
          'set datafile separator ","' 'set key autotitle columnhead' \

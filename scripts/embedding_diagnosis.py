@@ -20,6 +20,7 @@ also the mAP over the whole ranking (ties broken by database index, as `gsl eval
     class's and over the others: which queries lose the mAP;
   - the database with its items that are nearer another centroid moved onto their own centroid, the rest unchanged;
   - the database with every item's offset from its class centroid halved: what a tighter database would give."""
+import argparse
 import os
 import sys
 
@@ -41,9 +42,20 @@ def sqdist(a, b):
     return (a * a).sum(1)[:, None] + (b * b).sum(1)[None, :] - 2 * a @ b.T
 
 
-def centroids(db, dbl):
+def structure(q, ql, db, dbl):
+    """The class structure both reports read: centroids, class sizes, class indices, distances to the centroids."""
     classes = np.unique(dbl)
-    return classes, np.stack([db[dbl == c].mean(0) for c in classes])
+    pos = {c: i for i, c in enumerate(classes)}
+    qi = np.array([pos.get(c, -1) for c in ql])
+    if (qi < 0).any():
+        sys.exit("a query label has no database item")
+    dbi = np.array([pos[c] for c in dbl])
+    cent = np.stack([db[dbl == c].mean(0) for c in classes])
+    own = np.sqrt(((db - cent[dbi]) ** 2).sum(1))
+    dd = sqdist(db, cent)
+    dd[np.arange(len(db)), dbi] = np.inf
+    return {"cent": cent, "n": np.bincount(dbi, minlength=len(classes)), "qi": qi, "dbi": dbi,
+            "dc": sqdist(q, cent), "own": own, "other": np.sqrt(np.maximum(dd.min(1), 0))}
 
 
 def ranking_ap(q, ql, db, dbl, chunk=100):
@@ -58,14 +70,12 @@ def ranking_ap(q, ql, db, dbl, chunk=100):
     return aps
 
 
-def ranking(q, ql, db, dbl):
-    classes, cent = centroids(db, dbl)
-    pos = {c: i for i, c in enumerate(classes)}
-    dbi = np.array([pos[c] for c in dbl])
-    right = sqdist(q, cent).argmin(1) == np.array([pos[c] for c in ql])
+def ranking(q, ql, db, dbl, st):
+    cent, dbi = st["cent"], st["dbi"]
+    right = st["dc"].argmin(1) == st["qi"]
     aps = ranking_ap(q, ql, db, dbl)
     moved = db.copy()
-    mis = sqdist(db, cent).argmin(1) != dbi
+    mis = st["other"] < st["own"]
     moved[mis] = cent[dbi[mis]]
     return {
         "map": float(aps.mean()),
@@ -77,14 +87,8 @@ def ranking(q, ql, db, dbl):
     }
 
 
-def diagnose(q, ql, db, dbl, chunk=1000):
-    classes, cent = centroids(db, dbl)
-    n = np.array([(dbl == c).sum() for c in classes])
-    pos = {c: i for i, c in enumerate(classes)}
-    qi = np.array([pos.get(c, -1) for c in ql])
-    if (qi < 0).any():
-        sys.exit("a query label has no database item")
-    dc = sqdist(q, cent)
+def diagnose(q, ql, db, dbl, st, chunk=1000):
+    n, qi, dbi, dc = st["n"], st["qi"], st["dbi"], st["dc"]
     order = np.argsort(dc, axis=1, kind="stable")
     aps = np.empty(len(q))
     for i in range(len(q)):
@@ -92,16 +96,12 @@ def diagnose(q, ql, db, dbl, chunk=1000):
         before, k = n[order[i][:r]].sum(), np.arange(1, n[qi[i]] + 1)
         aps[i] = (k / (before + k)).mean()
     nn1, nn10 = np.empty(len(q), dtype=np.int64), np.empty(len(q), dtype=np.int64)
-    dbi = np.array([pos[c] for c in dbl])
     for s in range(0, len(q), chunk):
         d = sqdist(q[s:s + chunk], db)
         top = np.argsort(d, axis=1, kind="stable")[:, :10]
         nn1[s:s + chunk] = dbi[top[:, 0]]
-        nn10[s:s + chunk] = [np.bincount(row, minlength=len(classes)).argmax() for row in dbi[top]]
-    own = np.sqrt(((db - cent[dbi]) ** 2).sum(1))
-    dd = sqdist(db, cent)
-    dd[np.arange(len(db)), dbi] = np.inf
-    other = np.sqrt(np.maximum(dd.min(1), 0))
+        nn10[s:s + chunk] = [np.bincount(row, minlength=len(n)).argmax() for row in dbi[top]]
+    own, other = st["own"], st["other"]
     return {
         "centroid_acc": float((dc.argmin(1) == qi).mean()),
         "nn1_acc": float((nn1 == qi).mean()),
@@ -114,22 +114,25 @@ def diagnose(q, ql, db, dbl, chunk=1000):
 
 
 def main():
-    args = [a for a in sys.argv[1:] if a != "--ranking"]
-    if len(args) != 2 or len(sys.argv) > 4:
-        sys.exit(__doc__)
-    q, ql = load(args[0])
-    db, dbl = load(args[1])
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("queries")
+    ap.add_argument("database")
+    ap.add_argument("--ranking", action="store_true")
+    args = ap.parse_args()
+    q, ql = load(args.queries)
+    db, dbl = load(args.database)
     if q.shape[1] != db.shape[1]:
         sys.exit("dimensions differ: queries %d, database %d" % (q.shape[1], db.shape[1]))
-    r = diagnose(q, ql, db, dbl)
+    st = structure(q, ql, db, dbl)
+    r = diagnose(q, ql, db, dbl, st)
     print("queries %d, database %d, %d-d" % (len(q), len(db), q.shape[1]))
     print("nearest-centroid accuracy %.4f, 1-NN accuracy %.4f, 10-NN vote accuracy %.4f"
           % (r["centroid_acc"], r["nn1_acc"], r["nn10_acc"]))
     print("collapsed mAP (database on its class centroids) %.4f" % r["collapsed_map"])
     print("database: mean distance to the own centroid %.4f, to the nearest other %.4f; nearer another centroid %.4f"
           % (r["db_own"], r["db_other"], r["db_nearer_other"]))
-    if "--ranking" in sys.argv:
-        k = ranking(q, ql, db, dbl)
+    if args.ranking:
+        k = ranking(q, ql, db, dbl, st)
         print("mAP over the whole ranking %.4f: queries nearest their own centroid (%d) %.4f, the others (%d) %.4f"
               % (k["map"], k["right"], k["map_right"], len(q) - k["right"], k["map_wrong"]))
         print("mAP with the database items nearer another centroid moved onto their own %.4f" % k["map_moved"])

@@ -7,8 +7,8 @@
 #      DATA_DIR (default /usr/share/datasets/fashion-mnist), RES (results, default build/headline-gpu; a device run
 #      passes $OUT), TRAIN_S (wall-clock cap per training, default 400 s: the last finished epoch is evaluated),
 #      EPOCHS (overrides the cfgs' epochs, which each cfg must set, and scales their `steps=` with them),
-#      PARALLEL=1 (train the cfgs at once: Darknet's small convolutions leave a GPU mostly idle), THREADS (gsl eval's search threads, default nproc), WORK (the runs' folders, default
-#      build/headline-gpu-runs).
+#      PARALLEL=1 (train the cfgs at once: Darknet's small convolutions leave a GPU mostly idle), THREADS (gsl
+#      eval's search threads, default nproc), WORK (the runs' folders, default build/headline-gpu-runs).
 # Writes, as each run ends, RES/NAME.log (training and evaluation output) and one line per run to RES/summary.txt.
 set -u
 cd "$(dirname "$0")/.."

@@ -125,11 +125,13 @@ expect_cfg_err bad_flip_value 's/^seed=3/flip=2/' "badaug.cfg: \[net\]: .*'flip'
 expect_cfg_err bad_darknet_loader_key 's/^seed=3/angle=7/' "badaug.cfg: \[net\]: key 'angle': Darknet's image-loader augmentation"
 
 # ---- scripts/demo.sh (make demo): trains, evaluates; RESUME=1 goes on from the checkpoint, keeping the log
-mkdata d D
-demo() { DARKNET=$bin CFG=$cfg DATA=$tmp/d.data bash "$here/../scripts/demo.sh" "$@"; }
-demo 2 > D1.out 2>&1; rc=$?
+mkdata d D; mkdata e E
+demo() { # DATA RESUME [EPOCHS]
+  RESUME=$2 DARKNET=$bin CFG=$cfg DATA=$tmp/$1.data bash "$here/../scripts/demo.sh" "${@:3}"
+}
+demo d 0 2 > D1.out 2>&1; rc=$?
 check demo_runs '[ $rc = 0 ] && grep -q "^epoch 2 done" D1.out && grep -q "^float " D1.out' "exit $rc: $(tail -3 D1.out)"
-RESUME=1 demo 3 > D2.out 2>&1; rc=$?
+demo d 1 3 > D2.out 2>&1; rc=$?
 check demo_resume_goes_on '[ $rc = 0 ] && grep -q "resuming from $tmp/D/small.ckpt" D2.out && grep -q "^epoch 3 done" D2.out && ! grep -q "^epoch [12] done" D2.out && grep -q "^float " D2.out' \
   "exit $rc: $(grep -E "^(==|epoch [0-9]+ done)" D2.out)"
 # the log holds both runs: epoch 2's weights loaded by the first run's evaluation and by the resume
@@ -141,10 +143,8 @@ if command -v gnuplot > /dev/null; then
 else
   check demo_no_gnuplot_said 'grep -q "^== gnuplot not found" D2.out' "$(grep "^==" D2.out)"
 fi
-expect demo_resume_value 2 "RESUME must be 0 or 1, got 'yes'" env RESUME=yes DARKNET=$bin CFG=$cfg DATA=$tmp/d.data \
-  bash "$here/../scripts/demo.sh" 1
-mkdata e E
-RESUME=1 DARKNET=$bin CFG=$cfg DATA=$tmp/e.data bash "$here/../scripts/demo.sh" 1 > E.out 2>&1; rc=$?
+expect demo_resume_value 2 "RESUME must be 0 or 1, got 'yes'" demo d yes 1
+demo e 1 1 > E.out 2>&1; rc=$?
 check demo_resume_without_checkpoint_starts '[ $rc = 0 ] && grep -q "no $tmp/E/small.ckpt yet" E.out && grep -q "^epoch 1 done" E.out' \
   "exit $rc: $(tail -3 E.out)"
 
