@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The GSL ablation (issue 6): [snap] modes against [quantloss] and post-hoc PQ on Fashion-MNIST, paired by seed.
 #
-#   scripts/ablation.sh [tune|main|gentle|validate|all|analyze|status|dbfit] [-j WORKERS]  (default: all, 2 workers)
+#   scripts/ablation.sh [tune|main|gentle|validate|headline|all|analyze|status|dbfit] [-j WORKERS]
+#                                                                               (default: all, 2 workers)
 #
 # Every run (one network trained, embedded and evaluated) is recorded in its folder under build/ablation/runs/
 # when it finishes (metrics.csv, written last) and skipped when the script is run again, so the study can be
@@ -20,6 +21,10 @@
 #    set is never used. Each arm's parameter is chosen by the mean PQ mAP over the tuning seeds at 4 bits.
 #  * main: unseen-class protocol (train 0-4; queries = test images of 5-9, database = training images of 5-9) at
 #    4 bits (M=1,K=16), 8 bits (M=1,K=256 and M=2,K=16), 16 bits (M=2,K=256); standard protocol at 32 bits (M=4,K=256).
+#  * headline: the standard protocol's headline figure (32 bits), one full training of ABL_HEADLINE_CFG (default
+#    cfg/fashion_gsl_3conv_100.cfg, about 170 minutes on 2 cores) by `make demo`'s script with bin/darknet (or
+#    ABL_HEADLINE_BIN), not the frozen study binary; a rerun goes on from its checkpoint (RESUME=1), and once it is
+#    evaluated its table is kept in OUT/headline/NAME.txt and the run is skipped.
 set -u
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -31,7 +36,7 @@ FT=${ABL_FT:-1}            # fine-tuning epochs per arm (the quantization layer 
 SEEDS=${ABL_SEEDS:-"1 2 3 4 5"}
 TUNE_SEEDS=${ABL_TUNE_SEEDS:-"1"}
 EXTRA_SEEDS=${ABL_EXTRA_SEEDS:-"1 2 3"}   # seeds for the non-deciding settings (16 bits, standard 32 bits)
-FASHION=/usr/share/datasets/fashion-mnist
+FASHION=${ABL_FASHION:-/usr/share/datasets/fashion-mnist} # the Debian file names (train-images-idx3-ubyte.gz, ...)
 export OPENBLAS_NUM_THREADS=1
 WID=0
 
@@ -293,16 +298,37 @@ run_jobs() { # NAME (jobs on stdin); each job list has its own claims, so two li
   WID=0 log "end $1"
 }
 
+headline() {
+  local cfg=${ABL_HEADLINE_CFG:-cfg/fashion_gsl_3conv_100.cfg} bin=${ABL_HEADLINE_BIN:-bin/darknet} dir=$OUT/headline
+  local name; name=$(basename "$cfg" .cfg)
+  if [ -s "$dir/$name.txt" ]; then
+    echo "headline: $cfg already evaluated ($dir/$name.txt; delete it to train again):"; cat "$dir/$name.txt"; return 0
+  fi
+  [ -f "$cfg" ] || { echo "headline: $cfg not found (ABL_HEADLINE_CFG)" >&2; return 1; }
+  if [ ! -x "$bin" ]; then
+    { [ "$bin" = bin/darknet ] && make bin/darknet; } || { echo "headline: $bin not found (ABL_HEADLINE_BIN)" >&2; return 1; }
+  fi
+  mkdir -p "$dir" && mkdata standard "$dir" || return 1
+  WID=0 log "start headline: $cfg, binary $bin"
+  RESUME=1 DARKNET=$bin CFG=$cfg DATA=$dir/run.data scripts/demo.sh | tee "$dir/$name.out"
+  local rc=${PIPESTATUS[0]}
+  [ "$rc" = 0 ] || { WID=0 log "headline: scripts/demo.sh exit $rc"; echo "headline: scripts/demo.sh exit $rc" >&2; return 1; }
+  grep -E '^(features|float|PQ codes) ' "$dir/$name.out" > "$dir/$name.txt.tmp" && mv "$dir/$name.txt.tmp" "$dir/$name.txt" ||
+    { echo "headline: no evaluation table in $dir/$name.out" >&2; return 1; }
+  WID=0 log "end headline: $(grep '^PQ codes' "$dir/$name.txt")"
+}
+
 case $cmd in
   tune) tune_jobs | run_jobs tune; nice -n 19 $PY scripts/ablation_analyze.py --out "$OUT" --tune ;;
   main) [ -s "$OUT/tuned.txt" ] || { echo "no $OUT/tuned.txt: run '$0 tune' first" >&2; exit 1; }
         main_jobs | run_jobs main; nice -n 19 $PY scripts/ablation_analyze.py --out "$OUT" ;;
   gentle) gentle_jobs | run_jobs gentle; nice -n 19 $PY scripts/ablation_analyze.py --out "$OUT" ;;
   validate) validate_jobs | run_jobs validate ;;
-  all) "$0" tune -j "$WORKERS" && "$0" main -j "$WORKERS" && "$0" gentle -j "$WORKERS" ;;
+  headline) headline ;;
+  all) "$0" tune -j "$WORKERS" && "$0" main -j "$WORKERS" && "$0" gentle -j "$WORKERS" && "$0" headline ;;
   analyze) nice -n 19 $PY scripts/ablation_analyze.py --out "$OUT" --tune "${EXTRA[@]}" > /dev/null &&
            nice -n 19 $PY scripts/ablation_analyze.py --out "$OUT" "${EXTRA[@]}" ;;
   dbfit) backfill_dbfit ;;
   status) tail -n 20 "$OUT/progress.log"; ls "$OUT"/runs/*/*/s*/metrics.csv 2>/dev/null | wc -l ;;
-  *) echo "usage: scripts/ablation.sh [tune|main|gentle|validate|all|analyze|status|dbfit] [-j WORKERS]" >&2; exit 2 ;;
+  *) echo "usage: scripts/ablation.sh [tune|main|gentle|validate|headline|all|analyze|status|dbfit] [-j WORKERS]" >&2; exit 2 ;;
 esac

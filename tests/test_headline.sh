@@ -48,6 +48,24 @@ line=$(cat "$tmp/none/summary.txt" 2>/dev/null)
 check no_checkpoint_no_figures 'grep -q "== train exit 3 " "$tmp/none/small.log" && grep -q "== eval exit none" "$tmp/none/small.log" && grep -qE "^small: epochs 0 in [0-9]+ s, float mAP \?, PQ mAP \?$" <<<"$line"' \
   "summary '$line': $(grep '^==' "$tmp/none/small.log")"
 
+# scripts/ablation.sh headline: make demo's run of the cfg; an interrupted run goes on from its checkpoint when the
+# command is rerun, and an evaluated one is skipped with its table
+ab() { ABL_OUT=$tmp/abl ABL_BIN=$bin ABL_FASHION=$tmp/data ABL_HEADLINE_BIN=${B:-$bin} ABL_HEADLINE_CFG=$here/e2e/small.cfg \
+       "$here/../scripts/ablation.sh" headline; }
+printf '#!/bin/sh\n[ "$2" = train ] || exec "%s" "$@"\n"%s" "$@" -epochs 1; exit 1\n' "$bin" "$bin" > "$tmp/stop1" &&
+  chmod +x "$tmp/stop1" # trains one epoch, then fails as an interrupted run would
+B=$tmp/stop1 ab > "$tmp/ab1.out" 2>&1; rc=$?
+check ablation_headline_failure_said '[ $rc = 1 ] && grep -q "^headline: scripts/demo.sh exit 1" "$tmp/ab1.out" && [ ! -e "$tmp/abl/headline/small.txt" ] && [ -f "$tmp/abl/headline/small.ckpt" ]' \
+  "exit $rc: $(tail -n 3 "$tmp/ab1.out")"
+ab > "$tmp/ab2.out" 2>&1; rc=$?
+check ablation_headline_resumes '[ $rc = 0 ] && grep -q "resuming from .*/abl/headline/small.ckpt" "$tmp/ab2.out" && grep -q "^epoch 3 done" "$tmp/ab2.out" && ! grep -q "^epoch 1 done" "$tmp/ab2.out"' \
+  "exit $rc: $(grep -E "^(==|epoch [0-9]+ done)" "$tmp/ab2.out")"
+check ablation_headline_table '[ "$(cut -d" " -f1 "$tmp/abl/headline/small.txt" 2>&1 | tr "\n" " ")" = "features float PQ " ] && grep -q "end headline: PQ codes (M=" "$tmp/abl/progress.log"' \
+  "$(cat "$tmp/abl/headline/small.txt" 2>&1; tail -n 2 "$tmp/abl/progress.log" 2>&1)"
+ab > "$tmp/ab3.out" 2>&1; rc=$?
+check ablation_headline_skipped_when_done '[ $rc = 0 ] && grep -q "already evaluated" "$tmp/ab3.out" && grep -q "^PQ codes" "$tmp/ab3.out" && ! grep -q "^== training" "$tmp/ab3.out"' \
+  "exit $rc: $(cat "$tmp/ab3.out")"
+
 # bad input: a missing data file is named, nothing runs
 RES=$tmp/bad DATA_DIR=$tmp/nowhere BIN=$bin GPUS= WORK=$tmp/runs "$here/../scripts/gpu_headline.sh" "$here/e2e/small.cfg" > "$tmp/bad.out" 2>&1; rc=$?
 check missing_data_named '[ $rc = 1 ] && grep -q "nowhere/train-images-idx3-ubyte.gz not found (set DATA_DIR)" "$tmp/bad.out"' \
