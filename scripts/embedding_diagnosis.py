@@ -58,22 +58,22 @@ def structure(q, ql, db, dbl):
             "dc": sqdist(q, cent), "own": own, "other": np.sqrt(np.maximum(dd.min(1), 0))}
 
 
-def ranking_ap(q, ql, db, dbl, chunk=100):
-    """AP over the whole ranking of db for each query, ties broken by database index."""
+def ranking_ap(q, ql, db, dbl, npos, chunk=100):
+    """AP over the whole ranking of db for each query, ties broken by database index; npos: each query's class size."""
     aps = np.empty(len(q))
-    npos = np.array([(dbl == c).sum() for c in ql])
     ranks = np.arange(1, len(db) + 1)
     for s in range(0, len(q), chunk):
         order = np.argsort(sqdist(q[s:s + chunk], db), axis=1, kind="stable")
         rel = dbl[order] == ql[s:s + chunk, None]
-        aps[s:s + chunk] = (np.cumsum(rel, axis=1) / ranks * rel).sum(1) / np.maximum(npos[s:s + chunk], 1)
+        aps[s:s + chunk] = (np.cumsum(rel, axis=1) / ranks * rel).sum(1) / npos[s:s + chunk]
     return aps
 
 
 def ranking(q, ql, db, dbl, st):
     cent, dbi = st["cent"], st["dbi"]
     right = st["dc"].argmin(1) == st["qi"]
-    aps = ranking_ap(q, ql, db, dbl)
+    npos = st["n"][st["qi"]]
+    aps = ranking_ap(q, ql, db, dbl, npos)
     moved = db.copy()
     mis = st["other"] < st["own"]
     moved[mis] = cent[dbi[mis]]
@@ -82,8 +82,8 @@ def ranking(q, ql, db, dbl, st):
         "right": int(right.sum()),
         "map_right": float(aps[right].mean()) if right.any() else float("nan"),
         "map_wrong": float(aps[~right].mean()) if (~right).any() else float("nan"),
-        "map_moved": float(ranking_ap(q, ql, moved, dbl).mean()),
-        "map_half": float(ranking_ap(q, ql, cent[dbi] + 0.5 * (db - cent[dbi]), dbl).mean()),
+        "map_moved": float(ranking_ap(q, ql, moved, dbl, npos).mean()),
+        "map_half": float(ranking_ap(q, ql, cent[dbi] + 0.5 * (db - cent[dbi]), dbl, npos).mean()),
     }
 
 
