@@ -173,7 +173,7 @@ $(B)/darknet-mpi: $(B)/obj/darknet/main.o $(B)/obj/darknet/gsl_dist_mpi.o $(DN)/
 bin/darknet: $(B)/darknet$(if $(filter 1,$(MPI)),-mpi,)
 	@mkdir -p bin
 	@cmp -s $< $@ || { cp $< $@.tmp && mv -f $@.tmp $@; } # mv: a running bin/darknet does not block it
-	@echo "built bin/darknet ($(V)$(if $(filter 1,$(BLAS)),, without OpenBLAS)$(if $(filter 1,$(SANITIZE)), sanitized,)$(if $(filter 1,$(MPI)),$(comma) MPI$(if $(DIST_NCCL), + NCCL,),))"
+	@echo "built bin/darknet ($(V)$(if $(filter 1,$(BLAS)),, without OpenBLAS)$(if $(filter 1,$(SANITIZE)), sanitized,)$(if $(filter 1,$(MPI)),$(comma) MPI$(if $(DIST_NCCL), + NCCL,),))$(if $(filter 1,$(BLAS)),$(if $(filter 0,$(GPU)),: $$(bin/darknet gsl info 2>&1 | sed -n 's/^blas: //p'),),)"
 
 # Says what the build found, and fails when something asked for is missing.
 $(B)/.found: scripts/detect.sh

@@ -4,6 +4,37 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "gslq.h"
+
+/* `gsl info`: what this binary runs on, as the header lines of train and eval say it. */
+static int info_main(int argc, char **argv)
+{
+    if (argc > 1) {
+        fprintf(stderr, "darknet gsl info: takes no arguments\nusage: darknet gsl info\n");
+        return 2;
+    }
+    char model[256] = "?", line[512], feat[256], blas[384];
+    FILE *f = fopen("/proc/cpuinfo", "r");
+    while (f && fgets(line, sizeof line, f))
+        if (!strncmp(line, "model name", 10) && strchr(line, ':')) {
+            snprintf(model, sizeof model, "%s", strchr(line, ':') + 2);
+            model[strcspn(model, "\n")] = 0;
+            break;
+        }
+    if (f) fclose(f);
+    unsigned fe = gslq_cpu_features();
+    gslq_cpu_features_str(fe, feat, sizeof feat);
+    gslq_blas_describe(blas, sizeof blas);
+    const char *best = gslq_blas_best_core(fe);
+    printf("processor: %s\nfeatures: %s\nbest kernel for it: %s\nblas: %s\n", model, feat, best ? best : "-", blas);
+#ifdef GPU
+    printf("build: GPU (CUDA)\n");
+#else
+    printf("build: CPU\n");
+#endif
+    return 0;
+}
+
 typedef struct {
     const char *name;
     int (*run)(int argc, char **argv);
@@ -21,6 +52,7 @@ static const gsl_subcommand subcommands[] = {
     {"search", gsl_search_main, "search DATA CFG CKPT -out X     top-k of every query (ADC)"},
     {"export", gsl_export_main, "export DATA CFG CKPT -out IDX   a Faiss index of the database codes"},
     {"check", gsl_check_main, "check CFG                 parse a cfg, print the layer table, train nothing"},
+    {"info", info_main, "info                      the processor, its features and the BLAS kernel in use"},
     {"quant", gsl_quant_main, "quant train|encode|search|eval|export ...   PQ/OPQ on .fvecs files (no network)"},
 };
 #define N_SUBCOMMANDS (int)(sizeof subcommands / sizeof subcommands[0])

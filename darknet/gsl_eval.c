@@ -234,6 +234,16 @@ int gsl_eval_main(int argc, char **argv)
     network *net = s.nets ? s.nets[0] : NULL;
     gsl_data q = {0}, db = {0};
     gsl_eval_summary r;
+    if (!rc) {
+        char blas[640];
+        gslq_blas_describe(blas, sizeof blas);
+#ifdef GPU
+        const char *where = net->gpu_index >= 0 ? "a GPU" : "the CPU";
+#else
+        const char *where = "the CPU";
+#endif
+        printf("evaluating %s on %s; %s\n", s.a.pos[2], where, blas);
+    }
     if (!rc && !s.dc.valid) rc = gsl_fail(err, "%s: key 'valid' (the queries) is required for eval", s.dc.file);
     if (!rc) rc = gsl_data_load(&s.dc, GSL_SPLIT_VALID, net->c, net->h, net->w, &q, err);
     if (!rc) rc = gsl_data_load(&s.dc, GSL_SPLIT_DATABASE, net->c, net->h, net->w, &db, err);

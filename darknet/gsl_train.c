@@ -357,7 +357,9 @@ static int run(trainer *t, const char *resume, char *err)
 #else
         printf(", on the CPU");
 #endif
-        printf("\n");
+        char blas[640];
+        gslq_blas_describe(blas, sizeof blas);
+        printf("; %s\n", blas);
     }
     for (int epoch = start_epoch; epoch < t->k.epochs && !rc; epoch++) {
         srand((unsigned)(t->k.seed * 2654435761ULL + (uint64_t)epoch));

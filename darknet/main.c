@@ -2,16 +2,25 @@
  *
  * Darknet's own main (examples/darknet.c) is linked in renamed to darknet_main; every command other than `gsl`
  * goes to it unchanged. The layer plugin is installed first either way, so a cfg with [snap] or [similarity]
- * also parses under Darknet's own commands, and an unknown section stops with an error instead of being skipped. */
+ * also parses under Darknet's own commands, and an unknown section stops with an error instead of being skipped.
+ * OpenBLAS's kernel is chosen before either runs (quant/blas.c: GSL_BLAS_CORE, OPENBLAS_CORETYPE). */
+#include <stdio.h>
 #include <string.h>
 
 #include "gsl.h"
+#include "gslq.h"
 #include "registry.h"
 
 int darknet_main(int argc, char **argv);
 
 int main(int argc, char **argv)
 {
+    /* Before anything else: OpenBLAS's kernel from the processor's features (may execute this program again). */
+    gslq_error e = {0};
+    if (gslq_blas_select(argv, &e)) {
+        fprintf(stderr, "darknet: %s: %s\n", e.code == GSLQ_EINVAL ? "error" : "warning", e.msg);
+        if (e.code == GSLQ_EINVAL) return 2;
+    }
     gsl_registry_install();
     if (argc >= 2 && strcmp(argv[1], "gsl") == 0) return gsl_main(argc - 1, argv + 1);
     return darknet_main(argc, argv);

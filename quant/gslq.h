@@ -236,6 +236,53 @@ int gslq_labels_read(const char *path, uint64_t **bits, size_t *n, int *nwords, 
  * (a LinearTransform A = R, then the IndexPQ) that faiss.read_index loads. */
 int gslq_export_faiss(const char *path, const gslq_pq *pq, const uint8_t *codes, size_t n, gslq_error *err);
 
+/* ---- BLAS kernel (quant/blas.c) ----
+ * OpenBLAS picks its kernels by the processor's model number when it loads; on a processor newer than the library it
+ * falls back to its oldest (SSE3) kernels. These choose from the processor's features instead. */
+enum {
+    GSLQ_CPU_SSE2 = 1 << 0, GSLQ_CPU_SSE3 = 1 << 1, GSLQ_CPU_SSSE3 = 1 << 2, GSLQ_CPU_SSE41 = 1 << 3,
+    GSLQ_CPU_SSE42 = 1 << 4,
+    GSLQ_CPU_AVX = 1 << 5,        /* with the OS saving YMM state */
+    GSLQ_CPU_FMA = 1 << 6,
+    GSLQ_CPU_AVX2 = 1 << 7,
+    GSLQ_CPU_AVX512 = 1 << 8,     /* F, DQ, CD, BW and VL, with the OS saving opmask and ZMM state */
+    GSLQ_CPU_AVX512BF16 = 1 << 9,
+    GSLQ_CPU_AVX512FP16 = 1 << 10
+};
+/* This processor's features (GSLQ_CPU_* bits; 0 off x86). */
+unsigned gslq_cpu_features(void);
+/* "sse2 sse3 ... avx512" */
+void gslq_cpu_features_str(unsigned features, char *buf, size_t cap);
+/* The instruction-set level a named OpenBLAS kernel needs (0 SSE3, 1 SSE4.2, 2 AVX, 3 AVX2, 4 AVX-512), -1 when the
+ * name is unknown; case-insensitive. */
+int gslq_blas_core_level(const char *core);
+/* The kernel asked for on a processor with these features: SkylakeX, Haswell, Sandybridge, Nehalem or Prescott
+ * (NULL below SSE3). */
+const char *gslq_blas_best_core(unsigned features);
+
+enum { GSLQ_BLAS_KEEP = 0, GSLQ_BLAS_SWITCH = 1, GSLQ_BLAS_REFUSE = 2 };
+typedef struct gslq_blas_choice {
+    int action;        /* GSLQ_BLAS_KEEP, _SWITCH (run on `core`) or _REFUSE (why says which variable is wrong) */
+    const char *core;  /* the kernel to switch to */
+    char why[512];     /* for the header line, or the error */
+} gslq_blas_choice;
+/* The decision alone: `current` is the kernel OpenBLAS runs now, `request` the value of GSL_BLAS_CORE and `coretype`
+ * that of OPENBLAS_CORETYPE (NULL when unset):
+ *   GSL_BLAS_CORE unset or auto: a kernel set with OPENBLAS_CORETYPE is kept (refused when the processor lacks its
+ *     instructions); otherwise a kernel below the processor's level is raised to gslq_blas_best_core;
+ *   keep: nothing changes; best: the best kernel even over OPENBLAS_CORETYPE; NAME: that kernel, refused when the
+ *     processor lacks its instructions or the name is unknown.
+ * Returns 0, or GSLQ_EINVAL with action REFUSE. */
+int gslq_blas_decide(const char *current, unsigned features, const char *request, const char *coretype,
+                     gslq_blas_choice *out);
+/* For programs, first thing in main: applies gslq_blas_decide to this process. To switch it sets OPENBLAS_CORETYPE
+ * and executes the program again (argv, or /proc/self/cmdline when NULL), so it returns only when nothing changes,
+ * in the re-executed process, or with an error (REFUSE: the program should stop; GSLQ_EIO: exec failed, the program
+ * may carry on with OpenBLAS's own choice). */
+int gslq_blas_select(char **argv, gslq_error *err);
+/* "OpenBLAS 0.3.21 (pthreads), kernel SkylakeX [why], 1 thread": for the header line of long runs. */
+void gslq_blas_describe(char *buf, size_t cap);
+
 /* zlib-compatible CRC-32 (crc32(0, NULL, 0) == 0; chainable: pass the previous value). */
 uint32_t gslq_crc32(uint32_t crc, const void *buf, size_t len);
 

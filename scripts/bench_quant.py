@@ -87,6 +87,14 @@ def kernel_level():
     return "portable (SSE)"
 
 
+def cpu_model():
+    try:
+        with open("/proc/cpuinfo") as f:
+            return next((l.split(":", 1)[1].strip() for l in f if l.startswith("model name")), "unknown")
+    except OSError:
+        return "unknown"
+
+
 def cpu_ghz():
     try:
         with open("/proc/cpuinfo") as f:
@@ -127,8 +135,11 @@ def main():
     print()
     for tag, (v, b) in peers_seen.items():
         print(f"peer faiss-{tag}: version {v}, BLAS {b}, random init (Faiss's default), 25 iterations")
+    blas = subprocess.run([a.lib, "-i"], capture_output=True, text=True).stdout.strip() or "?"
     print(f"ours: libgslq (scripts/bench_quant_lib.c), -std=c11 -O3 -march=x86-64-v2, small-dimension kernels "
           f"{kernel_level()} (run-time dispatch; OpenBLAS only for d > 64 and OPQ), random init, 25 iterations")
+    print(f"ours: BLAS {blas}")
+    print(f"machine: {cpu_model()}")
     print(f"medians of {a.repeat} interleaved rounds; load average (1/5/15 min) before {load_before}, after "
           f"{loadavg()}, on {os.cpu_count()} CPUs")
     print("ratios are ours / the faster Faiss (time: lower is better; vectors/s, queries/s: higher is better; "

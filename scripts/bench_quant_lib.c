@@ -4,7 +4,8 @@
  * wall clock and by the process CPU clock (the same library calls the `gsl quant` command makes, without its file
  * I/O). Prints one line:
  *   gslq train_s=.. train_cpu_s=.. mse=.. encode_vps=.. encode_cpu_vps=.. adc_qps=.. adc_cpu_qps=..
- * Usage: bench_quant_lib TRAIN QUERY M THREADS */
+ * Usage: bench_quant_lib TRAIN QUERY M THREADS
+ *        bench_quant_lib -i      the BLAS and its kernel (chosen as bin/darknet chooses it), one line */
 #define _POSIX_C_SOURCE 200809L
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,6 +28,14 @@ static int die(const char *what, const gslq_error *e)
 
 int main(int argc, char **argv)
 {
+    gslq_error e;
+    if (gslq_blas_select(argv, &e) && e.code == GSLQ_EINVAL) return die("BLAS kernel", &e);
+    if (argc == 2 && argv[1][0] == '-' && argv[1][1] == 'i') {
+        char blas[640];
+        gslq_blas_describe(blas, sizeof blas);
+        printf("%s\n", blas);
+        return 0;
+    }
     if (argc != 5) {
         fprintf(stderr, "usage: bench_quant_lib TRAIN.fvecs QUERY.fvecs M THREADS\n");
         return 2;
@@ -34,7 +43,6 @@ int main(int argc, char **argv)
     int M = atoi(argv[3]), nt = atoi(argv[4]), d, dq;
     size_t n, nq;
     float *x, *q;
-    gslq_error e;
     if (gslq_fvecs_read(argv[1], &x, &n, &d, &e)) return die(argv[1], &e);
     if (gslq_fvecs_read(argv[2], &q, &nq, &dq, &e)) return die(argv[2], &e);
     if (dq != d) return fprintf(stderr, "bench_quant_lib: dimensions %d and %d differ\n", d, dq), 1;

@@ -6,8 +6,9 @@
 #              build/bench-stock-omp from the same verified source; for the 2-thread row
 #   pytorch    the same network in Debian's python3-torch (scripts/bench_train_torch.py, /usr/bin/python3)
 # Runs are interleaved (one of each per round, order rotated) and each figure is the median over the rounds, because
-# the machine is shared. First a same-weights check: a few steps of ours and of stock from the same seed must end
-# at the same weights.
+# the machine is shared. First a same-weights check, under every OpenBLAS kernel the processor supports: a few steps
+# of ours and of stock from the same seed must end at the same weights. The header names the processor and the
+# kernel ours chose (quant/blas.c; GSL_BLAS_CORE overrides it); PyTorch runs with that kernel too.
 #   scripts/bench_train.sh [-r ROUNDS] [-n BATCHES] [-w WARMUP] [-t "1 2"] [--nice N] [--no-omp] [--no-torch]
 # --nice N runs the benchmark at nice N (N < 0 needs root): on a machine that other jobs share, a negative N lets it
 # have the cores it asks for, every variant alike. With the kernel's autogroups (sched_autogroup_enabled), nice only
@@ -69,10 +70,20 @@ out=build/bench
 mkdir -p $out
 tsv=$out/bench_train.tsv
 
-# ---- same weights: ours and stock, 3 steps from the same seed
-"$ours" $cfg -w 0 -n 3 -s 5 -o $out/w_ours.weights > /dev/null 2>&1
+# ---- the BLAS kernel ours runs on (chosen from the processor's features, as bin/darknet chooses it), and every
+# kernel this processor supports (the library refuses the others)
+blas=$("$ours" -i)
+kernel=$(sed -n 's/.*, kernel \([A-Za-z0-9]*\) .*/\1/p' <<<"$blas")
+supported=
+for k in Prescott Nehalem Sandybridge Haswell SkylakeX; do
+  GSL_BLAS_CORE=$k "$ours" -i >/dev/null 2>&1 && supported="$supported $k"
+done
+
+# ---- same weights: ours under every supported kernel against stock, 3 steps from the same seed
 "$stock" $cfg -w 0 -n 3 -s 5 -o $out/w_stock.weights > /dev/null 2>&1
-$PY - $out/w_ours.weights $out/w_stock.weights <<'EOF'
+for k in $supported; do
+  GSL_BLAS_CORE=$k "$ours" $cfg -w 0 -n 3 -s 5 -o $out/w_ours_$k.weights > /dev/null 2>&1
+  $PY - $out/w_ours_$k.weights $out/w_stock.weights $k <<'EOF2'
 import array, sys
 def load(p):
     b = open(p, "rb").read()
@@ -81,17 +92,18 @@ def load(p):
 ha, a = load(sys.argv[1]); hb, b = load(sys.argv[2])
 assert ha == hb and len(a) == len(b), "weight files differ in layout"
 d = max(abs(x - y) for x, y in zip(a, b)); m = max(abs(y) for y in b)
-print(f"same-weights check (3 SGD steps, {len(a)} parameters): max |ours - stock| = {d:.3g} (max |w| = {m:.3g})"
-      f" -> {'ok' if d <= 1e-5 * (1 + m) else 'MISMATCH'}")
+print(f"same-weights check (3 SGD steps, {len(a)} parameters), kernel {sys.argv[3]}: max |ours - stock| = {d:.3g}"
+      f" (max |w| = {m:.3g}) -> {'ok' if d <= 1e-5 * (1 + m) else 'MISMATCH'}")
 sys.exit(0 if d <= 1e-5 * (1 + m) else 1)
-EOF
+EOF2
+done
 
 # ---- measurements
-corename=$(printf '#include <stdio.h>\nchar *openblas_get_corename(void);\nint main(void){puts(openblas_get_corename());}\n' \
-  | gcc -x c - -lopenblas -o $out/corename 2>/dev/null && $out/corename || echo '?')
 tv=$([ "$torch" = 1 ] && $PY -c 'import torch; print(torch.__version__)' || echo -)
 echo "command: scripts/bench_train.sh -r $rounds -n $batches -w $warmup -t \"$threads\"$([ $nice != 0 ] && echo " --nice $nice")$([ $omp = 0 ] && echo ' --no-omp')$([ $torch = 0 ] && echo ' --no-torch')"
-echo "machine: $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), OpenBLAS core $corename, torch $tv"
+echo "machine: $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), torch $tv"
+echo "ours: $blas"
+echo "pytorch: run with OPENBLAS_CORETYPE=$kernel (the kernel ours chose, so that both get the same BLAS)"
 echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "cfg $cfg, batch 128, $batches timed batches after $warmup warm-up, $rounds interleaved rounds"
 
@@ -102,7 +114,7 @@ run() { # variant threads -> one img/s figure
     ours) nice -n "$nice" "$ours" $cfg -t "$t" -w "$warmup" -n "$batches" ;;
     stock) nice -n "$nice" "$stock" $cfg -t "$t" -w "$warmup" -n "$batches" ;;
     stock-omp) nice -n "$nice" "$stock_omp" $cfg -t "$t" -w "$warmup" -n "$batches" ;;
-    pytorch) nice -n "$nice" $PY scripts/bench_train_torch.py -t "$t" -w "$warmup" -n "$batches" ;;
+    pytorch) OPENBLAS_CORETYPE=$kernel nice -n "$nice" $PY scripts/bench_train_torch.py -t "$t" -w "$warmup" -n "$batches" ;;
   esac | sed -n 's/.*images=\([0-9]*\) .*cpu_seconds=\([0-9.]*\) img_per_s=\([0-9.]*\).*/\3 \1 \2/p' \
        | awk '{printf "%s\t%.1f\n", $1, $2 / $3}'
 }

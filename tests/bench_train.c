@@ -1,6 +1,7 @@
 /* Training throughput of a Darknet cfg (images/s), for scripts/bench_train.sh.
  *
  *   bench_train[-stock] CFG [-t THREADS] [-w WARMUP_BATCHES] [-n TIMED_BATCHES] [-s SEED] [-o WEIGHTS_OUT] [-p]
+ *   bench_train -i        the BLAS and its kernel, as the benchmark runs them (one line)
  *
  * The network is built by Darknet's parse_network_cfg and trained by Darknet's train_network on synthetic data
  * (uniform pixels in [0,1), random one-hot labels, both from SEED; Darknet's own weight init is seeded with
@@ -93,6 +94,12 @@ static const char *type_name(LAYER_TYPE t)
 int main(int argc, char **argv)
 {
     (void)test_fails_; (void)tests_passed_; (void)tests_failed_; /* test.h is here for its random numbers */
+    if (argc == 2 && !strcmp(argv[1], "-i")) {
+        char blas[640];
+        gslq_blas_describe(blas, sizeof blas);
+        printf("%s\n", blas);
+        return 0;
+    }
     if (argc < 2 || argv[1][0] == '-') usage();
     char *cfg = argv[1];
     int threads = 1, warmup = 2, batches = 10, profile = 0;

@@ -12,6 +12,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "gslq.h"
+
 static int test_fails_;            /* failed checks in the running test */
 static int tests_passed_, tests_failed_;
 
@@ -47,6 +49,17 @@ static int tests_passed_, tests_failed_;
 #define TEST_END()                                                                         \
     (printf("RESULT %d passed, %d failed\n", tests_passed_, tests_failed_), fflush(stdout), \
      tests_failed_ ? 1 : 0)
+
+/* Every test and benchmark program runs on the BLAS kernel that bin/darknet would choose (quant/blas.c): chosen
+ * before main, from /proc/self/cmdline, since the programs' mains differ. */
+__attribute__((constructor)) static void test_blas_select_(void)
+{
+    gslq_error e;
+    if (gslq_blas_select(NULL, &e)) {
+        fprintf(stderr, "%s: %s\n", e.code == GSLQ_EINVAL ? "error" : "warning", e.msg);
+        if (e.code == GSLQ_EINVAL) exit(2);
+    }
+}
 
 /* Deterministic uniform floats in [lo, hi) for test inputs (xorshift64*). */
 static inline float test_randf(unsigned long long *s, float lo, float hi)
