@@ -107,7 +107,7 @@ int gsl_eval_network(network *net, const gsl_data *q, const gsl_data *db, const 
     if (!o->quiet) out->p100_float = r[1].prec_at_r;
     if (pq) {
         if (!(codes = malloc((size_t)nb * pq->M))) { gsl_fail(err, "out of memory"); goto done; }
-        if (gslq_pq_encode_mt(pq, xb, nb, codes, o->threads, &e)) goto qerr;
+        if (gslq_pq_encode_mt(pq, xb, nb, d, codes, o->threads, &e)) goto qerr;
         if (gslq_eval_search_cutoffs(pq, codes, NULL, nb, d, xq, nq, &lq.l, &lb.l, R, nR, res, k, o->threads, r, &e))
             goto qerr;
         out->map_pq = r[0].map;
@@ -348,7 +348,7 @@ static int embed_family(int cmd, int argc, char **argv)
     }
     if (!rc && cmd != CMD_EMBED) {
         if (!(codes = malloc((size_t)d.n * s.pq.M))) rc = gsl_fail(err, "out of memory");
-        else if (gslq_pq_encode_mt(&s.pq, x, d.n, codes, s.a.threads ? s.a.threads : 2, &e)) rc = gsl_fail(err, "%s", e.msg);
+        else if (gslq_pq_encode_mt(&s.pq, x, d.n, dim, codes, s.a.threads ? s.a.threads : 2, &e)) rc = gsl_fail(err, "%s", e.msg);
     }
     if (!rc && cmd == CMD_ENCODE) {
         snprintf(path, sizeof path, "%s.codes", s.a.out);
@@ -368,7 +368,7 @@ static int embed_family(int cmd, int argc, char **argv)
         float *dist = rc ? NULL : malloc(sizeof(float) * (size_t)q.n * k);
         int32_t *ids32 = rc ? NULL : malloc(sizeof(int32_t) * (size_t)q.n * k);
         if (!rc && (!ids || !dist || !ids32)) rc = gsl_fail(err, "out of memory");
-        if (!rc && gslq_adc_search(&s.pq, codes, d.n, xq, q.n, k, ids, dist, s.a.threads ? s.a.threads : 2, &e))
+        if (!rc && gslq_adc_search(&s.pq, codes, d.n, xq, q.n, qd, k, ids, dist, s.a.threads ? s.a.threads : 2, &e))
             rc = gsl_fail(err, "%s", e.msg);
         if (!rc) {
             for (size_t i = 0; i < (size_t)q.n * k; i++) ids32[i] = (int32_t)ids[i];

@@ -220,7 +220,7 @@ static int cmd_train(int argc, char **argv)
     rc = opq ? gslq_opq_train(&pq, x, n, &p, &e) : gslq_pq_train(&pq, x, n, &p, &e);
     double t1 = now_s();
     double mse = 0;
-    if (!rc) rc = gslq_pq_mse(&pq, x, n, p.nthreads, &mse, &e);
+    if (!rc) rc = gslq_pq_mse(&pq, x, n, d, p.nthreads, &mse, &e);
     if (!rc) rc = gslq_pq_save(out, &pq, &e);
     if (!rc)
         printf("train: %s d=%d M=%d K=%d on %zu vectors of %s: %.3f s, mse %.6g, codebook %s\n", opq ? "OPQ" : "PQ",
@@ -264,7 +264,7 @@ static int cmd_encode(int argc, char **argv)
         rc = 1;
     } else {
         double t0 = now_s();
-        rc = gslq_pq_encode_mt(&pq, x, n, codes, (int)find_opt(o, "threads")->i, &e);
+        rc = gslq_pq_encode_mt(&pq, x, n, d, codes, (int)find_opt(o, "threads")->i, &e);
         double t1 = now_s();
         if (!rc) rc = gslq_codes_save(find_opt(o, "out")->s, &pq, codes, n, &e);
         if (!rc)
@@ -326,10 +326,10 @@ static int cmd_search(int argc, char **argv)
     }
     double t0 = now_s();
     if (qcodes) {
-        rc = gslq_pq_encode_mt(&pq, q, nq, qcodes, nt, &e);
+        rc = gslq_pq_encode_mt(&pq, q, nq, d, qcodes, nt, &e);
         if (!rc) rc = gslq_sdc_search(&pq, codes, nb, qcodes, nq, k, ids, dist, nt, &e);
     } else {
-        rc = gslq_adc_search(&pq, codes, nb, q, nq, k, ids, dist, nt, &e);
+        rc = gslq_adc_search(&pq, codes, nb, q, nq, d, k, ids, dist, nt, &e);
     }
     double t1 = now_s();
     if (rc) {
@@ -431,7 +431,7 @@ static int cmd_eval(int argc, char **argv)
         }
         int rk = K100;
         if (!(res = malloc(nq * (size_t)rk * sizeof *res))) { rc = 1; fprintf(stderr, "out of memory\n"); goto done; }
-        if (gslq_adc_search(&pq, codes, nb, q, nq, rk, res, NULL, nt, &e)) { rc = fail(C, &e); goto done; }
+        if (gslq_adc_search(&pq, codes, nb, q, nq, d, rk, res, NULL, nt, &e)) { rc = fail(C, &e); goto done; }
         int Rs[3] = {1, 10, 100};
         printf("eval: neighbour recall (ADC, %zu queries):", nq);
         for (int j = 0; j < 3; j++)

@@ -205,7 +205,7 @@ static int rebuild_codebooks(trainer *t, int epoch, double *qerr_out, char *err)
         if (!t->pqs[i] && gslq_pq_init(&t->pq[i], d, M, K, &e)) { rc = gsl_fail(err, "%s", e.msg); free(x); break; }
         const float *xr = x + r0 * d;
         rc = t->k.opq ? gslq_opq_train(&t->pq[i], xr, rn, &p, &e) : gslq_pq_train(&t->pq[i], xr, rn, &p, &e);
-        if (!rc) rc = gslq_pq_mse(&t->pq[i], xr, rn, t->k.threads, &mse, &e);
+        if (!rc) rc = gslq_pq_mse(&t->pq[i], xr, rn, d, t->k.threads, &mse, &e);
         free(x);
         if (rc) { snprintf(err, GSL_DATA_ERRLEN, "rebuilding the codebook of layer %d: %s", t->cbl[i], e.msg); break; }
         if (D->debug)

@@ -218,7 +218,7 @@ static void evs_part(void *arg, int t, int nt)
         int n = a->nq - q0 < 4 ? (int)(a->nq - q0) : 4;
         if (a->pq) {
             for (int j = 0; j < n; j++)
-                gslq_pq_distance_table(a->pq, a->q + (q0 + j) * d, tables + (size_t)j * M * K, NULL);
+                gslq_pq_distance_table(a->pq, a->q + (q0 + j) * d, d, tables + (size_t)j * M * K, NULL);
             gslq__interleave4(tables, n, M * K, T4);
             gslq__adc_distances4(a->codes, nb, M, K, T4, dist4);
         } else { /* exact: |q|^2 + |x|^2 - 2 q.x, in (nb, 4) layout */

@@ -138,16 +138,20 @@ int gslq_opq_train(gslq_pq *pq, const float *x, size_t n, const gslq_train_param
 
 /* ---- encode / decode / distances ---- */
 
-/* codes (n, M): the nearest codeword of each sub-space, ties by index. x in the input space. */
-int gslq_pq_encode(const gslq_pq *pq, const float *x, size_t n, uint8_t *codes, gslq_error *err);
-int gslq_pq_encode_mt(const gslq_pq *pq, const float *x, size_t n, uint8_t *codes, int nthreads, gslq_error *err);
+/* Shapes: every function that reads vectors takes their dimension d and refuses (GSLQ_EINVAL, naming both) a
+ * codebook of another dimension, so that a wrong-sized codebook is an error, never a read past the vectors. */
+
+/* codes (n, M): the nearest codeword of each sub-space, ties by index. x (n, d) in the input space. */
+int gslq_pq_encode(const gslq_pq *pq, const float *x, size_t n, int d, uint8_t *codes, gslq_error *err);
+int gslq_pq_encode_mt(const gslq_pq *pq, const float *x, size_t n, int d, uint8_t *codes, int nthreads,
+                      gslq_error *err);
 /* x (n, d) in the input space (R^T applied). */
 int gslq_pq_decode(const gslq_pq *pq, const uint8_t *codes, size_t n, float *x, gslq_error *err);
 /* Mean over the n vectors of |x - decode(encode(x))|^2 (sum over dimensions). */
-int gslq_pq_mse(const gslq_pq *pq, const float *x, size_t n, int nthreads, double *mse, gslq_error *err);
+int gslq_pq_mse(const gslq_pq *pq, const float *x, size_t n, int d, int nthreads, double *mse, gslq_error *err);
 
 /* Distance table of one query q (d, input space): table (M, K), table[m*K + k] = |(R q)_m - c_mk|^2. */
-int gslq_pq_distance_table(const gslq_pq *pq, const float *q, float *table, gslq_error *err);
+int gslq_pq_distance_table(const gslq_pq *pq, const float *q, int d, float *table, gslq_error *err);
 /* ADC distance of one code given a table. */
 float gslq_adc_distance(const gslq_pq *pq, const float *table, const uint8_t *code);
 
@@ -155,7 +159,7 @@ float gslq_adc_distance(const gslq_pq *pq, const float *table, const uint8_t *co
 
 /* ADC top-k: for each query (nq, d) the k database codes (nb, M) of smallest distance, ascending, ties by database
  * index. ids (nq, k) and dist (nq, k, optional). When k > nb the tail is filled with id -1 and distance +inf. */
-int gslq_adc_search(const gslq_pq *pq, const uint8_t *codes, size_t nb, const float *q, size_t nq, int k,
+int gslq_adc_search(const gslq_pq *pq, const uint8_t *codes, size_t nb, const float *q, size_t nq, int d, int k,
                     int64_t *ids, float *dist, int nthreads, gslq_error *err);
 /* SDC top-k: queries given as codes (nq, M); distances between codewords. Same conventions. */
 int gslq_sdc_search(const gslq_pq *pq, const uint8_t *codes, size_t nb, const uint8_t *qcodes, size_t nq, int k,
@@ -217,7 +221,8 @@ int gslq_pq_load(const char *path, gslq_pq *pq, gslq_error *err);
 /* Codes file: magic "GSLQCD\0\0", version, M, K, n, crc32 of the codebook's centroids+rotation (0 = unknown),
  * codes (n, M), crc32. */
 int gslq_codes_save(const char *path, const gslq_pq *pq, const uint8_t *codes, size_t n, gslq_error *err);
-/* Allocates *codes (free()); checks M/K (and the codebook checksum when pq is non-NULL). pq may be NULL. */
+/* Allocates *codes (free()); with pq non-NULL, checks M/K and that the file was encoded with this codebook (its
+ * fingerprint; a file without one is refused). pq may be NULL (no codebook check). */
 int gslq_codes_load(const char *path, const gslq_pq *pq, uint8_t **codes, size_t *n, int *M, gslq_error *err);
 /* crc32 of the codebook contents, as stored in codes files. */
 uint32_t gslq_pq_fingerprint(const gslq_pq *pq);

@@ -143,6 +143,8 @@ int gslq__lloyd_direct(const float *x, size_t n, int d, int k, float *c, const g
 int gslq__kmeans_finish(const gslq_comm *comm, float *c, int k, int d, int iters, double obj, int repaired,
                         gslq_kmeans_stats *stats);
 /* gslq_pq_encode_mt with a given kernel level (< 0: the best; tests compare the levels). */
+/* check_pq, and vectors of dimension d match the codebook's (the shape check of every public vector reader) */
+int gslq__check_pq_dim(const gslq_pq *pq, int d, const char *fn, gslq_error *err);
 int gslq__pq_encode_level(const gslq_pq *pq, const float *x, size_t n, uint8_t *codes, int nthreads, int level,
                           gslq_error *err);
 /* |x - c|^2 summed directly (four partial sums, fixed order): relative error <= (d + 4) 2^-24. */

@@ -312,7 +312,12 @@ int gslq_codes_load(const char *path, const gslq_pq *pq, uint8_t **codes, size_t
             rc = gslq__fail(err, GSLQ_EFORMAT, "%s: code %u of vector %zu >= K=%u", path, c[i], i / M, K);
             goto fail;
         }
-    if (pq && cbcrc && cbcrc != pq_crc(pq)) {
+    if (pq && !cbcrc && pq_crc(pq)) { /* every writer records it: a zero was put there to skip the check */
+        rc = gslq__fail(err, GSLQ_EFORMAT, "%s: carries no codebook fingerprint, so it cannot be checked against the "
+                        "codebook it is used with", path);
+        goto fail;
+    }
+    if (pq && cbcrc != pq_crc(pq)) {
         rc = gslq__fail(err, GSLQ_EINVAL, "%s: encoded with another codebook (fingerprint %08x, codebook %08x)", path,
                         cbcrc, pq_crc(pq));
         goto fail;

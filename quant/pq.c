@@ -172,6 +172,16 @@ static int check_pq(const gslq_pq *pq, const char *fn, gslq_error *err)
     return GSLQ_OK;
 }
 
+int gslq__check_pq_dim(const gslq_pq *pq, int d, const char *fn, gslq_error *err)
+{
+    int rc = check_pq(pq, fn, err);
+    if (rc) return rc;
+    if (d != pq->d)
+        return gslq__fail(err, GSLQ_EINVAL, "%s: vectors of dimension %d, but the codebook is for dimension %d "
+                          "(M=%d sub-vectors of %d)", fn, d, pq->d, pq->M, pq->dsub);
+    return GSLQ_OK;
+}
+
 int gslq__pq_encode_level(const gslq_pq *pq, const float *x, size_t n, uint8_t *codes, int nthreads, int level,
                           gslq_error *err)
 {
@@ -217,14 +227,16 @@ int gslq__pq_encode_level(const gslq_pq *pq, const float *x, size_t n, uint8_t *
     return GSLQ_OK;
 }
 
-int gslq_pq_encode_mt(const gslq_pq *pq, const float *x, size_t n, uint8_t *codes, int nthreads, gslq_error *err)
+int gslq_pq_encode_mt(const gslq_pq *pq, const float *x, size_t n, int d, uint8_t *codes, int nthreads,
+                      gslq_error *err)
 {
-    return gslq__pq_encode_level(pq, x, n, codes, nthreads, -1, err);
+    int rc = gslq__check_pq_dim(pq, d, "pq_encode", err);
+    return rc ? rc : gslq__pq_encode_level(pq, x, n, codes, nthreads, -1, err);
 }
 
-int gslq_pq_encode(const gslq_pq *pq, const float *x, size_t n, uint8_t *codes, gslq_error *err)
+int gslq_pq_encode(const gslq_pq *pq, const float *x, size_t n, int d, uint8_t *codes, gslq_error *err)
 {
-    return gslq_pq_encode_mt(pq, x, n, codes, 1, err);
+    return gslq_pq_encode_mt(pq, x, n, d, codes, 1, err);
 }
 
 int gslq_pq_decode(const gslq_pq *pq, const uint8_t *codes, size_t n, float *x, gslq_error *err)
@@ -244,12 +256,12 @@ int gslq_pq_decode(const gslq_pq *pq, const uint8_t *codes, size_t n, float *x, 
     return GSLQ_OK;
 }
 
-int gslq_pq_mse(const gslq_pq *pq, const float *x, size_t n, int nthreads, double *mse, gslq_error *err)
+int gslq_pq_mse(const gslq_pq *pq, const float *x, size_t n, int d, int nthreads, double *mse, gslq_error *err)
 {
-    int rc = check_pq(pq, "pq_mse", err);
+    int rc = gslq__check_pq_dim(pq, d, "pq_mse", err);
     if (rc) return rc;
     if (!mse || (n && !x)) return gslq__fail(err, GSLQ_EINVAL, "pq_mse: NULL argument");
-    int d = pq->d, M = pq->M;
+    int M = pq->M;
     size_t blk = 4096;
     uint8_t *codes = gslq__alloc(blk, (size_t)M, 1, 0);
     float *rec = gslq__alloc(blk, (size_t)d, sizeof(float), 0);
@@ -260,7 +272,7 @@ int gslq_pq_mse(const gslq_pq *pq, const float *x, size_t n, int nthreads, doubl
     double s = 0;
     for (size_t i0 = 0; i0 < n && rc == GSLQ_OK; i0 += blk) {
         size_t nb = n - i0 < blk ? n - i0 : blk;
-        rc = gslq_pq_encode_mt(pq, x + i0 * d, nb, codes, nthreads, err);
+        rc = gslq__pq_encode_level(pq, x + i0 * d, nb, codes, nthreads, -1, err);
         if (!rc) rc = gslq_pq_decode(pq, codes, nb, rec, err);
         for (size_t i = 0; !rc && i < nb * d; i++) {
             double df = (double)x[i0 * d + i] - rec[i];
@@ -276,12 +288,12 @@ int gslq_pq_mse(const gslq_pq *pq, const float *x, size_t n, int nthreads, doubl
 
 /* ---- distance tables ---- */
 
-int gslq_pq_distance_table(const gslq_pq *pq, const float *q, float *table, gslq_error *err)
+int gslq_pq_distance_table(const gslq_pq *pq, const float *q, int d, float *table, gslq_error *err)
 {
-    int rc = check_pq(pq, "pq_distance_table", err);
+    int rc = gslq__check_pq_dim(pq, d, "pq_distance_table", err);
     if (rc) return rc;
     if (!q || !table) return gslq__fail(err, GSLQ_EINVAL, "pq_distance_table: NULL argument");
-    int d = pq->d, M = pq->M, K = pq->K, ds = pq->dsub;
+    int M = pq->M, K = pq->K, ds = pq->dsub;
     float stackbuf[1024], *y = stackbuf, *heap = NULL;
     if (pq->rotation) {
         if (d > 1024 && !(y = heap = gslq__alloc((size_t)d, sizeof(float), 1, 0)))
@@ -498,7 +510,7 @@ int gslq_opq_train(gslq_pq *pq, const float *x, size_t n, const gslq_train_param
         pi.niter = it == 0 && !p.warm_start ? p.niter : p.opq_kmeans_iter;
         pi.verbose = 0;
         if ((rc = train_rotated(&plain, y, ns, &pi, err))) goto done;
-        if ((rc = gslq_pq_encode_mt(&plain, y, ns, codes, nt, err))) goto done;
+        if ((rc = gslq_pq_encode_mt(&plain, y, ns, plain.d, codes, nt, err))) goto done;
         if ((rc = gslq_pq_decode(&plain, codes, ns, yq, err))) goto done;
         if (p.verbose) {
             double e[2] = {0, (double)ns};

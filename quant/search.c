@@ -153,7 +153,7 @@ static void query_tables(const search_ctx *a, size_t q0, int n, float *tables)
     for (int j = 0; j < n; j++) {
         float *t = tables + (size_t)j * M * K;
         if (a->q) {
-            gslq_pq_distance_table(pq, a->q + (q0 + j) * (size_t)pq->d, t, NULL);
+            gslq_pq_distance_table(pq, a->q + (q0 + j) * (size_t)pq->d, pq->d, t, NULL);
         } else {
             const uint8_t *qc = a->qcodes + (q0 + j) * (size_t)M;
             for (int m = 0; m < M; m++)
@@ -226,11 +226,12 @@ static int check_search(const gslq_pq *pq, const uint8_t *codes, size_t nb, cons
     return GSLQ_OK;
 }
 
-int gslq_adc_search(const gslq_pq *pq, const uint8_t *codes, size_t nb, const float *q, size_t nq, int k,
+int gslq_adc_search(const gslq_pq *pq, const uint8_t *codes, size_t nb, const float *q, size_t nq, int d, int k,
                     int64_t *ids, float *dist, int nthreads, gslq_error *err)
 {
     int rc = check_search(pq, codes, nb, q, nq, k, ids, "adc_search", err);
     if (rc) return rc;
+    if ((rc = gslq__check_pq_dim(pq, d, "adc_search", err))) return rc;
     search_ctx a = {pq, codes, nb, q, NULL, NULL, nq, k, ids, dist, NULL};
     return run_search(&a, nthreads, "adc_search", err);
 }

@@ -57,15 +57,15 @@ int main(int argc, char **argv)
     if (gslq_pq_train(&pq, x, n, &p, &e)) return die("train", &e);
     double w1 = clk(CLOCK_MONOTONIC), c1 = clk(CLOCK_PROCESS_CPUTIME_ID);
     double mse;
-    if (gslq_pq_mse(&pq, x, n, nt, &mse, &e)) return die("mse", &e);
+    if (gslq_pq_mse(&pq, x, n, d, nt, &mse, &e)) return die("mse", &e);
     uint8_t *codes = malloc(n * (size_t)M);
     int k = 100;
     int64_t *ids = malloc(nq * (size_t)k * sizeof(int64_t));
     if (!codes || !ids) return fprintf(stderr, "bench_quant_lib: out of memory\n"), 1;
     double w2 = clk(CLOCK_MONOTONIC), c2 = clk(CLOCK_PROCESS_CPUTIME_ID);
-    if (gslq_pq_encode_mt(&pq, x, n, codes, nt, &e)) return die("encode", &e);
+    if (gslq_pq_encode_mt(&pq, x, n, d, codes, nt, &e)) return die("encode", &e);
     double w3 = clk(CLOCK_MONOTONIC), c3 = clk(CLOCK_PROCESS_CPUTIME_ID);
-    if (gslq_adc_search(&pq, codes, n, q, nq, k, ids, NULL, nt, &e)) return die("search", &e);
+    if (gslq_adc_search(&pq, codes, n, q, nq, d, k, ids, NULL, nt, &e)) return die("search", &e);
     double w4 = clk(CLOCK_MONOTONIC), c4 = clk(CLOCK_PROCESS_CPUTIME_ID);
     printf("gslq train_s=%.4f train_cpu_s=%.4f mse=%.6f encode_vps=%.0f encode_cpu_vps=%.0f adc_qps=%.0f "
            "adc_cpu_qps=%.0f\n",

@@ -169,14 +169,14 @@ static void test_roundtrip_from_centroids(void)
                        pq.dsub * 4);
         gslq_pq_unrotate(&pq, y, x, n);
         gslq_error e;
-        CHECK(gslq_pq_encode_mt(&pq, x, n, got, 2, &e) == GSLQ_OK);
+        CHECK(gslq_pq_encode_mt(&pq, x, n, pq.d, got, 2, &e) == GSLQ_OK);
         CHECKF(memcmp(want, got, n * M) == 0, "config %d: codes differ", c);
         CHECK(gslq_pq_decode(&pq, got, n, back, &e) == GSLQ_OK);
         double err = 0;
         for (size_t i = 0; i < n * d; i++) err = fmax(err, fabs(back[i] - x[i]));
         CHECKF(err < (cfg[c][3] ? 1e-5 : 0.0) + 1e-12, "config %d: decode error %g", c, err);
         double mse;
-        CHECK(gslq_pq_mse(&pq, x, n, 1, &mse, &e) == 0 && mse < 1e-9);
+        CHECK(gslq_pq_mse(&pq, x, n, pq.d, 1, &mse, &e) == 0 && mse < 1e-9);
         /* rotate/unrotate are inverse, in place too */
         memcpy(back, x, n * d * 4);
         gslq_pq_rotate(&pq, back, back, n);
@@ -197,8 +197,8 @@ static void test_encode_matches_brute_force(void)
     size_t n = 500;
     float *x = randn_buf(n * 21);
     uint8_t *c1 = malloc(n * 7), *c2 = malloc(n * 7);
-    gslq_pq_encode(&pq, x, n, c1, NULL);
-    gslq_pq_encode_mt(&pq, x, n, c2, 3, NULL);
+    gslq_pq_encode(&pq, x, n, pq.d, c1, NULL);
+    gslq_pq_encode_mt(&pq, x, n, pq.d, c2, 3, NULL);
     CHECK(memcmp(c1, c2, n * 7) == 0);
     int bad = 0;
     for (size_t i = 0; i < n; i++)
@@ -261,11 +261,11 @@ static void check_adc(int d, int M, int K, int rot, size_t nb, size_t nq, int k,
     int64_t *ids = malloc(nq * k * 8);
     double *pairs = malloc(nb * 2 * sizeof(double));
     gslq_error e;
-    CHECK(gslq_adc_search(&pq, codes, nb, q, nq, k, ids, dist, nt, &e) == 0);
+    CHECK(gslq_adc_search(&pq, codes, nb, q, nq, pq.d, k, ids, dist, nt, &e) == 0);
     gslq_pq_decode(&pq, codes, nb, dec, NULL);
     int bad_ids = 0, bad_dist = 0, bad_table = 0;
     for (size_t qi = 0; qi < nq; qi++) {
-        gslq_pq_distance_table(&pq, q + qi * d, table, NULL);
+        gslq_pq_distance_table(&pq, q + qi * d, pq.d, table, NULL);
         /* table vs direct sub-distances in the rotated space */
         float y[64];
         gslq_pq_rotate(&pq, q + qi * d, y, 1);
@@ -732,7 +732,7 @@ static void test_pq_quality_and_bits(void)
         gslq_pq pq;
         gslq_pq_init(&pq, d, 4, Ks[i], NULL);
         CHECK(gslq_pq_train(&pq, x, n, &p, NULL) == 0);
-        gslq_pq_mse(&pq, x, n, 2, &mse[i], NULL);
+        gslq_pq_mse(&pq, x, n, pq.d, 2, &mse[i], NULL);
         gslq_pq_free(&pq);
     }
     /* Gaussian, dsub 4: recorded values ~9.1 / 6.6 / 4.5 (per vector, total variance 16) */
@@ -745,11 +745,11 @@ static void test_pq_quality_and_bits(void)
     gslq_pq_init(&pq, d, 4, 64, NULL);
     gslq_pq_train(&pq, x, n, &p, NULL);
     double before, after;
-    gslq_pq_mse(&pq, x, n, 1, &before, NULL);
+    gslq_pq_mse(&pq, x, n, pq.d, 1, &before, NULL);
     p.warm_start = 1;
     p.niter = 5;
     gslq_pq_train(&pq, x, n, &p, NULL);
-    gslq_pq_mse(&pq, x, n, 1, &after, NULL);
+    gslq_pq_mse(&pq, x, n, pq.d, 1, &after, NULL);
     CHECKF(after <= before * (1 + 1e-6), "warm start got worse: %g -> %g", before, after);
     gslq_pq_free(&pq);
     free(x);
@@ -780,8 +780,8 @@ static void test_opq_beats_pq_on_correlated_data(void)
     double e_pq, e_opq;
     CHECK(gslq_pq_train(&pq, x, n, &p, NULL) == 0);
     CHECK(gslq_opq_train(&opq, x, n, &p, NULL) == 0);
-    gslq_pq_mse(&pq, x, n, 1, &e_pq, NULL);
-    gslq_pq_mse(&opq, x, n, 1, &e_opq, NULL);
+    gslq_pq_mse(&pq, x, n, pq.d, 1, &e_pq, NULL);
+    gslq_pq_mse(&opq, x, n, opq.d, 1, &e_opq, NULL);
     CHECKF(e_opq < 0.9 * e_pq, "OPQ %g not below PQ %g", e_opq, e_pq);
     /* R orthogonal */
     double orth = 0;
@@ -797,7 +797,7 @@ static void test_opq_beats_pq_on_correlated_data(void)
     p.opq_iter = 2;
     CHECK(gslq_opq_train(&opq, x, n, &p, NULL) == 0);
     double e2;
-    gslq_pq_mse(&opq, x, n, 1, &e2, NULL);
+    gslq_pq_mse(&opq, x, n, opq.d, 1, &e2, NULL);
     CHECKF(e2 <= e_opq * 1.02, "warm OPQ %g vs %g", e2, e_opq);
     gslq_pq_free(&pq); gslq_pq_free(&opq);
     free(mix); free(x);
@@ -874,7 +874,7 @@ static void test_eval_adc_matches_rankings(void)
     for (size_t i = 0; i < nq; i++) ql[i] = (int)(i % 6) - 1; /* one unlabeled query */
     int64_t *rank = malloc(nq * nb * 8);
     for (size_t i = 0; i < nq; i++) {
-        gslq_pq_distance_table(&pq, q + i * d, table, NULL);
+        gslq_pq_distance_table(&pq, q + i * d, pq.d, table, NULL);
         for (size_t j = 0; j < nb; j++) dd[j] = gslq_adc_distance(&pq, table, codes + j * M);
         gslq_rank(dd, nb, rank + i * nb, NULL);
     }
@@ -899,7 +899,7 @@ static void test_eval_adc_matches_rankings(void)
         const uint8_t *C = exact ? NULL : codes;
         CHECK(gslq_eval_search_cutoffs(P, C, exact ? db : NULL, nb, d, q, nq, &Q, &D, R, 4, top, 10, 2, m, NULL) == 0);
         CHECK((exact ? gslq_exact_search(db, nb, q, nq, d, 10, ids, sd, 1, NULL)
-                     : gslq_adc_search(&pq, codes, nb, q, nq, 10, ids, sd, 1, NULL)) == 0);
+                     : gslq_adc_search(&pq, codes, nb, q, nq, pq.d, 10, ids, sd, 1, NULL)) == 0);
         CHECKF(memcmp(top, ids, sizeof top) == 0, "exact=%d: the ranking's top 10 differ from the search's", exact);
         if (!exact)
             for (size_t i = 0; i < nq; i++)
@@ -936,6 +936,34 @@ static void test_nn_recall(void)
     CHECK_CLOSE(gslq_nn_recall(gt, 3, res, 4, 2, 3, 4), (2.0 / 3 + 2.0 / 3) / 2, 1e-12, 0);
 }
 
+/* A codebook of another dimension than the vectors is refused by every vector reader, before any is read (the
+ * vectors here are exactly n x d floats: under ASan a read past them would be reported). */
+static void test_dimension_mismatch_refused(void)
+{
+    gslq_pq pq;
+    random_pq(&pq, 16, 4, 16, 0);
+    int dims[] = {8, 12, 32};
+    for (int t = 0; t < 3; t++) {
+        int d = dims[t];
+        size_t n = 5;
+        float *x = malloc(n * d * sizeof(float)), table[4 * 16], dist[5];
+        uint8_t codes[5 * 4] = {0};
+        int64_t ids[5];
+        double mse;
+        for (size_t i = 0; i < n * d; i++) x[i] = (float)i;
+        gslq_error e;
+        CHECK(gslq_pq_encode(&pq, x, n, d, codes, &e) == GSLQ_EINVAL);
+        CHECKF(strstr(e.msg, "dimension") && strstr(e.msg, "16"), "%s", e.msg);
+        CHECK(gslq_pq_encode_mt(&pq, x, n, d, codes, 2, &e) == GSLQ_EINVAL);
+        CHECK(gslq_pq_mse(&pq, x, n, d, 1, &mse, &e) == GSLQ_EINVAL);
+        CHECK(gslq_pq_distance_table(&pq, x, d, table, &e) == GSLQ_EINVAL);
+        CHECK(gslq_adc_search(&pq, codes, n, x, n, d, 1, ids, dist, 1, &e) == GSLQ_EINVAL);
+        CHECKF(strstr(e.msg, "adc_search") != NULL, "%s", e.msg);
+        free(x);
+    }
+    gslq_pq_free(&pq);
+}
+
 int main(void)
 {
     RUN(test_crc32_matches_zlib);
@@ -961,5 +989,6 @@ int main(void)
     RUN(test_eval_hand_computed);
     RUN(test_eval_adc_matches_rankings);
     RUN(test_nn_recall);
+    RUN(test_dimension_mismatch_refused);
     return TEST_END();
 }

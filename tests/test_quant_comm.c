@@ -160,7 +160,7 @@ static double max_rel_diff(const float *a, const float *b, size_t n)
 static double mse_on(const gslq_pq *pq, const float *x, size_t n)
 {
     double m = -1;
-    gslq_pq_mse(pq, x, n, 1, &m, NULL);
+    gslq_pq_mse(pq, x, n, pq->d, 1, &m, NULL);
     return m;
 }
 

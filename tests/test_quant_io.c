@@ -100,6 +100,20 @@ static void test_codes_roundtrip_and_fingerprint(void)
     gslq_pq m3;
     make_pq(&m3, 12, 3, 32, 0);
     CHECK(gslq_codes_load(p, &m3, &back, &n, &M, &e) == GSLQ_EINVAL && strstr(e.msg, "M=2"));
+    /* a fingerprint zeroed (and the file's checksum made good again) does not skip the codebook check */
+    FILE *f = fopen(p, "r+b");
+    unsigned char buf[32 + 100 + 4];
+    CHECK(f && fread(buf, 1, sizeof buf, f) == sizeof buf);
+    memset(buf + 28, 0, 4);
+    uint32_t crc = gslq_crc32(0, buf, 32 + 100);
+    memcpy(buf + 32 + 100, &crc, 4);
+    CHECK(f && fseek(f, 0, SEEK_SET) == 0 && fwrite(buf, 1, sizeof buf, f) == sizeof buf);
+    if (f) fclose(f);
+    CHECK(gslq_codes_load(p, NULL, &back, &n, &M, &e) == 0); /* readable without a codebook */
+    free(back);
+    back = NULL;
+    CHECK(gslq_codes_load(p, &pq, &back, &n, &M, &e) == GSLQ_EFORMAT && strstr(e.msg, "no codebook fingerprint"));
+    CHECK(back == NULL);
     /* empty code set */
     CHECK(gslq_codes_save(p, &pq, codes, 0, &e) == 0);
     CHECK(gslq_codes_load(p, &pq, &back, &n, &M, &e) == 0 && n == 0);

@@ -100,7 +100,7 @@ static void fd_case(int rotated, unsigned long long seed)
     CHECK(gsl_layer_get_stats(&l, &st, 0) == 0);
     double mse = 0;
     pq.rotation = R;
-    CHECK(gslq_pq_mse(&pq, x, B, 1, &mse, NULL) == 0);
+    CHECK(gslq_pq_mse(&pq, x, B, pq.d, 1, &mse, NULL) == 0);
     pq.rotation = NULL;
     CHECK_CLOSE(st.qerr, mse, 1e-5, 1e-4);
     CHECK_CLOSE(st.qerr, 2 * quant_term(&pq, R, xd, B, 1.0, NULL) / B, 1e-5, 1e-4);

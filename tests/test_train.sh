@@ -85,6 +85,22 @@ check search_ids '[ $rc = 0 ] && [ "$(stat -c %s res.ids.ivecs)" = $((500 * (4 +
 "$bin" gsl export a.data "$cfg" A/small.ckpt -out idx.faiss > x.log 2>&1; rc=$?
 check export_runs '[ $rc = 0 ] && [ -s idx.faiss ]' "exit $rc $(tail -1 x.log)"
 
+# ---- a codebook of another dimension than the embedding is refused by every consumer, nothing is written
+"$py" - emb.fvecs > emb8.fvecs <<'PY'
+import struct, sys
+b = open(sys.argv[1], "rb").read(); d = struct.unpack("<i", b[:4])[0]; rec = 4 + 4 * d
+for i in range(0, len(b), rec): sys.stdout.buffer.write(struct.pack("<i", 8) + b[i + 4:i + 4 + 32])
+PY
+"$bin" gsl quant train -in emb8.fvecs -out cb8.codebook -M 4 -K 16 > cb8.log 2>&1
+check wrong_dim_codebook_made '[ -s cb8.codebook ]' "$(tail -2 cb8.log)"
+for c in encode search export; do
+  rm -rf wd && mkdir wd
+  "$bin" gsl $c a.data "$cfg" A/small.ckpt -codebook cb8.codebook -out wd/x$([ $c = export ] && echo .faiss) > wd.log 2>&1
+  rc=$?
+  check "wrong_dim_codebook_refused_by_$c" '[ $rc = 1 ] && grep -q "dimension 16, but the codebook is for dimension 8" wd.log && [ -z "$(ls wd)" ]' \
+    "exit $rc: $(tail -1 wd.log); $(ls wd)"
+done
+
 # ---- holdout=N: a validation split carved from train (queries = N per class, removed from train and database)
 cat > h.data <<D
 classes=10
