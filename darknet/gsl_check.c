@@ -14,9 +14,10 @@ int gsl_check_main(int argc, char **argv)
     }
     const char *cfg = argv[1];
     /* Darknet's read_cfg exits with status 0 on an unreadable file: look first. */
-    FILE *f = fopen(cfg, "r");
+    char err[GSL_DATA_ERRLEN];
+    FILE *f = gsl_fopen_read(cfg, err);
     if (!f) {
-        perror(cfg);
+        fprintf(stderr, "darknet gsl check: error: %s\n", err);
         return 1;
     }
     fclose(f);

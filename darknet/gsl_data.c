@@ -2,11 +2,14 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <zlib.h>
 
 /* stb_image, compiled into libdarknet by Darknet's image.c. Darknet's own loaders exit(0) on a bad file; these
@@ -22,6 +25,33 @@ int gsl_fail(char *err, const char *fmt, ...)
     vsnprintf(err, GSL_DATA_ERRLEN, fmt, ap);
     va_end(ap);
     return -1;
+}
+
+int gsl_open_regular(const char *path, char *err)
+{
+    /* O_NONBLOCK: opening a named pipe must not wait for a writer; anything but a plain file is refused */
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0) return gsl_fail(err, "%s: cannot open: %s", path, strerror(errno)), -1;
+    struct stat st;
+    if (fstat(fd, &st) || !S_ISREG(st.st_mode)) {
+        close(fd);
+        return gsl_fail(err, "%s: not a regular file", path), -1;
+    }
+    int fl = fcntl(fd, F_GETFL);
+    if (fl < 0 || fcntl(fd, F_SETFL, fl & ~O_NONBLOCK)) {
+        close(fd);
+        return gsl_fail(err, "%s: cannot open: %s", path, strerror(errno)), -1;
+    }
+    return fd;
+}
+
+FILE *gsl_fopen_read(const char *path, char *err)
+{
+    int fd = gsl_open_regular(path, err);
+    if (fd < 0) return NULL;
+    FILE *f = fdopen(fd, "r");
+    if (!f) { close(fd); gsl_fail(err, "%s: cannot open: %s", path, strerror(errno)); }
+    return f;
 }
 
 /* ------------------------------------------------------------------------------------------------ .data file */
@@ -94,8 +124,8 @@ void gsl_data_cfg_free(gsl_data_cfg *c)
 int gsl_data_cfg_read(const char *path, gsl_data_cfg *cfg, char *err)
 {
     memset(cfg, 0, sizeof *cfg);
-    FILE *f = fopen(path, "r");
-    if (!f) return gsl_fail(err, "%s: cannot open: %s", path, strerror(errno));
+    FILE *f = gsl_fopen_read(path, err);
+    if (!f) return -1;
     cfg->file = strdup(path);
     char buf[4096];
     int line = 0, rc = 0;
@@ -244,8 +274,10 @@ static uint32_t be32(const unsigned char *b) { return (uint32_t)b[0] << 24 | b[1
 /* Opens an IDX file and reads its header: magic must be 0x08 (unsigned byte) with `ndim` dimensions. */
 static gzFile idx_open(const char *path, int ndim, uint32_t *dims, char *err)
 {
-    gzFile g = gzopen(path, "rb");
-    if (!g) { gsl_fail(err, "%s: cannot open: %s", path, strerror(errno)); return NULL; }
+    int fd = gsl_open_regular(path, err);
+    if (fd < 0) return NULL;
+    gzFile g = gzdopen(fd, "rb");
+    if (!g) { close(fd); gsl_fail(err, "%s: cannot open: %s", path, strerror(errno)); return NULL; }
     unsigned char h[16];
     if (gz_read_all(g, h, 4, path, "the IDX header", err)) { gzclose(g); return NULL; }
     if (h[0] || h[1] || h[2] != 0x08 || h[3] != ndim) {
@@ -322,8 +354,8 @@ done:
 
 static int read_lines(const char *path, char ***lines_out, int *n_out, char *err)
 {
-    FILE *f = fopen(path, "r");
-    if (!f) return gsl_fail(err, "%s: cannot open: %s", path, strerror(errno));
+    FILE *f = gsl_fopen_read(path, err);
+    if (!f) return -1;
     char **lines = NULL;
     int n = 0, cap = 0;
     char *buf = NULL;

@@ -2,7 +2,9 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <libgen.h>
+#include <math.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -106,20 +108,73 @@ static long long weights_bytes(const network *net)
     return 3 * sizeof(int) + sizeof(size_t) + floats * (long long)sizeof(float);
 }
 
+int gsl_file_crc(const char *path, uint32_t *crc, char *err)
+{
+    struct stat st;
+    if (stat(path, &st)) return gsl_fail(err, "%s: cannot open: %s", path, strerror(errno));
+    if (!S_ISREG(st.st_mode)) return gsl_fail(err, "%s: not a regular file", path);
+    FILE *f = fopen(path, "rb");
+    if (!f) return gsl_fail(err, "%s: cannot open: %s", path, strerror(errno));
+    unsigned char buf[1 << 16];
+    uint32_t c = 0;
+    for (size_t n; (n = fread(buf, 1, sizeof buf, f)) > 0;) c = gslq_crc32(c, buf, n);
+    int bad = ferror(f);
+    fclose(f);
+    if (bad) return gsl_fail(err, "%s: read failed", path);
+    *crc = c;
+    return 0;
+}
+
+/* A Darknet .weights file of version 0.2 or later (3 int32 then a size_t `seen`) whose every value is finite; its
+ * CRC-32 in *crc when non-NULL. */
+static int weights_scan(const char *path, uint32_t *crc, char *err)
+{
+    struct stat st;
+    if (stat(path, &st)) return gsl_fail(err, "%s: cannot open: %s", path, strerror(errno));
+    if (!S_ISREG(st.st_mode)) return gsl_fail(err, "%s: not a regular file", path);
+    FILE *f = fopen(path, "rb");
+    if (!f) return gsl_fail(err, "%s: cannot open: %s", path, strerror(errno));
+    int32_t ver[3];
+    uint64_t seen;
+    int rc = 0;
+    if (fread(ver, sizeof ver, 1, f) != 1 || fread(&seen, sizeof seen, 1, f) != 1) {
+        fclose(f);
+        return gsl_fail(err, "%s: too short for a weights file", path);
+    }
+    /* Darknet's own test for the header with a 64-bit `seen` (what save_weights writes) */
+    if (!(ver[0] * 10 + ver[1] >= 2 && ver[0] >= 0 && ver[1] >= 0 && ver[0] < 1000 && ver[1] < 1000 && ver[2] >= 0)) {
+        fclose(f);
+        return gsl_fail(err, "%s: damaged header (version %d.%d.%d): not a Darknet weights file of version 0.2 or "
+                        "later", path, ver[0], ver[1], ver[2]);
+    }
+    uint32_t c = gslq_crc32(gslq_crc32(0, ver, sizeof ver), &seen, sizeof seen);
+    float buf[1 << 14];
+    long long at = 0, bad = 0, first = -1;
+    for (size_t n; (n = fread(buf, sizeof(float), sizeof buf / sizeof buf[0], f)) > 0; at += (long long)n) {
+        c = gslq_crc32(c, buf, n * sizeof(float));
+        for (size_t i = 0; i < n; i++)
+            if (!isfinite(buf[i])) { bad++; if (first < 0) first = at + (long long)i; }
+    }
+    if (ferror(f)) rc = gsl_fail(err, "%s: read failed", path);
+    fclose(f);
+    if (!rc && bad)
+        rc = gsl_fail(err, "%s: %lld of %lld weights are not finite (the first is value %lld): a diverged run or a "
+                      "damaged file", path, bad, at, first);
+    if (!rc && crc) *crc = c;
+    return rc;
+}
+
 int gsl_weights_check(const network *net, const char *path, char *err)
 {
     long long have = file_size(path), want = weights_bytes(net);
     if (have < 0) return gsl_fail(err, "%s: cannot open: %s", path, strerror(errno));
-    FILE *f = fopen(path, "rb");
-    if (!f) return gsl_fail(err, "%s: cannot open: %s", path, strerror(errno));
-    fclose(f);
     if (want >= 0 && have != want)
         return gsl_fail(err, "%s: %lld bytes, but this network's weights take %lld (another cfg, or a truncated file)",
                     path, have, want);
-    return 0;
+    return weights_scan(path, NULL, err);
 }
 
-int gsl_weights_save(network *net, const char *path, char *err)
+int gsl_weights_save(network *net, const char *path, uint32_t *crc, char *err)
 {
     char tmp[1100];
     snprintf(tmp, sizeof tmp, "%s.tmp", path);
@@ -131,6 +186,10 @@ int gsl_weights_save(network *net, const char *path, char *err)
     if (have < 0 || (want >= 0 && have != want)) {
         unlink(tmp);
         return gsl_fail(err, "%s: wrote %lld of %lld bytes (disk full?)", tmp, have, want);
+    }
+    if (weights_scan(tmp, crc, err)) { /* nothing non-finite is ever committed */
+        unlink(tmp);
+        return -1;
     }
     return commit_file(tmp, path, err);
 }
@@ -261,8 +320,8 @@ int gsl_optim_load(network *net, const char *path, char *err)
 network **gsl_net_load(const char *cfg, const char *weights, const int *gpus, int ngpus, int clear, uint64_t seed,
                        char *err)
 {
-    FILE *f = fopen(cfg, "r"); /* Darknet's reader exits with status 0 on a missing file */
-    if (!f) { gsl_fail(err, "%s: cannot open: %s", cfg, strerror(errno)); return NULL; }
+    FILE *f = gsl_fopen_read(cfg, err); /* Darknet's reader exits with status 0 on a missing file */
+    if (!f) return NULL;
     fclose(f);
     int n = gpus ? ngpus : 1;
     network **nets = calloc(n, sizeof *nets);
@@ -367,6 +426,13 @@ int gsl_net_embed(network *net, const gsl_data *d, const int *idx, int n, int up
             }
         }
         memcpy(out + (size_t)s * od, net->layers[upto].output, sizeof(float) * (size_t)od * m);
+        for (size_t i = 0; i < (size_t)od * m; i++)
+            if (!isfinite(out[(size_t)s * od + i])) {
+                free(bi);
+                free(truth);
+                return gsl_fail(err, "the embedding of sample %d is not finite: the network's weights are broken (a "
+                                "diverged run?)", s + (int)(i / od));
+            }
     }
     free(bi);
     free(truth);
@@ -421,8 +487,24 @@ static void remove_epoch_files(const char *prefix, int epoch, int ncb)
     }
 }
 
-int gsl_ckpt_save(network *net, const char *prefix, int epoch, uint64_t seed, int ncb, const int *cb_layer,
-                  gslq_pq *const *pqs, const gsl_ckpt_samples *samples, char *err)
+uint64_t gsl_run_id(void)
+{
+    uint64_t id = 0;
+    FILE *f = fopen("/dev/urandom", "rb");
+    if (f) {
+        if (fread(&id, sizeof id, 1, f) != 1) id = 0;
+        fclose(f);
+    }
+    if (!id) { /* no /dev/urandom: the clock and the process */
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        id = ((uint64_t)ts.tv_sec * 1000000007ULL) ^ ((uint64_t)ts.tv_nsec << 20) ^ (uint64_t)getpid();
+    }
+    return id ? id : 1;
+}
+
+int gsl_ckpt_save(network *net, const char *prefix, int epoch, uint64_t seed, uint64_t run, int ncb,
+                  const int *cb_layer, gslq_pq *const *pqs, const gsl_ckpt_samples *samples, char *err)
 {
     gsl_ckpt ck = {0};
     ck.epoch = epoch;
@@ -430,9 +512,9 @@ int gsl_ckpt_save(network *net, const char *prefix, int epoch, uint64_t seed, in
     ck.ncb = ncb;
     epoch_file(ck.weights, sizeof ck.weights, prefix, epoch, ".weights");
     epoch_file(ck.optim, sizeof ck.optim, prefix, epoch, ".optim");
-    if (gsl_weights_save(net, ck.weights, err)) return -1;
+    if (gsl_weights_save(net, ck.weights, &ck.crc_weights, err)) return -1;
     fault_point("weights");
-    if (gsl_optim_save(net, ck.optim, err)) return -1;
+    if (gsl_optim_save(net, ck.optim, err) || gsl_file_crc(ck.optim, &ck.crc_optim, err)) return -1;
     for (int i = 0; i < ncb; i++) {
         ck.cb_layer[i] = cb_layer[i];
         ck.cb_installed[i] = pqs[i] != NULL;
@@ -442,27 +524,41 @@ int gsl_ckpt_save(network *net, const char *prefix, int epoch, uint64_t seed, in
         epoch_file(ck.codebook[i], sizeof ck.codebook[i], prefix, epoch, what);
         gslq_error e = {0};
         if (gslq_pq_save(ck.codebook[i], pqs[i], &e)) return gsl_fail(err, "%s", e.msg);
+        if (gsl_file_crc(ck.codebook[i], &ck.crc_codebook[i], err)) return -1;
     }
     for (int i = 0; samples && i < ncb; i++) {
         if (!samples->rows[i] || samples->n[i] <= 0) continue;
         char what[64];
         snprintf(what, sizeof what, "_cb%d.samples.fvecs", i);
         epoch_file(ck.samples[i], sizeof ck.samples[i], prefix, epoch, what);
+        size_t cnt = (size_t)samples->n[i] * samples->d[i];
+        for (size_t k = 0; k < cnt; k++)
+            if (!isfinite(samples->rows[i][k]))
+                return gsl_fail(err, "%s: the rebuild samples of codebook %d are not finite: not saved", prefix, i);
         gslq_error e = {0};
         if (gslq_fvecs_write(ck.samples[i], samples->rows[i], (size_t)samples->n[i], samples->d[i], &e))
             return gsl_fail(err, "%s", e.msg);
+        if (gsl_file_crc(ck.samples[i], &ck.crc_samples[i], err)) return -1;
     }
     /* The manifest names its files relative to its own folder (they live beside it), so a backup folder can be
-     * moved or read from another working directory. */
+     * moved or read from another working directory; each with the CRC-32 it was written with. */
     char text[8192];
-    int len = snprintf(text, sizeof text, "gsl-checkpoint 1\nepoch %d\nseed %llu\nweights %s\noptim %s\ncodebooks %d\n",
-                       epoch, (unsigned long long)seed, base_name(ck.weights), base_name(ck.optim), ncb);
-    for (int i = 0; i < ncb && len < (int)sizeof text; i++)
-        len += snprintf(text + len, sizeof text - len, "codebook %d %s\n", cb_layer[i],
-                        ck.cb_installed[i] ? base_name(ck.codebook[i]) : "-");
+    int len = snprintf(text, sizeof text,
+                       "gsl-checkpoint 2\nrun %016" PRIx64 "\nepoch %d\nseed %" PRIu64 "\nweights %s %08" PRIx32
+                       "\noptim %s %08" PRIx32 "\ncodebooks %d\n",
+                       run, epoch, seed, base_name(ck.weights), ck.crc_weights, base_name(ck.optim), ck.crc_optim,
+                       ncb);
+    for (int i = 0; i < ncb && len < (int)sizeof text; i++) {
+        if (ck.cb_installed[i])
+            len += snprintf(text + len, sizeof text - len, "codebook %d %s %08" PRIx32 "\n", cb_layer[i],
+                            base_name(ck.codebook[i]), ck.crc_codebook[i]);
+        else
+            len += snprintf(text + len, sizeof text - len, "codebook %d - -\n", cb_layer[i]);
+    }
     for (int i = 0; i < ncb && len < (int)sizeof text; i++)
         if (ck.samples[i][0])
-            len += snprintf(text + len, sizeof text - len, "samples %d %s\n", i, base_name(ck.samples[i]));
+            len += snprintf(text + len, sizeof text - len, "samples %d %s %08" PRIx32 "\n", i, base_name(ck.samples[i]),
+                            ck.crc_samples[i]);
     if (len >= (int)sizeof text) return gsl_fail(err, "%s.ckpt: manifest too long", prefix);
     char manifest[1100];
     snprintf(manifest, sizeof manifest, "%s.ckpt", prefix);
@@ -473,41 +569,172 @@ int gsl_ckpt_save(network *net, const char *prefix, int epoch, uint64_t seed, in
     return 0;
 }
 
+/* A whole non-negative decimal integer of at most 9 digits (no sign, no junk). */
+static int parse_small(const char *s, int *out)
+{
+    int n = 0, v = 0;
+    for (; s[n] >= '0' && s[n] <= '9'; n++) {
+        if (n == 9) return -1;
+        v = v * 10 + (s[n] - '0');
+    }
+    if (!n || s[n]) return -1;
+    *out = v;
+    return 0;
+}
+
+/* `word` then one space-separated field per pointer (each at most 1023 characters) and nothing else. */
+static int fields(const char *line, const char *word, int nf, char (*f)[1024])
+{
+    size_t wl = strlen(word);
+    if (strncmp(line, word, wl) || line[wl] != ' ') return -1;
+    const char *p = line + wl;
+    for (int i = 0; i < nf; i++) {
+        if (*p != ' ') return -1;
+        p++;
+        size_t n = strcspn(p, " ");
+        if (!n || n >= 1024) return -1;
+        memcpy(f[i], p, n);
+        f[i][n] = 0;
+        p += n;
+    }
+    return *p ? -1 : 0;
+}
+
+static int parse_crc(const char *s, uint32_t *out)
+{
+    if (strlen(s) != 8 || strspn(s, "0123456789abcdef") != 8) return -1;
+    *out = (uint32_t)strtoul(s, NULL, 16);
+    return 0;
+}
+
+/* The file was written for this epoch: its name carries _eNNNN of it. */
+static int names_epoch(const char *path, int epoch)
+{
+    char tag[32];
+    snprintf(tag, sizeof tag, "_e%04d", epoch);
+    const char *b = base_name(path), *t = strstr(b, tag);
+    return t && (t[strlen(tag)] == '.' || t[strlen(tag)] == '_');
+}
+
+static int verify(const char *manifest, const char *what, const char *path, uint32_t want, char *err)
+{
+    uint32_t got;
+    if (gsl_file_crc(path, &got, err)) return -1;
+    if (got != want)
+        return gsl_fail(err, "%s: its %s file %s does not match the checksum the manifest recorded (%08" PRIx32
+                        ", the file has %08" PRIx32 "): damaged, or replaced by another epoch's or run's file",
+                        manifest, what, path, want, got);
+    return 0;
+}
+
+#define CKPT_MAX_EPOCH 10000000
+
 int gsl_ckpt_read(const char *manifest, gsl_ckpt *ck, char *err)
 {
     memset(ck, 0, sizeof *ck);
-    FILE *f = fopen(manifest, "r");
-    if (!f) return gsl_fail(err, "%s: cannot open: %s", manifest, strerror(errno));
-    char line[1200];
-    int version = 0, got = 0, ncb_seen = 0;
-    unsigned long long seed = 0;
-    int rc = 0;
-    while (fgets(line, sizeof line, f)) {
-        line[strcspn(line, "\n")] = 0;
-        int layer_i;
-        char path[1024];
-        if (sscanf(line, "gsl-checkpoint %d", &version) == 1) got |= 1;
-        else if (sscanf(line, "epoch %d", &ck->epoch) == 1) got |= 2;
-        else if (sscanf(line, "seed %llu", &seed) == 1) got |= 4;
-        else if (sscanf(line, "weights %1023s", ck->weights) == 1) got |= 8;
-        else if (sscanf(line, "optim %1023s", ck->optim) == 1) got |= 16;
-        else if (sscanf(line, "codebooks %d", &ck->ncb) == 1) got |= 32;
-        else if (sscanf(line, "codebook %d %1023s", &layer_i, path) == 2 && ncb_seen < GSL_MAX_CODEBOOK_LAYERS) {
-            ck->cb_layer[ncb_seen] = layer_i;
-            ck->cb_installed[ncb_seen] = strcmp(path, "-") != 0;
-            if (ck->cb_installed[ncb_seen]) snprintf(ck->codebook[ncb_seen], sizeof ck->codebook[0], "%s", path);
+    struct stat st;
+    if (stat(manifest, &st)) return gsl_fail(err, "%s: cannot open: %s", manifest, strerror(errno));
+    if (!S_ISREG(st.st_mode)) return gsl_fail(err, "%s: not a regular file", manifest);
+    if (st.st_size > 65536) return gsl_fail(err, "%s: %lld bytes: not a gsl checkpoint manifest", manifest,
+                                            (long long)st.st_size);
+    FILE *f = gsl_fopen_read(manifest, err);
+    if (!f) return -1;
+    char line[1200], fl[3][1024];
+    int got = 0, ncb_seen = 0, lineno = 0, rc = 0, samples_seen = 0;
+    while (!rc && fgets(line, sizeof line, f)) {
+        lineno++;
+        size_t L = strlen(line);
+        if (L && line[L - 1] == '\n') line[--L] = 0;
+        else if (!feof(f)) { rc = gsl_fail(err, "%s: line %d is too long", manifest, lineno); break; }
+#define ONCE(bit, key)                                                                                      \
+    if (got & (bit)) { rc = gsl_fail(err, "%s: line %d: '%s' is given twice", manifest, lineno, key); break; } \
+    got |= (bit)
+        int v;
+        if (!fields(line, "gsl-checkpoint", 1, fl)) {
+            ONCE(1, "gsl-checkpoint");
+            if (parse_small(fl[0], &ck->version) || ck->version < 1 || ck->version > 2)
+                rc = gsl_fail(err, "%s: version '%s' (this build reads versions 1 and 2)", manifest, fl[0]);
+        } else if (!fields(line, "run", 1, fl)) {
+            ONCE(64, "run");
+            char *end;
+            errno = 0;
+            ck->run = strtoull(fl[0], &end, 16);
+            if (errno || *end || strlen(fl[0]) != 16) rc = gsl_fail(err, "%s: line %d: bad run id", manifest, lineno);
+        } else if (!fields(line, "epoch", 1, fl)) {
+            ONCE(2, "epoch");
+            if (parse_small(fl[0], &ck->epoch) || ck->epoch > CKPT_MAX_EPOCH)
+                rc = gsl_fail(err, "%s: line %d: epoch '%s' is not a count of epochs up to %d", manifest, lineno,
+                              fl[0], CKPT_MAX_EPOCH);
+        } else if (!fields(line, "seed", 1, fl)) {
+            ONCE(4, "seed");
+            char *end;
+            errno = 0;
+            ck->seed = strtoull(fl[0], &end, 10);
+            if (errno || *end || fl[0][0] == '-') rc = gsl_fail(err, "%s: line %d: bad seed", manifest, lineno);
+        } else if (!fields(line, "weights", 2, fl) || !fields(line, "weights", 1, fl)) {
+            ONCE(8, "weights");
+            snprintf(ck->weights, sizeof ck->weights, "%s", fl[0]);
+            if (ck->version == 2 && (fields(line, "weights", 2, fl) || parse_crc(fl[1], &ck->crc_weights)))
+                rc = gsl_fail(err, "%s: line %d: expected 'weights FILE CRC32'", manifest, lineno);
+        } else if (!fields(line, "optim", 2, fl) || !fields(line, "optim", 1, fl)) {
+            ONCE(16, "optim");
+            snprintf(ck->optim, sizeof ck->optim, "%s", fl[0]);
+            if (ck->version == 2 && (fields(line, "optim", 2, fl) || parse_crc(fl[1], &ck->crc_optim)))
+                rc = gsl_fail(err, "%s: line %d: expected 'optim FILE CRC32'", manifest, lineno);
+        } else if (!fields(line, "codebooks", 1, fl)) {
+            ONCE(32, "codebooks");
+            if (parse_small(fl[0], &ck->ncb) || ck->ncb > GSL_MAX_CODEBOOK_LAYERS)
+                rc = gsl_fail(err, "%s: line %d: codebooks '%s' (at most %d)", manifest, lineno, fl[0],
+                              GSL_MAX_CODEBOOK_LAYERS);
+        } else if (!fields(line, "codebook", ck->version == 2 ? 3 : 2, fl)) {
+            if (!(got & 32) || ncb_seen >= ck->ncb) {
+                rc = gsl_fail(err, "%s: line %d: more codebook lines than 'codebooks' says", manifest, lineno);
+                break;
+            }
+            if (parse_small(fl[0], &v) || v > 65535) {
+                rc = gsl_fail(err, "%s: line %d: codebook layer '%s'", manifest, lineno, fl[0]);
+                break;
+            }
+            ck->cb_layer[ncb_seen] = v;
+            ck->cb_installed[ncb_seen] = strcmp(fl[1], "-") != 0;
+            if (ck->cb_installed[ncb_seen]) {
+                snprintf(ck->codebook[ncb_seen], sizeof ck->codebook[0], "%s", fl[1]);
+                if (ck->version == 2 && parse_crc(fl[2], &ck->crc_codebook[ncb_seen]))
+                    rc = gsl_fail(err, "%s: line %d: bad CRC32 '%s'", manifest, lineno, fl[2]);
+            } else if (ck->version == 2 && strcmp(fl[2], "-")) {
+                rc = gsl_fail(err, "%s: line %d: a codebook not installed has no CRC", manifest, lineno);
+            }
             ncb_seen++;
-        } else if (sscanf(line, "samples %d %1023s", &layer_i, path) == 2 && layer_i >= 0 &&
-                   layer_i < GSL_MAX_CODEBOOK_LAYERS) {
-            snprintf(ck->samples[layer_i], sizeof ck->samples[0], "%s", path);
-        } else { rc = gsl_fail(err, "%s: unexpected line '%s'", manifest, line); break; }
+        } else if (!fields(line, "samples", ck->version == 2 ? 3 : 2, fl)) {
+            if (parse_small(fl[0], &v) || !(got & 32) || v >= ck->ncb) {
+                rc = gsl_fail(err, "%s: line %d: samples of codebook '%s', which the manifest does not have", manifest,
+                              lineno, fl[0]);
+                break;
+            }
+            if (samples_seen & (1 << v)) { rc = gsl_fail(err, "%s: line %d: samples %d given twice", manifest, lineno, v); break; }
+            samples_seen |= 1 << v;
+            snprintf(ck->samples[v], sizeof ck->samples[0], "%s", fl[1]);
+            if (ck->version == 2 && parse_crc(fl[2], &ck->crc_samples[v]))
+                rc = gsl_fail(err, "%s: line %d: bad CRC32 '%s'", manifest, lineno, fl[2]);
+        } else {
+            rc = gsl_fail(err, "%s: line %d: unexpected line '%.80s'", manifest, lineno, line);
+        }
+#undef ONCE
+        if (!rc && lineno == 1 && !(got & 1)) rc = gsl_fail(err, "%s: not a gsl checkpoint manifest", manifest);
     }
     fclose(f);
     if (rc) return rc;
-    if (got != 63 || version != 1) return gsl_fail(err, "%s: not a gsl checkpoint manifest (version 1)", manifest);
-    if (ck->ncb != ncb_seen || ck->ncb > GSL_MAX_CODEBOOK_LAYERS || ck->epoch < 0)
-        return gsl_fail(err, "%s: inconsistent manifest", manifest);
-    ck->seed = seed;
+    int need = 63 | (ck->version == 2 ? 64 : 0);
+    if ((got & need) != need) return gsl_fail(err, "%s: not a complete gsl checkpoint manifest", manifest);
+    if (ck->ncb != ncb_seen)
+        return gsl_fail(err, "%s: says %d codebooks but lists %d", manifest, ck->ncb, ncb_seen);
+    /* every file is this epoch's: a manifest cannot mix epochs */
+    int mixed = !names_epoch(ck->weights, ck->epoch) || !names_epoch(ck->optim, ck->epoch);
+    for (int i = 0; i < ck->ncb; i++) {
+        mixed |= ck->cb_installed[i] && !names_epoch(ck->codebook[i], ck->epoch);
+        mixed |= ck->samples[i][0] && !names_epoch(ck->samples[i], ck->epoch);
+    }
+    if (mixed) return gsl_fail(err, "%s: names files of another epoch than its epoch %d", manifest, ck->epoch);
     resolve(ck->weights, sizeof ck->weights, manifest);
     resolve(ck->optim, sizeof ck->optim, manifest);
     for (int i = 0; i < GSL_MAX_CODEBOOK_LAYERS; i++) {
@@ -519,8 +746,16 @@ int gsl_ckpt_read(const char *manifest, gsl_ckpt *ck, char *err)
     for (int i = 0; i < ck->ncb; i++)
         if (ck->cb_installed[i] && file_size(ck->codebook[i]) < 0)
             return gsl_fail(err, "%s: its codebook file %s is missing", manifest, ck->codebook[i]);
-    for (int i = 0; i < GSL_MAX_CODEBOOK_LAYERS; i++)
-        if (ck->samples[i][0] && (i >= ck->ncb || file_size(ck->samples[i]) < 0))
-            return gsl_fail(err, "%s: its samples file %s is missing or names no codebook layer", manifest, ck->samples[i]);
+    for (int i = 0; i < ck->ncb; i++)
+        if (ck->samples[i][0] && file_size(ck->samples[i]) < 0)
+            return gsl_fail(err, "%s: its samples file %s is missing", manifest, ck->samples[i]);
+    if (ck->version < 2) return 0; /* written before checksums: the files' own checks only */
+    if (verify(manifest, "weights", ck->weights, ck->crc_weights, err) ||
+        verify(manifest, "optimizer", ck->optim, ck->crc_optim, err))
+        return -1;
+    for (int i = 0; i < ck->ncb; i++) {
+        if (ck->cb_installed[i] && verify(manifest, "codebook", ck->codebook[i], ck->crc_codebook[i], err)) return -1;
+        if (ck->samples[i][0] && verify(manifest, "samples", ck->samples[i], ck->crc_samples[i], err)) return -1;
+    }
     return 0;
 }

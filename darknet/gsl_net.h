@@ -36,7 +36,7 @@ int gsl_net_embed(network *net, const gsl_data *d, const int *idx, int n, int up
 int gsl_weights_check(const network *net, const char *path, char *err);
 
 /* Writes Darknet weights atomically: to PATH.tmp, size checked, fsync'd, renamed. */
-int gsl_weights_save(network *net, const char *path, char *err);
+int gsl_weights_save(network *net, const char *path, uint32_t *crc, char *err);
 
 /* Momentum buffers (weight_updates, bias_updates, scale_updates), which .weights files do not hold; needed for a
  * resumed run to continue exactly. Own checksummed format, written atomically. */
@@ -52,6 +52,9 @@ typedef struct gsl_ckpt {
     int cb_installed[GSL_MAX_CODEBOOK_LAYERS];
     char weights[1024], optim[1024], codebook[GSL_MAX_CODEBOOK_LAYERS][1024];
     char samples[GSL_MAX_CODEBOOK_LAYERS][1024]; /* the rebuild's training inputs ("" when none were kept) */
+    int version;               /* 1: no checksums (older runs); 2: every file's CRC-32 and the run's identity */
+    uint64_t run;              /* the run that wrote it (version 2) */
+    uint32_t crc_weights, crc_optim, crc_codebook[GSL_MAX_CODEBOOK_LAYERS], crc_samples[GSL_MAX_CODEBOOK_LAYERS];
 } gsl_ckpt;
 
 /* The inputs of each codebook layer kept for the next rebuild (rows[i]: n[i] x d[i]; NULL when none). */
@@ -63,10 +66,15 @@ typedef struct gsl_ckpt_samples {
 /* Saves weights, optimizer state and codebooks (pqs[i] for layer cb_layer[i]; NULL = not installed yet) as the
  * files of epoch `epoch`, then writes the manifest atomically. The previous epoch's files stay until the new
  * manifest is in place, so a crash at any point leaves a loadable checkpoint. */
-int gsl_ckpt_save(network *net, const char *prefix, int epoch, uint64_t seed, int ncb, const int *cb_layer,
-                  gslq_pq *const *pqs, const gsl_ckpt_samples *samples, char *err);
-/* Reads a manifest and checks that its files exist. */
+int gsl_ckpt_save(network *net, const char *prefix, int epoch, uint64_t seed, uint64_t run, int ncb,
+                  const int *cb_layer, gslq_pq *const *pqs, const gsl_ckpt_samples *samples, char *err);
+/* Reads a manifest strictly (every key once, nothing else on a line, all files of its own epoch) and verifies each
+ * file against the CRC-32 it records (version 2). */
 int gsl_ckpt_read(const char *manifest, gsl_ckpt *ck, char *err);
+/* CRC-32 of a whole regular file. */
+int gsl_file_crc(const char *path, uint32_t *crc, char *err);
+/* A new run's identity (random, never 0). */
+uint64_t gsl_run_id(void);
 
 /* Writes a small file atomically (tmp, fsync, rename, fsync of the folder). */
 int gsl_write_atomic(const char *path, const void *data, size_t n, char *err);

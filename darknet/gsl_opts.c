@@ -101,8 +101,8 @@ int gsl_train_keys_read(const char *cfgfile, gsl_train_keys *k, char *err)
     *k = (gsl_train_keys){.epochs = 10, .warmup = 1, .rebuild_every = 1, .rebuild_samples = 10000,
                           .rebuild_iters = 10, .eval_queries = 1000, .eval_database = 10000, .threads = 2,
                           .seed = 1};
-    FILE *f = fopen(cfgfile, "r");
-    if (!f) return gsl_fail(err, "%s: cannot open: %s", cfgfile, strerror(errno));
+    FILE *f = gsl_fopen_read(cfgfile, err);
+    if (!f) return -1;
     list *opts = make_list();
     char line[4096];
     int in_net = 0, seen_net = 0;

@@ -101,6 +101,7 @@ typedef struct trainer {
                        * order) is row j of it, whatever the ranks, replicas or subdivisions, and a resume */
     int aug_first;    /* the step's first sample of the epoch */
     float *aug_rows;  /* -gpus replicas: the step's (augmented) rows, which train_networks reads */
+    uint64_t run;     /* this run's identity, recorded in every checkpoint and kept on resume */
 } trainer;
 
 /* Adds the B rows of the codebook layers' inputs in this training step to their reservoirs (Vitter's algorithm R,
@@ -254,6 +255,28 @@ static float train_step(trainer *t, const int *idx, float *truth_rows, float **x
 #endif
 }
 
+/* The step's embeddings (the input of the loss layer) are all finite. A diverged network can report a finite loss
+ * (a hinge clamps NaN distances), so the loss alone does not tell. One replica only: -gpus replicas are checked by
+ * their loss and by the weights scan before every checkpoint. */
+static int embedding_finite(network *net)
+{
+    layer *l = &net->layers[gsl_net_embedding_layer(net)];
+    size_t n = (size_t)l->outputs * l->batch;
+#ifdef GPU
+    if (net->gpu_index >= 0) cuda_pull_array(l->output_gpu, l->output, n);
+#endif
+    for (size_t i = 0; i < n; i++)
+        if (!isfinite(l->output[i])) return 0;
+    return 1;
+}
+
+static int diverged(int epoch, int step, int steps, double loss, char *err)
+{
+    return gsl_fail(err, "training diverged at epoch %d, step %d of %d: %s; stopped, nothing of this epoch is saved "
+                    "(the checkpoint still holds the last finished epoch). Lower learning_rate, or check the data",
+                    epoch, step, steps, isfinite(loss) ? "the embeddings are not finite" : "the loss is not finite");
+}
+
 static int run(trainer *t, const char *resume, char *err)
 {
     network *net = t->nets[0];
@@ -280,6 +303,11 @@ static int run(trainer *t, const char *resume, char *err)
         gsl_ckpt ck;
         if (gsl_ckpt_read(resume, &ck, err)) return -1;
         if (ck.ncb != t->ncb) return gsl_fail(err, "%s: %d codebooks, the network has %d codebook layers", resume, ck.ncb, t->ncb);
+        for (int i = 0; i < t->ncb; i++)
+            if (ck.cb_layer[i] != t->cbl[i])
+                return gsl_fail(err, "%s: codebook %d is for layer %d, but the network's codebook layer is %d", resume,
+                                i, ck.cb_layer[i], t->cbl[i]);
+        if (ck.run) t->run = ck.run;
         for (int r = 0; r < t->nrep; r++) {
             if (gsl_weights_check(t->nets[r], ck.weights, err)) return -1;
             load_weights(t->nets[r], ck.weights);
@@ -405,6 +433,10 @@ static int run(trainer *t, const char *resume, char *err)
             } else {
                 gsl_sampler_next(&smp, idx);
                 loss = train_step(t, idx, truth_rows, xrows, yrows);
+                if (!isfinite(loss) || (t->nrep == 1 && !embedding_finite(net))) {
+                    rc = diverged(epoch + 1, s + 1, steps, loss, err);
+                    break;
+                }
                 if (t->collect) collect_inputs(t);
             }
             loss_sum += loss;
@@ -422,6 +454,10 @@ static int run(trainer *t, const char *resume, char *err)
                 double v[3] = {loss_int, st.last_qerr, st.last_snapped_frac}; /* means over the ranks */
                 gsl_dist_sum_doubles(D, v, 3, "the progress-line all-reduce");
                 for (int j = 0; j < 3; j++) v[j] /= D->size;
+                if (D->on && !isfinite(v[0])) { /* every rank sees the same sum, so all stop together */
+                    rc = diverged(epoch + 1, s + 1, steps, v[0], err);
+                    break;
+                }
                 if (lead) {
                     printf("epoch %d/%d batch %d/%d loss %.5f", epoch + 1, t->k.epochs, s + 1, steps, v[0] / nint);
                     if (t->ncb && gsl_layer_codebook_installed(&net->layers[t->cbl[0]]))
@@ -437,6 +473,7 @@ static int run(trainer *t, const char *resume, char *err)
             }
         }
         gsl_sampler_free(&smp);
+        if (rc) break;
         double t2 = now_s(), c2 = cpu_s();
 #ifdef GPU
         if (t->nrep > 1) sync_nets(t->nets, t->nrep, 0);
@@ -484,7 +521,7 @@ static int run(trainer *t, const char *resume, char *err)
             eo.quiet = 1;
             if ((rc = gsl_eval_network(net, &t->valid, &t->db, t->ncb ? t->pqs[0] : NULL, &eo, &ev, err))) break;
         }
-        if ((rc = gsl_ckpt_save(net, t->prefix, epoch + 1, t->k.seed, t->ncb, t->cbl, t->pqs,
+        if ((rc = gsl_ckpt_save(net, t->prefix, epoch + 1, t->k.seed, t->run, t->ncb, t->cbl, t->pqs,
                                 t->collect ? &t->res : NULL, err))) break;
         double train_s = t2 - t1, ips = (double)steps * per_step / (train_s > 0 ? train_s : 1e-9);
         printf("epoch %d done: loss %.5f", epoch + 1, loss_sum / steps);
@@ -530,6 +567,7 @@ int gsl_train_main(int argc, char **argv)
         return 1;
     }
     trainer t = {0};
+    t.run = gsl_run_id();
     t.dist = &dist;
     t.datafile = a.pos[0];
     t.cfgfile = a.pos[1];

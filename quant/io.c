@@ -4,6 +4,7 @@
  * PATH.tmp.PID, fsync it and rename it over PATH. */
 #define _POSIX_C_SOURCE 200809L
 #include <errno.h>
+#include <fcntl.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -88,12 +89,18 @@ static int rd_open(rd *r, const char *path, gslq_error *err)
     memset(r, 0, sizeof *r);
     r->path = path;
     if (!path) return gslq__fail(err, GSLQ_EINVAL, "read: NULL path");
-    r->f = fopen(path, "rb");
-    if (!r->f) return gslq__fail(err, GSLQ_EIO, "cannot open %s: %s", path, strerror(errno));
+    /* O_NONBLOCK: opening a named pipe must not wait for a writer; it is refused below like any non-file */
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0) return gslq__fail(err, GSLQ_EIO, "cannot open %s: %s", path, strerror(errno));
     struct stat st;
-    if (fstat(fileno(r->f), &st) || !S_ISREG(st.st_mode)) {
-        fclose(r->f);
-        return gslq__fail(err, GSLQ_EIO, "%s is not a regular file", path);
+    if (fstat(fd, &st) || !S_ISREG(st.st_mode)) {
+        close(fd);
+        return gslq__fail(err, GSLQ_EIO, "%s: not a regular file", path);
+    }
+    int fl = fcntl(fd, F_GETFL);
+    if (fl < 0 || fcntl(fd, F_SETFL, fl & ~O_NONBLOCK) || !(r->f = fdopen(fd, "rb"))) {
+        close(fd);
+        return gslq__fail(err, GSLQ_EIO, "cannot open %s: %s", path, strerror(errno));
     }
     r->size = (uint64_t)st.st_size;
     return GSLQ_OK;

@@ -62,8 +62,9 @@ if [ "$omp" = 1 ] && [ ! -x "$stock_omp" -o tests/bench_train.c -nt "$stock_omp"
   make -C build/bench-stock-omp/darknet -j"$(nproc)" GPU=0 OPENCV=0 OPENMP=1 obj libdarknet.a \
     > build/bench-stock-omp/build.log 2>&1 || { tail -20 build/bench-stock-omp/build.log; exit 1; }
   d=build/bench-stock-omp/darknet
-  gcc -std=c11 -D_GNU_SOURCE -O3 -march=x86-64-v2 -DGSL_BENCH_STOCK -DGSL_BENCH_OMP -Itests -I$d/include -I$d/src \
-    tests/bench_train.c $d/libdarknet.a -fopenmp -lopenblas -lm -pthread -o "$stock_omp"
+  gcc -std=c11 -D_GNU_SOURCE -O3 -march=x86-64-v2 -DGSL_BENCH_STOCK -DGSL_BENCH_OMP -Itests -Iquant -I$d/include \
+    -I$d/src tests/bench_train.c quant/blas.c quant/util.c $d/libdarknet.a -fopenmp -lopenblas -lm -pthread \
+    -o "$stock_omp"
 fi
 
 out=build/bench

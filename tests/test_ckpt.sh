@@ -1,0 +1,103 @@
+#!/usr/bin/env bash
+# What a diverging run, a damaged or hand-made checkpoint and hostile files can do: training stops at the first
+# non-finite step and commits nothing of it; the manifest records a CRC-32 of every file and loading verifies them;
+# a manifest is read strictly; non-finite weights are never loaded or embedded.
+set -u
+bin=$(realpath "${DARKNET_BIN:?DARKNET_BIN is not set}")
+py=${PYTHON:-/usr/bin/python3}
+here=$(cd "$(dirname "$0")" && pwd)
+tmp=$(realpath -m "${GSL_TEST_TMP:-/tmp}/ckpt")
+rm -rf "$tmp" && mkdir -p "$tmp/data"
+export OPENBLAS_NUM_THREADS=1
+. "$here/lib.sh"
+"$py" "$here/e2e/make_subset.py" "$tmp/data" 200 50 || { echo "RESULT 0 passed, 1 failed"; exit 1; }
+cd "$tmp"
+mkdata() { # NAME BACKUP
+  printf 'classes=10\ntrain=%s\ntrain_labels=%s\nvalid=%s\nvalid_labels=%s\nbackup=%s\n' "$tmp/data/train-images.gz" \
+    "$tmp/data/train-labels.gz" "$tmp/data/test-images.gz" "$tmp/data/test-labels.gz" "$tmp/$2" > "$1.data"
+}
+cfg=$here/e2e/small.cfg
+sed 's/^learning_rate=.*/learning_rate=1000000/' "$cfg" > boom.cfg
+# the same network without a codebook layer
+awk '/^\[snap\]/{skip=1; next} /^\[/{skip=0} !skip' "$cfg" > plain.cfg
+sed 's/^learning_rate=.*/learning_rate=1000000/' plain.cfg > plainboom.cfg
+mkdata a A; mkdata p P; mkdata q Q
+
+# ---- a good run of 2 epochs, then a diverging resume: stopped at once, the manifest keeps naming epoch 2
+"$bin" gsl train a.data "$cfg" -epochs 2 > A.log 2>&1
+check good_run '[ -f A/small.ckpt ] && grep -q "^epoch 2$" A/small.ckpt' "$(tail -2 A.log)"
+cp A/small.ckpt good.ckpt
+"$bin" gsl train a.data boom.cfg A/small.ckpt -epochs 3 > boom.log 2>&1; rc=$?
+check divergence_stops '[ $rc = 1 ] && grep -qE "training diverged at epoch 3, step [0-9]+ of 4" boom.log' \
+  "exit $rc: $(tail -2 boom.log)"
+check divergence_commits_nothing 'cmp -s A/small.ckpt good.ckpt && [ ! -e A/small_e0003.weights ] && ! ls A/*.tmp >/dev/null 2>&1' \
+  "$(cat A/small.ckpt; ls A)"
+expect divergence_leaves_loadable_checkpoint 0 "^PQ codes" "$bin" gsl eval a.data "$cfg" A/small.ckpt
+# from scratch, with and without a codebook layer: no checkpoint at all, exit 1
+"$bin" gsl train p.data boom.cfg > P.log 2>&1; rc=$?
+check divergence_first_epoch '[ $rc = 1 ] && grep -q "training diverged at epoch 1" P.log && [ ! -e P/small.ckpt ]' \
+  "exit $rc: $(tail -2 P.log); $(ls P 2>/dev/null)"
+"$bin" gsl train q.data plainboom.cfg > Q.log 2>&1; rc=$?
+check divergence_without_codebook '[ $rc = 1 ] && grep -q "training diverged at epoch 1" Q.log && [ ! -e Q/plainboom.ckpt ]' \
+  "exit $rc: $(tail -2 Q.log); $(ls Q 2>/dev/null)"
+
+# ---- weights files: NaN payload, damaged header, one flipped bit
+w=A/small_e0002.weights
+"$py" - "$w" nan.weights hdr.weights <<'PY'
+import struct, sys
+b = bytearray(open(sys.argv[1], "rb").read())
+nan = bytearray(b); nan[20:] = struct.pack("<f", float("nan")) * ((len(b) - 20) // 4)
+open(sys.argv[2], "wb").write(nan)
+hdr = bytearray(b); hdr[0:4] = struct.pack("<i", 0x41414141)
+open(sys.argv[3], "wb").write(hdr)
+PY
+expect nan_weights_refused_by_eval 1 "nan.weights: [0-9]+ of [0-9]+ weights are not finite" \
+  "$bin" gsl eval a.data "$cfg" nan.weights -subspaces 4 -codewords 16
+expect nan_weights_refused_by_embed 1 "not finite" "$bin" gsl embed a.data "$cfg" nan.weights -out nanemb
+check nan_embed_writes_nothing '[ ! -e nanemb.fvecs ]' "nanemb.fvecs written"
+expect damaged_header_refused 1 "hdr.weights: damaged header" "$bin" gsl eval a.data "$cfg" hdr.weights -subspaces 4 -codewords 16
+cp -a A F
+"$py" - F/small_e0002.weights <<'PY'
+import sys
+p = sys.argv[1]; b = bytearray(open(p, "rb").read()); b[len(b) // 2] ^= 0x10; open(p, "wb").write(b)
+PY
+expect flipped_bit_refused_by_eval 1 "its weights file .*small_e0002.weights does not match the checksum" \
+  "$bin" gsl eval a.data "$cfg" F/small.ckpt
+expect flipped_bit_refused_by_resume 1 "does not match the checksum" "$bin" gsl train a.data "$cfg" F/small.ckpt -epochs 3
+
+# ---- hand-made manifests: mixed epochs, repeats, junk, out-of-range values; a named pipe
+man() { # NAME SED-EXPRESSION: a copy of A's manifest, edited
+  sed "$2" A/small.ckpt > "A/$1.ckpt"
+}
+man mixed 's/small_e0002.weights/small_e0001.weights/'
+expect mixed_epochs_refused 1 "names files of another epoch" "$bin" gsl eval a.data "$cfg" A/mixed.ckpt
+man repeated '/^seed /p'
+expect repeated_key_refused 1 "'seed' is given twice" "$bin" gsl eval a.data "$cfg" A/repeated.ckpt
+man junk 's/^epoch 2$/epoch 2 junk/'
+expect trailing_junk_refused 1 "unexpected line 'epoch 2 junk'" "$bin" gsl eval a.data "$cfg" A/junk.ckpt
+man huge 's/^epoch 2$/epoch 2147483647/'
+expect huge_epoch_refused 1 "epoch '2147483647' is not a count of epochs" "$bin" gsl train a.data "$cfg" A/huge.ckpt
+man layer 's/^codebook 6 /codebook 9999 /'
+expect foreign_layer_refused 1 "codebook 0 is for layer 9999, but the network's codebook layer is 6" \
+  "$bin" gsl train a.data "$cfg" A/layer.ckpt -epochs 3
+man badcrc 's/^\(optim [^ ]*\) [0-9a-f]*$/\1 00000000/'
+expect wrong_crc_refused 1 "its optimizer file .* does not match the checksum" "$bin" gsl eval a.data "$cfg" A/badcrc.ckpt
+mkfifo pipe.ckpt pipe.codebook
+expect fifo_manifest_refused 1 "pipe.ckpt: not a regular file" timeout 20 "$bin" gsl eval a.data "$cfg" pipe.ckpt
+expect fifo_codebook_refused 1 "pipe.codebook: not a regular file" \
+  timeout 20 "$bin" gsl encode a.data "$cfg" A/small.ckpt -codebook pipe.codebook -out fifo
+# a manifest of version 1 (before checksums) still loads
+"$py" - A/small.ckpt A/v1.ckpt <<'PY'
+import sys
+out = []
+for l in open(sys.argv[1]):
+    w = l.split()
+    if w[0] == "gsl-checkpoint": out.append("gsl-checkpoint 1")
+    elif w[0] == "run": continue
+    elif w[0] in ("weights", "optim"): out.append(" ".join(w[:2]))
+    elif w[0] in ("codebook", "samples"): out.append(" ".join(w[:3]))
+    else: out.append(l.strip())
+open(sys.argv[2], "w").write("\n".join(out) + "\n")
+PY
+expect version1_manifest_loads 0 "^PQ codes" "$bin" gsl eval a.data "$cfg" A/v1.ckpt
+result
