@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -441,8 +442,9 @@ int gsl_net_embed(network *net, const gsl_data *d, const int *idx, int n, int up
 
 /* ------------------------------------------------------------------------------------------------ checkpoints */
 
-/* Crash injection for the tests: GSL_FAULT_KILL=weights|manifest kills the process with SIGKILL at that point of
- * a checkpoint save, as a power cut or the OOM killer would. */
+/* Crash injection for the tests: GSL_FAULT_KILL=weights|manifest|committed kills the process with SIGKILL at that
+ * point of a checkpoint save (after the weights, before the manifest, after the manifest), as a power cut or the OOM
+ * killer would. */
 static void fault_point(const char *where)
 {
     const char *f = getenv("GSL_FAULT_KILL");
@@ -485,6 +487,33 @@ static void remove_epoch_files(const char *prefix, int epoch, int ncb)
         epoch_file(p, sizeof p, prefix, epoch, what);
         unlink(p);
     }
+}
+
+int gsl_folder_lock(const char *dir, char *err)
+{
+    char path[1100];
+    snprintf(path, sizeof path, "%s/.gsl-train.lock", dir);
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0666);
+    if (fd < 0) return gsl_fail(err, "%s: cannot create the run's lock file: %s", path, strerror(errno)), -1;
+    if (flock(fd, LOCK_EX | LOCK_NB)) {
+        int e = errno;
+        char holder[256] = "";
+        ssize_t n = pread(fd, holder, sizeof holder - 1, 0);
+        holder[n > 0 ? n : 0] = 0;
+        holder[strcspn(holder, "\n")] = 0;
+        close(fd);
+        if (e == EWOULDBLOCK)
+            return gsl_fail(err, "%s: another training run is using this backup folder (%s); wait for it to end, or "
+                            "give this run another backup folder in its .data file", dir,
+                            holder[0] ? holder : "holder unknown"), -1;
+        return gsl_fail(err, "%s: cannot lock: %s", path, strerror(e)), -1;
+    }
+    /* the kernel releases the lock when this process ends, however it ends */
+    char host[128] = "?", line[256];
+    gethostname(host, sizeof host - 1);
+    int len = snprintf(line, sizeof line, "pid %d on %s\n", (int)getpid(), host);
+    if (ftruncate(fd, 0) == 0 && pwrite(fd, line, (size_t)len, 0) == len) fsync(fd);
+    return fd;
 }
 
 uint64_t gsl_run_id(void)
@@ -564,6 +593,7 @@ int gsl_ckpt_save(network *net, const char *prefix, int epoch, uint64_t seed, ui
     snprintf(manifest, sizeof manifest, "%s.ckpt", prefix);
     fault_point("manifest");
     if (gsl_write_atomic(manifest, text, (size_t)len, err)) return -1;
+    fault_point("committed");
     /* The new manifest is in place: epoch-2's files are no longer referenced (epoch-1's are kept as a spare). */
     if (epoch >= 2) remove_epoch_files(prefix, epoch - 2, ncb);
     return 0;

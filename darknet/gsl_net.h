@@ -73,6 +73,9 @@ int gsl_ckpt_save(network *net, const char *prefix, int epoch, uint64_t seed, ui
 int gsl_ckpt_read(const char *manifest, gsl_ckpt *ck, char *err);
 /* CRC-32 of a whole regular file. */
 int gsl_file_crc(const char *path, uint32_t *crc, char *err);
+/* An exclusive lock on a run's backup folder (dir/.gsl-train.lock), held until the process ends (a killed holder
+ * releases it): a descriptor, or -1 with an error naming the folder and the holder. */
+int gsl_folder_lock(const char *dir, char *err);
 /* A new run's identity (random, never 0). */
 uint64_t gsl_run_id(void);
 

@@ -277,6 +277,46 @@ static int diverged(int epoch, int step, int steps, double loss, char *err)
                     epoch, step, steps, isfinite(loss) ? "the embeddings are not finite" : "the loss is not finite");
 }
 
+#define CSV_HEADER "epoch,loss,qerr,snapped,rebuild_s,train_s,images_per_s,map_float,map_pq,train_cpu_s\n"
+
+/* The CSV log holds the header and one row per epoch the checkpoint has committed: rows of epochs after `epochs`
+ * (written before a crash stopped their checkpoint) are dropped, atomically. */
+static int csv_reconcile(const char *path, int epochs, char *err)
+{
+    size_t cap = 1 << 16, len = 0;
+    char *out = malloc(cap), line[4096];
+    if (!out) return gsl_fail(err, "out of memory");
+    len = (size_t)snprintf(out, cap, "%s", CSV_HEADER);
+    FILE *f = epochs ? fopen(path, "r") : NULL;
+    int first = 1;
+    while (f && fgets(line, sizeof line, f)) {
+        if (first) { first = 0; if (!strcmp(line, CSV_HEADER)) continue; }
+        char *end;
+        long e = strtol(line, &end, 10);
+        if (end == line || *end != ',' || e < 1 || e > epochs || !strchr(line, '\n')) continue; /* torn or later */
+        size_t n = strlen(line);
+        if (len + n + 1 > cap) {
+            char *o = realloc(out, cap = 2 * (len + n + 1));
+            if (!o) { free(out); fclose(f); return gsl_fail(err, "out of memory"); }
+            out = o;
+        }
+        memcpy(out + len, line, n + 1);
+        len += n;
+    }
+    if (f) fclose(f);
+    int rc = gsl_write_atomic(path, out, len, err);
+    free(out);
+    return rc;
+}
+
+/* One epoch's row, on disk before the checkpoint that commits the epoch. */
+static int csv_row(FILE *csv, const char *path, const char *row, char *err)
+{
+    if (fputs(row, csv) < 0 || fflush(csv) || fsync(fileno(csv)))
+        return gsl_fail(err, "%s: write failed: %s", path, strerror(errno));
+    return 0;
+}
+
 static int run(trainer *t, const char *resume, char *err)
 {
     network *net = t->nets[0];
@@ -354,10 +394,9 @@ static int run(trainer *t, const char *resume, char *err)
     char csvpath[1100];
     snprintf(csvpath, sizeof csvpath, "%s.csv", t->prefix);
     if (lead) {
-        t->csv = fopen(csvpath, start_epoch ? "a" : "w");
+        if (csv_reconcile(csvpath, start_epoch, err)) return -1;
+        t->csv = fopen(csvpath, "a");
         if (!t->csv) return gsl_fail(err, "%s: cannot write: %s", csvpath, strerror(errno));
-        if (!start_epoch)
-            fprintf(t->csv, "epoch,loss,qerr,snapped,rebuild_s,train_s,images_per_s,map_float,map_pq,train_cpu_s\n");
     }
 
     int *idx = malloc(sizeof(int) * per_step);
@@ -521,9 +560,13 @@ static int run(trainer *t, const char *resume, char *err)
             eo.quiet = 1;
             if ((rc = gsl_eval_network(net, &t->valid, &t->db, t->ncb ? t->pqs[0] : NULL, &eo, &ev, err))) break;
         }
+        double train_s = t2 - t1, ips = (double)steps * per_step / (train_s > 0 ? train_s : 1e-9);
+        char row[512];
+        snprintf(row, sizeof row, "%d,%.6f,%.6f,%.4f,%.3f,%.3f,%.1f,%.5f,%.5f,%.3f\n", epoch + 1, loss_sum / steps, qerr,
+                 snapped, t1 - t0, train_s, ips, ev.map_float, ev.map_pq, c2 - c1);
+        if ((rc = csv_row(t->csv, csvpath, row, err))) break;
         if ((rc = gsl_ckpt_save(net, t->prefix, epoch + 1, t->k.seed, t->run, t->ncb, t->cbl, t->pqs,
                                 t->collect ? &t->res : NULL, err))) break;
-        double train_s = t2 - t1, ips = (double)steps * per_step / (train_s > 0 ? train_s : 1e-9);
         printf("epoch %d done: loss %.5f", epoch + 1, loss_sum / steps);
         if (!isnan(qerr)) printf(" qerr %.5f", qerr);
         if (!isnan(snapped)) printf(" snapped %.3f", snapped);
@@ -539,9 +582,6 @@ static int run(trainer *t, const char *resume, char *err)
                        100.0 * D->wait_s / (train_s > 0 ? train_s : 1e-9));
             printf("\n");
         }
-        fprintf(t->csv, "%d,%.6f,%.6f,%.4f,%.3f,%.3f,%.1f,%.5f,%.5f,%.3f\n", epoch + 1, loss_sum / steps, qerr, snapped,
-                t1 - t0, train_s, ips, ev.map_float, ev.map_pq, c2 - c1);
-        fflush(t->csv);
         fflush(stdout);
     }
     free(idx); free(truth_rows); free(xrows); free(yrows);
@@ -582,6 +622,11 @@ int gsl_train_main(int argc, char **argv)
     if (a.seed_set) t.k.seed = a.seed;
     if (a.epochs) t.k.epochs = a.epochs;
     if (a.threads) t.k.threads = a.threads;
+    /* the backup folder is this run's alone from here on (rank 0 writes it) */
+    if (dist.rank == 0 && (gsl_mkdirs(t.dc.backup, err) || gsl_folder_lock(t.dc.backup, err) < 0)) goto out;
+    char *base = basecfg((char *)t.cfgfile);
+    snprintf(t.prefix, sizeof t.prefix, "%s/%s", t.dc.backup, base);
+    free(base);
     gsl_registry_install();
     t.nrep = a.ngpus ? a.ngpus : 1;
     const int *gpus = a.ngpus ? a.gpus : NULL;
@@ -626,10 +671,6 @@ int gsl_train_main(int argc, char **argv)
         if (gsl_data_load(&t.dc, GSL_SPLIT_DATABASE, net->c, net->h, net->w, &t.db, err)) goto out;
         t.have_eval = 1;
     }
-    if (dist.rank == 0 && gsl_mkdirs(t.dc.backup, err)) goto out;
-    char *base = basecfg((char *)t.cfgfile);
-    snprintf(t.prefix, sizeof t.prefix, "%s/%s", t.dc.backup, base);
-    free(base);
     if (run(&t, resume, err)) goto out;
     rc = 0;
 out:

@@ -41,6 +41,21 @@ check divergence_first_epoch '[ $rc = 1 ] && grep -q "training diverged at epoch
 check divergence_without_codebook '[ $rc = 1 ] && grep -q "training diverged at epoch 1" Q.log && [ ! -e Q/plainboom.ckpt ]' \
   "exit $rc: $(tail -2 Q.log); $(ls Q 2>/dev/null)"
 
+# ---- one trainer per backup folder: a second one fails at once naming the folder and the holder; a lock left by a
+# killed trainer does not block the next
+mkdata l L
+"$bin" gsl train l.data "$cfg" -epochs 1000 > L1.log 2>&1 &
+holder=$!
+for i in $(seq 50); do grep -q "^epoch 1/" L1.log 2>/dev/null && break; sleep 0.2; done
+start=$(date +%s)
+"$bin" gsl train l.data "$cfg" -epochs 2 > L2.log 2>&1; rc=$?
+check second_trainer_refused "[ \$rc = 1 ] && grep -q \"$tmp/L: another training run is using this backup folder (pid $holder on \" L2.log" \
+  "exit $rc: $(tail -1 L2.log)"
+check second_trainer_fails_at_once '[ $(( $(date +%s) - start )) -le 5 ]' "took $(( $(date +%s) - start )) s"
+kill -9 $holder; wait $holder 2>/dev/null
+"$bin" gsl train l.data "$cfg" -epochs 1 > L3.log 2>&1; rc=$?
+check stale_lock_does_not_block '[ $rc = 0 ]' "exit $rc: $(tail -1 L3.log)"
+
 # ---- weights files: NaN payload, damaged header, one flipped bit
 w=A/small_e0002.weights
 "$py" - "$w" nan.weights hdr.weights <<'PY'

@@ -63,16 +63,21 @@ check resume_runs '[ $rc = 0 ] && grep -q "resuming" B2.log' "exit $rc: $(tail -
 check_close resume_equals_uninterrupted A/small_e0003.weights B/small_e0003.weights 20 0 1e-5 1e-4
 check resume_codebook_equal 'cmp -s A/small_e0003_cb0.codebook B/small_e0003_cb0.codebook' "codebooks differ"
 
-# ---- a crash while saving leaves the previous checkpoint loadable
-for point in weights manifest; do
+# ---- a crash while saving leaves the previous checkpoint loadable, and the CSV log one row per committed epoch
+# (the row is on disk before the manifest that commits it; a resume drops the row of an epoch never committed)
+csv_epochs() { tail -n +2 C/small.csv | cut -d, -f1 | tr '\n' ' '; }
+for point in weights manifest committed; do
   rm -rf C; mkdata c C
   "$bin" gsl train c.data "$cfg" -epochs 2 > C1.log 2>&1
   GSL_FAULT_KILL=$point "$bin" gsl train c.data "$cfg" C/small.ckpt -epochs 3 > C2.log 2>&1; rc=$?
   ep=$(awk '/^epoch /{print $2}' C/small.ckpt)
-  check "sigkill_in_save_$point" '[ $rc = 137 ] && [ "$ep" = 2 ]' "exit $rc, manifest epoch $ep"
+  want=2; [ $point = committed ] && want=3
+  check "sigkill_in_save_$point" '[ $rc = 137 ] && [ "$ep" = $want ]' "exit $rc, manifest epoch $ep"
+  check "csv_row_before_commit_$point" '[ "$(csv_epochs)" = "1 2 3 " ]' "$(csv_epochs)"
   "$bin" gsl train c.data "$cfg" C/small.ckpt -epochs 3 > C3.log 2>&1; rc=$?
   check "resume_after_kill_$point" '[ $rc = 0 ] && [ "$(awk "/^epoch /{print \$2}" C/small.ckpt)" = 3 ]' \
     "exit $rc: $(tail -2 C3.log)"
+  check "csv_reconciled_$point" '[ "$(csv_epochs)" = "1 2 3 " ]' "$(csv_epochs)"
 done
 
 # ---- embeddings, codes, search, export
