@@ -2,7 +2,10 @@
 #ifndef GSL_CMD_H
 #define GSL_CMD_H
 
-/* argv[0] is "gsl". Returns the process exit status: 0 ok, 1 runtime error, 2 usage error. */
+/* argv[0] is "gsl". Returns the process exit status: 0 ok, 1 runtime error, 2 usage error, and for `gsl train`
+ * GSL_EXIT_PREEMPTED when a signal stopped it after writing a checkpoint (resume from it); 3 is a distributed run's
+ * failed or hung rank (docs/training.md). */
+#define GSL_EXIT_PREEMPTED 75
 int gsl_main(int argc, char **argv);
 
 /* Subcommands, each given argv[0] = its own name. */

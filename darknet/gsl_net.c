@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <glob.h>
 #include <inttypes.h>
 #include <libgen.h>
 #include <math.h>
@@ -451,9 +452,21 @@ static void fault_point(const char *where)
     if (f && strcmp(f, where) == 0) raise(SIGKILL);
 }
 
-static void epoch_file(char *out, size_t cap, const char *prefix, int epoch, const char *what)
+static void epoch_file(char *out, size_t cap, const char *prefix, int epoch, int step, const char *what)
 {
-    snprintf(out, cap, "%s_e%04d%s", prefix, epoch, what);
+    if (step) snprintf(out, cap, "%s_e%04d_s%06d%s", prefix, epoch, step, what);
+    else snprintf(out, cap, "%s_e%04d%s", prefix, epoch, what);
+}
+
+/* The files of checkpoints taken within the epoch after `epoch` (prefix_eNNNN_s*). */
+static void remove_position_files(const char *prefix, int epoch)
+{
+    char pat[1200];
+    snprintf(pat, sizeof pat, "%s_e%04d_s*", prefix, epoch);
+    glob_t g;
+    if (glob(pat, GLOB_NOSORT, NULL, &g) == 0)
+        for (size_t i = 0; i < g.gl_pathc; i++) unlink(g.gl_pathv[i]);
+    globfree(&g);
 }
 
 static const char *base_name(const char *path)
@@ -476,15 +489,15 @@ static void resolve(char *path, size_t cap, const char *manifest)
 static void remove_epoch_files(const char *prefix, int epoch, int ncb)
 {
     char p[1100];
-    epoch_file(p, sizeof p, prefix, epoch, ".weights"); unlink(p);
-    epoch_file(p, sizeof p, prefix, epoch, ".optim"); unlink(p);
+    epoch_file(p, sizeof p, prefix, epoch, 0, ".weights"); unlink(p);
+    epoch_file(p, sizeof p, prefix, epoch, 0, ".optim"); unlink(p);
     for (int i = 0; i < ncb; i++) {
         char what[64];
         snprintf(what, sizeof what, "_cb%d.codebook", i);
-        epoch_file(p, sizeof p, prefix, epoch, what);
+        epoch_file(p, sizeof p, prefix, epoch, 0, what);
         unlink(p);
         snprintf(what, sizeof what, "_cb%d.samples.fvecs", i);
-        epoch_file(p, sizeof p, prefix, epoch, what);
+        epoch_file(p, sizeof p, prefix, epoch, 0, what);
         unlink(p);
     }
 }
@@ -533,14 +546,16 @@ uint64_t gsl_run_id(void)
 }
 
 int gsl_ckpt_save(network *net, const char *prefix, int epoch, uint64_t seed, uint64_t run, int ncb,
-                  const int *cb_layer, gslq_pq *const *pqs, const gsl_ckpt_samples *samples, char *err)
+                  const int *cb_layer, gslq_pq *const *pqs, const gsl_ckpt_samples *samples,
+                  const gsl_ckpt_position *pos, char *err)
 {
     gsl_ckpt ck = {0};
     ck.epoch = epoch;
     ck.seed = seed;
     ck.ncb = ncb;
-    epoch_file(ck.weights, sizeof ck.weights, prefix, epoch, ".weights");
-    epoch_file(ck.optim, sizeof ck.optim, prefix, epoch, ".optim");
+    int step = pos ? pos->step : 0;
+    epoch_file(ck.weights, sizeof ck.weights, prefix, epoch, step, ".weights");
+    epoch_file(ck.optim, sizeof ck.optim, prefix, epoch, step, ".optim");
     if (gsl_weights_save(net, ck.weights, &ck.crc_weights, err)) return -1;
     fault_point("weights");
     if (gsl_optim_save(net, ck.optim, err) || gsl_file_crc(ck.optim, &ck.crc_optim, err)) return -1;
@@ -550,7 +565,7 @@ int gsl_ckpt_save(network *net, const char *prefix, int epoch, uint64_t seed, ui
         if (!pqs[i]) continue;
         char what[64];
         snprintf(what, sizeof what, "_cb%d.codebook", i);
-        epoch_file(ck.codebook[i], sizeof ck.codebook[i], prefix, epoch, what);
+        epoch_file(ck.codebook[i], sizeof ck.codebook[i], prefix, epoch, step, what);
         gslq_error e = {0};
         if (gslq_pq_save(ck.codebook[i], pqs[i], &e)) return gsl_fail(err, "%s", e.msg);
         if (gsl_file_crc(ck.codebook[i], &ck.crc_codebook[i], err)) return -1;
@@ -559,7 +574,7 @@ int gsl_ckpt_save(network *net, const char *prefix, int epoch, uint64_t seed, ui
         if (!samples->rows[i] || samples->n[i] <= 0) continue;
         char what[64];
         snprintf(what, sizeof what, "_cb%d.samples.fvecs", i);
-        epoch_file(ck.samples[i], sizeof ck.samples[i], prefix, epoch, what);
+        epoch_file(ck.samples[i], sizeof ck.samples[i], prefix, epoch, step, what);
         size_t cnt = (size_t)samples->n[i] * samples->d[i];
         for (size_t k = 0; k < cnt; k++)
             if (!isfinite(samples->rows[i][k]))
@@ -588,14 +603,23 @@ int gsl_ckpt_save(network *net, const char *prefix, int epoch, uint64_t seed, ui
         if (ck.samples[i][0])
             len += snprintf(text + len, sizeof text - len, "samples %d %s %08" PRIx32 "\n", i, base_name(ck.samples[i]),
                             ck.crc_samples[i]);
+    if (step && len < (int)sizeof text) { /* the loss sum in hexadecimal: exact */
+        len += snprintf(text + len, sizeof text - len, "position %d %a %016" PRIx64, step, pos->loss_sum, pos->res_rng);
+        for (int i = 0; i < ncb && len < (int)sizeof text; i++)
+            len += snprintf(text + len, sizeof text - len, " %ld", pos->res_seen[i]);
+        if (len < (int)sizeof text) len += snprintf(text + len, sizeof text - len, "\n");
+    }
     if (len >= (int)sizeof text) return gsl_fail(err, "%s.ckpt: manifest too long", prefix);
     char manifest[1100];
     snprintf(manifest, sizeof manifest, "%s.ckpt", prefix);
     fault_point("manifest");
     if (gsl_write_atomic(manifest, text, (size_t)len, err)) return -1;
     fault_point("committed");
-    /* The new manifest is in place: epoch-2's files are no longer referenced (epoch-1's are kept as a spare). */
+    if (step) return 0; /* taken within an epoch: the last epoch's files stay as the spare */
+    /* The new manifest is in place: epoch-2's files are no longer referenced (epoch-1's are kept as a spare), nor
+     * are those of checkpoints taken within the epoch just finished. */
     if (epoch >= 2) remove_epoch_files(prefix, epoch - 2, ncb);
+    if (epoch >= 1) remove_position_files(prefix, epoch - 1);
     return 0;
 }
 
@@ -637,13 +661,16 @@ static int parse_crc(const char *s, uint32_t *out)
     return 0;
 }
 
-/* The file was written for this epoch: its name carries _eNNNN of it. */
-static int names_epoch(const char *path, int epoch)
+/* The file was written for this epoch and step: its name carries _eNNNN (and _sSSSSSS) of it. */
+static int names_epoch(const char *path, int epoch, int step)
 {
-    char tag[32];
-    snprintf(tag, sizeof tag, "_e%04d", epoch);
+    char tag[48];
+    if (step) snprintf(tag, sizeof tag, "_e%04d_s%06d", epoch, step);
+    else snprintf(tag, sizeof tag, "_e%04d", epoch);
     const char *b = base_name(path), *t = strstr(b, tag);
-    return t && (t[strlen(tag)] == '.' || t[strlen(tag)] == '_');
+    if (!t) return 0;
+    t += strlen(tag);
+    return *t == '.' || !strncmp(t, "_cb", 3);
 }
 
 static int verify(const char *manifest, const char *what, const char *path, uint32_t want, char *err)
@@ -658,6 +685,33 @@ static int verify(const char *manifest, const char *what, const char *path, uint
 }
 
 #define CKPT_MAX_EPOCH 10000000
+
+/* "STEP LOSS_SUM RNG SEEN_0 .. SEEN_ncb-1" */
+static int parse_position(const char *s, gsl_ckpt *ck, int have_ncb, char *err)
+{
+    (void)err;
+    if (!have_ncb) return -1;
+    char *end;
+    long step = strtol(s, &end, 10);
+    if (end == s || *end != ' ' || step < 1 || step > 100000000) return -1;
+    ck->pos.step = (int)step;
+    s = end + 1;
+    ck->pos.loss_sum = strtod(s, &end);
+    if (end == s || *end != ' ' || !isfinite(ck->pos.loss_sum)) return -1;
+    s = end + 1;
+    errno = 0;
+    ck->pos.res_rng = strtoull(s, &end, 16);
+    if (errno || end - s != 16) return -1;
+    for (int i = 0; i < ck->ncb; i++) {
+        s = end;
+        if (*s != ' ') return -1;
+        s++;
+        long v = strtol(s, &end, 10);
+        if (end == s || v < 0) return -1;
+        ck->pos.res_seen[i] = v;
+    }
+    return *end ? -1 : 0;
+}
 
 int gsl_ckpt_read(const char *manifest, gsl_ckpt *ck, char *err)
 {
@@ -746,6 +800,11 @@ int gsl_ckpt_read(const char *manifest, gsl_ckpt *ck, char *err)
             snprintf(ck->samples[v], sizeof ck->samples[0], "%s", fl[1]);
             if (ck->version == 2 && parse_crc(fl[2], &ck->crc_samples[v]))
                 rc = gsl_fail(err, "%s: line %d: bad CRC32 '%s'", manifest, lineno, fl[2]);
+        } else if (ck->version == 2 && !strncmp(line, "position ", 9)) {
+            ONCE(128, "position");
+            rc = parse_position(line + 9, ck, got & 32, err) ? gsl_fail(err, "%s: line %d: expected 'position STEP "
+                                                                     "LOSS_SUM RNG' and one count per codebook",
+                                                                     manifest, lineno) : 0;
         } else {
             rc = gsl_fail(err, "%s: line %d: unexpected line '%.80s'", manifest, lineno, line);
         }
@@ -758,11 +817,12 @@ int gsl_ckpt_read(const char *manifest, gsl_ckpt *ck, char *err)
     if ((got & need) != need) return gsl_fail(err, "%s: not a complete gsl checkpoint manifest", manifest);
     if (ck->ncb != ncb_seen)
         return gsl_fail(err, "%s: says %d codebooks but lists %d", manifest, ck->ncb, ncb_seen);
+    if (ck->pos.step && (ck->version < 2)) return gsl_fail(err, "%s: inconsistent manifest", manifest);
     /* every file is this epoch's: a manifest cannot mix epochs */
-    int mixed = !names_epoch(ck->weights, ck->epoch) || !names_epoch(ck->optim, ck->epoch);
+    int mixed = !names_epoch(ck->weights, ck->epoch, ck->pos.step) || !names_epoch(ck->optim, ck->epoch, ck->pos.step);
     for (int i = 0; i < ck->ncb; i++) {
-        mixed |= ck->cb_installed[i] && !names_epoch(ck->codebook[i], ck->epoch);
-        mixed |= ck->samples[i][0] && !names_epoch(ck->samples[i], ck->epoch);
+        mixed |= ck->cb_installed[i] && !names_epoch(ck->codebook[i], ck->epoch, ck->pos.step);
+        mixed |= ck->samples[i][0] && !names_epoch(ck->samples[i], ck->epoch, ck->pos.step);
     }
     if (mixed) return gsl_fail(err, "%s: names files of another epoch than its epoch %d", manifest, ck->epoch);
     resolve(ck->weights, sizeof ck->weights, manifest);

@@ -43,6 +43,14 @@ int gsl_weights_save(network *net, const char *path, uint32_t *crc, char *err);
 int gsl_optim_save(network *net, const char *path, char *err);
 int gsl_optim_load(network *net, const char *path, char *err);
 
+/* Where in an epoch a checkpoint was taken (a preempted run); step 0 is an epoch boundary. */
+typedef struct gsl_ckpt_position {
+    int step;                               /* steps of the next epoch already trained */
+    double loss_sum;                        /* their summed losses */
+    uint64_t res_rng;                       /* the rebuild reservoirs' generator */
+    long res_seen[GSL_MAX_CODEBOOK_LAYERS]; /* inputs offered to each reservoir so far */
+} gsl_ckpt_position;
+
 /* A checkpoint: manifest `<prefix>.ckpt` naming the files of one epoch. */
 typedef struct gsl_ckpt {
     int epoch;                 /* epochs completed */
@@ -55,6 +63,7 @@ typedef struct gsl_ckpt {
     int version;               /* 1: no checksums (older runs); 2: every file's CRC-32 and the run's identity */
     uint64_t run;              /* the run that wrote it (version 2) */
     uint32_t crc_weights, crc_optim, crc_codebook[GSL_MAX_CODEBOOK_LAYERS], crc_samples[GSL_MAX_CODEBOOK_LAYERS];
+    gsl_ckpt_position pos;     /* step 0: taken at the end of epoch `epoch` */
 } gsl_ckpt;
 
 /* The inputs of each codebook layer kept for the next rebuild (rows[i]: n[i] x d[i]; NULL when none). */
@@ -64,10 +73,12 @@ typedef struct gsl_ckpt_samples {
 } gsl_ckpt_samples;
 
 /* Saves weights, optimizer state and codebooks (pqs[i] for layer cb_layer[i]; NULL = not installed yet) as the
- * files of epoch `epoch`, then writes the manifest atomically. The previous epoch's files stay until the new
+ * files of epoch `epoch` (pos NULL or step 0), or of `pos->step` steps into the next one, then writes the manifest
+ * atomically. The previous epoch's files stay until the new
  * manifest is in place, so a crash at any point leaves a loadable checkpoint. */
 int gsl_ckpt_save(network *net, const char *prefix, int epoch, uint64_t seed, uint64_t run, int ncb,
-                  const int *cb_layer, gslq_pq *const *pqs, const gsl_ckpt_samples *samples, char *err);
+                  const int *cb_layer, gslq_pq *const *pqs, const gsl_ckpt_samples *samples,
+                  const gsl_ckpt_position *pos, char *err);
 /* Reads a manifest strictly (every key once, nothing else on a line, all files of its own epoch) and verifies each
  * file against the CRC-32 it records (version 2). */
 int gsl_ckpt_read(const char *manifest, gsl_ckpt *ck, char *err);

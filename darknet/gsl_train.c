@@ -11,6 +11,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -102,6 +103,7 @@ typedef struct trainer {
     int aug_first;    /* the step's first sample of the epoch */
     float *aug_rows;  /* -gpus replicas: the step's (augmented) rows, which train_networks reads */
     uint64_t run;     /* this run's identity, recorded in every checkpoint and kept on resume */
+    int stopped_epoch, stopped_step; /* where a signal stopped the run (run() returned 1) */
 } trainer;
 
 /* Adds the B rows of the codebook layers' inputs in this training step to their reservoirs (Vitter's algorithm R,
@@ -317,6 +319,99 @@ static int csv_row(FILE *csv, const char *path, const char *row, char *err)
     return 0;
 }
 
+/* Loads a checkpoint into every replica: weights, optimizer state, codebooks, the rebuild reservoirs, and where in
+ * an epoch it was taken. */
+static int resume_from(trainer *t, const char *resume, int *start_epoch, gsl_ckpt_position *pos, char *err)
+{
+    gsl_ckpt ck;
+    if (gsl_ckpt_read(resume, &ck, err)) return -1;
+    if (ck.ncb != t->ncb) return gsl_fail(err, "%s: %d codebooks, the network has %d codebook layers", resume, ck.ncb, t->ncb);
+    for (int i = 0; i < t->ncb; i++)
+        if (ck.cb_layer[i] != t->cbl[i])
+            return gsl_fail(err, "%s: codebook %d is for layer %d, but the network's codebook layer is %d", resume,
+                            i, ck.cb_layer[i], t->cbl[i]);
+    if (ck.run) t->run = ck.run;
+    for (int r = 0; r < t->nrep; r++) {
+        if (gsl_weights_check(t->nets[r], ck.weights, err)) return -1;
+        load_weights(t->nets[r], ck.weights);
+        if (gsl_optim_load(t->nets[r], ck.optim, err)) return -1;
+    }
+    for (int i = 0; i < t->ncb; i++) {
+        if (!ck.cb_installed[i]) continue;
+        gslq_error e = {0};
+        if (gslq_pq_load(ck.codebook[i], &t->pq[i], &e)) return gsl_fail(err, "%s", e.msg);
+        t->pqs[i] = &t->pq[i];
+        for (int r = 0; r < t->nrep; r++) {
+            char lerr[GSL_ERRLEN] = "";
+            if (gsl_layer_set_codebook(&t->nets[r]->layers[t->cbl[i]], t->pqs[i], lerr))
+                return gsl_fail(err, "%s: %s", ck.codebook[i], lerr);
+        }
+    }
+    for (int i = 0; i < t->ncb && t->collect; i++) {
+        if (!ck.samples[i][0]) continue;
+        gslq_error e = {0};
+        float *rows = NULL;
+        size_t n = 0;
+        int d = 0;
+        if (gslq_fvecs_read(ck.samples[i], &rows, &n, &d, &e)) return gsl_fail(err, "%s", e.msg);
+        if (d != t->res.d[i] || n > (size_t)t->res_cap) {
+            free(rows);
+            return gsl_fail(err, "%s: %zu x %d samples, the layer takes at most %d x %d", ck.samples[i], n, d,
+                        t->res_cap, t->res.d[i]);
+        }
+        memcpy(t->res.rows[i], rows, sizeof(float) * n * d);
+        t->res.n[i] = (int)n;
+        free(rows);
+    }
+    *start_epoch = ck.epoch;
+    *pos = ck.pos;
+    return 0;
+}
+
+/* Preemption: SIGTERM (one process) or SIGUSR1 (any run; under MPI, SIGTERM is the launcher stopping the job)
+ * asks the trainer to finish the current step, checkpoint where it is and exit with GSL_EXIT_PREEMPTED. Slurm sends
+ * it with `sbatch --signal=B:TERM@120` or `--signal=USR1@120`. Under MPI the ranks agree at the next progress line. */
+static volatile sig_atomic_t preempt_signal;
+static void on_preempt(int sig) { preempt_signal = sig; }
+
+static void preempt_arm(int mpi)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_preempt;
+    sa.sa_flags = SA_RESTART;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGUSR1, &sa, NULL);
+    if (!mpi) sigaction(SIGTERM, &sa, NULL);
+}
+
+/* Signal injection for the tests: GSL_FAULT_SIGNAL=EPOCH:STEP[:RANK] makes the process signal itself (SIGTERM, or
+ * SIGUSR1 under MPI) after that step of that epoch (1-based), as a scheduler's preemption would. */
+static void fault_signal(const gsl_dist *D, int epoch, int step)
+{
+    const char *f = getenv("GSL_FAULT_SIGNAL");
+    int e, s, r = -1;
+    if (f && sscanf(f, "%d:%d:%d", &e, &s, &r) >= 2 && e == epoch + 1 && s == step && (r < 0 || r == D->rank))
+        raise(D->on ? SIGUSR1 : SIGTERM);
+}
+
+/* A checkpoint `step` steps into the epoch after `epoch` (rank 0 writes it); returns 1: stop. */
+static int preempt(trainer *t, int epoch, int step, double loss_sum, char *err)
+{
+#ifdef GPU
+    if (t->nrep > 1) sync_nets(t->nets, t->nrep, 0); /* the replicas resume from one set of weights */
+#endif
+    t->stopped_epoch = epoch;
+    t->stopped_step = step;
+    if (t->dist->rank != 0) return 1;
+    gsl_ckpt_position pos = {step, loss_sum, t->res_rng, {0}};
+    for (int i = 0; i < t->ncb; i++) pos.res_seen[i] = t->res_seen[i];
+    if (gsl_ckpt_save(t->nets[0], t->prefix, epoch, t->k.seed, t->run, t->ncb, t->cbl, t->pqs,
+                      t->collect ? &t->res : NULL, &pos, err))
+        return -1;
+    return 1;
+}
+
 static int run(trainer *t, const char *resume, char *err)
 {
     network *net = t->nets[0];
@@ -339,49 +434,14 @@ static int run(trainer *t, const char *resume, char *err)
             return gsl_fail(err, "out of memory for %d rebuild samples", t->res_cap);
     }
 
+    gsl_ckpt_position pos = {0};
     if (resume) {
-        gsl_ckpt ck;
-        if (gsl_ckpt_read(resume, &ck, err)) return -1;
-        if (ck.ncb != t->ncb) return gsl_fail(err, "%s: %d codebooks, the network has %d codebook layers", resume, ck.ncb, t->ncb);
-        for (int i = 0; i < t->ncb; i++)
-            if (ck.cb_layer[i] != t->cbl[i])
-                return gsl_fail(err, "%s: codebook %d is for layer %d, but the network's codebook layer is %d", resume,
-                                i, ck.cb_layer[i], t->cbl[i]);
-        if (ck.run) t->run = ck.run;
-        for (int r = 0; r < t->nrep; r++) {
-            if (gsl_weights_check(t->nets[r], ck.weights, err)) return -1;
-            load_weights(t->nets[r], ck.weights);
-            if (gsl_optim_load(t->nets[r], ck.optim, err)) return -1;
-        }
-        for (int i = 0; i < t->ncb; i++) {
-            if (!ck.cb_installed[i]) continue;
-            gslq_error e = {0};
-            if (gslq_pq_load(ck.codebook[i], &t->pq[i], &e)) return gsl_fail(err, "%s", e.msg);
-            t->pqs[i] = &t->pq[i];
-            for (int r = 0; r < t->nrep; r++) {
-                char lerr[GSL_ERRLEN] = "";
-                if (gsl_layer_set_codebook(&t->nets[r]->layers[t->cbl[i]], t->pqs[i], lerr))
-                    return gsl_fail(err, "%s: %s", ck.codebook[i], lerr);
-            }
-        }
-        for (int i = 0; i < t->ncb && t->collect; i++) {
-            if (!ck.samples[i][0]) continue;
-            gslq_error e = {0};
-            float *rows = NULL;
-            size_t n = 0;
-            int d = 0;
-            if (gslq_fvecs_read(ck.samples[i], &rows, &n, &d, &e)) return gsl_fail(err, "%s", e.msg);
-            if (d != t->res.d[i] || n > (size_t)t->res_cap) {
-                free(rows);
-                return gsl_fail(err, "%s: %zu x %d samples, the layer takes at most %d x %d", ck.samples[i], n, d,
-                            t->res_cap, t->res.d[i]);
-            }
-            memcpy(t->res.rows[i], rows, sizeof(float) * n * d);
-            t->res.n[i] = (int)n;
-            free(rows);
-        }
-        start_epoch = ck.epoch;
-        if (lead) printf("resuming %s at epoch %d\n", resume, start_epoch + 1);
+        if (resume_from(t, resume, &start_epoch, &pos, err)) return -1;
+        if (pos.step >= steps)
+            return gsl_fail(err, "%s: taken at step %d of an epoch, but an epoch has %d steps here (another batch size, "
+                            "dataset or number of ranks?)", resume, pos.step, steps);
+        if (lead && pos.step) printf("resuming %s at epoch %d, step %d of %d\n", resume, start_epoch + 1, pos.step, steps);
+        else if (lead) printf("resuming %s at epoch %d\n", resume, start_epoch + 1);
     }
     if (D->on) {
         uint32_t part[3];
@@ -429,17 +489,19 @@ static int run(trainer *t, const char *resume, char *err)
         printf("; %s\n", blas);
     }
     for (int epoch = start_epoch; epoch < t->k.epochs && !rc; epoch++) {
+        /* a checkpoint taken within this epoch: its codebooks are installed and its reservoirs restored */
+        int s0 = epoch == start_epoch ? pos.step : 0;
         srand((unsigned)(t->k.seed * 2654435761ULL + (uint64_t)epoch));
         double t0 = now_s(), qerr_rebuild = NAN;
-        if (t->ncb && epoch >= t->k.warmup && (epoch - t->k.warmup) % t->k.rebuild_every == 0) {
+        if (!s0 && t->ncb && epoch >= t->k.warmup && (epoch - t->k.warmup) % t->k.rebuild_every == 0) {
             if ((rc = rebuild_codebooks(t, epoch, &qerr_rebuild, err))) break;
         }
         double t1 = now_s(), c1 = cpu_s();
         for (int i = 0; i < t->ncb; i++) {
-            t->res.n[i] = 0;
-            t->res_seen[i] = 0;
+            if (!s0) t->res.n[i] = 0;
+            t->res_seen[i] = s0 ? pos.res_seen[i] : 0;
         }
-        t->res_rng = (t->k.seed + 1) * 0x9e3779b97f4a7c15ULL + (uint64_t)epoch;
+        t->res_rng = s0 ? pos.res_rng : (t->k.seed + 1) * 0x9e3779b97f4a7c15ULL + (uint64_t)epoch;
         for (int i = 0; i < t->ncb; i++)
             for (int r = 0; r < t->nrep; r++) {
                 gsl_layer_stats s;
@@ -450,12 +512,13 @@ static int run(trainer *t, const char *resume, char *err)
         if ((rc = gsl_sampler_init(&smp, &t->train, sampler_batch, t->k.P, t->k.P ? sampler_batch / t->k.P : 0,
                                    t->k.seed * 31 + (uint64_t)epoch, err)))
             break;
+        for (long b = 0; b < (long)s0 * (D->on ? net->subdivisions * D->size : 1); b++) gsl_sampler_next(&smp, idx);
         D->comm_s = D->wait_s = D->comm_bytes = 0;
         D->comm_steps = 0;
-        double loss_sum = 0, loss_int = 0;
+        double loss_sum = s0 ? pos.loss_sum : 0, loss_int = 0;
         int nint = 0;
         double ti = now_s();
-        for (int s = 0; s < steps; s++) {
+        for (int s = s0; s < steps; s++) {
             float loss = 0;
             t->aug_first = s * per_step;
             if (D->on) {
@@ -481,6 +544,11 @@ static int run(trainer *t, const char *resume, char *err)
             loss_sum += loss;
             loss_int += loss;
             nint++;
+            fault_signal(D, epoch, s + 1);
+            if (!D->on && preempt_signal && s + 1 < steps) {
+                rc = preempt(t, epoch, s + 1, loss_sum, err);
+                break;
+            }
             if ((s + 1) % interval == 0 || s + 1 == steps) {
                 double el = now_s() - ti, ips = (double)nint * per_step / (el > 0 ? el : 1e-9);
                 double done = (double)(epoch - start_epoch) * steps + s + 1;
@@ -490,11 +558,18 @@ static int run(trainer *t, const char *resume, char *err)
                 fmt_duration(eta, sizeof eta, spent / done * (total - done));
                 gsl_layer_stats st = {0};
                 if (t->ncb) gsl_layer_get_stats(&net->layers[t->cbl[0]], &st, 0);
-                double v[3] = {loss_int, st.last_qerr, st.last_snapped_frac}; /* means over the ranks */
-                gsl_dist_sum_doubles(D, v, 3, "the progress-line all-reduce");
+                /* means over the ranks, and whether any rank was asked to stop */
+                double v[4] = {loss_int, st.last_qerr, st.last_snapped_frac, preempt_signal != 0};
+                gsl_dist_sum_doubles(D, v, 4, "the progress-line all-reduce");
                 for (int j = 0; j < 3; j++) v[j] /= D->size;
                 if (D->on && !isfinite(v[0])) { /* every rank sees the same sum, so all stop together */
                     rc = diverged(epoch + 1, s + 1, steps, v[0], err);
+                    break;
+                }
+                if (D->on && v[3] > 0 && s + 1 < steps) {
+                    double all = loss_sum;
+                    gsl_dist_sum_doubles(D, &all, 1, "the preemption all-reduce");
+                    rc = preempt(t, epoch, s + 1, all / D->size, err);
                     break;
                 }
                 if (lead) {
@@ -529,12 +604,15 @@ static int run(trainer *t, const char *resume, char *err)
             snapped = sf / t->nrep;
             qerr = qe / t->nrep;
         }
+        /* asked to stop (SIGTERM/SIGUSR1): after this epoch's checkpoint, unless it was the last */
+        int stop_after = preempt_signal != 0 && epoch + 1 < t->k.epochs;
         if (D->on) {
-            double v[3] = {loss_sum, snapped, qerr};
-            gsl_dist_sum_doubles(D, v, 3, "the epoch-summary all-reduce");
+            double v[4] = {loss_sum, snapped, qerr, stop_after};
+            gsl_dist_sum_doubles(D, v, 4, "the epoch-summary all-reduce");
             loss_sum = v[0] / D->size;
             snapped = v[1] / D->size;
             qerr = v[2] / D->size;
+            stop_after = v[3] > 0 && epoch + 1 < t->k.epochs;
             gsl_dist_average_stats(D, net);
             uint32_t part[3];
             if (!gsl_dist_same_u32(D, state_crc(t, epoch + 1, part), "the replica consistency check")) {
@@ -548,7 +626,11 @@ static int run(trainer *t, const char *resume, char *err)
                 fprintf(stderr, "gsl-dist: rank %d epoch %d weights %08x optim %08x codebooks %08x\n", D->rank,
                         epoch + 1, part[0], part[1], part[2]);
         }
-        if (!lead) continue;
+        if (stop_after) t->stopped_epoch = epoch + 1, t->stopped_step = 0;
+        if (!lead) {
+            if (stop_after) rc = 1;
+            continue;
+        }
         gsl_eval_summary ev = {NAN, NAN};
         if (t->have_eval) {
             gsl_eval_opts eo;
@@ -560,13 +642,13 @@ static int run(trainer *t, const char *resume, char *err)
             eo.quiet = 1;
             if ((rc = gsl_eval_network(net, &t->valid, &t->db, t->ncb ? t->pqs[0] : NULL, &eo, &ev, err))) break;
         }
-        double train_s = t2 - t1, ips = (double)steps * per_step / (train_s > 0 ? train_s : 1e-9);
+        double train_s = t2 - t1, ips = (double)(steps - s0) * per_step / (train_s > 0 ? train_s : 1e-9);
         char row[512];
         snprintf(row, sizeof row, "%d,%.6f,%.6f,%.4f,%.3f,%.3f,%.1f,%.5f,%.5f,%.3f\n", epoch + 1, loss_sum / steps, qerr,
                  snapped, t1 - t0, train_s, ips, ev.map_float, ev.map_pq, c2 - c1);
         if ((rc = csv_row(t->csv, csvpath, row, err))) break;
         if ((rc = gsl_ckpt_save(net, t->prefix, epoch + 1, t->k.seed, t->run, t->ncb, t->cbl, t->pqs,
-                                t->collect ? &t->res : NULL, err))) break;
+                                t->collect ? &t->res : NULL, NULL, err))) break;
         printf("epoch %d done: loss %.5f", epoch + 1, loss_sum / steps);
         if (!isnan(qerr)) printf(" qerr %.5f", qerr);
         if (!isnan(snapped)) printf(" snapped %.3f", snapped);
@@ -583,6 +665,7 @@ static int run(trainer *t, const char *resume, char *err)
             printf("\n");
         }
         fflush(stdout);
+        if (stop_after) rc = 1;
     }
     free(idx); free(truth_rows); free(xrows); free(yrows);
     if (t->csv && fclose(t->csv) && !rc) rc = gsl_fail(err, "%s: write failed", csvpath);
@@ -671,10 +754,24 @@ int gsl_train_main(int argc, char **argv)
         if (gsl_data_load(&t.dc, GSL_SPLIT_DATABASE, net->c, net->h, net->w, &t.db, err)) goto out;
         t.have_eval = 1;
     }
-    if (run(&t, resume, err)) goto out;
+    preempt_arm(dist.on);
+    int r = run(&t, resume, err);
+    if (r < 0) goto out;
     rc = 0;
+    if (r > 0) {
+        rc = GSL_EXIT_PREEMPTED;
+        if (dist.rank == 0) {
+            char by[64], at[64];
+            if (preempt_signal) snprintf(by, sizeof by, "signal %d", (int)preempt_signal);
+            else snprintf(by, sizeof by, "a signal to another rank");
+            if (t.stopped_step) snprintf(at, sizeof at, "at epoch %d, step %d", t.stopped_epoch + 1, t.stopped_step);
+            else snprintf(at, sizeof at, "after epoch %d", t.stopped_epoch);
+            fprintf(stderr, "darknet gsl train: stopped by %s %s: checkpoint %s.ckpt written; resume from it (exit "
+                    "%d)\n", by, at, t.prefix, GSL_EXIT_PREEMPTED);
+        }
+    }
 out:
-    if (rc) {
+    if (rc && rc != GSL_EXIT_PREEMPTED) {
         if (dist.on) fprintf(stderr, "darknet gsl train: rank %d/%d: error: %s\n", dist.rank, dist.size, err);
         else fprintf(stderr, "darknet gsl train: error: %s\n", err);
         gsl_dist_abort(&dist, 1); /* the other ranks would wait for this one until the timeout */

@@ -28,7 +28,7 @@ mkdata a A; mkdata p P; mkdata q Q
 check good_run '[ -f A/small.ckpt ] && grep -q "^epoch 2$" A/small.ckpt' "$(tail -2 A.log)"
 cp A/small.ckpt good.ckpt
 "$bin" gsl train a.data boom.cfg A/small.ckpt -epochs 3 > boom.log 2>&1; rc=$?
-check divergence_stops '[ $rc = 1 ] && grep -qE "training diverged at epoch 3, step [0-9]+ of 4" boom.log' \
+check divergence_stops '[ $rc = 1 ] && grep -qE "training diverged at epoch 3, step [0-9]+ of 40" boom.log' \
   "exit $rc: $(tail -2 boom.log)"
 check divergence_commits_nothing 'cmp -s A/small.ckpt good.ckpt && [ ! -e A/small_e0003.weights ] && ! ls A/*.tmp >/dev/null 2>&1' \
   "$(cat A/small.ckpt; ls A)"
@@ -55,6 +55,41 @@ check second_trainer_fails_at_once '[ $(( $(date +%s) - start )) -le 5 ]' "took 
 kill -9 $holder; wait $holder 2>/dev/null
 "$bin" gsl train l.data "$cfg" -epochs 1 > L3.log 2>&1; rc=$?
 check stale_lock_does_not_block '[ $rc = 0 ]' "exit $rc: $(tail -1 L3.log)"
+
+# ---- preemption: SIGTERM mid-epoch checkpoints where it is and exits 75; the resumed run ends at the weights, codebooks
+# and CSV rows of the uninterrupted one (U: 3 epochs without a break)
+mkdata u U
+"$bin" gsl train u.data "$cfg" -epochs 3 > U.log 2>&1
+mkdata s S
+"$bin" gsl train s.data "$cfg" -epochs 1 > S1.log 2>&1
+GSL_FAULT_SIGNAL=2:3 "$bin" gsl train s.data "$cfg" S/small.ckpt -epochs 3 > S2.log 2>&1; rc=$?
+check preempt_exit_75 '[ $rc = 75 ] && grep -q "stopped by signal 15 at epoch 2, step 3: checkpoint .*S/small.ckpt written" S2.log' \
+  "exit $rc: $(tail -2 S2.log)"
+check preempt_checkpoint_position 'grep -qE "^position 3 [-+0-9a-fx.p]+ [0-9a-f]{16} [0-9]+$" S/small.ckpt && grep -q "^epoch 1$" S/small.ckpt' \
+  "$(cat S/small.ckpt)"
+check preempt_files_named_by_step '[ -f S/small_e0001_s000003.weights ] && [ -f S/small_e0001.weights ]' "$(ls S)"
+expect preempt_checkpoint_evaluates 0 "^PQ codes" "$bin" gsl eval s.data "$cfg" S/small.ckpt
+"$bin" gsl train s.data "$cfg" S/small.ckpt -epochs 3 > S3.log 2>&1; rc=$?
+check preempt_resume_runs '[ $rc = 0 ] && grep -q "resuming .*S/small.ckpt at epoch 2, step 3 of 40" S3.log' "exit $rc: $(tail -2 S3.log)"
+check preempt_resume_equals_uninterrupted "cmp -s U/small_e0003.weights S/small_e0003.weights && cmp -s U/small_e0003.optim S/small_e0003.optim" "weights or optimizer state differ"
+check preempt_resume_codebook_equal 'cmp -s U/small_e0003_cb0.codebook S/small_e0003_cb0.codebook' "codebooks differ"
+check preempt_resume_samples_equal 'cmp -s U/small_e0003_cb0.samples.fvecs S/small_e0003_cb0.samples.fvecs' "samples differ"
+check preempt_csv_rows '[ "$(tail -n +2 S/small.csv | cut -d, -f1 | tr "\n" " ")" = "1 2 3 " ]' "$(cat S/small.csv)"
+check preempt_files_cleaned '[ ! -e S/small_e0001_s000003.weights ]' "$(ls S)"
+# at the last step of an epoch the epoch is finished and committed first
+rm -rf S; "$bin" gsl train s.data "$cfg" -epochs 1 > /dev/null 2>&1
+GSL_FAULT_SIGNAL=2:40 "$bin" gsl train s.data "$cfg" S/small.ckpt -epochs 3 > S4.log 2>&1; rc=$?
+check preempt_at_epoch_end '[ $rc = 75 ] && grep -q "stopped by signal 15 after epoch 2" S4.log && grep -q "^epoch 2$" S/small.ckpt && ! grep -q "^position" S/small.ckpt' \
+  "exit $rc: $(tail -1 S4.log); $(cat S/small.ckpt)"
+# a real signal at an arbitrary moment: exit 75 and a checkpoint the run goes on from
+mkdata r R
+"$bin" gsl train r.data "$cfg" -epochs 1000 > R1.log 2>&1 &
+pid=$!
+for i in $(seq 50); do grep -q "^epoch 2 done" R1.log 2>/dev/null && break; sleep 0.2; done
+kill -TERM $pid; wait $pid; rc=$?
+check sigterm_exit_75 '[ $rc = 75 ] && grep -q "stopped by signal 15" R1.log' "exit $rc: $(tail -1 R1.log)"
+"$bin" gsl train r.data "$cfg" R/small.ckpt -epochs $(( $(awk '/^epoch /{print $2}' R/small.ckpt) + 2 )) > R2.log 2>&1; rc=$?
+check sigterm_resume '[ $rc = 0 ] && grep -q "^resuming" R2.log' "exit $rc: $(tail -1 R2.log)"
 
 # ---- weights files: NaN payload, damaged header, one flipped bit
 w=A/small_e0002.weights

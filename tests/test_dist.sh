@@ -117,6 +117,22 @@ r0=$(sums resume2.log 0 2); r1=$(sums resume2.log 1 2)
 check dist_resume_equals_uninterrupted '[ $rc = 0 ] && grep -q resuming resume2.log && [ "$r0" = "$s0" ] && [ "$r1" = "$s0" ]' \
   "exit $rc: resumed '$r0' / '$r1', uninterrupted '$s0'"
 
+# ---- preemption of one rank (SIGUSR1, as Slurm's --signal sends it): every rank stops at the same step (the next
+# progress line, every 2 steps here), rank 0 checkpoints, all exit 75; the resumed run ends where the uninterrupted
+# one does
+sed 's/^log_interval=10/log_interval=2/' dist.cfg > pre.cfg
+mkdir -p pre
+(cd pre && mpi -x OPENBLAS_NUM_THREADS -np 2 "$mbin" gsl train ../dist.data ../pre.cfg -epochs 1 > ../pre1.log 2>&1 &&
+ GSL_FAULT_SIGNAL=2:3:1 mpi -x OPENBLAS_NUM_THREADS -x GSL_FAULT_SIGNAL -np 2 "$mbin" gsl train ../dist.data ../pre.cfg \
+   D/pre.ckpt > ../pre2.log 2>&1); rc=$?
+check dist_preempt_exit_75 '[ $rc = 75 ] && grep -q "stopped by a signal to another rank at epoch 2, step 4" pre2.log && grep -q "^position 4 " pre/D/pre.ckpt' \
+  "exit $rc: $(grep -v '^ ' pre2.log | tail -3)"
+(cd pre && GSL_DIST_DEBUG=1 mpi -x OPENBLAS_NUM_THREADS -x GSL_DIST_DEBUG -np 2 "$mbin" gsl train ../dist.data ../pre.cfg \
+   D/pre.ckpt > ../pre3.log 2>&1); rc=$?
+p0=$(sums pre3.log 0 2); p1=$(sums pre3.log 1 2)
+check dist_preempt_resume_equals_uninterrupted '[ $rc = 0 ] && grep -q "at epoch 2, step 4" pre3.log && [ "$p0" = "$s0" ] && [ "$p1" = "$s0" ]' \
+  "exit $rc: resumed '$p0' / '$p1', uninterrupted '$s0'"
+
 # ---- the plain binary refuses to be one of several ranks
 mkdir -p nompi
 (cd nompi && mpi -np 2 "$bin" gsl train ../dist.data ../dist.cfg > ../nompi.log 2>&1); rc=$?
