@@ -3,6 +3,7 @@
 
 #include "darknet.h"
 #include "gsl.h"
+#include "gsl_cfg.h"
 #include "gsl_net.h"
 #include "registry.h"
 
@@ -15,12 +16,10 @@ int gsl_check_main(int argc, char **argv)
     const char *cfg = argv[1];
     /* Darknet's read_cfg exits with status 0 on an unreadable file: look first. */
     char err[GSL_DATA_ERRLEN];
-    FILE *f = gsl_fopen_read(cfg, err);
-    if (!f) {
+    if (gsl_cfg_check(cfg, err)) {
         fprintf(stderr, "darknet gsl check: error: %s\n", err);
         return 1;
     }
-    fclose(f);
     gsl_registry_install();
     network *net = parse_network_cfg((char *)cfg);
     printf("%s: %d layers, input %dx%dx%d, batch %d\n", cfg, net->n, net->w, net->h, net->c, net->batch);

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "codebook.h"
+#include "gsl_cfg.h"
 #include "registry.h"
 #ifdef GPU
 #include "connected_layer.h"
@@ -322,9 +323,7 @@ int gsl_optim_load(network *net, const char *path, char *err)
 network **gsl_net_load(const char *cfg, const char *weights, const int *gpus, int ngpus, int clear, uint64_t seed,
                        char *err)
 {
-    FILE *f = gsl_fopen_read(cfg, err); /* Darknet's reader exits with status 0 on a missing file */
-    if (!f) return NULL;
-    fclose(f);
+    if (gsl_cfg_check(cfg, err)) return NULL; /* upstream's reader aborts or crashes on what this refuses */
     int n = gpus ? ngpus : 1;
     network **nets = calloc(n, sizeof *nets);
     if (!nets) { gsl_fail(err, "out of memory"); return NULL; }

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "gsl_cfg.h"
 #include "gsl_data.h"
 #include "option_list.h"
 #include "registry.h"
@@ -101,6 +102,7 @@ int gsl_train_keys_read(const char *cfgfile, gsl_train_keys *k, char *err)
     *k = (gsl_train_keys){.epochs = 10, .warmup = 1, .rebuild_every = 1, .rebuild_samples = 10000,
                           .rebuild_iters = 10, .eval_queries = 1000, .eval_database = 10000, .threads = 2,
                           .seed = 1};
+    if (gsl_cfg_check(cfgfile, err)) return -1;
     FILE *f = gsl_fopen_read(cfgfile, err);
     if (!f) return -1;
     list *opts = make_list();

@@ -91,6 +91,36 @@ check sigterm_exit_75 '[ $rc = 75 ] && grep -q "stopped by signal 15" R1.log' "e
 "$bin" gsl train r.data "$cfg" R/small.ckpt -epochs $(( $(awk '/^epoch /{print $2}' R/small.ckpt) + 2 )) > R2.log 2>&1; rc=$?
 check sigterm_resume '[ $rc = 0 ] && grep -q "^resuming" R2.log' "exit $rc: $(tail -1 R2.log)"
 
+# ---- cfg files upstream's parser aborts or crashes on, and [net] keys it reads laxly: an error naming the file,
+# line, section and key, exit 1 (never 134 or 139)
+: > empty.cfg
+printf '# only a comment\n' > comment.cfg
+printf '[convolutional]\nfilters=4\n' > nonet.cfg
+head -c 3000 "$bin" > binary.cfg
+printf 'batch=5\n[net]\n' > keyfirst.cfg
+printf '[net]\nbatch=5\n' > netonly.cfg
+for c in empty comment nonet binary keyfirst netonly; do
+  for cmd in check eval; do
+    if [ $cmd = check ]; then "$bin" gsl check $c.cfg > cf.log 2>&1; else "$bin" gsl eval a.data $c.cfg - -subspaces 4 > cf.log 2>&1; fi
+    rc=$?
+    check "bad_cfg_${c}_$cmd" '[ $rc = 1 ] && grep -q "$c.cfg" cf.log' "exit $rc: $(tail -1 cf.log)"
+  done
+done
+net() { # NAME SED-EXPRESSION PATTERN: a copy of the cfg with [net] edited is refused by check, train and eval
+  sed "$2" "$cfg" > "$1.cfg"
+  expect "net_${1}_check" 1 "$3" "$bin" gsl check "$1.cfg"
+  expect "net_${1}_train" 1 "$3" "$bin" gsl train a.data "$1.cfg" -epochs 1
+}
+net lr_abc 's/^learning_rate=.*/learning_rate=abc/' "lr_abc.cfg: line [0-9]+: \[net\]: key 'learning_rate': 'abc' is not a number"
+net mom_abc 's/^momentum=.*/momentum=abc/' "key 'momentum': 'abc' is not a number"
+net typo 's/^learning_rate=/learnin_rate=/' "unknown key 'learnin_rate' \(did you mean 'learning_rate'\?\)"
+net empty 's/^decay=.*/decay=/' "\[net\]: key 'decay' has no value"
+net repeat 's/^batch=50/batch=50\nbatch=20/' "\[net\] \(line 2\): key 'batch' is given twice"
+net comment 's/^momentum=.*/momentum=0.9 # heavy ball/' "key 'momentum': '0.9#heavyball' is not a number"
+net policy 's/^policy=.*/policy=cosine/' "key 'policy': 'cosine' is not one of constant"
+sed 's/^mode=.*/mode=/' "$cfg" > snapmode.cfg
+expect snap_empty_mode_refused 1 "\[snap\]: key 'mode' has no value" "$bin" gsl check snapmode.cfg
+
 # ---- weights files: NaN payload, damaged header, one flipped bit
 w=A/small_e0002.weights
 "$py" - "$w" nan.weights hdr.weights <<'PY'

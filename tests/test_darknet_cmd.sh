@@ -22,7 +22,7 @@ small_cfg() {
 }
 small_cfg "$tmp/bogus.cfg" '[frobnicator]' 'size=3'
 small_cfg "$tmp/ok.cfg" '[softmax]'
-expect gsl_check_unknown_section 1 "bogus.cfg: layer 1 \[frobnicator\]: unknown section type" "$bin" gsl check "$tmp/bogus.cfg"
+expect gsl_check_unknown_section 1 "bogus.cfg: line [0-9]+: unknown section \[frobnicator\]" "$bin" gsl check "$tmp/bogus.cfg"
 expect gsl_check_missing_file 1 "no-such.cfg" "$bin" gsl check "$tmp/no-such.cfg"
 expect gsl_check_stock_cfg 0 '1  softmax' "$bin" gsl check "$tmp/ok.cfg"
 printf 'classes=2\ntrain=%s/none.list\nlabels=%s/none.labels\nbackup=%s\n' "$tmp" "$tmp" "$tmp" > "$tmp/x.data"
