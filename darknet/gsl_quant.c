@@ -316,6 +316,10 @@ static int cmd_search(int argc, char **argv)
         rc = 1;
         goto done;
     }
+    if ((size_t)k > nb && nb > 0) { /* no more neighbours than codes: the rest would be padding */
+        fprintf(stderr, "gsl quant search: -k %d is more than the %zu codes; returning %zu per query\n", k, nb, nb);
+        k = (int)nb;
+    }
     ids = calloc(nq * (size_t)k + 1, sizeof *ids);
     dist = calloc(nq * (size_t)k + 1, sizeof *dist);
     ids32 = calloc(nq * (size_t)k + 1, sizeof *ids32);
@@ -441,7 +445,7 @@ static int cmd_eval(int argc, char **argv)
     }
     if (find_opt(o, "qlabels")->set) {
         const char *qlp = find_opt(o, "qlabels")->s, *dlp = find_opt(o, "dblabels")->s;
-        if (gslq_labels_read(qlp, &qb, &nql, &qw, &e) || gslq_labels_read(dlp, &db, &ndl, &dw, &e)) {
+        if (gslq_labels_read(qlp, nq, &qb, &nql, &qw, &e) || gslq_labels_read(dlp, nb, &db, &ndl, &dw, &e)) {
             rc = fail(C, &e);
             goto done;
         }

@@ -234,8 +234,9 @@ int gslq_fvecs_write(const char *path, const float *x, size_t n, int d, gslq_err
 int gslq_ivecs_read(const char *path, int32_t **x, size_t *n, int *d, gslq_error *err);
 int gslq_ivecs_write(const char *path, const int32_t *x, size_t n, int d, gslq_error *err);
 /* Label file as .ivecs with one record per item of any length (the item's classes, 0 <= class < 65536); returns
- * multi-hot bitsets *bits (n, *nwords) (free()). */
-int gslq_labels_read(const char *path, uint64_t **bits, size_t *n, int *nwords, gslq_error *err);
+ * multi-hot bitsets *bits (n, *nwords) (free()). With expect_n > 0 a file of another record count is refused before
+ * the bitsets are allocated. */
+int gslq_labels_read(const char *path, size_t expect_n, uint64_t **bits, size_t *n, int *nwords, gslq_error *err);
 
 /* Faiss export: an IndexPQ (nbits 8, K must be 256) holding the codes, or, with a rotation, an IndexPreTransform
  * (a LinearTransform A = R, then the IndexPQ) that faiss.read_index loads. */

@@ -440,7 +440,8 @@ int gslq_ivecs_write(const char *path, const int32_t *x, size_t n, int d, gslq_e
 
 #define LABEL_MAX 65536
 
-int gslq_labels_read(const char *path, uint64_t **bits_out, size_t *n_out, int *nwords_out, gslq_error *err)
+int gslq_labels_read(const char *path, size_t expect_n, uint64_t **bits_out, size_t *n_out, int *nwords_out,
+                     gslq_error *err)
 {
     if (!bits_out || !n_out || !nwords_out) return gslq__fail(err, GSLQ_EINVAL, "labels read: NULL output");
     *bits_out = NULL;
@@ -489,6 +490,10 @@ int gslq_labels_read(const char *path, uint64_t **bits_out, size_t *n_out, int *
             i++;
         }
         n = i;
+        if (pass == 0 && expect_n && n != expect_n) {
+            rc = gslq__fail(err, GSLQ_EINVAL, "%s: %zu label records for %zu items", path, n, expect_n);
+            goto fail;
+        }
         if (pass == 0 && n == 0) {
             rc = gslq__fail(err, GSLQ_EFORMAT, "%s: no label records", path);
             goto fail;

@@ -175,7 +175,7 @@ static void test_labels_file(void)
     size_t n;
     int nw;
     gslq_error e;
-    CHECK(gslq_labels_read(p, &bits, &n, &nw, &e) == 0);
+    CHECK(gslq_labels_read(p, 0, &bits, &n, &nw, &e) == 0);
     CHECK(n == 4 && nw == 2);
     if (bits && n == 4 && nw == 2) {
         CHECK(bits[0] == 8 && bits[1] == 0);
@@ -184,12 +184,18 @@ static void test_labels_file(void)
         CHECK(bits[6] == 0 && bits[7] == (1ull << 6));
     }
     free(bits);
+    bits = NULL;
+    /* a count that does not match the items is refused before the bitsets exist */
+    CHECK(gslq_labels_read(p, 3, &bits, &n, &nw, &e) == GSLQ_EINVAL && strstr(e.msg, "4 label records for 3 items"));
+    CHECK(bits == NULL);
+    CHECK(gslq_labels_read(p, 4, &bits, &n, &nw, &e) == 0 && n == 4);
+    free(bits);
     int32_t neg[] = {1, -2};
     spit(p, neg, sizeof neg);
-    CHECK(gslq_labels_read(p, &bits, &n, &nw, &e) == GSLQ_EFORMAT);
+    CHECK(gslq_labels_read(p, 0, &bits, &n, &nw, &e) == GSLQ_EFORMAT);
     int32_t trunc[] = {3, 1, 2};
     spit(p, trunc, sizeof trunc);
-    CHECK(gslq_labels_read(p, &bits, &n, &nw, &e) == GSLQ_EFORMAT);
+    CHECK(gslq_labels_read(p, 0, &bits, &n, &nw, &e) == GSLQ_EFORMAT);
 }
 
 /* Every proper prefix of a valid file must be rejected, and so must every single-byte corruption. */

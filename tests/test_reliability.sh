@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
-# What a diverging run, a damaged or hand-made checkpoint and hostile files can do: training stops at the first
-# non-finite step and commits nothing of it; the manifest records a CRC-32 of every file and loading verifies them;
-# a manifest is read strictly; non-finite weights are never loaded or embedded.
+# What a diverging run, a second trainer, a preemption, a damaged or hand-made checkpoint, a hostile cfg and hostile
+# files can do (docs/training.md, "What can happen to a run"): training stops at the first non-finite step and
+# commits nothing of it; one trainer per backup folder; a signal checkpoints the position and the resumed run is the
+# uninterrupted one; the manifest records a CRC-32 of every file and loading verifies them and reads it strictly;
+# non-finite weights are never loaded or embedded; a cfg upstream's parser would abort on is refused first.
 set -u
 bin=$(realpath "${DARKNET_BIN:?DARKNET_BIN is not set}")
 py=${PYTHON:-/usr/bin/python3}
 here=$(cd "$(dirname "$0")" && pwd)
-tmp=$(realpath -m "${GSL_TEST_TMP:-/tmp}/ckpt")
+tmp=$(realpath -m "${GSL_TEST_TMP:-/tmp}/reliability")
 rm -rf "$tmp" && mkdir -p "$tmp/data"
 export OPENBLAS_NUM_THREADS=1
 . "$here/lib.sh"
@@ -120,6 +122,17 @@ net comment 's/^momentum=.*/momentum=0.9 # heavy ball/' "key 'momentum': '0.9#he
 net policy 's/^policy=.*/policy=cosine/' "key 'policy': 'cosine' is not one of constant"
 sed 's/^mode=.*/mode=/' "$cfg" > snapmode.cfg
 expect snap_empty_mode_refused 1 "\[snap\]: key 'mode' has no value" "$bin" gsl check snapmode.cfg
+
+# ---- gsl quant: -k past the number of codes returns them all (no padding); a named pipe as -in is refused
+"$bin" gsl embed a.data "$cfg" A/small.ckpt -out emb > /dev/null 2>&1
+"$bin" gsl quant train -in emb.fvecs -out q.codebook -M 4 -K 16 > /dev/null 2>&1
+"$bin" gsl quant encode -codebook q.codebook -in emb.fvecs -out q.codes > /dev/null 2>&1
+"$bin" gsl quant search -codebook q.codebook -codes q.codes -queries emb.fvecs -k 1048576 -out big.ivecs > big.log 2>&1
+rc=$?
+check quant_search_k_clamped '[ $rc = 0 ] && [ "$(stat -c %s big.ivecs)" = $((500 * (4 + 500 * 4))) ] && grep -q "more than the 500 codes" big.log' \
+  "exit $rc, $(stat -c %s big.ivecs 2>/dev/null) bytes: $(tail -1 big.log)"
+mkfifo in.fvecs
+expect fifo_input_refused 1 "in.fvecs: not a regular file" timeout 20 "$bin" gsl quant train -in in.fvecs -out never.codebook
 
 # ---- weights files: NaN payload, damaged header, one flipped bit
 w=A/small_e0002.weights
