@@ -92,7 +92,7 @@ GPU_TEST_BIN := $(GPU_TEST_SRC:tests/%.c=$(B)/tests/%)
 OUR_LIBS := $(B)/libgslcmd.a $(B)/libgsllayers.a $(B)/libgslq.a
 LINK_IN  := $(OUR_LIBS) $(OVERRIDE_OBJ) $(DN_LIB)
 
-.PHONY: all setup test demo test-gpu test-bins bench-bins clean distclean
+.PHONY: all setup test demo test-gpu test-bins bench-bins fuzz fuzz-bins clean distclean
 .DELETE_ON_ERROR:
 
 # The binary is bin/darknet: the repository's darknet/ folder (Darknet integration, fixed by the design's layout)
@@ -190,7 +190,7 @@ $(B)/tests/%: tests/%.c $(wildcard tests/*.h) $(LINK_IN)
 # setup.sh installs Open MPI for the tests, so mpicc is looked for again when the tests start (not at parse time).
 test:
 	@GPU=$(GPU) BLAS=$(BLAS) SETUP=$(SETUP) scripts/setup.sh test
-	@$(MAKE) --no-print-directory -j$(NPROC) bin/darknet test-bins $$(command -v mpicc >/dev/null && echo $(B)/darknet-mpi)
+	@$(MAKE) --no-print-directory -j$(NPROC) bin/darknet test-bins fuzz-bins $$(command -v mpicc >/dev/null && echo $(B)/darknet-mpi)
 	@DARKNET_BIN=$(B)/darknet DARKNET_MPI_BIN=$$(command -v mpicc >/dev/null && echo $(B)/darknet-mpi) \
 	  DARKNET_TREE=$(DN) DARKNET_SRC_TREE=$(SRC) PYTHON=$(PYTHON) \
 	  GSL_TEST_TMP=$(B)/test-tmp tests/run.sh $(TEST_BIN) $(TEST_SH)
@@ -214,6 +214,27 @@ demo:
 	@$(MAKE) --no-print-directory -j$(NPROC) bin/darknet
 	@scripts/demo.sh $(EPOCHS)
 
+# ---------------------------------------------------------------- fuzzing (libFuzzer, clang)
+# tests/fuzz/fuzz_*.c against our readers, compiled with clang under ASan and UBSan (upstream Darknet's library is
+# linked as built). `make test` runs each for a few seconds (tests/test_fuzz.sh); `make fuzz FUZZ_TIME=600` longer.
+FUZZ_CC    ?= clang
+FUZZ_TIME  ?= 300
+FUZZ_SAN   := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
+FUZZ_FLAGS := -std=c11 -D_GNU_SOURCE -g -O1 $(FUZZ_SAN) -Wno-unused-command-line-argument
+FUZZ_SRC   := $(QUANT_SRC) $(LAYERS_SRC) $(CMD_SRC)
+FUZZ_OBJ   := $(FUZZ_SRC:%.c=build/fuzz/obj/%.o)
+FUZZ_BIN   := $(patsubst tests/fuzz/%.c,build/fuzz/%,$(wildcard tests/fuzz/fuzz_*.c))
+build/fuzz/obj/%.o: %.c $(wildcard quant/*.h layers/*.h darknet/*.h) build/darknet-cpu/libdarknet.a
+	@mkdir -p $(@D)
+	$(FUZZ_CC) $(FUZZ_FLAGS) -fsanitize=fuzzer-no-link -Idarknet -Ilayers -Iquant -Ibuild/darknet-cpu/include \
+	  -Ibuild/darknet-cpu/src -c $< -o $@
+build/fuzz/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/fuzz.h $(FUZZ_OBJ) build/darknet-cpu/libdarknet.a
+	$(FUZZ_CC) $(FUZZ_FLAGS) -fsanitize=fuzzer -Itests/fuzz -Idarknet -Ilayers -Iquant -Ibuild/darknet-cpu/include \
+	  -Ibuild/darknet-cpu/src $< $(FUZZ_OBJ) build/darknet-cpu/libdarknet.a -lz -lm -pthread -lopenblas -llapacke -o $@
+fuzz-bins: $(FUZZ_BIN)
+fuzz: fuzz-bins
+	@FUZZ_TIME=$(FUZZ_TIME) tests/fuzz/run.sh $(FUZZ_BIN)
+
 # Needs GPU=1 and a GPU; installs nothing (scripts/gpu-check.sh runs it on a GPU host).
 test-gpu: $(GPU_TEST_BIN)
 	@test "$(GPU)" = 1 || { echo "make test-gpu needs GPU=1" >&2; exit 2; }
@@ -223,6 +244,6 @@ test-gpu: $(GPU_TEST_BIN)
 test-bins: $(TEST_BIN) $(GPU_TEST_BIN) $(MPI_BIN)
 
 clean:
-	rm -rf build/cpu build/gpu build/cpu-san build/cpu-noblas build/gpu-noblas bin
+	rm -rf build/cpu build/gpu build/cpu-san build/cpu-noblas build/gpu-noblas build/fuzz bin
 distclean:
 	rm -rf build bin

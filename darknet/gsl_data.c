@@ -16,6 +16,7 @@
  * return NULL, which we report. */
 unsigned char *stbi_load(char const *filename, int *x, int *y, int *comp, int req_comp);
 void stbi_image_free(void *retval_from_stbi_load);
+unsigned char *stbi_load_from_file(FILE *f, int *x, int *y, int *channels_in_file, int desired_channels);
 const char *stbi_failure_reason(void);
 
 int gsl_fail(char *err, const char *fmt, ...)
@@ -291,6 +292,30 @@ static gzFile idx_open(const char *path, int ndim, uint32_t *dims, char *err)
     return g;
 }
 
+/* Reads exactly n bytes into a new *buf that grows as the data arrives, so a header's claim costs memory only
+ * once the bytes exist (at most twice what the file holds). */
+static int gz_read_grow(gzFile g, unsigned char **buf, size_t n, const char *path, const char *what, char *err)
+{
+    const size_t step = 1u << 20;
+    size_t have = 0, cap = 0;
+    *buf = NULL;
+    while (have < n || !cap) {
+        size_t chunk = n - have < step ? n - have : step;
+        if (have + chunk > cap || !cap) {
+            size_t nc = cap ? 2 * cap : step;
+            if (nc > n) nc = n;
+            if (nc < have + chunk) nc = have + chunk;
+            unsigned char *p = realloc(*buf, nc ? nc : 1);
+            if (!p) return gsl_fail(err, "%s: out of memory for %s", path, what);
+            *buf = p;
+            cap = nc ? nc : 1;
+        }
+        if (chunk && gz_read_all(g, *buf + have, chunk, path, what, err)) return -1;
+        have += chunk;
+    }
+    return 0;
+}
+
 static int idx_expect_end(gzFile g, const char *path, char *err)
 {
     unsigned char extra;
@@ -320,13 +345,13 @@ int gsl_data_load_idx(const char *images, const char *labels, int classes, gsl_d
         goto done;
     }
     int n = (int)di[0], h = (int)di[1], w = (int)di[2];
-    if ((rc = data_alloc(out, n, 1, h, w, classes, images, err))) goto done;
     size_t dim = (size_t)h * w;
-    lab = malloc(n ? (size_t)n : 1);
-    pix = malloc(dim * 4096);
-    if (!lab || !pix) { rc = gsl_fail(err, "%s: out of memory", images); goto done; }
-    if ((rc = gz_read_all(gl, lab, (size_t)n, labels, "the labels", err))) goto done;
+    /* both files read in full before the samples are allocated: memory follows what the files hold */
+    if ((rc = gz_read_grow(gl, &lab, (size_t)n, labels, "the labels", err))) goto done;
     if ((rc = idx_expect_end(gl, labels, err))) goto done;
+    if ((rc = gz_read_grow(gi, &pix, (size_t)n * dim, images, "the pixels", err))) goto done;
+    if ((rc = idx_expect_end(gi, images, err))) goto done;
+    if ((rc = data_alloc(out, n, 1, h, w, classes, images, err))) goto done;
     for (int i = 0; i < n; i++) {
         if (lab[i] >= classes) {
             rc = gsl_fail(err, "%s: label %d of sample %d is not below classes=%d", labels, lab[i], i, classes);
@@ -335,12 +360,7 @@ int gsl_data_load_idx(const char *images, const char *labels, int classes, gsl_d
         out->label[i] = lab[i];
         out->y[(size_t)i * classes + lab[i]] = 1;
     }
-    for (int i0 = 0; i0 < n; i0 += 4096) {
-        int m = n - i0 < 4096 ? n - i0 : 4096;
-        if ((rc = gz_read_all(gi, pix, dim * m, images, "the pixels", err))) goto done;
-        for (size_t j = 0; j < dim * m; j++) out->x[(size_t)i0 * dim + j] = pix[j] * (1.0f / 255.0f);
-    }
-    rc = idx_expect_end(gi, images, err);
+    for (size_t j = 0; j < (size_t)n * dim; j++) out->x[j] = pix[j] * (1.0f / 255.0f);
 done:
     free(pix);
     free(lab);
@@ -421,7 +441,15 @@ int gsl_data_load_list(const char *list, char *const *names, int classes, int c,
         out->label[i] = found;
         out->y[(size_t)i * classes + found] = 1;
         int iw, ih, ic;
-        unsigned char *img = stbi_load(paths[i], &iw, &ih, &ic, c);
+        FILE *imf = gsl_fopen_read(paths[i], err); /* a named pipe in a list must not block the run */
+        if (!imf) {
+            char e2[GSL_DATA_ERRLEN];
+            snprintf(e2, sizeof e2, "%s", err);
+            rc = gsl_fail(err, "%s:%d: %s", list, i + 1, e2);
+            break;
+        }
+        unsigned char *img = stbi_load_from_file(imf, &iw, &ih, &ic, c);
+        fclose(imf);
         if (!img) {
             rc = gsl_fail(err, "%s:%d: cannot read image '%s': %s", list, i + 1, paths[i], stbi_failure_reason());
             break;

@@ -1,0 +1,32 @@
+/* Image lists: a list file (the first part of the input) naming images in the scratch folder, one of which is the
+ * rest of the input (any format stb decodes, or garbage); labels _cat_, _dog_. */
+#include "fuzz.h"
+#include "gsl_data.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    const uint8_t *a, *b;
+    size_t na, nb;
+    fuzz_split(data, size, &a, &na, &b, &nb);
+    fuzz_file(1, "x_cat_1.png", b, nb);
+    fuzz_file(2, "x_dog_2.jpg", b, nb);
+    /* every line of the list is taken relative to the scratch folder */
+    const char *dir = fuzz_dir();
+    size_t dl = strlen(dir), lines = 1;
+    for (size_t i = 0; i < na; i++) lines += a[i] == '\n';
+    char *buf = malloc(na + lines * (dl + 1) + 1);
+    if (!buf) return 0;
+    size_t o = 0;
+    for (size_t i = 0; i <= na; i++) {
+        if (i == 0 || a[i - 1] == '\n') { memcpy(buf + o, dir, dl); o += dl; buf[o++] = '/'; }
+        if (i < na) buf[o++] = (char)a[i];
+    }
+    const char *list = fuzz_file(0, "list.txt", (const uint8_t *)buf, o);
+    free(buf);
+    char *names[2] = {"_cat_", "_dog_"}; /* never in the scratch folder's own name */
+    gsl_data d;
+    char err[GSL_DATA_ERRLEN];
+    for (int c = 1; c <= 3; c += 2)
+        if (gsl_data_load_list(list, names, 2, c, 8, 8, &d, err) == 0) gsl_data_free(&d);
+    return 0;
+}
