@@ -145,7 +145,7 @@ static int weights_scan(const char *path, uint32_t *crc, char *err)
         return gsl_fail(err, "%s: too short for a weights file", path);
     }
     /* Darknet's own test for the header with a 64-bit `seen` (what save_weights writes) */
-    if (!(ver[0] * 10 + ver[1] >= 2 && ver[0] >= 0 && ver[1] >= 0 && ver[0] < 1000 && ver[1] < 1000 && ver[2] >= 0)) {
+    if (!(ver[0] >= 0 && ver[1] >= 0 && ver[0] < 1000 && ver[1] < 1000 && ver[2] >= 0 && ver[0] * 10 + ver[1] >= 2)) {
         fclose(f);
         return gsl_fail(err, "%s: damaged header (version %d.%d.%d): not a Darknet weights file of version 0.2 or "
                         "later", path, ver[0], ver[1], ver[2]);

@@ -10,6 +10,9 @@
 # of ours and of stock from the same seed must end at the same weights. The header names the processor and the
 # kernel ours chose (quant/blas.c; GSL_BLAS_CORE overrides it); PyTorch runs with that kernel too.
 #   scripts/bench_train.sh [-r ROUNDS] [-n BATCHES] [-w WARMUP] [-t "1 2"] [--nice N] [--no-omp] [--no-torch]
+#                          [--kernel NAME]
+# --kernel NAME also measures ours on that OpenBLAS kernel (variant ours-NAME), e.g. Prescott: what OpenBLAS alone
+# runs on a processor it does not know.
 # --nice N runs the benchmark at nice N (N < 0 needs root): on a machine that other jobs share, a negative N lets it
 # have the cores it asks for, every variant alike. With the kernel's autogroups (sched_autogroup_enabled), nice only
 # ranks processes within their session, so the script moves into a session of its own and gives that its nice.
@@ -18,7 +21,7 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 cd "$here"
 
-rounds=7 batches=20 warmup=2 threads="1 2" omp=1 torch=1 nice=0
+rounds=7 batches=20 warmup=2 threads="1 2" omp=1 torch=1 nice=0 xkernel=
 cfg=cfg/bench_lenet.cfg
 while [ $# -gt 0 ]; do
   case $1 in
@@ -29,6 +32,7 @@ while [ $# -gt 0 ]; do
     --nice) nice=$2; shift 2 ;;
     --no-omp) omp=0; shift ;;
     --no-torch) torch=0; shift ;;
+    --kernel) xkernel=$2; shift 2 ;;
     -h|--help) sed -n '2,15p' "$0"; exit 0 ;;
     *) echo "bench_train.sh: unknown argument '$1' (see --help)" >&2; exit 2 ;;
   esac
@@ -36,7 +40,7 @@ done
 [[ $nice =~ ^-?[0-9]+$ ]] || { echo "bench_train.sh: --nice needs an integer" >&2; exit 2; }
 if [ "$nice" != 0 ] && [ -z "${GSL_BENCH_SESSION:-}" ] && [ -w /proc/self/autogroup ]; then
   GSL_BENCH_SESSION=1 exec setsid --wait "$0" "$@" -r "$rounds" -n "$batches" -w "$warmup" -t "$threads" --nice "$nice" \
-    $([ $omp = 0 ] && echo --no-omp) $([ $torch = 0 ] && echo --no-torch)
+    $([ $omp = 0 ] && echo --no-omp) $([ $torch = 0 ] && echo --no-torch) ${xkernel:+--kernel "$xkernel"}
 fi
 if [ "$nice" != 0 ] && [ -n "${GSL_BENCH_SESSION:-}" ]; then
   echo "$nice" > /proc/self/autogroup 2>/dev/null || echo "bench_train.sh: could not set the session's nice" >&2
@@ -101,7 +105,10 @@ done
 
 # ---- measurements
 tv=$([ "$torch" = 1 ] && $PY -c 'import torch; print(torch.__version__)' || echo -)
-echo "command: scripts/bench_train.sh -r $rounds -n $batches -w $warmup -t \"$threads\"$([ $nice != 0 ] && echo " --nice $nice")$([ $omp = 0 ] && echo ' --no-omp')$([ $torch = 0 ] && echo ' --no-torch')"
+if [ -n "$xkernel" ] && ! GSL_BLAS_CORE=$xkernel "$ours" -i >/dev/null; then
+  echo "bench_train.sh: --kernel $xkernel: not a kernel this processor supports" >&2; exit 2
+fi
+echo "command: scripts/bench_train.sh -r $rounds -n $batches -w $warmup -t \"$threads\"$([ $nice != 0 ] && echo " --nice $nice")$([ $omp = 0 ] && echo ' --no-omp')$([ $torch = 0 ] && echo ' --no-torch')${xkernel:+ --kernel $xkernel}"
 echo "machine: $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), torch $tv"
 echo "ours: $blas"
 echo "pytorch: run with OPENBLAS_CORETYPE=$kernel (the kernel ours chose, so that both get the same BLAS)"
@@ -113,6 +120,7 @@ run() { # variant threads -> one img/s figure
   export OPENBLAS_NUM_THREADS=$t OMP_NUM_THREADS=$t
   case $v in
     ours) nice -n "$nice" "$ours" $cfg -t "$t" -w "$warmup" -n "$batches" ;;
+    ours-*) GSL_BLAS_CORE=${v#ours-} nice -n "$nice" "$ours" $cfg -t "$t" -w "$warmup" -n "$batches" ;;
     stock) nice -n "$nice" "$stock" $cfg -t "$t" -w "$warmup" -n "$batches" ;;
     stock-omp) nice -n "$nice" "$stock_omp" $cfg -t "$t" -w "$warmup" -n "$batches" ;;
     pytorch) OPENBLAS_CORETYPE=$kernel nice -n "$nice" $PY scripts/bench_train_torch.py -t "$t" -w "$warmup" -n "$batches" ;;
@@ -121,7 +129,7 @@ run() { # variant threads -> one img/s figure
 }
 
 variants_for() { # threads -> variants measured at that count
-  local t=$1 v="ours"
+  local t=$1 v="ours${xkernel:+ ours-$xkernel}"
   if [ "$t" = 1 ]; then v="$v stock"; elif [ "$omp" = 1 ]; then v="$v stock-omp"; fi
   [ "$torch" = 1 ] && v="$v pytorch"
   echo $v
@@ -173,3 +181,9 @@ for t in $threads; do
   fi
   printf '%-8s %-26s %-14s %-26s\n' "$t" "$(ratio "$o" "$s") ($sl)" "$(ratio "$o" "$p")" "$extra"
 done
+if [ -n "$xkernel" ]; then
+  echo
+  for t in $threads; do
+    echo "threads $t: ours ($kernel, chosen) / ours-$xkernel: $(ratio "$(get "$t" ours | median)" "$(get "$t" "ours-$xkernel" | median)")"
+  done
+fi
