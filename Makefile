@@ -65,16 +65,19 @@ DN_EXAMPLES := captcha lsd super art tag cifar go rnn segmenter regressor classi
 DN_EXOBJ    := $(addprefix $(DN)/obj/,$(addsuffix .o,$(DN_EXAMPLES)))
 DN_COMMON   := -Iinclude/ -Isrc/ $(if $(filter 1,$(GPU)),-DGPU -I$(CUDA_HOME)/include/ -DcudaThreadSynchronize=cudaDeviceSynchronize,) \
                $(if $(filter 1,$(CUDNN)),-DCUDNN,)
-# With OpenBLAS, OVERRIDE_SRC (below) replaces some of Darknet's functions; Darknet's become weak so ours win.
-DN_LIB      := $(DN)/$(if $(filter 1,$(BLAS)),libdarknet_weak.a,libdarknet.a)
+# OVERRIDE_SRC (below) replaces some of Darknet's functions; Darknet's become weak so ours win.
+DN_LIB      := $(DN)/libdarknet_weak.a
 
 QUANT_SRC  := $(wildcard quant/*.c)
 LAYERS_SRC := $(wildcard layers/*.c)
 LAYERS_CU  := $(if $(filter 1,$(GPU)),$(wildcard layers/*.cu),)
-# Overrides of Darknet functions (linked as objects before libdarknet, whose copies of DN_WEAK_SYMS are made weak).
-OVERRIDE_SRC := darknet/blas_gemm.c darknet/fast_conv.c
-DN_WEAK_SYMS := gemm gemm_cpu forward_convolutional_layer backward_convolutional_layer forward_maxpool_layer
-CMD_SRC    := $(filter-out darknet/main.c $(OVERRIDE_SRC),$(wildcard darknet/*.c))
+# Overrides of Darknet functions (linked as objects before libdarknet, whose copies of DN_WEAK_SYMS are made weak):
+# the batch copy that fits the network's input (every build), and with OpenBLAS the CPU gemm and convolutions.
+OVERRIDE_SRC := darknet/train_network.c $(if $(filter 1,$(BLAS)),darknet/blas_gemm.c darknet/fast_conv.c,)
+# (One weak library serves BLAS=0 and BLAS=1: a weak function nobody overrides is still linked.)
+DN_WEAK_SYMS := train_network gemm gemm_cpu forward_convolutional_layer backward_convolutional_layer \
+                forward_maxpool_layer
+CMD_SRC    := $(filter-out darknet/main.c darknet/train_network.c darknet/blas_gemm.c darknet/fast_conv.c,$(wildcard darknet/*.c))
 # tests/test_gpu_*.c compare CUDA kernels with the CPU path: built with GPU=1, run on a GPU host by `make test-gpu`.
 TEST_SRC   := $(filter-out tests/test_gpu_%,$(wildcard tests/test_*.c))
 GPU_TEST_SRC := $(if $(filter 1,$(GPU)),$(wildcard tests/test_gpu_*.c),)
@@ -85,7 +88,7 @@ MPI_BIN    := $(if $(or $(MPICC),$(filter 1,$(MPI))),$(B)/darknet-mpi,)
 QUANT_OBJ  := $(QUANT_SRC:%.c=$(B)/obj/%.o)
 LAYERS_OBJ := $(LAYERS_SRC:%.c=$(B)/obj/%.o) $(LAYERS_CU:%.cu=$(B)/obj/%.cu.o)
 CMD_OBJ    := $(CMD_SRC:%.c=$(B)/obj/%.o)
-OVERRIDE_OBJ := $(if $(filter 1,$(BLAS)),$(OVERRIDE_SRC:%.c=$(B)/obj/%.o),)
+OVERRIDE_OBJ := $(OVERRIDE_SRC:%.c=$(B)/obj/%.o)
 TEST_BIN   := $(TEST_SRC:tests/%.c=$(B)/tests/%)
 GPU_TEST_BIN := $(GPU_TEST_SRC:tests/%.c=$(B)/tests/%)
 

@@ -141,6 +141,7 @@ typedef struct session {
     network **nets;
     gslq_pq pq;
     int have_pq;
+    char pq_from[1200]; /* where the codebook came from, for the header line */
 } session;
 
 static void session_free(session *s)
@@ -179,9 +180,17 @@ static int session_open(session *s, int argc, char **argv, int need_pq, char *er
     if (s->a.codebook) {
         if (gslq_pq_load(s->a.codebook, &s->pq, &e)) return gsl_fail(err, "%s", e.msg);
         s->have_pq = 1;
+        snprintf(s->pq_from, sizeof s->pq_from, "%s (-codebook)", s->a.codebook);
     } else if (is_ckpt && ck.ncb > 0 && ck.cb_installed[0]) {
         if (gslq_pq_load(ck.codebook[0], &s->pq, &e)) return gsl_fail(err, "%s", e.msg);
         s->have_pq = 1;
+        snprintf(s->pq_from, sizeof s->pq_from, "%s (the checkpoint's)", ck.codebook[0]);
+    } else if (w && !is_ckpt) { /* a .weights file may carry the codebook its network trained with */
+        int cbl[GSL_MAX_CODEBOOK_LAYERS];
+        if (gsl_net_codebook_layers(s->nets[0], cbl) > 0 && gsl_layer_get_codebook(&s->nets[0]->layers[cbl[0]], &s->pq) == 0) {
+            s->have_pq = 1;
+            snprintf(s->pq_from, sizeof s->pq_from, "stored in %s (layer %d)", w, cbl[0]);
+        }
     }
     if (s->have_pq) return 0;
     /* Post-hoc PQ (the "quantize after training" baseline): fitted on the training split's embeddings. */
@@ -207,6 +216,8 @@ static int session_open(session *s, int argc, char **argv, int need_pq, char *er
             rc = s->a.opq ? gslq_opq_train(&s->pq, x, tr.n, &p, &e) : gslq_pq_train(&s->pq, x, tr.n, &p, &e);
         }
         if (rc) gsl_fail(err, "fitting PQ: %s", e.msg);
+        snprintf(s->pq_from, sizeof s->pq_from, "fitted on the %d training embeddings (post-hoc %s)", tr.n,
+                 s->a.opq ? "OPQ" : "PQ");
     }
     free(x);
     gsl_data_free(&tr);
@@ -260,6 +271,7 @@ int gsl_eval_main(int argc, char **argv)
         for (int K = s.pq.K; K > 1; K >>= 1) bits++;
         snprintf(pqname, sizeof pqname, "%s codes (M=%d, K=%d: %d bits)", s.pq.rotation ? "OPQ" : "PQ", s.pq.M,
                  s.pq.K, s.pq.M * bits);
+        printf("codebook: %s\n", s.pq_from);
         printf("queries: %d (%s), database: %d (%s)\n", r.nq, s.dc.valid, r.nb, s.dc.database ? s.dc.database : s.dc.train);
         printf("%-30s %8s %9s %8s   %s\n", "features", "mAP", "mAP@1000", "P@100", "1-recall@1/10/100 of exact NN");
         print_row("float", r.map_float, r.map1000_float, r.p100_float, NULL);

@@ -18,6 +18,7 @@
 #include "codebook.h"
 #include "gsl_cfg.h"
 #include "registry.h"
+#include "weights_state.h"
 #ifdef GPU
 #include "connected_layer.h"
 #include "convolutional_layer.h"
@@ -128,9 +129,10 @@ int gsl_file_crc(const char *path, uint32_t *crc, char *err)
     return 0;
 }
 
-/* A Darknet .weights file of version 0.2 or later (3 int32 then a size_t `seen`) whose every value is finite; its
+/* A Darknet .weights file of version 0.2 or later (3 int32 then a size_t `seen`) whose every value in its first
+ * `upto` bytes (all of it when < 0: the plugin state that may follow has its own checksum) is finite; the whole file's
  * CRC-32 in *crc when non-NULL. */
-static int weights_scan(const char *path, uint32_t *crc, char *err)
+static int weights_scan(const char *path, long long upto, uint32_t *crc, char *err)
 {
     struct stat st;
     if (stat(path, &st)) return gsl_fail(err, "%s: cannot open: %s", path, strerror(errno));
@@ -152,12 +154,16 @@ static int weights_scan(const char *path, uint32_t *crc, char *err)
     }
     uint32_t c = gslq_crc32(gslq_crc32(0, ver, sizeof ver), &seen, sizeof seen);
     float buf[1 << 14];
-    long long at = 0, bad = 0, first = -1;
-    for (size_t n; (n = fread(buf, sizeof(float), sizeof buf / sizeof buf[0], f)) > 0; at += (long long)n) {
-        c = gslq_crc32(c, buf, n * sizeof(float));
-        for (size_t i = 0; i < n; i++)
-            if (!isfinite(buf[i])) { bad++; if (first < 0) first = at + (long long)i; }
+    long long at = 0, bad = 0, first = -1, nvals = upto < 0 ? -1 : (upto - 20) / (long long)sizeof(float);
+    for (size_t n; (n = fread(buf, 1, sizeof buf, f)) > 0; at += (long long)(n / sizeof(float))) {
+        c = gslq_crc32(c, buf, n);
+        for (size_t i = 0; i < n / sizeof(float); i++)
+            if ((nvals < 0 || at + (long long)i < nvals) && !isfinite(buf[i])) {
+                bad++;
+                if (first < 0) first = at + (long long)i;
+            }
     }
+    if (nvals >= 0 && at > nvals) at = nvals;
     if (ferror(f)) rc = gsl_fail(err, "%s: read failed", path);
     fclose(f);
     if (!rc && bad)
@@ -167,14 +173,23 @@ static int weights_scan(const char *path, uint32_t *crc, char *err)
     return rc;
 }
 
+/* The bytes of the plugin state a weights file carries for this network (0: none), checked. */
+static int state_bytes(const network *net, const char *path, long long *bytes, char *err)
+{
+    char e2[GSL_ERRLEN] = "";
+    if (gsl_weights_state_check((network *)net, path, bytes, e2)) return gsl_fail(err, "%s", e2);
+    return 0;
+}
+
 int gsl_weights_check(const network *net, const char *path, char *err)
 {
-    long long have = file_size(path), want = weights_bytes(net);
+    long long have = file_size(path), want = weights_bytes(net), extra = 0;
     if (have < 0) return gsl_fail(err, "%s: cannot open: %s", path, strerror(errno));
-    if (want >= 0 && have != want)
-        return gsl_fail(err, "%s: %lld bytes, but this network's weights take %lld (another cfg, or a truncated file)",
-                    path, have, want);
-    return weights_scan(path, NULL, err);
+    if (state_bytes(net, path, &extra, err)) return -1;
+    if (want >= 0 && have != want + extra)
+        return gsl_fail(err, "%s: %lld bytes, but this network's weights take %lld%s (another cfg, or a truncated "
+                        "file)", path, have - extra, want, extra ? " before the plugin state" : "");
+    return weights_scan(path, want >= 0 ? want : -1, NULL, err);
 }
 
 int gsl_weights_save(network *net, const char *path, uint32_t *crc, char *err)
@@ -185,12 +200,12 @@ int gsl_weights_save(network *net, const char *path, uint32_t *crc, char *err)
     if (!f) return gsl_fail(err, "%s: cannot write: %s", tmp, strerror(errno));
     fclose(f);
     save_weights(net, tmp);
-    long long have = file_size(tmp), want = weights_bytes(net);
-    if (have < 0 || (want >= 0 && have != want)) {
+    long long have = file_size(tmp), want = weights_bytes(net), extra = 0;
+    if (have < 0 || state_bytes(net, tmp, &extra, err) || (want >= 0 && have != want + extra)) {
         unlink(tmp);
-        return gsl_fail(err, "%s: wrote %lld of %lld bytes (disk full?)", tmp, have, want);
+        return gsl_fail(err, "%s: wrote %lld of %lld bytes (disk full?)", tmp, have, want + extra);
     }
-    if (weights_scan(tmp, crc, err)) { /* nothing non-finite is ever committed */
+    if (weights_scan(tmp, want >= 0 ? want : -1, crc, err)) { /* nothing non-finite is ever committed */
         unlink(tmp);
         return -1;
     }

@@ -192,23 +192,14 @@ static int rebuild_codebooks(trainer *t, int epoch, double *qerr_out, char *err)
         }
         /* distributed: every rank trains on its own rows, the k-means statistics (and OPQ's Procrustes matrix)
          * summed over the ranks at every iteration; every rank ends with the same codebook, bit for bit */
-        gslq_train_params p;
-        gslq_train_params_default(&p);
-        p.niter = t->k.rebuild_iters;
-        p.seed = t->k.seed + 1000003ULL * (uint64_t)epoch + (uint64_t)i;
-        p.nthreads = t->k.threads;
-        p.warm_start = t->pqs[i] != NULL;
         gslq_comm comm;
-        if (D->on) {
-            gsl_dist_gslq_comm(D, &comm);
-            p.comm = &comm;
-        }
+        if (D->on) gsl_dist_gslq_comm(D, &comm);
         gslq_error e = {0};
         double mse = 0;
         if (!t->pqs[i] && gslq_pq_init(&t->pq[i], d, M, K, &e)) { rc = gsl_fail(err, "%s", e.msg); free(x); break; }
-        const float *xr = x + r0 * d;
-        rc = t->k.opq ? gslq_opq_train(&t->pq[i], xr, rn, &p, &e) : gslq_pq_train(&t->pq[i], xr, rn, &p, &e);
-        if (!rc) rc = gslq_pq_mse(&t->pq[i], xr, rn, d, t->k.threads, &mse, &e);
+        rc = gsl_codebook_fit(&t->pq[i], t->pqs[i] != NULL, x + r0 * d, rn, t->k.opq, t->k.rebuild_iters,
+                              t->k.seed + 1000003ULL * (uint64_t)epoch + (uint64_t)i, t->k.threads,
+                              D->on ? &comm : NULL, &mse, &e);
         free(x);
         if (rc) { snprintf(err, GSL_DATA_ERRLEN, "rebuilding the codebook of layer %d: %s", t->cbl[i], e.msg); break; }
         if (D->debug)
@@ -425,6 +416,9 @@ static int run(trainer *t, const char *resume, char *err)
     int steps = t->train.n / per_step;
     if (steps < 1) return gsl_fail(err, "%d training samples, fewer than one step of %d", t->train.n, per_step);
     t->ncb = gsl_net_codebook_layers(net, t->cbl);
+    /* the trainer rebuilds at epoch boundaries itself: the layers' own schedules are off */
+    for (int i = 0; i < t->ncb; i++)
+        for (int r = 0; r < t->nrep; r++) gsl_codebook_rebuild_off(gsl_layer_codebook(&t->nets[r]->layers[t->cbl[i]]));
     t->collect = t->ncb && t->k.rebuild_from == 0 && !D->on && t->nrep == 1;
     t->res_cap = t->k.rebuild_samples && t->k.rebuild_samples < t->train.n ? t->k.rebuild_samples : t->train.n;
     for (int i = 0; i < t->ncb && t->collect; i++) {

@@ -183,6 +183,7 @@ void gsl_codebook_forward(layer l, network net)
 {
     /* net.input (B, D) -> l.output (B, D): the identity */
     memcpy(l.output, net.input, (size_t)l.batch * l.inputs * sizeof(float));
+    gsl_codebook_rebuild_step((gsl_codebook *)l.state, l, net);
 }
 
 int gsl_codebook_backward_prologue(gsl_codebook *cb, layer l, network net, int rotate_delta, gsl_codebook_pass *p)
@@ -266,6 +267,7 @@ void gsl_codebook_forward_gpu(layer l, network net)
     /* net.input_gpu (B, D) -> l.output_gpu (B, D): the identity */
     GSL_CUDA_CHECK(cudaMemcpyAsync(l.output_gpu, net.input_gpu, (size_t)l.batch * l.inputs * sizeof(float),
                                    cudaMemcpyDeviceToDevice, 0));
+    gsl_codebook_rebuild_step((gsl_codebook *)l.state, l, net);
 }
 
 int gsl_codebook_backward_prologue_gpu(gsl_codebook *cb, layer l, network net, int rotate_delta,
@@ -316,6 +318,15 @@ static gsl_codebook *layer_codebook(const layer *l)
     return (gsl_codebook *)l->state; /* both layers' state structs begin with their gsl_codebook */
 }
 
+gsl_codebook *gsl_layer_codebook(const layer *l) { return layer_codebook(l); }
+
+int gsl_layer_get_codebook(const layer *l, gslq_pq *pq)
+{
+    gsl_codebook *cb = layer_codebook(l);
+    if (!cb || !cb->installed) return -1;
+    return gslq_pq_copy(pq, &cb->pq, NULL) ? -1 : 0;
+}
+
 int gsl_layer_has_codebook(const layer *l) { return gsl_is_snap_layer(l) || gsl_is_quantloss_layer(l); }
 
 int gsl_layer_codebook_shape(const layer *l, int *d, int *M, int *K)
@@ -335,6 +346,7 @@ int gsl_layer_set_codebook(layer *l, const gslq_pq *pq, char *err)
         errf(err, "layer holds no codebook (not [snap] or [quantloss])");
         return -1;
     }
+    gsl_codebook_rebuild_off(cb);
     return gsl_codebook_set(cb, pq, err);
 }
 
@@ -402,9 +414,18 @@ void *gsl_codebook_layer_make(layer *l, size_t state_bytes, void (*forward)(laye
 
 /* ---- cfg ---- */
 
+const char *const gsl_codebook_keys[] = {"subspaces", "codewords", "rebuild_iterations", "rebuild_images",
+                                         "reservoir", "kmeans_iters", NULL};
+
 int gsl_codebook_parse_shape(const gsl_section *sec, const char *const *keys, int *M, int *K, char *err)
 {
-    if (gsl_opt_check_unknown(sec, keys, err)) return -1;
+    /* the layer's own keys and the common ones */
+    const char *all[64];
+    int n = 0;
+    for (int i = 0; gsl_codebook_keys[i] && n < 63; i++) all[n++] = gsl_codebook_keys[i];
+    for (int i = 0; keys && keys[i] && n < 63; i++) all[n++] = keys[i];
+    all[n] = NULL;
+    if (gsl_opt_check_unknown(sec, all, err)) return -1;
     int D = sec->inputs;
     if (D < 1) {
         errf(err, "the layer before gives no inputs (inputs=%d)", D);

@@ -32,6 +32,14 @@ typedef struct gsl_layer_stats {
     double last_qerr;
 } gsl_layer_stats;
 
+/* The layer's own rebuild schedule (cfg keys; layers/codebook_rebuild.c). */
+typedef struct gsl_rebuild_cfg {
+    int every_iterations; /* `rebuild_iterations`: weight updates between rebuilds (0: see every_images) */
+    int every_images;     /* `rebuild_images`: images between rebuilds, e.g. the dataset's size (0: unused) */
+    int reservoir;        /* `reservoir`: input rows kept for a rebuild */
+    int kmeans_iters;     /* `kmeans_iters` */
+} gsl_rebuild_cfg;
+
 /* A layer's copy of a codebook. The layout does not depend on the build (GPU pointers stay NULL without GPU).
  * Host arrays live in the layer's state block, device arrays in its device block. */
 typedef struct gsl_codebook {
@@ -54,6 +62,12 @@ typedef struct gsl_codebook {
     float *rotation_gpu;                  /* (d, d) */
     float *xr_gpu, *dr_gpu, *er_gpu;      /* (max_batch, d) */
     double *acc_gpu;                      /* (4), as acc */
+    /* the layer's own rebuilds (layers/codebook_rebuild.c) */
+    gsl_rebuild_cfg rb;
+    int own_schedule;                     /* 1: the layer rebuilds itself in training; 0: a trainer installs */
+    int layer_index;
+    void *shared;                         /* the record its replicas share (reservoir, schedule, codebook) */
+    long installed_version;               /* the shared record's rebuild count this layer installed */
 } gsl_codebook;
 
 /* ---- used by the layer files ---- */
@@ -136,10 +150,30 @@ struct gsl_section;
  * 1..65535, divides the input size, sub-vectors of at most GSL_CODEBOOK_MAX_DSUB floats) into *M and `codewords`
  * (2..256, default 256) into *K. Returns 0, or -1 with a message naming the key in err (GSL_ERRLEN bytes). */
 int gsl_codebook_parse_shape(const struct gsl_section *sec, const char *const *keys, int *M, int *K, char *err);
+/* The keys every codebook layer takes besides its own (the shape and the schedule), NULL-terminated. */
+extern const char *const gsl_codebook_keys[];
 /* Rejects a batch below 1 (checked last, after the layer's own keys). Returns 0, or -1 with a message in err. */
 int gsl_codebook_parse_batch(const struct gsl_section *sec, char *err);
 /* Gives l the previous layer's image shape when the sizes agree (the identity keeps it for the layers after it). */
 void gsl_codebook_keep_shape(const struct gsl_section *sec, layer *l);
+
+/* ---- the layer's own rebuilds (layers/codebook_rebuild.c) ---- */
+
+/* k-means (PQ, or OPQ with opq = 1) of pq on x (n, pq->d), warm-started from pq when warm, and the mean squared
+ * error of x under the result (mse may be NULL). The one rebuild function of `gsl train` and of the layers. */
+int gsl_codebook_fit(gslq_pq *pq, int warm, const float *x, size_t n, int opq, int iters, uint64_t seed, int threads,
+                     const gslq_comm *comm, double *mse, gslq_error *err);
+/* Reads the schedule keys (rebuild_iterations, rebuild_images, reservoir, kmeans_iters). 0, or -1 with err. */
+int gsl_codebook_parse_rebuild(const struct gsl_section *sec, int K, gsl_rebuild_cfg *rb, char *err);
+/* Gives a parsed layer its schedule and the record it shares with its replicas (same cfg, same layer index). */
+void gsl_codebook_rebuild_attach(gsl_codebook *cb, const char *cfg, int index, const gsl_rebuild_cfg *rb);
+/* A training forward pass: offers the input rows to the reservoir, rebuilds when due, installs a newer codebook. */
+void gsl_codebook_rebuild_step(gsl_codebook *cb, layer l, network net);
+/* A trainer takes over (gsl_layer_set_codebook does this). */
+void gsl_codebook_rebuild_off(gsl_codebook *cb);
+/* The schedule's state, for the .weights file: rebuilds so far and when the next is due; and its restoration. */
+void gsl_codebook_rebuild_state(const gsl_codebook *cb, long *rebuilds, long *next_iteration, long *next_images);
+void gsl_codebook_rebuild_restore(gsl_codebook *cb, long rebuilds, long next_iteration, long next_images);
 
 /* ---- the trainer's interface ---- */
 
@@ -147,9 +181,14 @@ void gsl_codebook_keep_shape(const struct gsl_section *sec, layer *l);
 int gsl_layer_has_codebook(const layer *l);
 /* The codebook's shape for such a layer: d, M, K. Returns 0, or -1 for other layers. */
 int gsl_layer_codebook_shape(const layer *l, int *d, int *M, int *K);
-/* Installs pq into a [snap] or [quantloss] layer (its host copy, and its device copy on the layer's device).
- * NULL uninstalls. Returns 0, or -1 with a message in err (GSL_ERRLEN bytes; may be NULL). */
+/* Installs pq into a [snap] or [quantloss] layer (its host copy, and its device copy on the layer's device), and
+ * turns the layer's own rebuilds off (the caller owns the codebook from now on). NULL uninstalls. Returns 0, or -1
+ * with a message in err (GSL_ERRLEN bytes; may be NULL). */
 int gsl_layer_set_codebook(layer *l, const gslq_pq *pq, char *err);
+/* A copy of the installed codebook into an uninitialised pq. Returns 0, or -1 when none is installed. */
+int gsl_layer_get_codebook(const layer *l, gslq_pq *pq);
+/* The layer's gsl_codebook, or NULL for other layers. */
+gsl_codebook *gsl_layer_codebook(const layer *l);
 /* 1 when a codebook is installed. */
 int gsl_layer_codebook_installed(const layer *l);
 /* Reads (and with reset = 1 zeroes) the layer's statistics. Returns 0, or -1 for other layers. */

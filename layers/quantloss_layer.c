@@ -68,14 +68,17 @@ void backward_quantloss_layer(layer l, network net)
 
 static int parse_quantloss(const gsl_section *sec, layer *out, char *err)
 {
-    static const char *const keys[] = {"subspaces", "codewords", "lambda", NULL};
+    static const char *const keys[] = {"lambda", NULL};
     int M, K;
     float lambda;
     if (gsl_codebook_parse_shape(sec, keys, &M, &K, err)) return -1;
     if (gsl_opt_float(sec, "lambda", 0.1f, 0, 0.0f, 1000.0f, &lambda, err)) return -1;
+    gsl_rebuild_cfg rb;
+    if (gsl_codebook_parse_rebuild(sec, K, &rb, err)) return -1;
     if (gsl_codebook_parse_batch(sec, err)) return -1;
     *out = make_quantloss_layer(sec->batch, sec->inputs, M, K, lambda);
     gsl_codebook_keep_shape(sec, out);
+    gsl_codebook_rebuild_attach((gsl_codebook *)out->state, sec->cfg, sec->index, &rb);
     return 0;
 }
 

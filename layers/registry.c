@@ -10,6 +10,7 @@
 
 #include "network.h"
 #include "option_list.h"
+#include "weights_state.h"
 
 /* Added to Darknet's src/parser.c by darknet/hook.sh. */
 extern layer (*gsl_parse_layer_hook)(char *cfg, char *type, list *options, int index, int batch, int inputs, int h,
@@ -64,9 +65,14 @@ void gsl_registry_install(void)
         builtins_done = 1;
     }
     gsl_parse_layer_hook = gsl_registry_parse;
+    gsl_weights_state_install();
 }
 
-void gsl_registry_uninstall(void) { gsl_parse_layer_hook = NULL; }
+void gsl_registry_uninstall(void)
+{
+    gsl_parse_layer_hook = NULL;
+    gsl_weights_state_uninstall();
+}
 
 layer gsl_registry_parse(char *cfg, char *type, list *options, int index, int batch, int inputs, int h, int w, int c,
                          network *net)

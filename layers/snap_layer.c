@@ -89,7 +89,7 @@ void backward_snap_layer(layer l, network net)
 
 static int parse_snap(const gsl_section *sec, layer *out, char *err)
 {
-    static const char *const keys[] = {"subspaces", "codewords", "neighbors", "mode", "alpha", "eta", NULL};
+    static const char *const keys[] = {"neighbors", "mode", "alpha", "eta", NULL};
     static const char *const modes[] = {"rotate", "project", "lookahead", NULL};
     int M, K, nb, mode;
     float alpha, eta;
@@ -119,9 +119,12 @@ static int parse_snap(const gsl_section *sec, layer *out, char *err)
         snprintf(err, GSL_ERRLEN, "key 'eta': must be > 0");
         return -1;
     }
+    gsl_rebuild_cfg rb;
+    if (gsl_codebook_parse_rebuild(sec, K, &rb, err)) return -1;
     if (gsl_codebook_parse_batch(sec, err)) return -1;
     *out = make_snap_layer(sec->batch, sec->inputs, M, K, nb, (snap_mode)mode, alpha, eta);
     gsl_codebook_keep_shape(sec, out);
+    gsl_codebook_rebuild_attach((gsl_codebook *)out->state, sec->cfg, sec->index, &rb);
     return 0;
 }
 

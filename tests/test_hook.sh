@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# darknet/hook.sh: the two-line edit of upstream's src/parser.c is applied once, is idempotent, and refuses to edit a
-# parser.c whose anchor lines moved. darknet/fetch.sh refuses a tarball with the wrong checksum.
+# darknet/hook.sh: the scripted edit of upstream's src/parser.c (a declaration line, the parse hook replacing one line,
+# the save and load hooks added before two) is applied once, is idempotent, and refuses to edit a parser.c whose
+# anchor lines moved. darknet/fetch.sh refuses a tarball with the wrong checksum.
 set -u
 root=$(cd "$(dirname "$0")/.." && pwd)
 src=${DARKNET_SRC_TREE:-$root/build/darknet-src}
@@ -16,8 +17,12 @@ cp "$src/src/parser.c" "$tmp/t/src/parser.c"
 cp "$tmp/t/src/parser.c" "$tmp/once.c"
 "$root/darknet/hook.sh" "$tmp/t" && cmp -s "$tmp/once.c" "$tmp/t/src/parser.c" && ok hook_idempotent \
   || bad hook_idempotent "second run changed the file"
-diff <(grep -v gsl_parse_layer_hook "$tmp/t/src/parser.c") <(grep -v 'Type not recognized' "$src/src/parser.c") > /dev/null \
-  && ok hook_touches_two_lines_only || bad hook_touches_two_lines_only "more than the two lines differ"
+diff <(grep -v 'gsl_parse_layer_hook\|gsl_save_weights_hook\|gsl_load_weights_hook' "$tmp/t/src/parser.c") \
+  <(grep -v 'Type not recognized' "$src/src/parser.c") > /dev/null \
+  && ok hook_touches_its_lines_only || bad hook_touches_its_lines_only "more than the hook's lines differ"
+for m in gsl_parse_layer_hook gsl_save_weights_hook gsl_load_weights_hook; do
+  [ "$(grep -c $m "$tmp/t/src/parser.c")" = 2 ] && ok "hook_$m" || bad "hook_$m" "$(grep -c $m "$tmp/t/src/parser.c") lines"
+done
 
 sed 's/} size_params;/} size_params_moved;/' "$src/src/parser.c" > "$tmp/t/src/parser.c"
 out=$("$root/darknet/hook.sh" "$tmp/t" 2>&1); rc=$?

@@ -139,7 +139,9 @@ w=A/small_e0002.weights
 "$py" - "$w" nan.weights hdr.weights <<'PY'
 import struct, sys
 b = bytearray(open(sys.argv[1], "rb").read())
-nan = bytearray(b); nan[20:] = struct.pack("<f", float("nan")) * ((len(b) - 20) // 4)
+# the weights proper: the file less the plugin state (a trailer "GSLSTATE" after its length) when it has one
+end = len(b) - (struct.unpack("<Q", b[-20:-12])[0] + 20 if b[-8:] == b"GSLSTATE" else 0)
+nan = bytearray(b[:end]); nan[20:] = struct.pack("<f", float("nan")) * ((end - 20) // 4)
 open(sys.argv[2], "wb").write(nan)
 hdr = bytearray(b); hdr[0:4] = struct.pack("<i", 0x41414141)
 open(sys.argv[3], "wb").write(hdr)
