@@ -8,9 +8,7 @@
 
 #include "blas.h"
 #include "gsl_cuda.h"
-#include "quantloss_layer.h"
 #include "registry.h"
-#include "snap_layer.h"
 
 #ifdef GPU
 #include "cuda.h"
@@ -327,7 +325,26 @@ int gsl_layer_get_codebook(const layer *l, gslq_pq *pq)
     return gslq_pq_copy(pq, &cb->pq, NULL) ? -1 : 0;
 }
 
-int gsl_layer_has_codebook(const layer *l) { return gsl_is_snap_layer(l) || gsl_is_quantloss_layer(l); }
+/* The forward functions of the layer types built on this base (recorded by gsl_codebook_layer_make): a layer holds a
+ * codebook when its forward function is one of them. */
+#define MAX_CODEBOOK_TYPES 16
+static void (*codebook_forwards[MAX_CODEBOOK_TYPES])(layer, network);
+static int n_codebook_forwards;
+
+static void record_codebook_type(void (*forward)(layer, network))
+{
+    for (int i = 0; i < n_codebook_forwards; i++)
+        if (codebook_forwards[i] == forward) return;
+    GSL_INVARIANT(n_codebook_forwards < MAX_CODEBOOK_TYPES);
+    codebook_forwards[n_codebook_forwards++] = forward;
+}
+
+int gsl_layer_has_codebook(const layer *l)
+{
+    for (int i = 0; l && i < n_codebook_forwards; i++)
+        if (l->forward == codebook_forwards[i]) return 1;
+    return 0;
+}
 
 int gsl_layer_codebook_shape(const layer *l, int *d, int *M, int *K)
 {
@@ -369,6 +386,7 @@ void *gsl_codebook_layer_make(layer *l, size_t state_bytes, void (*forward)(laye
                               const char *name)
 {
     *l = (layer){0};
+    record_codebook_type(forward);
     l->type = BLANK;
     l->forward = forward;
     l->backward = backward;

@@ -94,7 +94,8 @@ static int parse_snap(const gsl_section *sec, layer *out, char *err)
     int M, K, nb, mode;
     float alpha, eta;
     if (gsl_codebook_parse_shape(sec, keys, &M, &K, err)) return -1;
-    if (gsl_opt_enum(sec, "mode", "rotate", modes, &mode, err)) return -1;
+    /* the defaults are the study's recommendation (docs/RESULTS.md): project with alpha 0.1 */
+    if (gsl_opt_enum(sec, "mode", "project", modes, &mode, err)) return -1;
     if (mode == SNAP_LOOKAHEAD) {
         if (option_find(sec->options, "neighbors")) {
             snprintf(err, GSL_ERRLEN, "key 'neighbors': not used by mode=lookahead (it takes the codeword nearest to "
@@ -113,7 +114,9 @@ static int parse_snap(const gsl_section *sec, layer *out, char *err)
             return -1;
         }
     }
-    if (gsl_opt_float(sec, "alpha", 0.5f, 0, 0.0f, mode == SNAP_LOOKAHEAD ? 1000.0f : 1.0f, &alpha, err)) return -1;
+    if (gsl_opt_float(sec, "alpha", mode == SNAP_PROJECT ? 0.1f : 0.5f, 0, 0.0f, mode == SNAP_LOOKAHEAD ? 1000.0f : 1.0f,
+                      &alpha, err))
+        return -1;
     if (gsl_opt_float(sec, "eta", 1.0f, 0, 0.0f, 1e6f, &eta, err)) return -1;
     if (!(eta > 0)) {
         snprintf(err, GSL_ERRLEN, "key 'eta': must be > 0");

@@ -58,25 +58,18 @@ static void install(network *net, unsigned long long seed)
     gslq_pq_free(&pq);
 }
 
-static void save_quiet(network *net, const char *p)
+/* save_weights or load_weights with Darknet's messages on stderr silenced */
+static void quietly(void (*fn)(network *, char *), network *net, const char *p)
 {
     int fd = dup(2);
-    freopen("/dev/null", "w", stderr);
-    save_weights(net, (char *)p);
+    if (!freopen("/dev/null", "w", stderr)) return;
+    fn(net, (char *)p);
     fflush(stderr);
     dup2(fd, 2);
     close(fd);
 }
-
-static void load_quiet(network *net, const char *p)
-{
-    int fd = dup(2);
-    freopen("/dev/null", "w", stderr);
-    load_weights(net, (char *)p);
-    fflush(stderr);
-    dup2(fd, 2);
-    close(fd);
-}
+#define save_quiet(net, p) quietly(save_weights, net, p)
+#define load_quiet(net, p) quietly(load_weights, net, p)
 
 static void test_round_trip_byte_identical(void)
 {
