@@ -149,6 +149,7 @@ int gsl_train_keys_read(const char *cfgfile, gsl_train_keys *k, char *err)
              gsl_opt_int(&sec, "seed", 1, 0, 0, INT_MAX, &seed, e2);
     k->P = P;
     k->seed = (uint64_t)seed;
+    k->epochs_in_cfg = option_find(opts, "epochs") != NULL;
     /* Darknet's image loaders read these; gsl train trains from memory and would silently not augment */
     static const char *const loader_keys[] = {"angle", "aspect", "saturation", "exposure", "hue", "min_crop",
                                               "max_crop", "min_ratio", "max_ratio", "center", NULL};

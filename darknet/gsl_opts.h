@@ -32,6 +32,7 @@ int gsl_args_parse(int argc, char **argv, int min_pos, int max_pos, gsl_args *a,
 /* Trainer keys, read strictly from the cfg's [net] section (Darknet ignores keys it does not know there). */
 typedef struct gsl_train_keys {
     int epochs;          /* epochs (default 10) */
+    int epochs_in_cfg;   /* 1 when [net] gives epochs= (the schedule -epochs scales from) */
     int warmup;          /* epochs before the first codebook (default 1) */
     int rebuild_every;   /* epochs between rebuilds (default 1) */
     int rebuild_samples; /* training samples embedded for a rebuild, 0 = all (default 10000) */

@@ -359,6 +359,38 @@ static int resume_from(trainer *t, const char *resume, int *start_epoch, gsl_ckp
     return 0;
 }
 
+/* -epochs N for a cfg written for E epochs: Darknet's learning-rate schedule counts iterations, so it is scaled by
+ * N / E (steps=, step=, and max_batches for the policies that end there), rounded to the nearest iteration; the
+ * schedule of a run is then the cfg's stretched to its length. A cfg without epochs= cannot be scaled. */
+static int scale_schedule(trainer *t, int cfg_epochs, int epochs, char *err)
+{
+    network *net = t->nets[0];
+    int iterative = net->policy == STEPS || net->policy == STEP || net->policy == POLY || net->policy == SIG ||
+                    net->policy == EXP || net->policy == RANDOM;
+    if (!iterative || epochs == cfg_epochs) return 0;
+    if (!t->k.epochs_in_cfg)
+        return gsl_fail(err, "%s: -epochs %d scales the learning-rate schedule (policy counts iterations), which needs "
+                        "epochs= in [net] to scale from", t->cfgfile, epochs);
+    double f = (double)epochs / cfg_epochs;
+    char line[512];
+    int len = snprintf(line, sizeof line, "learning-rate schedule scaled to %d epochs (the cfg's %d):", epochs, cfg_epochs);
+    for (int r = 0; r < t->nrep; r++) {
+        network *n = t->nets[r];
+        for (int i = 0; n->policy == STEPS && i < n->num_steps; i++) {
+            n->steps[i] = (int)(n->steps[i] * f + 0.5);
+            if (r == 0 && len < (int)sizeof line)
+                len += snprintf(line + len, sizeof line - len, "%s%d", i ? "," : " steps=", n->steps[i]);
+        }
+        if (n->policy == STEP) n->step = (int)(n->step * f + 0.5);
+        if (n->policy == POLY && n->max_batches) n->max_batches = (int)(n->max_batches * f + 0.5);
+    }
+    if (net->policy == STEP && len < (int)sizeof line) len += snprintf(line + len, sizeof line - len, " step=%d", net->step);
+    if (net->policy == POLY && net->max_batches && len < (int)sizeof line)
+        snprintf(line + len, sizeof line - len, " max_batches=%d", net->max_batches);
+    if (t->dist->rank == 0) printf("%s\n", line);
+    return 0;
+}
+
 /* Preemption: SIGTERM (one process) or SIGUSR1 (any run; under MPI, SIGTERM is the launcher stopping the job)
  * asks the trainer to finish the current step, checkpoint where it is and exit with GSL_EXIT_PREEMPTED. Slurm sends
  * it with `sbatch --signal=B:TERM@120` or `--signal=USR1@120`. Under MPI the ranks agree at the next progress line. */
@@ -697,6 +729,7 @@ int gsl_train_main(int argc, char **argv)
     if (gsl_data_cfg_read(t.datafile, &t.dc, err)) goto out;
     if (gsl_train_keys_read(t.cfgfile, &t.k, err)) goto out;
     if (a.seed_set) t.k.seed = a.seed;
+    int cfg_epochs = t.k.epochs;
     if (a.epochs) t.k.epochs = a.epochs;
     if (a.threads) t.k.threads = a.threads;
     /* the backup folder is this run's alone from here on (rank 0 writes it) */
@@ -730,6 +763,7 @@ int gsl_train_main(int argc, char **argv)
     }
     if (!t.nets) goto out;
     network *net = t.nets[0];
+    if (scale_schedule(&t, cfg_epochs, t.k.epochs, err)) goto out;
     if (gsl_dist_prepare(&dist, net, err)) goto out;
     if (net->layers[net->n - 1].truths && net->layers[net->n - 1].truths != t.dc.classes) {
         snprintf(err, GSL_DATA_ERRLEN, "%s: the last layer takes %d classes, %s has classes=%d", t.cfgfile,

@@ -6,7 +6,7 @@
 # Env: BIN (default build/gpu-noblas/darknet, the binary of `make GPU=1 BLAS=0`), GPUS (default 0; empty: the CPU),
 #      DATA_DIR (default /usr/share/datasets/fashion-mnist), RES (results, default build/headline-gpu; a device run
 #      passes $OUT), TRAIN_S (wall-clock cap per training, default 400 s: the last finished epoch is evaluated),
-#      EPOCHS (overrides the cfgs' epochs, which each cfg must set, and scales their `steps=` with them),
+#      EPOCHS (gsl train -epochs: the cfgs' epochs, their learning-rate steps scaled with them),
 #      PARALLEL=1 (train the cfgs at once: Darknet's small convolutions leave a GPU mostly idle), THREADS (gsl
 #      eval's search threads, default nproc), WORK (the runs' folders, default build/headline-gpu-runs).
 # Writes, as each run ends, RES/NAME.log (training and evaluation output) and one line per run to RES/summary.txt.
@@ -35,22 +35,14 @@ one() { # CFG: train under the cap, evaluate the last checkpoint, append the sum
   local cfg=$1 name; name=$(basename "$cfg" .cfg)
   local run=$work/$name log=$res/$name.log
   rm -rf "$run" && mkdir -p "$run" && cp "$cfg" "$run/$name.cfg"
-  if [ -n "${EPOCHS:-}" ]; then # Darknet's learning-rate steps count iterations: they move with the schedule
-    local e0; e0=$(sed -n 's/^epochs=//p' "$cfg" | head -n 1)
-    if [ -z "$e0" ]; then
-      echo "$name: not run: EPOCHS needs an epochs= line in $cfg's [net]" | tee -a "$res/summary.txt" >&2
-      return 1
-    fi
-    awk -v a="$EPOCHS" -v b="$e0" 'BEGIN { FS = OFS = "=" }
-      /^epochs=/ { $2 = a }
-      /^steps=/ { n = split($2, v, ","); $2 = ""
-                  for (i = 1; i <= n; i++) $2 = $2 (i > 1 ? "," : "") int(v[i] * a / b + 0.5) }
-      { print }' "$cfg" > "$run/$name.cfg"
-  fi
+  # EPOCHS: gsl train -epochs stretches the cfg's learning-rate schedule with the run (and refuses a cfg without
+  # epochs= whose schedule counts iterations)
+  local eflag_train=()
+  [ -n "${EPOCHS:-}" ] && eflag_train=(-epochs "$EPOCHS")
   local s=$SECONDS
   (cd "$run" || exit 1
-   timeout -k 10 "$cap" "$bin" gsl train "$data" "$name.cfg" "${gflag[@]}" 2>train.err |
-     tr '\r' '\n' | grep --line-buffered -E '^(training|epoch [0-9]+ done)'
+   timeout -k 10 "$cap" "$bin" gsl train "$data" "$name.cfg" "${gflag[@]}" "${eflag_train[@]}" 2>train.err |
+     tr '\r' '\n' | grep --line-buffered -E '^(training|learning-rate|epoch [0-9]+ done)'
    exit "${PIPESTATUS[0]}") > "$log" # the training's status, not grep's
   local rc=$? ts=$((SECONDS - s)) ep
   ep=$(grep -c '^epoch [0-9]* done' "$log")

@@ -182,4 +182,13 @@ expect_err bad_classes "classes=3\ntrain=$tmp/data/train-images.gz\ntrain_labels
 printf 'x.png\n' > list.txt
 expect_err bad_list_without_labels "classes=10\ntrain=$tmp/list.txt\n" "needs the key 'labels'"
 
+# ---- -epochs N stretches the cfg's learning-rate schedule: the same run as the cfg written for N epochs
+sed 's/^policy=constant/policy=steps\nsteps=40,80\nscales=.1,.1/' "$cfg" > sched.cfg
+sed -e 's/^epochs=3/epochs=2/' -e 's/^steps=40,80/steps=27,53/' sched.cfg > sched2.cfg
+mkdata s1 S1; mkdata s2 S2
+"$bin" gsl train s1.data sched.cfg -epochs 2 > S1.log 2>&1; rc1=$?
+"$bin" gsl train s2.data sched2.cfg > S2.log 2>&1; rc2=$?
+check epochs_flag_scales_schedule '[ $rc1 = 0 ] && [ $rc2 = 0 ] && grep -q "^learning-rate schedule scaled to 2 epochs (the cfg.s 3): steps=27,53$" S1.log && cmp -s S1/sched_e0002.weights S2/sched2_e0002.weights' \
+  "exit $rc1/$rc2: $(grep -m1 learning-rate S1.log)"
+
 result
