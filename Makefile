@@ -198,17 +198,31 @@ test:
 	  DARKNET_TREE=$(DN) DARKNET_SRC_TREE=$(SRC) PYTHON=$(PYTHON) \
 	  GSL_TEST_TMP=$(B)/test-tmp tests/run.sh $(TEST_BIN) $(TEST_SH)
 
-# Benchmark programs (tests/bench_*.c), run by scripts/bench_*.sh. The -stock twin links upstream Darknet as it is
-# (its own gemm, none of our overrides), for side-by-side figures in the same run.
-BENCH_SRC := $(wildcard tests/bench_*.c)
-BENCH_BIN := $(BENCH_SRC:tests/%.c=$(B)/bench/%) $(BENCH_SRC:tests/%.c=$(B)/bench/%-stock)
-$(B)/bench/%: tests/%.c $(wildcard tests/*.h) $(LINK_IN)
+# Benchmark programs (scripts/bench/, with their drivers). bench_train and bench_layers link the whole build; the
+# -stock twin of bench_train links upstream Darknet as it is (its own gemm, none of our overrides), and -stock-omp
+# upstream Darknet built with OPENMP=1 (in build/bench-stock-omp), for side-by-side figures in the same run;
+# bench_quant_lib links libgslq alone.
+BENCH_BIN := $(B)/bench/bench_train $(B)/bench/bench_train-stock $(B)/bench/bench_layers $(B)/bench/bench_quant_lib
+$(B)/bench/bench_train $(B)/bench/bench_layers: $(B)/bench/%: scripts/bench/%.c $(wildcard tests/*.h) $(LINK_IN)
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS_) -Itests -Idarknet -Ilayers -Iquant $(DNINC) $< $(LINK_IN) $(TESTLIBS) -o $@
-$(B)/bench/%-stock: tests/%.c tests/test.h $(OUR_LIBS) $(DN)/libdarknet.a
+$(B)/bench/bench_train-stock: scripts/bench/bench_train.c tests/test.h $(OUR_LIBS) $(DN)/libdarknet.a
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS_) -DGSL_BENCH_STOCK -Itests -Idarknet -Ilayers -Iquant $(DNINC) $< $(OUR_LIBS) $(DN)/libdarknet.a \
 	  $(TESTLIBS) -o $@
+$(B)/bench/bench_quant_lib: scripts/bench/bench_quant_lib.c quant/gslq.h $(B)/libgslq.a
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS_) -Iquant $< $(B)/libgslq.a $(LIBS) -o $@
+OMP_DN := build/bench-stock-omp/darknet
+$(OMP_DN)/libdarknet.a: $(SRC)/.fetched
+	@echo "building stock Darknet with OPENMP=1 in build/bench-stock-omp (log: build/bench-stock-omp/build.log)"
+	@rm -rf build/bench-stock-omp && mkdir -p build/bench-stock-omp && cp -a $(SRC) $(OMP_DN)
+	@$(MAKE) -C $(OMP_DN) GPU=0 OPENCV=0 OPENMP=1 obj libdarknet.a > build/bench-stock-omp/build.log 2>&1 \
+	  || { tail -n 20 build/bench-stock-omp/build.log; exit 1; }
+$(B)/bench/bench_train-stock-omp: scripts/bench/bench_train.c tests/test.h $(B)/libgslq.a $(OMP_DN)/libdarknet.a
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS_) -DGSL_BENCH_STOCK -DGSL_BENCH_OMP -Itests -Iquant -I$(OMP_DN)/include -I$(OMP_DN)/src $< \
+	  $(B)/libgslq.a $(OMP_DN)/libdarknet.a -fopenmp $(LIBS) -o $@
 bench-bins: $(BENCH_BIN)
 
 # The main job: train on Fashion-MNIST, print the search-quality table, plot the curves.

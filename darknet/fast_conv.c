@@ -5,7 +5,7 @@
  * commands and in Darknet's own. Upstream's versions are no longer reachable by name, so the cases that the fast
  * path does not cover run upstream_forward/upstream_backward below: upstream's code, statement for statement.
  *
- * Where upstream's time went (perf, cfg/bench_lenet.cfg, docs/performance.md): im2col and col2im through a function
+ * Where upstream's time went (perf, scripts/bench/bench_lenet.cfg, docs/performance.md): im2col and col2im through a function
  * call and four bounds checks per pixel, one thin gemm per image (N = out_h*out_w is 64 in LeNet's second layer,
  * too thin to split across threads), max-pooling with bounds checks and unpredictable branches in every window,
  * activations through a switch per element. Here:
@@ -70,7 +70,7 @@ static float *workspace(size_t floats)
 }
 
 /* Each chunk's sgemm gets about CHUNK_COLS columns: LeNet's second layer has 64 outputs per image, a product too
- * thin for sgemm's best speed. Measured on cfg/bench_lenet.cfg (docs/performance.md): one thread runs as fast with
+ * thin for sgemm's best speed. Measured on scripts/bench/bench_lenet.cfg (docs/performance.md): one thread runs as fast with
  * 64 to 512 columns and slower from 1024 up, as the chunk outgrows L2. */
 #define CHUNK_COLS 512
 #define MAX_WORKERS 64

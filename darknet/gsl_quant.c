@@ -9,7 +9,7 @@
  *   export -codebook CODEBOOK -codes CODES -out INDEX.faiss
  * Exit status: 0 ok, 1 runtime error (a message names the file), 2 usage error.
  * Only libgslq and libc: no Darknet headers (the lead's main dispatches `gsl quant` here). With
- * -DGSL_QUANT_STANDALONE this file also defines main() (used by scripts/bench_quant.sh). */
+ * -DGSL_QUANT_STANDALONE this file also defines main() (used by scripts/bench/bench_quant.sh). */
 #define _POSIX_C_SOURCE 200809L
 #include <errno.h>
 #include <stdio.h>

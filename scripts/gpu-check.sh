@@ -4,12 +4,12 @@
 #   2. tests/test_gpu_*.c and the layer tests of the GPU build: every kernel against the CPU path, forward and backward
 #   3. tests/gpu_train_check.sh      `gsl train` on GPU 0 against the CPU build; two replicas on one device
 #   4. tests/gpu_dist_check.sh       NCCL and MPI one-rank training (only where mpirun and mpicc exist)
-#   5. scripts/bench_layers.sh --gpu   the GPU training-step benchmark and the [snap] backward's bandwidth
-#   6. with HEADLINE=1: scripts/gpu_headline.sh (the Fashion-MNIST headline on the GPU; DATA_DIR, RES, TRAIN_S,
+#   5. scripts/bench/bench_layers.sh --gpu   the GPU training-step benchmark and the [snap] backward's bandwidth
+#   6. with HEADLINE=1: scripts/study/gpu_headline.sh (the Fashion-MNIST headline on the GPU; DATA_DIR, RES, TRAIN_S,
 #      PARALLEL and the cfgs in HEADLINE_CFGS pass through; several minutes)
 # The tree must hold the unpacked Darknet source (build/darknet-src/.fetched; `make` fetches it where Debian's
 # archive can be reached), or, with PREBUILT=1, the builds themselves: build/gpu-noblas and build/cpu-noblas/darknet
-# made by `make GPU=1 BLAS=0 test-bins build/gpu-noblas/tests/bench_layers` and `make BLAS=0` on a host with the
+# made by `make GPU=1 BLAS=0 test-bins build/gpu-noblas/bench/bench_layers` and `make BLAS=0` on a host with the
 # same nvcc; then nothing is compiled here.
 # Env: JOBS (parallel make, default nproc), ARCH (nvcc -gencode flags, passed to make), BENCH=0 skips step 5,
 #      PREBUILT=1 (above), HEADLINE=1 (step 6).
@@ -35,7 +35,7 @@ else
   mk=(make -j"${JOBS:-$(nproc)}" --no-print-directory GPU=1 BLAS=0 SETUP=0)
   [ -n "${ARCH:-}" ] && mk+=(ARCH="$ARCH")
   say "build: ${mk[*]}"
-  "${mk[@]}" bin/darknet test-bins $b/tests/bench_layers &&
+  "${mk[@]}" bin/darknet test-bins $b/bench/bench_layers &&
     make -j"${JOBS:-$(nproc)}" --no-print-directory GPU=0 BLAS=0 SETUP=0 build/cpu-noblas/darknet ||
     { echo "scripts/gpu-check.sh: the build failed" >&2; exit 1; }
 fi
@@ -52,13 +52,13 @@ else
   say "skipped tests/gpu_dist_check.sh: no mpirun/mpicc here (NCCL and MPI training unverified)"
 fi
 if [ "${BENCH:-1}" != 0 ]; then
-  say "benchmark: scripts/bench_layers.sh --gpu"
-  scripts/bench_layers.sh --gpu || status=1
+  say "benchmark: scripts/bench/bench_layers.sh --gpu"
+  scripts/bench/bench_layers.sh --gpu || status=1
 fi
 if [ "${HEADLINE:-0}" = 1 ]; then
-  say "headline: scripts/gpu_headline.sh ${HEADLINE_CFGS:-}"
+  say "headline: scripts/study/gpu_headline.sh ${HEADLINE_CFGS:-}"
   # shellcheck disable=SC2086 # a list of cfg paths
-  BIN=$b/darknet scripts/gpu_headline.sh ${HEADLINE_CFGS:-} || status=1
+  BIN=$b/darknet scripts/study/gpu_headline.sh ${HEADLINE_CFGS:-} || status=1
 fi
 say "done: $([ $status = 0 ] && echo ok || echo FAILED)"
 exit $status

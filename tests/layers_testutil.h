@@ -27,14 +27,14 @@ static inline void tu_free_network(network *net)
     free_network(net);
 }
 
-/* Path of a cfg under the repository's cfg/ ($GSL_CFG_DIR overrides). */
+/* Path of a test cfg under tests/cfg/ ($GSL_CFG_DIR overrides). */
 static inline const char *tu_cfg(const char *name)
 {
     static char path[4][1024];
     static int slot;
     const char *dir = getenv("GSL_CFG_DIR");
     char *p = path[slot++ & 3];
-    snprintf(p, 1024, "%s/%s", dir && *dir ? dir : "cfg", name);
+    snprintf(p, 1024, "%s/%s", dir && *dir ? dir : "tests/cfg", name);
     return p;
 }
 

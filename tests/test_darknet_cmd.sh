@@ -31,7 +31,7 @@ expect darknet_command_unknown_section 1 "bogus.cfg: layer 1 \[frobnicator\]: un
 
 # every cfg the project ships parses with the plugin
 root=$(cd "$(dirname "$0")/.." && pwd)
-for c in "$root"/cfg/*.cfg; do
+for c in "$root"/cfg/*.cfg "$root"/cfg/study/*.cfg "$root"/tests/cfg/*.cfg "$root"/scripts/bench/*.cfg; do
   expect "shipped_cfg_$(basename "$c" .cfg)" 0 'layers, input' "$bin" gsl check "$c"
 done
 

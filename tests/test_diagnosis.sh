@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# scripts/embedding_diagnosis.py: a hand-computed case, and against a brute-force mAP where the database already sits
+# scripts/study/embedding_diagnosis.py: a hand-computed case, and against a brute-force mAP where the database already sits
 # on its class centroids (then the collapsed mAP is the mAP of the plain ranking); --ranking's figures against a
 # loop over the ranked items on a spread database.
 set -u
@@ -66,19 +66,19 @@ with open("ranking.txt", "w") as f:
     f.write("mAP with the database's offsets from its class centroids halved %.4f\n"
             % np.mean([ap(x, y, half) for x, y in zip(q, ql)]))
 PY
-"$py" "$here/../scripts/embedding_diagnosis.py" hq hdb > h.txt 2>&1; rc=$?
+"$py" "$here/../scripts/study/embedding_diagnosis.py" hq hdb > h.txt 2>&1; rc=$?
 check hand_case '[ $rc = 0 ] && grep -q "collapsed mAP (database on its class centroids) 0.7389" h.txt && grep -q "nearest-centroid accuracy 0.5000, 1-NN accuracy 0.5000, 10-NN vote accuracy 0.5000" h.txt && grep -q "own centroid 0.0000, to the nearest other 10.0000; nearer another centroid 0.0000" h.txt' \
   "exit $rc: $(cat h.txt)"
-"$py" "$here/../scripts/embedding_diagnosis.py" cq cdb > c.txt 2>&1; rc=$?
+"$py" "$here/../scripts/study/embedding_diagnosis.py" cq cdb > c.txt 2>&1; rc=$?
 got=$(sed -n 's/^collapsed mAP (database on its class centroids) //p' c.txt)
 check collapsed_equals_brute_force_when_collapsed '[ $rc = 0 ] && [ -n "$got" ] && [ "$got" = "$(cat brute.txt)" ]' \
   "exit $rc: diagnosis '$got', brute force $(cat brute.txt): $(cat c.txt)"
-"$py" "$here/../scripts/embedding_diagnosis.py" cq sdb --ranking > r.txt 2>&1; rc=$?
+"$py" "$here/../scripts/study/embedding_diagnosis.py" cq sdb --ranking > r.txt 2>&1; rc=$?
 check ranking_equals_brute_force '[ $rc = 0 ] && [ "$(tail -3 r.txt)" = "$(cat ranking.txt)" ]' \
   "exit $rc: diagnosis $(tail -3 r.txt); brute force $(cat ranking.txt)"
-"$py" "$here/../scripts/embedding_diagnosis.py" cq sdb > n.txt 2>&1; rc=$?
+"$py" "$here/../scripts/study/embedding_diagnosis.py" cq sdb > n.txt 2>&1; rc=$?
 check ranking_only_when_asked '[ $rc = 0 ] && ! grep -q "whole ranking" n.txt' "exit $rc: $(cat n.txt)"
 printf 'xx' > bad.fvecs; cp hq.labels.ivecs bad.labels.ivecs
-"$py" "$here/../scripts/embedding_diagnosis.py" bad hdb > b.txt 2>&1; rc=$?
+"$py" "$here/../scripts/study/embedding_diagnosis.py" bad hdb > b.txt 2>&1; rc=$?
 check bad_file_named '[ $rc != 0 ] && grep -q "bad.fvecs" b.txt' "exit $rc: $(cat b.txt)"
 result

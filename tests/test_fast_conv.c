@@ -10,7 +10,7 @@
  * the batch (workspace limits that split it unevenly, or one image at a time). The cases the fast path hands to
  * upstream's code (1x1 kernels, groups, xnor) are checked too. Max-pooling must match upstream bit for bit, indexes
  * included, with ties, NaN and -inf in the input.
- * Whole network: cfg/bench_lenet.cfg trained a few SGD steps with our overrides and with stock arithmetic (every
+ * Whole network: scripts/bench/bench_lenet.cfg trained a few SGD steps with our overrides and with stock arithmetic (every
  * conv, maxpool and connected layer switched to upstream's code and gemm) ends at the same weights. */
 #include <darknet.h>
 
@@ -540,7 +540,7 @@ static void free_net(network *net)
 
 static void test_lenet_training_matches_stock(void)
 {
-    const char *cfg = getenv("GSL_BENCH_CFG") ? getenv("GSL_BENCH_CFG") : "cfg/bench_lenet.cfg";
+    const char *cfg = getenv("GSL_BENCH_CFG") ? getenv("GSL_BENCH_CFG") : "scripts/bench/bench_lenet.cfg";
     if (access(cfg, R_OK)) { CHECKF(0, "cannot read %s (run from the repository root)", cfg); return; }
     srand(7);
     network *ours = parse_quiet(cfg);

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# scripts/gpu_headline.sh on the CPU (GPUS empty) with a Fashion-MNIST subset: a run that finishes is trained and
+# scripts/study/gpu_headline.sh on the CPU (GPUS empty) with a Fashion-MNIST subset: a run that finishes is trained and
 # evaluated and gets its summary line; a run stopped by the time cap is still evaluated on its last checkpoint, and
 # one stopped before any checkpoint says so instead of inventing figures.
 set -u
@@ -16,7 +16,7 @@ for s in train:train t10k:test; do # the Debian file names the script expects
     ln -s "$tmp/data/${s#*:}-${k%:*}.gz" "$tmp/data/${s%:*}-${k%:*}-${k#*:}-ubyte.gz"
   done
 done
-hl() { BIN=${B:-$bin} GPUS= DATA_DIR=$tmp/data THREADS=1 WORK=$tmp/runs "$here/../scripts/gpu_headline.sh" "$@"; }
+hl() { BIN=${B:-$bin} GPUS= DATA_DIR=$tmp/data THREADS=1 WORK=$tmp/runs "$here/../scripts/study/gpu_headline.sh" "$@"; }
 
 # small.cfg (3 epochs) with learning-rate steps at iterations 40 and 80: EPOCHS=2 moves them to 27 and 53
 mkdir -p "$tmp/cfg" && sed 's/^policy=constant/policy=steps\nsteps=40,80\nscales=.1,.1/' "$here/e2e/small.cfg" > "$tmp/cfg/small.cfg"
@@ -48,10 +48,10 @@ line=$(cat "$tmp/none/summary.txt" 2>/dev/null)
 check no_checkpoint_no_figures 'grep -q "== train exit 3 " "$tmp/none/small.log" && grep -q "== eval exit none" "$tmp/none/small.log" && grep -qE "^small: epochs 0 in [0-9]+ s, float mAP \?, PQ mAP \?$" <<<"$line"' \
   "summary '$line': $(grep '^==' "$tmp/none/small.log")"
 
-# scripts/ablation.sh headline: make demo's run of the cfg; an interrupted run goes on from its checkpoint when the
+# scripts/study/ablation.sh headline: make demo's run of the cfg; an interrupted run goes on from its checkpoint when the
 # command is rerun, and an evaluated one is skipped with its table
 ab() { ABL_OUT=$tmp/abl ABL_BIN=$bin ABL_FASHION=$tmp/data ABL_HEADLINE_BIN=${B:-$bin} ABL_HEADLINE_CFG=$here/e2e/small.cfg \
-       "$here/../scripts/ablation.sh" headline; }
+       "$here/../scripts/study/ablation.sh" headline; }
 printf '#!/bin/sh\n[ "$2" = train ] || exec "%s" "$@"\n"%s" "$@" -epochs 1; exit 1\n' "$bin" "$bin" > "$tmp/stop1" &&
   chmod +x "$tmp/stop1" # trains one epoch, then fails as an interrupted run would
 B=$tmp/stop1 ab > "$tmp/ab1.out" 2>&1; rc=$?
@@ -67,7 +67,7 @@ check ablation_headline_skipped_when_done '[ $rc = 0 ] && grep -q "already evalu
   "exit $rc: $(cat "$tmp/ab3.out")"
 
 # bad input: a missing data file is named, nothing runs
-RES=$tmp/bad DATA_DIR=$tmp/nowhere BIN=$bin GPUS= WORK=$tmp/runs "$here/../scripts/gpu_headline.sh" "$here/e2e/small.cfg" > "$tmp/bad.out" 2>&1; rc=$?
+RES=$tmp/bad DATA_DIR=$tmp/nowhere BIN=$bin GPUS= WORK=$tmp/runs "$here/../scripts/study/gpu_headline.sh" "$here/e2e/small.cfg" > "$tmp/bad.out" 2>&1; rc=$?
 check missing_data_named '[ $rc = 1 ] && grep -q "nowhere/train-images-idx3-ubyte.gz not found (set DATA_DIR)" "$tmp/bad.out"' \
   "exit $rc: $(cat "$tmp/bad.out")"
 result

@@ -5,7 +5,7 @@
 set -u
 bin=${DARKNET_BIN:?DARKNET_BIN is not set}
 tmp=${GSL_TEST_TMP:-/tmp}/layers_cfg
-cfgdir=${GSL_CFG_DIR:-cfg}
+cfgdir=${GSL_CFG_DIR:-tests/cfg}
 mkdir -p "$tmp"
 . "$(dirname "$0")/lib.sh"
 

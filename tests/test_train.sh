@@ -190,5 +190,17 @@ mkdata s1 S1; mkdata s2 S2
 "$bin" gsl train s2.data sched2.cfg > S2.log 2>&1; rc2=$?
 check epochs_flag_scales_schedule '[ $rc1 = 0 ] && [ $rc2 = 0 ] && grep -q "^learning-rate schedule scaled to 2 epochs (the cfg.s 3): steps=27,53$" S1.log && cmp -s S1/sched_e0002.weights S2/sched2_e0002.weights' \
   "exit $rc1/$rc2: $(grep -m1 learning-rate S1.log)"
+# poly ends at max_batches, step= moves one step: both scaled the same way
+sed -e "s/^policy=constant/policy=poly\\npower=2/" -e "s/^max_batches=.*/max_batches=120/" "$cfg" > poly.cfg
+sed -e 's/^epochs=3/epochs=2/' -e 's/^max_batches=120/max_batches=80/' poly.cfg > poly2.cfg
+mkdata p1 P1; mkdata p2 P2
+"$bin" gsl train p1.data poly.cfg -epochs 2 > P1.log 2>&1; rc1=$?
+"$bin" gsl train p2.data poly2.cfg > P2.log 2>&1; rc2=$?
+check epochs_flag_scales_poly '[ $rc1 = 0 ] && [ $rc2 = 0 ] && grep -q "(the cfg.s 3): max_batches=80$" P1.log && cmp -s P1/poly_e0002.weights P2/poly2_e0002.weights' \
+  "exit $rc1/$rc2: $(grep -m1 learning-rate P1.log)"
+sed 's/^policy=constant/policy=step\nstep=40\nscale=.1/' "$cfg" > step.cfg
+mkdata q1 Q1
+"$bin" gsl train q1.data step.cfg -epochs 2 > Q1.log 2>&1; rc=$?
+check epochs_flag_scales_step '[ $rc = 0 ] && grep -q "(the cfg.s 3): step=27$" Q1.log' "exit $rc: $(grep -m1 learning-rate Q1.log)"
 
 result

@@ -39,7 +39,7 @@ static network *snap_net(void)
     gsl_registry_install();
     int fd = dup(2);
     freopen("/dev/null", "w", stderr); /* Darknet's layer table */
-    network *net = parse_network_cfg("cfg/test_snap_net.cfg");
+    network *net = parse_network_cfg("tests/cfg/test_snap_net.cfg");
     fflush(stderr);
     dup2(fd, 2);
     close(fd);

@@ -1,4 +1,4 @@
-/* One libgslq measurement for scripts/bench_quant.sh, the twin of bench_quant_faiss.py: PQ (K = 256) trained on
+/* One libgslq measurement for scripts/bench/bench_quant.sh, the twin of bench_quant_faiss.py: PQ (K = 256) trained on
  * TRAIN.fvecs (25 k-means iterations per sub-quantizer from random training points, Faiss's default), the MSE of
  * the training set, encoding the training set, ADC top-100 of QUERY.fvecs over those codes. Each call is timed by the
  * wall clock and by the process CPU clock (the same library calls the `gsl quant` command makes, without its file

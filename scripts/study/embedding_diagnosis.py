@@ -4,7 +4,7 @@ usage: embedding_diagnosis.py QUERIES DATABASE [--ranking]
   QUERIES, DATABASE: the -out prefixes of `darknet gsl embed` (PREFIX.fvecs and PREFIX.labels.ivecs), e.g.
     bin/darknet gsl embed cfg/fashion.data CFG CKPT -split valid -out q
     bin/darknet gsl embed cfg/fashion.data CFG CKPT -split database -out db
-    python3 scripts/embedding_diagnosis.py q db
+    python3 scripts/study/embedding_diagnosis.py q db
 
 Prints, with single-label data and one class per label id:
   - nearest-centroid accuracy of the queries (centroids: the database's class means), 1-NN and 10-NN vote accuracy;

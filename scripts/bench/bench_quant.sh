@@ -3,19 +3,20 @@
 # PyPI (installed into build/bench-venv on first use). Data: Fashion-MNIST reduced to 64-d by PCA (60k train, 10k
 # queries) and Gaussian 128-d; M = 4 and 8, K = 256; 1 and 2 threads. Prints a table of training time (25
 # iterations), encode vectors/s, ADC queries/s (k = 100 over 60k codes) and MSE, with ratios to the faster Faiss.
-# Usage: scripts/bench_quant.sh [--quick] [--repeat N]      (--quick: Fashion-MNIST, 1 thread only)
+# Usage: scripts/bench/bench_quant.sh [--quick] [--repeat N]      (--quick: Fashion-MNIST, 1 thread only)
 set -eu
-root=$(cd "$(dirname "$0")/.." && pwd)
+root=$(cd "$(dirname "$0")/../.." && pwd)
 out=$root/build/bench
 mkdir -p "$out"
 py=/usr/bin/python3
 
-echo "building the libgslq benchmark driver (standalone, -std=c11 -O3 -march=x86-64-v2, OpenBLAS)"
-${CC:-cc} -std=c11 -O3 -march=x86-64-v2 -I"$root/quant" "$root/scripts/bench_quant_lib.c" "$root"/quant/*.c \
-    -o "$out/bench_quant_lib" -lopenblas -llapacke -lm -pthread
+echo "building the libgslq benchmark driver (make build/cpu/bench/bench_quant_lib: libgslq alone, OpenBLAS)"
+make -C "$root" --no-print-directory build/cpu/bench/bench_quant_lib >/dev/null ||
+  { echo "bench_quant.sh: build failed" >&2; exit 1; }
+lib=$root/build/cpu/bench/bench_quant_lib
 
 echo "preparing data in $out/data"
-"$py" "$root/scripts/bench_quant_data.py" "$out/data"
+"$py" "$root/scripts/bench/bench_quant_data.py" "$out/data"
 
 venv=$root/build/bench-venv
 if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -c 'import faiss' >/dev/null 2>&1; then
@@ -25,5 +26,5 @@ if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -c 'import faiss' >/dev/n
     fi
 fi
 
-exec "$py" "$root/scripts/bench_quant.py" --lib "$out/bench_quant_lib" --data "$out/data" \
+exec "$py" "$root/scripts/bench/bench_quant.py" --lib "$lib" --data "$out/data" \
     --venv-python "$venv/bin/python" "$@"

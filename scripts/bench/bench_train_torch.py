@@ -1,11 +1,11 @@
 #!/usr/bin/python3
-"""The network of a Darknet cfg (cfg/bench_lenet.cfg) in PyTorch, trained the same way: plain SGD with the cfg's
+"""The network of a Darknet cfg (scripts/bench/bench_lenet.cfg) in PyTorch, trained the same way: plain SGD with the cfg's
 learning rate, momentum and decay, mean cross-entropy (Darknet's softmax layer), the cfg's batch, synthetic data
 (uniform pixels, random labels) from a fixed seed. Reads [net], [convolutional], [maxpool], [connected] and
 [softmax] sections, with Darknet's meanings (pad=1: padding size/2; maxpool padding size-1, the extra pixel on the
-far side, i.e. none for even sizes). Prints one line of key=value pairs, like tests/bench_train.c.
+far side, i.e. none for even sizes). Prints one line of key=value pairs, like scripts/bench/bench_train.c.
 
-  /usr/bin/python3 scripts/bench_train_torch.py [-c CFG] [-t THREADS] [-w WARMUP] [-n BATCHES] [-s SEED]
+  /usr/bin/python3 scripts/bench/bench_train_torch.py [-c CFG] [-t THREADS] [-w WARMUP] [-n BATCHES] [-s SEED]
 Run it with OMP_NUM_THREADS and OPENBLAS_NUM_THREADS set to THREADS too (Debian's torch takes BLAS from OpenBLAS).
 """
 import argparse
@@ -79,7 +79,7 @@ def build(sections):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("-c", "--cfg", default="cfg/bench_lenet.cfg")
+    ap.add_argument("-c", "--cfg", default="scripts/bench/bench_lenet.cfg")
     ap.add_argument("-t", "--threads", type=int, default=1)
     ap.add_argument("-w", "--warmup", type=int, default=2)
     ap.add_argument("-n", "--batches", type=int, default=10)

@@ -11,10 +11,10 @@
 #   dist 1x128     GSL_DIST=1 mpirun -np 1: the distributed path on one rank (pack + all-reduce + unpack overhead)
 #   dist 2x128     mpirun -np 2, 1 thread each: global batch 256 (weak scaling)
 #   dist 2x64      mpirun -np 2, batch 64 each: global batch 128, the plain run's (strong scaling)
-#   scripts/bench_dist.sh [-r ROUNDS] [-n TRAIN_PER_CLASS]
+#   scripts/bench/bench_dist.sh [-r ROUNDS] [-n TRAIN_PER_CLASS]
 # Raw results: build/bench/dist/bench_dist.tsv. Model of larger clusters: docs/cluster.md.
 set -euo pipefail
-here=$(cd "$(dirname "$0")/.." && pwd)
+here=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$here"
 rounds=3 per_class=600
 while [ $# -gt 0 ]; do

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""One Faiss measurement for scripts/bench_quant.sh: IndexPQ (K=256) on TRAIN.fvecs / QUERY.fvecs.
+"""One Faiss measurement for scripts/bench/bench_quant.sh: IndexPQ (K=256) on TRAIN.fvecs / QUERY.fvecs.
 Prints one line: `faiss version=V blas=B train_s=.. train_cpu_s=.. mse=.. encode_vps=.. encode_cpu_vps=.. adc_qps=..
 adc_cpu_qps=..` (median of REPEAT runs; wall clock, and process CPU time for the _cpu values). Training runs `niter` k-means iterations per sub-quantizer (Faiss's default 25) from Faiss's default
 initialisation (random training points).

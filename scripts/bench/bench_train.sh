@@ -1,15 +1,15 @@
 #!/usr/bin/env bash
-# Training throughput (images/s) of cfg/bench_lenet.cfg, side by side in one run:
+# Training throughput (images/s) of scripts/bench/bench_lenet.cfg, side by side in one run:
 #   ours       our CPU build: Darknet + OpenBLAS gemm + darknet/fast_conv.c   (build/cpu/bench/bench_train)
 #   stock      upstream Darknet, its own gemm, OPENMP=0: one thread only      (build/cpu/bench/bench_train-stock)
-#   stock-omp  upstream Darknet built with OPENMP=1 (its gemm's OpenMP loop), built here once into
+#   stock-omp  upstream Darknet built with OPENMP=1 (its gemm's OpenMP loop), built by the Makefile into
 #              build/bench-stock-omp from the same verified source; for the 2-thread row
-#   pytorch    the same network in Debian's python3-torch (scripts/bench_train_torch.py, /usr/bin/python3)
+#   pytorch    the same network in Debian's python3-torch (scripts/bench/bench_train_torch.py, /usr/bin/python3)
 # Runs are interleaved (one of each per round, order rotated) and each figure is the median over the rounds, because
 # the machine is shared. First a same-weights check, under every OpenBLAS kernel the processor supports: a few steps
 # of ours and of stock from the same seed must end at the same weights. The header names the processor and the
 # kernel ours chose (quant/blas.c; GSL_BLAS_CORE overrides it); PyTorch runs with that kernel too.
-#   scripts/bench_train.sh [-r ROUNDS] [-n BATCHES] [-w WARMUP] [-t "1 2"] [--nice N] [--no-omp] [--no-torch]
+#   scripts/bench/bench_train.sh [-r ROUNDS] [-n BATCHES] [-w WARMUP] [-t "1 2"] [--nice N] [--no-omp] [--no-torch]
 #                          [--kernel NAME]
 # --kernel NAME also measures ours on that OpenBLAS kernel (variant ours-NAME), e.g. Prescott: what OpenBLAS alone
 # runs on a processor it does not know.
@@ -18,11 +18,11 @@
 # ranks processes within their session, so the script moves into a session of its own and gives that its nice.
 # Raw results: build/bench/bench_train.tsv. Needs `scripts/setup.sh bench` (python3-torch).
 set -euo pipefail
-here=$(cd "$(dirname "$0")/.." && pwd)
+here=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$here"
 
 rounds=7 batches=20 warmup=2 threads="1 2" omp=1 torch=1 nice=0 xkernel=
-cfg=cfg/bench_lenet.cfg
+cfg=scripts/bench/bench_lenet.cfg
 while [ $# -gt 0 ]; do
   case $1 in
     -r) rounds=$2; shift 2 ;;
@@ -53,23 +53,11 @@ if [ "$torch" = 1 ] && ! $PY -c 'import torch' 2>/dev/null; then
   echo "bench_train.sh: python3-torch is missing: run scripts/setup.sh bench (or pass --no-torch)" >&2; exit 1
 fi
 
-# ---- build
+# ---- build (every program by the Makefile)
 B=build/cpu
-ours=$B/bench/bench_train stock=$B/bench/bench_train-stock
-make --no-print-directory "$ours" "$stock" >/dev/null || { echo "bench_train.sh: build failed" >&2; exit 1; }
-stock_omp=build/bench-stock-omp/bench_train-stock-omp
-if [ "$omp" = 1 ] && [ ! -x "$stock_omp" -o tests/bench_train.c -nt "$stock_omp" ]; then
-  echo "building stock Darknet with OPENMP=1 in build/bench-stock-omp (once; log: build/bench-stock-omp/build.log)"
-  [ -f build/darknet-src/.fetched ] || make --no-print-directory build/darknet-src/.fetched >/dev/null
-  rm -rf build/bench-stock-omp && mkdir -p build/bench-stock-omp
-  cp -a build/darknet-src build/bench-stock-omp/darknet
-  make -C build/bench-stock-omp/darknet -j"$(nproc)" GPU=0 OPENCV=0 OPENMP=1 obj libdarknet.a \
-    > build/bench-stock-omp/build.log 2>&1 || { tail -20 build/bench-stock-omp/build.log; exit 1; }
-  d=build/bench-stock-omp/darknet
-  gcc -std=c11 -D_GNU_SOURCE -O3 -march=x86-64-v2 -DGSL_BENCH_STOCK -DGSL_BENCH_OMP -Itests -Iquant -I$d/include \
-    -I$d/src tests/bench_train.c quant/blas.c quant/util.c $d/libdarknet.a -fopenmp -lopenblas -lm -pthread \
-    -o "$stock_omp"
-fi
+ours=$B/bench/bench_train stock=$B/bench/bench_train-stock stock_omp=$B/bench/bench_train-stock-omp
+make --no-print-directory "$ours" "$stock" $([ "$omp" = 1 ] && echo "$stock_omp") >/dev/null ||
+  { echo "bench_train.sh: build failed" >&2; exit 1; }
 
 out=build/bench
 mkdir -p $out
@@ -108,7 +96,7 @@ tv=$([ "$torch" = 1 ] && $PY -c 'import torch; print(torch.__version__)' || echo
 if [ -n "$xkernel" ] && ! GSL_BLAS_CORE=$xkernel "$ours" -i >/dev/null; then
   echo "bench_train.sh: --kernel $xkernel: not a kernel this processor supports" >&2; exit 2
 fi
-echo "command: scripts/bench_train.sh -r $rounds -n $batches -w $warmup -t \"$threads\"$([ $nice != 0 ] && echo " --nice $nice")$([ $omp = 0 ] && echo ' --no-omp')$([ $torch = 0 ] && echo ' --no-torch')${xkernel:+ --kernel $xkernel}"
+echo "command: scripts/bench/bench_train.sh -r $rounds -n $batches -w $warmup -t \"$threads\"$([ $nice != 0 ] && echo " --nice $nice")$([ $omp = 0 ] && echo ' --no-omp')$([ $torch = 0 ] && echo ' --no-torch')${xkernel:+ --kernel $xkernel}"
 echo "machine: $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), torch $tv"
 echo "ours: $blas"
 echo "pytorch: run with OPENBLAS_CORETYPE=$kernel (the kernel ours chose, so that both get the same BLAS)"
@@ -123,7 +111,7 @@ run() { # variant threads -> one img/s figure
     ours-*) GSL_BLAS_CORE=${v#ours-} nice -n "$nice" "$ours" $cfg -t "$t" -w "$warmup" -n "$batches" ;;
     stock) nice -n "$nice" "$stock" $cfg -t "$t" -w "$warmup" -n "$batches" ;;
     stock-omp) nice -n "$nice" "$stock_omp" $cfg -t "$t" -w "$warmup" -n "$batches" ;;
-    pytorch) OPENBLAS_CORETYPE=$kernel nice -n "$nice" $PY scripts/bench_train_torch.py -t "$t" -w "$warmup" -n "$batches" ;;
+    pytorch) OPENBLAS_CORETYPE=$kernel nice -n "$nice" $PY scripts/bench/bench_train_torch.py -t "$t" -w "$warmup" -n "$batches" ;;
   esac | sed -n 's/.*images=\([0-9]*\) .*cpu_seconds=\([0-9.]*\) img_per_s=\([0-9.]*\).*/\3 \1 \2/p' \
        | awk '{printf "%s\t%.1f\n", $1, $2 / $3}'
 }

@@ -1,5 +1,5 @@
 /* Training-step time of the Fashion-MNIST LeNet with and without [snap], and the share of the step spent in the
- * plugin layers, in one run (scripts/bench_layers.sh).
+ * plugin layers, in one run (scripts/bench/bench_layers.sh).
  *
  *   bench_layers [-n STEPS] [-r ROUNDS] [-t THREADS] [-type contrastive|cosine|triplet] [-s SEED] [-cpu]
  *                [-gpu] [-bw BATCH]

@@ -1,4 +1,4 @@
-"""Tables (CSV), paired tests and plots (PNG) of the ablation (scripts/ablation.sh); see docs/RESULTS.md.
+"""Tables (CSV), paired tests and plots (PNG) of the ablation (scripts/study/ablation.sh); see docs/RESULTS.md.
 
 usage: ablation_analyze.py --out build/ablation [--tune] [--results docs/results]
   --tune: summarise the tuning runs (validation split) and write OUT/tuned.txt (one "arm parameter" per line).

@@ -3,9 +3,9 @@
 # rebuild sources), training throughput of the demo network with and without [snap], and what the rebuild source does
 # to mAP. Each arm trains 2 epochs on Fashion-MNIST (the second is the first with a codebook); arms are interleaved
 # so that machine load hits them alike, and throughput is also given per CPU-second, which other jobs barely move.
-#   scripts/bench_trainer.sh [REPEATS]     (default 2)
+#   scripts/bench/bench_trainer.sh [REPEATS]     (default 2)
 set -euo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../.."
 reps=${1:-2}
 bin=${DARKNET:-bin/darknet}
 out=build/bench-trainer

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Runs the libgslq / Faiss benchmark (see scripts/bench_quant.sh) and prints the table.
+"""Runs the libgslq / Faiss benchmark (see scripts/bench/bench_quant.sh) and prints the table.
 Every run uses OPENBLAS_NUM_THREADS = OMP_NUM_THREADS = the thread count, so "1 thread" means one core for everyone.
 The machine is shared and noisy, so each configuration runs --repeat rounds, and a round runs ours, Debian's Faiss
 and the PyPI Faiss one after the other (each side sees the same load); the table gives medians over the rounds.
@@ -136,7 +136,7 @@ def main():
     for tag, (v, b) in peers_seen.items():
         print(f"peer faiss-{tag}: version {v}, BLAS {b}, random init (Faiss's default), 25 iterations")
     blas = subprocess.run([a.lib, "-i"], capture_output=True, text=True).stdout.strip() or "?"
-    print(f"ours: libgslq (scripts/bench_quant_lib.c), -std=c11 -O3 -march=x86-64-v2, small-dimension kernels "
+    print(f"ours: libgslq (scripts/bench/bench_quant_lib.c), -std=c11 -O3 -march=x86-64-v2, small-dimension kernels "
           f"{kernel_level()} (run-time dispatch; OpenBLAS only for d > 64 and OPQ), random init, 25 iterations")
     print(f"ours: BLAS {blas}")
     print(f"machine: {cpu_model()}")

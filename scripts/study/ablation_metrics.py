@@ -1,4 +1,4 @@
-"""One CSV row of the ablation (scripts/ablation.sh) for one trained network and one quantizer.
+"""One CSV row of the ablation (scripts/study/ablation.sh) for one trained network and one quantizer.
 
 usage: ablation_metrics.py --eval QEVAL.txt --codebook CB.gq --base DB.fvecs --train-log LOG --row PREFIX
          [--header]

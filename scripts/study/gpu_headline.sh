@@ -2,7 +2,7 @@
 # The standard-protocol headline (docs/RESULTS.md, issue #6) on a GPU host: trains each cfg on Fashion-MNIST and
 # evaluates it with `gsl eval` (queries = the 10k test images, database = the 60k training images, network on the
 # GPU too). Installs nothing: a GPU host without the Debian dataset package takes the four IDX .gz files in DATA_DIR.
-#   scripts/gpu_headline.sh [CFG...]          (default: cfg/fashion_gsl_wide.cfg)
+#   scripts/study/gpu_headline.sh [CFG...]          (default: cfg/study/fashion_gsl_wide.cfg)
 # Env: BIN (default build/gpu-noblas/darknet, the binary of `make GPU=1 BLAS=0`), GPUS (default 0; empty: the CPU),
 #      DATA_DIR (default /usr/share/datasets/fashion-mnist), RES (results, default build/headline-gpu; a device run
 #      passes $OUT), TRAIN_S (wall-clock cap per training, default 400 s: the last finished epoch is evaluated),
@@ -11,14 +11,14 @@
 #      eval's search threads, default nproc), WORK (the runs' folders, default build/headline-gpu-runs).
 # Writes, as each run ends, RES/NAME.log (training and evaluation output) and one line per run to RES/summary.txt.
 set -u
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../.."
 root=$PWD
 bin=${BIN:-build/gpu-noblas/darknet} gpus=${GPUS-0} dir=${DATA_DIR:-/usr/share/datasets/fashion-mnist}
 res=${RES:-build/headline-gpu} cap=${TRAIN_S:-400} threads=${THREADS:-$(nproc)}
-[ $# = 0 ] && set -- cfg/fashion_gsl_wide.cfg
-[ -x "$bin" ] || { echo "scripts/gpu_headline.sh: $bin not found (make GPU=1 BLAS=0, or set BIN)" >&2; exit 1; }
+[ $# = 0 ] && set -- cfg/study/fashion_gsl_wide.cfg
+[ -x "$bin" ] || { echo "scripts/study/gpu_headline.sh: $bin not found (make GPU=1 BLAS=0, or set BIN)" >&2; exit 1; }
 for f in train-images-idx3-ubyte.gz train-labels-idx1-ubyte.gz t10k-images-idx3-ubyte.gz t10k-labels-idx1-ubyte.gz; do
-  [ -f "$dir/$f" ] || { echo "scripts/gpu_headline.sh: $dir/$f not found (set DATA_DIR)" >&2; exit 1; }
+  [ -f "$dir/$f" ] || { echo "scripts/study/gpu_headline.sh: $dir/$f not found (set DATA_DIR)" >&2; exit 1; }
 done
 case $res in /*) ;; *) res=$root/$res ;; esac
 case $bin in /*) ;; *) bin=$root/$bin ;; esac

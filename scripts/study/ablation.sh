@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The GSL ablation (issue 6): [snap] modes against [quantloss] and post-hoc PQ on Fashion-MNIST, paired by seed.
 #
-#   scripts/ablation.sh [tune|main|gentle|validate|headline|all|analyze|status|dbfit] [-j WORKERS]
+#   scripts/study/ablation.sh [tune|main|gentle|validate|headline|all|analyze|status|dbfit] [-j WORKERS]
 #                                                                               (default: all, 2 workers)
 #
 # Every run (one network trained, embedded and evaluated) is recorded in its folder under build/ablation/runs/
@@ -22,11 +22,11 @@
 #  * main: unseen-class protocol (train 0-4; queries = test images of 5-9, database = training images of 5-9) at
 #    4 bits (M=1,K=16), 8 bits (M=1,K=256 and M=2,K=16), 16 bits (M=2,K=256); standard protocol at 32 bits (M=4,K=256).
 #  * headline: the standard protocol's headline figure (32 bits), one full training of ABL_HEADLINE_CFG (default
-#    cfg/fashion_gsl_3conv_100.cfg, about 170 minutes on 2 cores) by `make demo`'s script with bin/darknet (or
+#    cfg/fashion_gsl_3conv.cfg, about 170 minutes on 2 cores) by `make demo`'s script with bin/darknet (or
 #    ABL_HEADLINE_BIN), not the frozen study binary; a rerun goes on from its checkpoint (RESUME=1), and once it is
 #    evaluated its table is kept in OUT/headline/NAME.txt and the run is skipped.
 set -u
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../.."
 ROOT=$PWD
 OUT=${ABL_OUT:-build/ablation}
 BIN=${ABL_BIN:-$OUT/darknet}
@@ -129,7 +129,7 @@ eval_variant() { # DIR PROTO ARM SEED TAG M K VARIANT
   nice -n 19 "$BIN" gsl quant eval -codebook "$cb" -codes "$e/db_${v}_M${m}K${k}.gc" -queries "$e/valid.fvecs" \
     -base "$e/database.fvecs" -qlabels "$e/valid.labels.ivecs" -dblabels "$e/database.labels.ivecs" -threads 1 \
     > "$e/qeval_${v}_M${m}K${k}.txt" 2>&1 || return 1
-  nice -n 19 $PY scripts/ablation_metrics.py --eval "$e/qeval_${v}_M${m}K${k}.txt" --codebook "$cb" \
+  nice -n 19 $PY scripts/study/ablation_metrics.py --eval "$e/qeval_${v}_M${m}K${k}.txt" --codebook "$cb" \
     --base "$e/database.fvecs" --train-log "$dir/train.log" --row "$proto,$arm,$tag,$seed,$m,$k,$v"
 }
 
@@ -299,7 +299,7 @@ run_jobs() { # NAME (jobs on stdin); each job list has its own claims, so two li
 }
 
 headline() {
-  local cfg=${ABL_HEADLINE_CFG:-cfg/fashion_gsl_3conv_100.cfg} bin=${ABL_HEADLINE_BIN:-bin/darknet} dir=$OUT/headline
+  local cfg=${ABL_HEADLINE_CFG:-cfg/fashion_gsl_3conv.cfg} bin=${ABL_HEADLINE_BIN:-bin/darknet} dir=$OUT/headline
   local name; name=$(basename "$cfg" .cfg)
   if [ -s "$dir/$name.txt" ]; then
     echo "headline: $cfg already evaluated ($dir/$name.txt; delete it to train again):"; cat "$dir/$name.txt"; return 0
@@ -319,16 +319,16 @@ headline() {
 }
 
 case $cmd in
-  tune) tune_jobs | run_jobs tune; nice -n 19 $PY scripts/ablation_analyze.py --out "$OUT" --tune ;;
+  tune) tune_jobs | run_jobs tune; nice -n 19 $PY scripts/study/ablation_analyze.py --out "$OUT" --tune ;;
   main) [ -s "$OUT/tuned.txt" ] || { echo "no $OUT/tuned.txt: run '$0 tune' first" >&2; exit 1; }
-        main_jobs | run_jobs main; nice -n 19 $PY scripts/ablation_analyze.py --out "$OUT" ;;
-  gentle) gentle_jobs | run_jobs gentle; nice -n 19 $PY scripts/ablation_analyze.py --out "$OUT" ;;
+        main_jobs | run_jobs main; nice -n 19 $PY scripts/study/ablation_analyze.py --out "$OUT" ;;
+  gentle) gentle_jobs | run_jobs gentle; nice -n 19 $PY scripts/study/ablation_analyze.py --out "$OUT" ;;
   validate) validate_jobs | run_jobs validate ;;
   headline) headline ;;
   all) "$0" tune -j "$WORKERS" && "$0" main -j "$WORKERS" && "$0" gentle -j "$WORKERS" && "$0" headline ;;
-  analyze) nice -n 19 $PY scripts/ablation_analyze.py --out "$OUT" --tune "${EXTRA[@]}" > /dev/null &&
-           nice -n 19 $PY scripts/ablation_analyze.py --out "$OUT" "${EXTRA[@]}" ;;
+  analyze) nice -n 19 $PY scripts/study/ablation_analyze.py --out "$OUT" --tune "${EXTRA[@]}" > /dev/null &&
+           nice -n 19 $PY scripts/study/ablation_analyze.py --out "$OUT" "${EXTRA[@]}" ;;
   dbfit) backfill_dbfit ;;
   status) tail -n 20 "$OUT/progress.log"; ls "$OUT"/runs/*/*/s*/metrics.csv 2>/dev/null | wc -l ;;
-  *) echo "usage: scripts/ablation.sh [tune|main|gentle|validate|headline|all|analyze|status|dbfit] [-j WORKERS]" >&2; exit 2 ;;
+  *) echo "usage: scripts/study/ablation.sh [tune|main|gentle|validate|headline|all|analyze|status|dbfit] [-j WORKERS]" >&2; exit 2 ;;
 esac

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Benchmark data for scripts/bench_quant.sh, written as .fvecs/.ivecs into OUTDIR:
+"""Benchmark data for scripts/bench/bench_quant.sh, written as .fvecs/.ivecs into OUTDIR:
   fmnist_{train,query}.fvecs  Fashion-MNIST (Debian dataset-fashion-mnist) reduced to 64 dimensions by PCA fitted
                               on the 60k training images (pixels scaled to [0, 1]); 60k train, 10k queries
   fmnist_{train,query}_labels.ivecs  class ids (one per record)

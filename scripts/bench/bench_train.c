@@ -1,4 +1,4 @@
-/* Training throughput of a Darknet cfg (images/s), for scripts/bench_train.sh.
+/* Training throughput of a Darknet cfg (images/s), for scripts/bench/bench_train.sh.
  *
  *   bench_train[-stock] CFG [-t THREADS] [-w WARMUP_BATCHES] [-n TIMED_BATCHES] [-s SEED] [-o WEIGHTS_OUT] [-p]
  *   bench_train -i        the BLAS and its kernel, as the benchmark runs them (one line)
