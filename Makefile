@@ -80,6 +80,8 @@ DN_WEAK_SYMS := train_network gemm gemm_cpu forward_convolutional_layer backward
 CMD_SRC    := $(filter-out darknet/main.c darknet/train_network.c darknet/blas_gemm.c darknet/fast_conv.c,$(wildcard darknet/*.c))
 # tests/test_gpu_*.c compare CUDA kernels with the CPU path: built with GPU=1, run on a GPU host by `make test-gpu`.
 TEST_SRC   := $(filter-out tests/test_gpu_%,$(wildcard tests/test_*.c))
+# libgslq's own tests (and the BLAS kernel choice's) link libgslq alone: quant/ needs nothing of ours or Darknet's.
+QUANT_TEST_SRC := $(wildcard tests/test_quant*.c) tests/test_blas.c
 GPU_TEST_SRC := $(if $(filter 1,$(GPU)),$(wildcard tests/test_gpu_*.c),)
 TEST_SH    := $(wildcard tests/test_*.sh)
 # The MPI binary, built alongside whenever mpicc is found (MPI=1: required, and it becomes bin/darknet).
@@ -95,7 +97,7 @@ GPU_TEST_BIN := $(GPU_TEST_SRC:tests/%.c=$(B)/tests/%)
 OUR_LIBS := $(B)/libgslcmd.a $(B)/libgsllayers.a $(B)/libgslq.a
 LINK_IN  := $(OUR_LIBS) $(OVERRIDE_OBJ) $(DN_LIB)
 
-.PHONY: all setup test demo test-gpu test-bins bench-bins fuzz fuzz-bins clean distclean
+.PHONY: all setup test quant-test demo test-gpu test-bins bench-bins fuzz fuzz-bins clean distclean
 .DELETE_ON_ERROR:
 
 # The binary is bin/darknet: the repository's darknet/ folder (Darknet integration, fixed by the design's layout)
@@ -186,7 +188,11 @@ $(B)/.found: scripts/detect.sh
 	@touch $@
 
 # ---------------------------------------------------------------- tests
-$(B)/tests/%: tests/%.c $(wildcard tests/*.h) $(LINK_IN)
+QUANT_TEST_BIN := $(QUANT_TEST_SRC:tests/%.c=$(B)/tests/%)
+$(QUANT_TEST_BIN): $(B)/tests/%: tests/%.c tests/test.h $(B)/libgslq.a
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS_) -Itests -Iquant $< $(B)/libgslq.a $(filter-out -lcudart -lcublas -lcurand -lstdc++ -lcudnn,$(LIBS)) -o $@
+$(filter-out $(QUANT_TEST_BIN),$(TEST_BIN)): $(B)/tests/%: tests/%.c $(wildcard tests/*.h) $(LINK_IN)
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS_) -Itests -Idarknet -Ilayers -Iquant $(DNINC) $< $(LINK_IN) $(TESTLIBS) -o $@
 
@@ -251,6 +257,14 @@ build/fuzz/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/fuzz.h $(FUZZ_OBJ) build/darkn
 fuzz-bins: $(FUZZ_BIN)
 fuzz: fuzz-bins
 	@FUZZ_TIME=$(FUZZ_TIME) tests/fuzz/run.sh $(FUZZ_BIN)
+
+# libgslq alone: its tests and the `gsl quant` command built against libgslq.a only (no Darknet), and run.
+$(B)/gslq: darknet/gsl_quant.c quant/gslq.h $(B)/libgslq.a
+	$(CC) $(CFLAGS_) -DGSL_QUANT_STANDALONE -Iquant $< $(B)/libgslq.a \
+	  $(filter-out -lcudart -lcublas -lcurand -lstdc++ -lcudnn,$(LIBS)) -o $@
+quant-test: $(QUANT_TEST_BIN) $(B)/gslq
+	@GSL_TEST_TMP=$(B)/test-tmp-quant GSLQ_BIN=$(B)/gslq PYTHON=$(PYTHON) tests/run.sh $(QUANT_TEST_BIN) \
+	  tests/test_quant_faiss.sh
 
 # Needs GPU=1 and a GPU; installs nothing (scripts/gpu-check.sh runs it on a GPU host).
 test-gpu: $(GPU_TEST_BIN)
