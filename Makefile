@@ -7,7 +7,8 @@
 # Options: GPU=0|1  BLAS=1|0  CUDNN=0|1  SANITIZE=0|1  ARCH="-gencode ..."  DARKNET_SRC=path (upstream checkout)
 #          SETUP=0 (install nothing: a GPU host without package access)
 #          MPI=0|1  NCCL=1|0 (GPU=1 MPI=1: GPU buffers all-reduced by NCCL, or NCCL=0 through host memory and MPI)
-# MPI: only darknet/gsl_dist.c differs between the builds. It is compiled twice, and $(B)/darknet-mpi (the MPI one)
+# MPI: only distributed training differs between the builds (darknet/dist_single.c or darknet/dist_mpi.c), and
+# $(B)/darknet-mpi (the MPI one)
 # is built next to $(B)/darknet whenever mpicc is found: `make test` runs tests/test_dist.sh with it, and
 # `test-bins` compiles it (with NCCL under GPU=1). MPI=1 makes bin/darknet that binary; the default bin/darknet does
 # not link libmpi and refuses to run as one of several ranks.
@@ -77,11 +78,12 @@ OVERRIDE_SRC := darknet/train_network.c $(if $(filter 1,$(BLAS)),darknet/blas_ge
 # (One weak library serves BLAS=0 and BLAS=1: a weak function nobody overrides is still linked.)
 DN_WEAK_SYMS := train_network gemm gemm_cpu forward_convolutional_layer backward_convolutional_layer \
                 forward_maxpool_layer
-CMD_SRC    := $(filter-out darknet/main.c darknet/train_network.c darknet/blas_gemm.c darknet/fast_conv.c,$(wildcard darknet/*.c))
+CMD_SRC    := $(filter-out darknet/main.c darknet/dist_mpi.c darknet/train_network.c darknet/blas_gemm.c darknet/fast_conv.c,\
+                $(wildcard darknet/*.c))
 # tests/test_gpu_*.c compare CUDA kernels with the CPU path: built with GPU=1, run on a GPU host by `make test-gpu`.
 TEST_SRC   := $(filter-out tests/test_gpu_%,$(wildcard tests/test_*.c))
 # libgslq's own tests (and the BLAS kernel choice's) link libgslq alone: quant/ needs nothing of ours or Darknet's.
-QUANT_TEST_SRC := $(wildcard tests/test_quant*.c) tests/test_blas.c
+QUANT_TEST_SRC := $(wildcard tests/test_quant.c tests/test_quant_*.c) tests/test_blas.c
 GPU_TEST_SRC := $(if $(filter 1,$(GPU)),$(wildcard tests/test_gpu_*.c),)
 TEST_SH    := $(wildcard tests/test_*.sh)
 # The MPI binary, built alongside whenever mpicc is found (MPI=1: required, and it becomes bin/darknet).
@@ -160,17 +162,17 @@ $(B)/libgslcmd.a: $(CMD_OBJ)
 $(B)/darknet: $(B)/obj/darknet/main.o $(DN)/darknet_main.o $(DN_EXOBJ) $(LINK_IN)
 	$(CC) $(SANFL) $(B)/obj/darknet/main.o $(DN)/darknet_main.o $(DN_EXOBJ) $(LINK_IN) $(LIBS) -o $@
 
-# gsl_dist.c with MPI (and NCCL): linked as an object before libgslcmd.a, so the archive's single-process
-# gsl_dist.o is not pulled in.
-$(B)/obj/darknet/gsl_dist_mpi.o: darknet/gsl_dist.c $(wildcard darknet/*.h layers/*.h quant/*.h) $(DN)/libdarknet.a
+# dist_mpi.c (MPI, and NCCL under GPU=1): linked as an object before libgslcmd.a, so the archive's single-process
+# dist_single.o is not pulled in.
+$(B)/obj/darknet/dist_mpi.o: darknet/dist_mpi.c $(wildcard darknet/*.h layers/*.h quant/*.h) $(DN)/libdarknet.a
 	@[ -n "$(MPICC)" ] || { echo "error: MPI=1 needs mpicc (Open MPI: apt-get install openmpi-bin libopenmpi-dev)" >&2; exit 1; }
 	@$(if $(DIST_NCCL),echo '#include <nccl.h>' | $(CC) -E -x c - -I$(CUDA_HOME)/include >/dev/null 2>&1 \
 	  || { echo "error: GPU=1 MPI: nccl.h not found in $(CUDA_HOME)/include (NCCL=0 all-reduces GPU buffers through host memory)" >&2; exit 1; },:)
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS_) -DGSL_MPI $(if $(DIST_NCCL),-DGSL_NCCL,) $(MPI_CFLAGS) -Idarknet -Ilayers -Iquant $(DNINC) -c $< -o $@
 
-$(B)/darknet-mpi: $(B)/obj/darknet/main.o $(B)/obj/darknet/gsl_dist_mpi.o $(DN)/darknet_main.o $(DN_EXOBJ) $(LINK_IN)
-	$(CC) $(SANFL) $(B)/obj/darknet/main.o $(B)/obj/darknet/gsl_dist_mpi.o $(DN)/darknet_main.o $(DN_EXOBJ) \
+$(B)/darknet-mpi: $(B)/obj/darknet/main.o $(B)/obj/darknet/dist_mpi.o $(DN)/darknet_main.o $(DN_EXOBJ) $(LINK_IN)
+	$(CC) $(SANFL) $(B)/obj/darknet/main.o $(B)/obj/darknet/dist_mpi.o $(DN)/darknet_main.o $(DN_EXOBJ) \
 	  $(LINK_IN) $(LIBS) $(MPI_LIBS) $(if $(DIST_NCCL),-lnccl,) -o $@
 
 # Copied whenever it differs, so that bin/darknet is always the configuration built last.

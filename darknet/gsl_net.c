@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "codebook.h"
+#include "net_buffers.h"
 #include "gsl_cfg.h"
 #include "registry.h"
 #include "weights_state.h"
@@ -216,92 +217,42 @@ int gsl_weights_save(network *net, const char *path, uint32_t *crc, char *err)
 
 #define OPTIM_MAGIC "GSLOPTM1"
 
-/* Visits every momentum buffer of the network in a fixed order. */
-typedef int (*buf_fn)(float *p, size_t n, void *ctx);
-static int each_update_buffer(network *net, buf_fn fn, void *ctx)
-{
-    for (int i = 0; i < net->n; i++) {
-        layer *l = &net->layers[i];
-        size_t nb, nw;
-        if (l->type == CONVOLUTIONAL || l->type == DECONVOLUTIONAL) {
-            nb = (size_t)l->n;
-            nw = (size_t)l->nweights;
-        } else if (l->type == CONNECTED) { /* Darknet leaves nweights at 0 for connected layers */
-            nb = (size_t)l->outputs;
-            nw = (size_t)l->inputs * l->outputs;
-        } else {
-            continue;
-        }
-        if (l->weight_updates && fn(l->weight_updates, nw, ctx)) return -1;
-        if (l->bias_updates && fn(l->bias_updates, nb, ctx)) return -1;
-        if (l->batch_normalize && l->scale_updates && fn(l->scale_updates, nb, ctx)) return -1;
-    }
-    return 0;
-}
+/* The momentum buffers (GSL_BUF_GRAD of darknet/net_buffers.h, in its order) written, read or counted, with the
+ * CRC-32 of what passed; `bad` is set by a short read or write. */
+typedef struct { FILE *f; uint32_t crc; size_t floats; int bad; } io_ctx;
 
-typedef struct { FILE *f; uint32_t crc; size_t floats; } io_ctx;
-
-static int write_buf(float *p, size_t n, void *c)
+static void write_buf(gsl_buf b, void *c)
 {
     io_ctx *x = c;
-    x->crc = gslq_crc32(x->crc, p, n * sizeof(float));
-    x->floats += n;
-    return fwrite(p, sizeof(float), n, x->f) == n ? 0 : -1;
+    gsl_buf_pull(b, NULL);
+    x->crc = gslq_crc32(x->crc, b.cpu, b.n * sizeof(float));
+    x->floats += b.n;
+    if (!x->bad && fwrite(b.cpu, sizeof(float), b.n, x->f) != b.n) x->bad = 1;
 }
 
-static int read_buf(float *p, size_t n, void *c)
+static void read_buf(gsl_buf b, void *c)
 {
     io_ctx *x = c;
-    if (fread(p, sizeof(float), n, x->f) != n) return -1;
-    x->crc = gslq_crc32(x->crc, p, n * sizeof(float));
-    x->floats += n;
-    return 0;
+    if (x->bad || fread(b.cpu, sizeof(float), b.n, x->f) != b.n) { x->bad = 1; return; }
+    x->crc = gslq_crc32(x->crc, b.cpu, b.n * sizeof(float));
+    x->floats += b.n;
 }
 
-static int count_buf(float *p, size_t n, void *c)
-{
-    ((io_ctx *)c)->floats += n;
-    return 0;
-}
-
-#ifdef GPU
-static void pull_updates(network *net)
-{
-    if (net->gpu_index < 0) return;
-    cuda_set_device(net->gpu_index);
-    for (int i = 0; i < net->n; i++) {
-        layer l = net->layers[i];
-        if (l.type == CONVOLUTIONAL) pull_convolutional_layer(l);
-        if (l.type == CONNECTED) pull_connected_layer(l);
-    }
-}
-static void push_updates(network *net)
-{
-    if (net->gpu_index < 0) return;
-    cuda_set_device(net->gpu_index);
-    for (int i = 0; i < net->n; i++) {
-        layer l = net->layers[i];
-        if (l.type == CONVOLUTIONAL) push_convolutional_layer(l);
-        if (l.type == CONNECTED) push_connected_layer(l);
-    }
-}
-#endif
+static void count_buf(gsl_buf b, void *c) { ((io_ctx *)c)->floats += b.n; }
 
 int gsl_optim_save(network *net, const char *path, char *err)
 {
-#ifdef GPU
-    pull_updates(net);
-#endif
+    gsl_net_set_device(net);
     char tmp[1100];
     snprintf(tmp, sizeof tmp, "%s.tmp", path);
-    io_ctx c = {fopen(tmp, "wb"), 0, 0};
+    io_ctx c = {fopen(tmp, "wb"), 0, 0, 0};
     if (!c.f) return gsl_fail(err, "%s: cannot write: %s", tmp, strerror(errno));
     io_ctx n = {0};
-    each_update_buffer(net, count_buf, &n);
+    gsl_net_each_buffer(net, GSL_BUF_GRAD, count_buf, &n);
     uint64_t count = n.floats;
     int ok = fwrite(OPTIM_MAGIC, 1, 8, c.f) == 8 && fwrite(&count, sizeof count, 1, c.f) == 1;
-    ok = ok && each_update_buffer(net, write_buf, &c) == 0;
-    ok = ok && fwrite(&c.crc, sizeof c.crc, 1, c.f) == 1;
+    if (ok) gsl_net_each_buffer(net, GSL_BUF_GRAD, write_buf, &c);
+    ok = ok && !c.bad && fwrite(&c.crc, sizeof c.crc, 1, c.f) == 1;
     ok &= fclose(c.f) == 0;
     if (!ok) {
         unlink(tmp);
@@ -312,24 +263,25 @@ int gsl_optim_save(network *net, const char *path, char *err)
 
 int gsl_optim_load(network *net, const char *path, char *err)
 {
-    io_ctx c = {fopen(path, "rb"), 0, 0};
-    if (!c.f) return gsl_fail(err, "%s: cannot open: %s", path, strerror(errno));
+    FILE *f = gsl_fopen_read(path, err);
+    if (!f) return -1;
+    io_ctx c = {f, 0, 0, 0}, n = {0};
     char magic[8];
     uint64_t count = 0;
     uint32_t crc = 0;
-    io_ctx n = {0};
-    each_update_buffer(net, count_buf, &n);
+    gsl_net_each_buffer(net, GSL_BUF_GRAD, count_buf, &n);
     int rc = 0;
     if (fread(magic, 1, 8, c.f) != 8 || memcmp(magic, OPTIM_MAGIC, 8)) rc = gsl_fail(err, "%s: not an optimizer state file", path);
     else if (fread(&count, sizeof count, 1, c.f) != 1 || count != n.floats)
         rc = gsl_fail(err, "%s: holds %llu floats, this network has %zu", path, (unsigned long long)count, n.floats);
-    else if (each_update_buffer(net, read_buf, &c) || fread(&crc, sizeof crc, 1, c.f) != 1)
+    else if ((gsl_net_each_buffer(net, GSL_BUF_GRAD, read_buf, &c), c.bad) || fread(&crc, sizeof crc, 1, c.f) != 1)
         rc = gsl_fail(err, "%s: truncated", path);
     else if (crc != c.crc) rc = gsl_fail(err, "%s: checksum mismatch (corrupted)", path);
     fclose(c.f);
-#ifdef GPU
-    if (!rc) push_updates(net);
-#endif
+    if (!rc) {
+        gsl_net_set_device(net);
+        gsl_net_each_buffer(net, GSL_BUF_GRAD, gsl_buf_push, NULL);
+    }
     return rc;
 }
 

@@ -21,12 +21,6 @@
 
 int gsl_quant_main(int argc, char **argv);
 
-static double now_s(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
 
 static void usage(FILE *f)
 {
@@ -216,9 +210,9 @@ static int cmd_train(int argc, char **argv)
         fprintf(stderr, "gsl quant train: %s (input %s has d=%d)\n", e.msg, in, d);
         return 1;
     }
-    double t0 = now_s();
+    double t0 = gslq_now_s();
     rc = opq ? gslq_opq_train(&pq, x, n, &p, &e) : gslq_pq_train(&pq, x, n, &p, &e);
-    double t1 = now_s();
+    double t1 = gslq_now_s();
     double mse = 0;
     if (!rc) rc = gslq_pq_mse(&pq, x, n, d, p.nthreads, &mse, &e);
     if (!rc) rc = gslq_pq_save(out, &pq, &e);
@@ -263,9 +257,9 @@ static int cmd_encode(int argc, char **argv)
         fprintf(stderr, "gsl quant encode: out of memory for %zu codes\n", n);
         rc = 1;
     } else {
-        double t0 = now_s();
+        double t0 = gslq_now_s();
         rc = gslq_pq_encode_mt(&pq, x, n, d, codes, (int)find_opt(o, "threads")->i, &e);
-        double t1 = now_s();
+        double t1 = gslq_now_s();
         if (!rc) rc = gslq_codes_save(find_opt(o, "out")->s, &pq, codes, n, &e);
         if (!rc)
             printf("encode: %zu vectors of %s in %.4f s (%.0f vectors/s), codes %s\n", n, in, t1 - t0,
@@ -328,14 +322,14 @@ static int cmd_search(int argc, char **argv)
         rc = 1;
         goto done;
     }
-    double t0 = now_s();
+    double t0 = gslq_now_s();
     if (qcodes) {
         rc = gslq_pq_encode_mt(&pq, q, nq, d, qcodes, nt, &e);
         if (!rc) rc = gslq_sdc_search(&pq, codes, nb, qcodes, nq, k, ids, dist, nt, &e);
     } else {
         rc = gslq_adc_search(&pq, codes, nb, q, nq, d, k, ids, dist, nt, &e);
     }
-    double t1 = now_s();
+    double t1 = gslq_now_s();
     if (rc) {
         rc = fail(C, &e);
         goto done;

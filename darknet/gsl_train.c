@@ -45,12 +45,6 @@ static double cpu_s(void)
     return u.ru_utime.tv_sec + u.ru_stime.tv_sec + 1e-6 * (u.ru_utime.tv_usec + u.ru_stime.tv_usec);
 }
 
-static double now_s(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return t.tv_sec + 1e-9 * t.tv_nsec;
-}
 
 static void fmt_duration(char *out, size_t cap, double s)
 {
@@ -495,7 +489,7 @@ static int run(trainer *t, const char *resume, char *err)
         return gsl_fail(err, "out of memory");
     }
     int interval = t->k.log_interval ? t->k.log_interval : (steps >= 10 ? steps / 5 : 1);
-    double t_start = now_s();
+    double t_start = gslq_now_s();
     int rc = 0;
     if (lead) {
         printf("training %s on %d samples (%d classes), %d steps of %d per epoch, epochs %d..%d, %d codebook layer(s)",
@@ -518,11 +512,11 @@ static int run(trainer *t, const char *resume, char *err)
         /* a checkpoint taken within this epoch: its codebooks are installed and its reservoirs restored */
         int s0 = epoch == start_epoch ? pos.step : 0;
         srand((unsigned)(t->k.seed * 2654435761ULL + (uint64_t)epoch));
-        double t0 = now_s(), qerr_rebuild = NAN;
+        double t0 = gslq_now_s(), qerr_rebuild = NAN;
         if (!s0 && t->ncb && epoch >= t->k.warmup && (epoch - t->k.warmup) % t->k.rebuild_every == 0) {
             if ((rc = rebuild_codebooks(t, epoch, &qerr_rebuild, err))) break;
         }
-        double t1 = now_s(), c1 = cpu_s();
+        double t1 = gslq_now_s(), c1 = cpu_s();
         for (int i = 0; i < t->ncb; i++) {
             if (!s0) t->res.n[i] = 0;
             t->res_seen[i] = s0 ? pos.res_seen[i] : 0;
@@ -543,7 +537,7 @@ static int run(trainer *t, const char *resume, char *err)
         D->comm_steps = 0;
         double loss_sum = s0 ? pos.loss_sum : 0, loss_int = 0;
         int nint = 0;
-        double ti = now_s();
+        double ti = gslq_now_s();
         for (int s = s0; s < steps; s++) {
             float loss = 0;
             t->aug_first = s * per_step;
@@ -576,10 +570,10 @@ static int run(trainer *t, const char *resume, char *err)
                 break;
             }
             if ((s + 1) % interval == 0 || s + 1 == steps) {
-                double el = now_s() - ti, ips = (double)nint * per_step / (el > 0 ? el : 1e-9);
+                double el = gslq_now_s() - ti, ips = (double)nint * per_step / (el > 0 ? el : 1e-9);
                 double done = (double)(epoch - start_epoch) * steps + s + 1;
                 double total = (double)(t->k.epochs - start_epoch) * steps;
-                double spent = now_s() - t_start;
+                double spent = gslq_now_s() - t_start;
                 char eta[32];
                 fmt_duration(eta, sizeof eta, spent / done * (total - done));
                 gsl_layer_stats st = {0};
@@ -609,12 +603,12 @@ static int run(trainer *t, const char *resume, char *err)
                 }
                 loss_int = 0;
                 nint = 0;
-                ti = now_s();
+                ti = gslq_now_s();
             }
         }
         gsl_sampler_free(&smp);
         if (rc) break;
-        double t2 = now_s(), c2 = cpu_s();
+        double t2 = gslq_now_s(), c2 = cpu_s();
 #ifdef GPU
         if (t->nrep > 1) sync_nets(t->nets, t->nrep, 0);
 #endif

@@ -292,6 +292,9 @@ void gslq_blas_describe(char *buf, size_t cap);
 /* zlib-compatible CRC-32 (crc32(0, NULL, 0) == 0; chainable: pass the previous value). */
 uint32_t gslq_crc32(uint32_t crc, const void *buf, size_t len);
 
+/* A monotonic clock in seconds: the one clock of the library's callers for progress lines and timings. */
+double gslq_now_s(void);
+
 /* Name of a status code. */
 const char *gslq_strerror(int code);
 

@@ -1,10 +1,14 @@
 /* Errors, checked sizes, PRNG, threads, CRC-32, the top-k heap. */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE /* clock_gettime under -std=c11 */
+#endif
 #include <math.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "internal.h"
 
@@ -257,4 +261,11 @@ void gslq__heap_sorted(gslq_heap *h, float *dist, int64_t *ids)
         if (dist) dist[last] = gslq__key_dist(top);
         ids[last] = (int64_t)(uint32_t)top;
     }
+}
+
+double gslq_now_s(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
 }

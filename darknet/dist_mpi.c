@@ -1,225 +1,34 @@
-/* Data-parallel training across processes (see gsl_dist.h). Compiled twice: without GSL_MPI for the plain
- * bin/darknet (single process; refuses to run as one of several ranks), and with GSL_MPI (and GSL_NCCL in a GPU
- * build) for the MPI binary. Every function is a no-op unless MPI was initialised (d->on). */
-#include "gsl_dist.h"
-
+/* Distributed training with MPI (and NCCL in a GPU build): one process per GPU, or per node on CPU, the weight
+ * updates summed over the ranks before each update (see gsl_dist.h). Built into the MPI binary only. */
 #include <errno.h>
+#include <limits.h>
 #include <math.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-
-#include "gsl_data.h"
-#include "gslq.h"
-#include "network.h" /* get_layer_string */
-
-#ifdef GSL_MPI
-#include <limits.h>
-#include <pthread.h>
-#include <signal.h>
-#include <stdatomic.h>
 #include <unistd.h>
 
 #include <mpi.h>
-#endif
 #ifdef GSL_NCCL
 #include <nccl.h>
 #endif
 
-
-/* ------------------------------------------------------------------------------------------------ buffers */
-
-/* A network's buffers that distributed training touches, one layer after another in a fixed order:
- *   GRAD   momentum/gradient buffers (weight_updates, bias_updates, scale_updates): summed before each update
- *   STATS  batch-norm rolling statistics: averaged at epoch ends
- *   PARAMS weights, biases, scales: never reduced (identical by construction), checksummed and broadcast
- * cpu is the host array; gpu the device array of a network on a GPU (NULL otherwise). */
-enum { BUF_GRAD = 1, BUF_STATS = 2, BUF_PARAMS = 4 };
-typedef struct dbuf { float *cpu, *gpu; size_t n; } dbuf;
-typedef void (*dbuf_fn)(dbuf b, void *ctx);
-
-#ifdef GPU
-#define DEV(l, f) ((l)->f##_gpu)
-static int on_gpu(const network *net) { return net->gpu_index >= 0; }
-#else
-#define DEV(l, f) ((float *)NULL)
-static int on_gpu(const network *net) { return 0; } /* a CPU build leaves gpu_index at 0 */
-#endif
-
-static void visit(float *cpu, float *gpu, size_t n, int on_gpu, dbuf_fn fn, void *ctx)
-{
-    if (!cpu || !n) return;
-    fn((dbuf){cpu, on_gpu ? gpu : NULL, n}, ctx);
-}
-
-/* Layer types whose update buffers are handled; any other type that has an update function is refused. */
-static int layer_sizes(const layer *l, size_t *nw, size_t *nb)
-{
-    switch (l->type) {
-    case CONVOLUTIONAL:
-    case DECONVOLUTIONAL: *nw = (size_t)l->nweights; *nb = (size_t)l->n; return 1;
-    case CONNECTED: *nw = (size_t)l->inputs * l->outputs; *nb = (size_t)l->outputs; return 1;
-    case BATCHNORM: *nw = 0; *nb = (size_t)l->c; return 1; /* rolling statistics only: it has no update */
-    default: *nw = *nb = 0; return 0;
-    }
-}
-
-static void each_buffer(network *net, int kinds, dbuf_fn fn, void *ctx)
-{
-    int g = on_gpu(net);
-    for (int i = 0; i < net->n; i++) {
-        layer *l = &net->layers[i];
-        size_t nw, nb;
-        if (!layer_sizes(l, &nw, &nb)) continue;
-        if ((kinds & BUF_GRAD) && l->type != BATCHNORM) {
-            visit(l->weight_updates, DEV(l, weight_updates), nw, g, fn, ctx);
-            visit(l->bias_updates, DEV(l, bias_updates), nb, g, fn, ctx);
-            visit(l->scale_updates, DEV(l, scale_updates), nb, g, fn, ctx);
-        }
-        if (kinds & BUF_STATS) {
-            visit(l->rolling_mean, DEV(l, rolling_mean), nb, g, fn, ctx);
-            visit(l->rolling_variance, DEV(l, rolling_variance), nb, g, fn, ctx);
-        }
-        if (kinds & BUF_PARAMS) {
-            visit(l->biases, DEV(l, biases), nb, g, fn, ctx);
-            visit(l->weights, DEV(l, weights), nw, g, fn, ctx);
-            visit(l->scales, DEV(l, scales), nb, g, fn, ctx);
-        }
-    }
-}
-
-static void pull_fn(dbuf b, void *ctx)
-{
-#ifdef GPU
-    if (b.gpu) cuda_pull_array(b.gpu, b.cpu, b.n);
-#endif
-}
-
-static void crc_fn(dbuf b, void *ctx)
-{
-    pull_fn(b, NULL);
-    *(uint32_t *)ctx = gslq_crc32(*(uint32_t *)ctx, b.cpu, b.n * sizeof(float));
-}
-
-static void set_device(network *net)
-{
-#ifdef GPU
-    if (net->gpu_index >= 0) cuda_set_device(net->gpu_index);
-#endif
-}
-
-void gsl_dist_net_crc(network *net, uint32_t *weights_crc, uint32_t *optim_crc)
-{
-    set_device(net);
-    *weights_crc = *optim_crc = 0;
-    each_buffer(net, BUF_PARAMS | BUF_STATS, crc_fn, weights_crc);
-    each_buffer(net, BUF_GRAD, crc_fn, optim_crc);
-}
-
-void gsl_dist_share(const gsl_dist *d, int n, int *lo, int *hi)
-{
-    *lo = (int)((long long)n * d->rank / d->size);
-    *hi = (int)((long long)n * (d->rank + 1) / d->size);
-}
-
-/* Reads GSL_DIST / GSL_DIST_TIMEOUT / GSL_DIST_DEBUG, and how many ranks a launcher started (0: none). */
-static int launcher_ranks(const char **who)
-{
-    /* mpirun (Open MPI), PMI launchers (MPICH's hydra, srun --mpi=pmi2), srun */
-    static const char *vars[] = {"OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "SLURM_STEP_NUM_TASKS"};
-    for (size_t i = 0; i < sizeof vars / sizeof vars[0]; i++) {
-        const char *v = getenv(vars[i]);
-        char *end;
-        long n = v ? strtol(v, &end, 10) : 0;
-        if (v && end != v && !*end && n > 0) {
-            *who = vars[i];
-            return (int)n;
-        }
-    }
-    *who = NULL;
-    return 0;
-}
-
-static int read_env(gsl_dist *d, int *force, char *err)
-{
-    const char *f = getenv("GSL_DIST"), *t = getenv("GSL_DIST_TIMEOUT"), *g = getenv("GSL_DIST_DEBUG"),
-               *pr = getenv("GSL_DIST_PROFILE");
-    *force = -1;
-    if (f && *f) {
-        if (strcmp(f, "0") && strcmp(f, "1")) return gsl_fail(err, "GSL_DIST must be 0 or 1, got '%s'", f);
-        *force = f[0] - '0';
-    }
-    d->timeout_s = 300;
-    if (t && *t) {
-        char *end;
-        errno = 0;
-        double x = strtod(t, &end);
-        if (end == t || *end || errno || !(x > 0) || !isfinite(x))
-            return gsl_fail(err, "GSL_DIST_TIMEOUT must be a positive number of seconds, got '%s'", t);
-        d->timeout_s = x;
-    }
-    d->debug = g && *g && strcmp(g, "0") != 0;
-    d->profile = pr && *pr && strcmp(pr, "0") != 0;
-    return 0;
-}
-
-/* ================================================================================================ without MPI */
-#ifndef GSL_MPI
-
-int gsl_dist_init(gsl_dist *d, char *err)
-{
-    memset(d, 0, sizeof *d);
-    d->size = d->local_size = 1;
-    int force;
-    if (read_env(d, &force, err)) return -1;
-    const char *who;
-    int n = launcher_ranks(&who);
-    if (force == 1)
-        return gsl_fail(err, "GSL_DIST=1, but this binary was built without MPI (build with make MPI=1, or use "
-                         "build/<config>/darknet-mpi)");
-    if (force != 0 && n > 1)
-        return gsl_fail(err, "started as one of %d ranks (%s), but this binary was built without MPI, so each rank "
-                         "would train alone and overwrite the others' files: build with make MPI=1 (or use "
-                         "build/<config>/darknet-mpi), or set GSL_DIST=0 to run independent copies on purpose",
-                    n, who);
-    return 0;
-}
-
-void gsl_dist_finalize(gsl_dist *d) { (void)d; }
-void gsl_dist_abort(gsl_dist *d, int code) { (void)d; (void)code; }
-int gsl_dist_prepare(gsl_dist *d, network *net, char *err) { return 0; }
-const char *gsl_dist_backend(const gsl_dist *d) { return "none"; }
-float gsl_dist_train_datum(gsl_dist *d, network *net) { return train_network_datum(net); }
-void gsl_dist_sum_doubles(gsl_dist *d, double *v, int n, const char *what) {}
-void gsl_dist_gslq_comm(gsl_dist *d, gslq_comm *c) { *c = (gslq_comm){0, 1, NULL, NULL}; }
-void gsl_dist_bcast(gsl_dist *d, void *buf, size_t bytes, const char *what) {}
-int gsl_dist_same_u32(gsl_dist *d, uint32_t v, const char *what) { return 1; }
-void gsl_dist_barrier(gsl_dist *d, const char *what) {}
-void gsl_dist_average_stats(gsl_dist *d, network *net) {}
-void gsl_dist_bcast_net(gsl_dist *d, network *net) {}
-
-/* ================================================================================================ with MPI */
-#else
+#include "dist_internal.h"
+#include "gsl_data.h"
+#include "gslq.h"
+#include "net_buffers.h"
+#include "network.h" /* get_layer_string */
 
 #define CHUNK (1 << 28) /* elements per MPI call (counts are int) */
 
-static double now_s(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return t.tv_sec + 1e-9 * t.tv_nsec;
-}
 
-static void count_fn(dbuf b, void *ctx) { *(size_t *)ctx += b.n; }
+static void count_fn(gsl_buf b, void *ctx) { *(size_t *)ctx += b.n; }
 
-static void push_fn(dbuf b, void *ctx)
-{
-#ifdef GPU
-    if (b.gpu) cuda_push_array(b.gpu, b.cpu, b.n);
-#endif
-}
 
 typedef struct dist_impl {
     /* watchdog: the collective in progress (armed_ms = 0: none), checked every 100 ms by its own thread */
@@ -231,7 +40,7 @@ typedef struct dist_impl {
     /* all-reduce */
     int gpu;                  /* the network lives on a GPU */
     int nccl;                 /* its buffers are reduced by NCCL (else staged through host memory) */
-    size_t grad_n, stats_n;   /* floats of BUF_GRAD and BUF_STATS */
+    size_t grad_n, stats_n;   /* floats of GSL_BUF_GRAD and GSL_BUF_STATS */
     float *pack;              /* (max(grad_n, stats_n)) host staging for one MPI_Allreduce */
     long updates;
 #ifdef GSL_NCCL
@@ -244,7 +53,7 @@ typedef struct dist_impl {
 /* Set when this rank itself ends the job, so that the launcher's SIGTERM that follows is not reported as news. */
 static volatile sig_atomic_t aborting;
 
-static long long now_ms(void) { return (long long)(now_s() * 1000.0) + 1; }
+static long long now_ms(void) { return (long long)(gslq_now_s() * 1000.0) + 1; }
 
 static void stop_job(gsl_dist *d, const char *fmt, ...)
 {
@@ -321,9 +130,9 @@ int gsl_dist_init(gsl_dist *d, char *err)
     memset(d, 0, sizeof *d);
     d->size = d->local_size = 1;
     int force;
-    if (read_env(d, &force, err)) return -1;
+    if (gsl_dist__read_env(d, &force, err)) return -1;
     const char *who;
-    int want = launcher_ranks(&who);
+    int want = gsl_dist__launcher_ranks(&who);
     if (force == 0 || (force != 1 && want <= 1)) return 0; /* a plain run: no MPI call at all */
 
     int provided = 0, rc = MPI_Init_thread(NULL, NULL, MPI_THREAD_MULTIPLE, &provided);
@@ -438,16 +247,15 @@ int gsl_dist_prepare(gsl_dist *d, network *net, char *err)
     dist_impl *m = d->impl;
     for (int i = 0; i < net->n; i++) {
         layer *l = &net->layers[i];
-        size_t nw, nb;
-        if ((l->update || l->update_gpu) && !layer_sizes(l, &nw, &nb))
+        if ((l->update || l->update_gpu) && !gsl_net_layer_handled(l))
             return gsl_fail(err, "layer %d (%s) has weights of a kind that distributed training does not handle "
                              "(convolutional, deconvolutional, connected and batchnorm layers are handled)",
                         i, get_layer_string(l->type));
     }
     m->grad_n = m->stats_n = 0;
-    each_buffer(net, BUF_GRAD, count_fn, &m->grad_n);
-    each_buffer(net, BUF_STATS, count_fn, &m->stats_n);
-    m->gpu = on_gpu(net);
+    gsl_net_each_buffer(net, GSL_BUF_GRAD, count_fn, &m->grad_n);
+    gsl_net_each_buffer(net, GSL_BUF_STATS, count_fn, &m->stats_n);
+    m->gpu = gsl_net_on_gpu(net);
     const char *be = getenv("GSL_DIST_BACKEND");
     if (be && *be && strcmp(be, "nccl") && strcmp(be, "mpi"))
         return gsl_fail(err, "GSL_DIST_BACKEND must be nccl or mpi, got '%s'", be);
@@ -489,26 +297,26 @@ int gsl_dist_prepare(gsl_dist *d, network *net, char *err)
 
 typedef struct { float *p; size_t off; float scale; } pack_ctx;
 
-static void pack_fn(dbuf b, void *ctx)
+static void pack_fn(gsl_buf b, void *ctx)
 {
     pack_ctx *c = ctx;
-    pull_fn(b, NULL);
+    gsl_buf_pull(b, NULL);
     if (c->scale == 1.0f) memcpy(c->p + c->off, b.cpu, b.n * sizeof(float));
     else for (size_t i = 0; i < b.n; i++) c->p[c->off + i] = c->scale * b.cpu[i];
     c->off += b.n;
 }
 
-static void unpack_fn(dbuf b, void *ctx)
+static void unpack_fn(gsl_buf b, void *ctx)
 {
     pack_ctx *c = ctx;
     memcpy(b.cpu, c->p + c->off, b.n * sizeof(float));
     c->off += b.n;
-    push_fn(b, NULL);
+    gsl_buf_push(b, NULL);
 }
 
 #ifdef GSL_NCCL
 typedef struct { gsl_dist *d; float scale; } nccl_ctx;
-static void nccl_fn(dbuf b, void *ctx)
+static void nccl_fn(gsl_buf b, void *ctx)
 {
     nccl_ctx *c = ctx;
     dist_impl *m = c->d->impl;
@@ -522,29 +330,29 @@ static void nccl_fn(dbuf b, void *ctx)
 static void allreduce_kind(gsl_dist *d, network *net, int kind, float scale, const char *what)
 {
     dist_impl *m = d->impl;
-    set_device(net);
+    gsl_net_set_device(net);
 #ifdef GSL_NCCL
     if (m->nccl) {
         nccl_ctx c = {d, scale};
         ncclGroupStart();
-        each_buffer(net, kind, nccl_fn, &c);
+        gsl_net_each_buffer(net, kind, nccl_fn, &c);
         ncclGroupEnd();
         nccl_wait(d, what);
         return;
     }
 #endif
-    size_t n = kind == BUF_GRAD ? m->grad_n : m->stats_n;
+    size_t n = kind == GSL_BUF_GRAD ? m->grad_n : m->stats_n;
     pack_ctx c = {m->pack, 0, scale};
-    each_buffer(net, kind, pack_fn, &c);
+    gsl_net_each_buffer(net, kind, pack_fn, &c);
     for (size_t off = 0; off < n; off += CHUNK) {
         int cnt = (int)(n - off < CHUNK ? n - off : CHUNK);
         COLL(d, what, MPI_Allreduce(MPI_IN_PLACE, m->pack + off, cnt, MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD));
     }
     c.off = 0;
-    each_buffer(net, kind, unpack_fn, &c);
+    gsl_net_each_buffer(net, kind, unpack_fn, &c);
 }
 
-static void scale_fn(dbuf b, void *ctx)
+static void scale_fn(gsl_buf b, void *ctx)
 {
     float s = *(float *)ctx;
 #ifdef GPU
@@ -567,7 +375,7 @@ static void apply_update(gsl_dist *d, network *net)
     a.eps = net->eps;
     ++*net->t;
     a.t = *net->t;
-    set_device(net);
+    gsl_net_set_device(net);
     for (int i = 0; i < net->n; i++) {
         layer l = net->layers[i];
 #ifdef GPU
@@ -590,7 +398,7 @@ float gsl_dist_train_datum(gsl_dist *d, network *net)
     long k = (long)((*net->seen / net->batch) % (size_t)sub);
     if (k == 1 % sub) { /* the first sub-batch of an update: momentum / size, so the sum holds it once */
         float s = 1.0f / d->size;
-        if (s != 1.0f) each_buffer(net, BUF_GRAD, scale_fn, &s);
+        if (s != 1.0f) gsl_net_each_buffer(net, GSL_BUF_GRAD, scale_fn, &s);
     }
     forward_network(net);
     backward_network(net);
@@ -598,18 +406,18 @@ float gsl_dist_train_datum(gsl_dist *d, network *net)
     if (k == 0) {
         char what[128];
         snprintf(what, sizeof what, "the gradient all-reduce of update %ld", m->updates + 1);
-        double t0 = now_s();
+        double t0 = gslq_now_s();
         if (d->profile) {
 #ifdef GPU
             if (m->gpu) cudaDeviceSynchronize(); /* the backward pass's kernels are compute, not waiting */
 #endif
             gsl_dist_barrier(d, what);
-            double t1 = now_s();
+            double t1 = gslq_now_s();
             d->wait_s += t1 - t0;
             t0 = t1;
         }
-        allreduce_kind(d, net, BUF_GRAD, 1.0f, what);
-        d->comm_s += now_s() - t0;
+        allreduce_kind(d, net, GSL_BUF_GRAD, 1.0f, what);
+        d->comm_s += gslq_now_s() - t0;
         d->comm_bytes += (double)m->grad_n * sizeof(float);
         d->comm_steps++;
         m->updates++;
@@ -621,24 +429,24 @@ float gsl_dist_train_datum(gsl_dist *d, network *net)
 void gsl_dist_average_stats(gsl_dist *d, network *net)
 {
     if (!d->on || !((dist_impl *)d->impl)->stats_n) return;
-    allreduce_kind(d, net, BUF_STATS, 1.0f / d->size, "the batch-norm statistics all-reduce");
+    allreduce_kind(d, net, GSL_BUF_STATS, 1.0f / d->size, "the batch-norm statistics all-reduce");
 }
 
 typedef struct { gsl_dist *d; } bcast_ctx;
-static void bcast_fn(dbuf b, void *ctx)
+static void bcast_fn(gsl_buf b, void *ctx)
 {
     gsl_dist *d = ((bcast_ctx *)ctx)->d;
-    if (d->rank == 0) pull_fn(b, NULL);
+    if (d->rank == 0) gsl_buf_pull(b, NULL);
     gsl_dist_bcast(d, b.cpu, b.n * sizeof(float), "the weights broadcast");
-    if (d->rank != 0) push_fn(b, NULL);
+    if (d->rank != 0) gsl_buf_push(b, NULL);
 }
 
 void gsl_dist_bcast_net(gsl_dist *d, network *net)
 {
     if (!d->on) return;
-    set_device(net);
+    gsl_net_set_device(net);
     bcast_ctx c = {d};
-    each_buffer(net, BUF_PARAMS | BUF_STATS | BUF_GRAD, bcast_fn, &c);
+    gsl_net_each_buffer(net, GSL_BUF_PARAMS | GSL_BUF_STATS | GSL_BUF_GRAD, bcast_fn, &c);
 }
 
 /* ---- small collectives ---- */
@@ -690,4 +498,3 @@ void gsl_dist_barrier(gsl_dist *d, const char *what)
     COLL(d, what, MPI_Barrier(MPI_COMM_WORLD));
 }
 
-#endif /* GSL_MPI */
