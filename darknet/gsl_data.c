@@ -19,42 +19,6 @@ void stbi_image_free(void *retval_from_stbi_load);
 unsigned char *stbi_load_from_file(FILE *f, int *x, int *y, int *channels_in_file, int desired_channels);
 const char *stbi_failure_reason(void);
 
-int gsl_fail(char *err, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, GSL_DATA_ERRLEN, fmt, ap);
-    va_end(ap);
-    return -1;
-}
-
-int gsl_open_regular(const char *path, char *err)
-{
-    /* O_NONBLOCK: opening a named pipe must not wait for a writer; anything but a plain file is refused */
-    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
-    if (fd < 0) return gsl_fail(err, "%s: cannot open: %s", path, strerror(errno)), -1;
-    struct stat st;
-    if (fstat(fd, &st) || !S_ISREG(st.st_mode)) {
-        close(fd);
-        return gsl_fail(err, "%s: not a regular file", path), -1;
-    }
-    int fl = fcntl(fd, F_GETFL);
-    if (fl < 0 || fcntl(fd, F_SETFL, fl & ~O_NONBLOCK)) {
-        close(fd);
-        return gsl_fail(err, "%s: cannot open: %s", path, strerror(errno)), -1;
-    }
-    return fd;
-}
-
-FILE *gsl_fopen_read(const char *path, char *err)
-{
-    int fd = gsl_open_regular(path, err);
-    if (fd < 0) return NULL;
-    FILE *f = fdopen(fd, "r");
-    if (!f) { close(fd); gsl_fail(err, "%s: cannot open: %s", path, strerror(errno)); }
-    return f;
-}
-
 /* ------------------------------------------------------------------------------------------------ .data file */
 
 static char *trim(char *s)

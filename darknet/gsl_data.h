@@ -12,16 +12,9 @@
 #include <stdio.h>
 #include <stdint.h>
 
-#define GSL_DATA_ERRLEN 1024
-#define GSL_DATA_MAX_CLASSES 4096
+#include "io.h" /* gsl_fail, GSL_DATA_ERRLEN, checked opening */
 
-/* Writes a message (GSL_DATA_ERRLEN bytes) to err and returns -1: the gsl command's one error helper. */
-int gsl_fail(char *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-/* Opens a plain file for reading (never blocks on a named pipe; a pipe, device or folder is an error naming it):
- * a descriptor, or -1 with err filled. */
-int gsl_open_regular(const char *path, char *err);
-/* The same as a stdio stream (NULL on error). */
-FILE *gsl_fopen_read(const char *path, char *err);
+#define GSL_DATA_MAX_CLASSES 4096
 
 /* n samples of shape (c, h, w), Darknet's layout: planes of h*w floats in [0, 1], channel after channel.
  *   x     : (n, c*h*w)

@@ -1,6 +1,6 @@
-/* Network helpers for the gsl command: loading replicas, embedding a dataset, finding the codebook layers,
- * checked weight files, and atomic checkpoints (weights + codebooks + optimizer state, renamed into place
- * together through a manifest). */
+/* Networks for the gsl command (darknet/gsl_net.c): loading replicas, embedding a dataset, finding the codebook
+ * layers; and checkpoints (darknet/checkpoint.c): checked weight files, the optimizer state, the manifest that
+ * commits an epoch's files with their checksums, the backup folder's lock. */
 #ifndef GSL_NET_H
 #define GSL_NET_H
 
@@ -82,17 +82,11 @@ int gsl_ckpt_save(network *net, const char *prefix, int epoch, uint64_t seed, ui
 /* Reads a manifest strictly (every key once, nothing else on a line, all files of its own epoch) and verifies each
  * file against the CRC-32 it records (version 2). */
 int gsl_ckpt_read(const char *manifest, gsl_ckpt *ck, char *err);
-/* CRC-32 of a whole regular file. */
-int gsl_file_crc(const char *path, uint32_t *crc, char *err);
 /* An exclusive lock on a run's backup folder (dir/.gsl-train.lock), held until the process ends (a killed holder
  * releases it): a descriptor, or -1 with an error naming the folder and the holder. */
 int gsl_folder_lock(const char *dir, char *err);
 /* A new run's identity (random, never 0). */
 uint64_t gsl_run_id(void);
 
-/* Writes a small file atomically (tmp, fsync, rename, fsync of the folder). */
-int gsl_write_atomic(const char *path, const void *data, size_t n, char *err);
-/* mkdir -p */
-int gsl_mkdirs(const char *path, char *err);
 
 #endif

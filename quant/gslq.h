@@ -214,6 +214,10 @@ int gslq_rank(const float *dist, size_t n, int64_t *order, gslq_error *err);
 
 /* ---- files (little-endian; writes go to PATH.tmp.PID, fsync, rename) ---- */
 
+/* The one atomic commit of a written file: tmp is synced to disk, renamed to path, and path's folder synced, so a
+ * crash leaves either the old file or the whole new one. tmp is removed on failure. */
+int gslq_commit_file(const char *tmp, const char *path, gslq_error *err);
+
 /* Codebook file: magic "GSLQCB\0\0", version, d, M, K, has_rotation, centroids, rotation, crc32. */
 int gslq_pq_save(const char *path, const gslq_pq *pq, gslq_error *err);
 /* Loads into an uninitialised pq. */

@@ -59,20 +59,44 @@ static void wr_i32(wr *w, int32_t v) { wr_bytes(w, &v, 4); }
 static void wr_u64(wr *w, uint64_t v) { wr_bytes(w, &v, 8); }
 static void wr_i64(wr *w, int64_t v) { wr_bytes(w, &v, 8); }
 
-/* Closes, syncs and renames; on any failure removes the temporary and reports. */
+int gslq_commit_file(const char *tmp, const char *path, gslq_error *err)
+{
+    int e = 0, fd = open(tmp, O_RDONLY | O_CLOEXEC);
+    if (fd < 0 || fsync(fd)) e = errno ? errno : EIO;
+    if (fd >= 0) close(fd);
+    if (!e && rename(tmp, path)) e = errno ? errno : EIO;
+    if (e) {
+        remove(tmp);
+        return gslq__fail(err, GSLQ_EIO, "cannot write %s: %s", path, strerror(e));
+    }
+    /* the rename itself on disk: sync the folder (a filesystem that cannot sync folders is left as it is) */
+    char dir[4200];
+    snprintf(dir, sizeof dir, "%s", path);
+    char *slash = strrchr(dir, '/');
+    if (slash == dir) dir[1] = 0;
+    else if (slash) *slash = 0;
+    else snprintf(dir, sizeof dir, ".");
+    int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd >= 0) {
+        fsync(dfd);
+        close(dfd);
+    }
+    gslq__ok(err);
+    return GSLQ_OK;
+}
+
+/* Closes, then commits (sync, rename, sync the folder); on any failure removes the temporary and reports. */
 static int wr_close(wr *w, gslq_error *err)
 {
     int e = w->failed;
     if (!e && fflush(w->f)) e = errno ? errno : EIO;
-    if (!e && fsync(fileno(w->f))) e = errno ? errno : EIO;
     if (fclose(w->f) && !e) e = errno ? errno : EIO;
     w->f = NULL;
-    if (!e && rename(w->tmp, w->path)) e = errno ? errno : EIO;
     if (e) {
         remove(w->tmp);
         return gslq__fail(err, GSLQ_EIO, "cannot write %s: %s", w->path, strerror(e));
     }
-    return GSLQ_OK;
+    return gslq_commit_file(w->tmp, w->path, err);
 }
 
 /* ---- reader ---- */

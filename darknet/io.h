@@ -1,0 +1,30 @@
+/* Files for the gsl command and its error convention (darknet/io.c). */
+#ifndef GSL_IO_H
+#define GSL_IO_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+/* Size of the message buffers of every gsl function that reports an error. */
+#define GSL_DATA_ERRLEN 1024
+
+/* Formats the message into err (GSL_DATA_ERRLEN bytes) and returns -1. */
+int gsl_fail(char *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Opens a plain file for reading (never blocks on a named pipe; a pipe, device or folder is an error naming it):
+ * a descriptor, or -1 with err filled. */
+int gsl_open_regular(const char *path, char *err);
+/* The same as a stdio stream (NULL on error). */
+FILE *gsl_fopen_read(const char *path, char *err);
+/* tmp -> path, durably (libgslq's gslq_commit_file). */
+int gsl_commit_file(const char *tmp, const char *path, char *err);
+/* Writes a small file atomically: to PATH.tmp, synced, renamed, the folder synced. */
+int gsl_write_atomic(const char *path, const void *data, size_t n, char *err);
+/* mkdir -p. */
+int gsl_mkdirs(const char *path, char *err);
+/* Size of a file in bytes, -1 when it cannot be read. */
+long long gsl_file_size(const char *path);
+/* CRC-32 of a whole regular file. */
+int gsl_file_crc(const char *path, uint32_t *crc, char *err);
+
+#endif
