@@ -1,4 +1,5 @@
 #include "gsl_data.h"
+#include "gslq.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -551,15 +552,8 @@ void gsl_data_gather(const gsl_data *d, const int *idx, int n, float *input, flo
     }
 }
 
-static uint64_t rng_next(uint64_t *s) /* splitmix64 */
-{
-    uint64_t z = (*s += 0x9e3779b97f4a7c15ULL);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-    return z ^ (z >> 31);
-}
 
-static int rng_below(uint64_t *s, int n) { return (int)(rng_next(s) % (uint64_t)n); }
+static int rng_below(uint64_t *s, int n) { return (int)(gslq_splitmix64(s) % (uint64_t)n); }
 
 /* ------------------------------------------------------------------------------------------------ augmentation */
 
@@ -567,7 +561,7 @@ void gsl_augment_draw(const gsl_augment *a, uint64_t key, int i, int *mirror, in
 {
     uint64_t st = key ^ ((uint64_t)(unsigned)i * 0xd1b54a32d192ed03ULL); /* row i's own stream */
     int span = 2 * a->shift + 1;
-    *mirror = a->flip ? (int)(rng_next(&st) >> 63) : 0;
+    *mirror = a->flip ? (int)(gslq_splitmix64(&st) >> 63) : 0;
     *dx = a->shift ? rng_below(&st, span) - a->shift : 0;
     *dy = a->shift ? rng_below(&st, span) - a->shift : 0;
 }

@@ -63,8 +63,7 @@ static int *subsample(int n, int max, uint64_t seed, int *m)
     for (int i = 0; i < n; i++) p[i] = i;
     uint64_t s = seed * 0x9e3779b97f4a7c15ULL + 1;
     for (int i = 0; i < max; i++) {
-        s ^= s << 13; s ^= s >> 7; s ^= s << 17;
-        int j = i + (int)(s % (uint64_t)(n - i)), t = p[i];
+        int j = i + (int)(gslq_xorshift64(&s) % (uint64_t)(n - i)), t = p[i];
         p[i] = p[j];
         p[j] = t;
     }

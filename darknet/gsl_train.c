@@ -62,8 +62,7 @@ static int *sample_indices(int total, int n, uint64_t seed)
     for (int i = 0; i < total; i++) p[i] = i;
     uint64_t s = seed ? seed : 1;
     for (int i = 0; i < n && i < total; i++) {
-        s ^= s << 13; s ^= s >> 7; s ^= s << 17;
-        int j = i + (int)(s % (uint64_t)(total - i)), t = p[i];
+        int j = i + (int)(gslq_xorshift64(&s) % (uint64_t)(total - i)), t = p[i];
         p[i] = p[j];
         p[j] = t;
     }
@@ -120,8 +119,7 @@ static void collect_inputs(trainer *t)
             long seen = t->res_seen[i]++;
             long slot = seen;
             if (seen >= t->res_cap) {
-                t->res_rng ^= t->res_rng << 13; t->res_rng ^= t->res_rng >> 7; t->res_rng ^= t->res_rng << 17;
-                slot = (long)(t->res_rng % (uint64_t)(seen + 1));
+                slot = (long)(gslq_xorshift64(&t->res_rng) % (uint64_t)(seen + 1));
                 if (slot >= t->res_cap) continue;
             } else {
                 t->res.n[i] = (int)seen + 1;
@@ -195,7 +193,7 @@ static int rebuild_codebooks(trainer *t, int epoch, double *qerr_out, char *err)
                               t->k.seed + 1000003ULL * (uint64_t)epoch + (uint64_t)i, t->k.threads,
                               D->on ? &comm : NULL, &mse, &e);
         free(x);
-        if (rc) { snprintf(err, GSL_DATA_ERRLEN, "rebuilding the codebook of layer %d: %s", t->cbl[i], e.msg); break; }
+        if (rc) { snprintf(err, GSL_DATA_ERRLEN, "rebuilding the codebook of layer %d: %.900s", t->cbl[i], e.msg); break; }
         if (D->debug)
             fprintf(stderr, "gsl-dist: rank %d rebuild of epoch %d, codebook %d: k-means on %zu of %d rows\n", D->rank,
                     epoch + 1, i, rn, n);

@@ -15,14 +15,6 @@
 
 #include "gslq.h"
 
-int gsl_fail(char *err, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, GSL_DATA_ERRLEN, fmt, ap);
-    va_end(ap);
-    return -1;
-}
 
 int gsl_open_regular(const char *path, char *err)
 {

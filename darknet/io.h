@@ -6,11 +6,10 @@
 #include <stdint.h>
 #include <stdio.h>
 
-/* Size of the message buffers of every gsl function that reports an error. */
-#define GSL_DATA_ERRLEN 1024
+#include "registry.h" /* gsl_fail and GSL_ERRLEN: the one error convention */
 
-/* Formats the message into err (GSL_DATA_ERRLEN bytes) and returns -1. */
-int gsl_fail(char *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Size of the message buffers of every gsl function that reports an error. */
+#define GSL_DATA_ERRLEN GSL_ERRLEN
 /* Opens a plain file for reading (never blocks on a named pipe; a pipe, device or folder is an error naming it):
  * a descriptor, or -1 with err filled. */
 int gsl_open_regular(const char *path, char *err);

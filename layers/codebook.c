@@ -14,14 +14,6 @@
 #include "cuda.h"
 #endif
 
-static void errf(char *err, const char *fmt, ...)
-{
-    if (!err) return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, GSL_ERRLEN, fmt, ap);
-    va_end(ap);
-}
 
 /* a*b + c with overflow check (0 on overflow). */
 static size_t mul_add(size_t a, size_t b, size_t c)
@@ -85,24 +77,24 @@ int gsl_codebook_set(gsl_codebook *cb, const gslq_pq *pq, char *err)
         return 0;
     }
     if (pq->d != cb->d || pq->M != cb->M || pq->K != cb->K || pq->dsub != cb->dsub) {
-        errf(err, "codebook shape d=%d M=%d K=%d dsub=%d does not match the layer (d=%d subspaces=%d codewords=%d)",
+        gsl_fail(err, "codebook shape d=%d M=%d K=%d dsub=%d does not match the layer (d=%d subspaces=%d codewords=%d)",
              pq->d, pq->M, pq->K, pq->dsub, cb->d, cb->M, cb->K);
         return -1;
     }
     if (!pq->centroids) {
-        errf(err, "codebook has no centroids");
+        gsl_fail(err, "codebook has no centroids");
         return -1;
     }
     size_t nc = (size_t)cb->K * cb->d, nr = (size_t)cb->d * cb->d;
     for (size_t i = 0; i < nc; i++)
         if (!isfinite(pq->centroids[i])) {
-            errf(err, "codebook centroid value %zu is not finite", i);
+            gsl_fail(err, "codebook centroid value %zu is not finite", i);
             return -1;
         }
     if (pq->rotation)
         for (size_t i = 0; i < nr; i++)
             if (!isfinite(pq->rotation[i])) {
-                errf(err, "codebook rotation value %zu is not finite", i);
+                gsl_fail(err, "codebook rotation value %zu is not finite", i);
                 return -1;
             }
     memcpy(cb->pq.centroids, pq->centroids, nc * sizeof(float));
@@ -140,7 +132,7 @@ void gsl_codebook_count_pass(gsl_codebook *cb, int n, int on_gpu)
 int gsl_codebook_set_typed(gsl_codebook *cb, const char *type, const gslq_pq *pq, char *err)
 {
     if (!cb) {
-        errf(err, "not a [%s] layer", type);
+        gsl_fail(err, "not a [%s] layer", type);
         return -1;
     }
     return gsl_codebook_set(cb, pq, err);
@@ -360,7 +352,7 @@ int gsl_layer_set_codebook(layer *l, const gslq_pq *pq, char *err)
 {
     gsl_codebook *cb = layer_codebook(l);
     if (!cb) {
-        errf(err, "layer holds no codebook (not [snap] or [quantloss])");
+        gsl_fail(err, "layer holds no codebook (not [snap] or [quantloss])");
         return -1;
     }
     gsl_codebook_rebuild_off(cb);
@@ -446,16 +438,16 @@ int gsl_codebook_parse_shape(const gsl_section *sec, const char *const *keys, in
     if (gsl_opt_check_unknown(sec, all, err)) return -1;
     int D = sec->inputs;
     if (D < 1) {
-        errf(err, "the layer before gives no inputs (inputs=%d)", D);
+        gsl_fail(err, "the layer before gives no inputs (inputs=%d)", D);
         return -1;
     }
     if (gsl_opt_int(sec, "subspaces", 0, 1, 1, 65535, M, err)) return -1; /* 65535: a CUDA grid dimension */
     if (*M > D || D % *M) {
-        errf(err, "key 'subspaces': %d does not divide the input size %d", *M, D);
+        gsl_fail(err, "key 'subspaces': %d does not divide the input size %d", *M, D);
         return -1;
     }
     if (D / *M > GSL_CODEBOOK_MAX_DSUB) {
-        errf(err, "key 'subspaces': sub-vectors of %d floats are too long (at most %d)", D / *M,
+        gsl_fail(err, "key 'subspaces': sub-vectors of %d floats are too long (at most %d)", D / *M,
              GSL_CODEBOOK_MAX_DSUB);
         return -1;
     }
@@ -465,7 +457,7 @@ int gsl_codebook_parse_shape(const gsl_section *sec, const char *const *keys, in
 int gsl_codebook_parse_batch(const gsl_section *sec, char *err)
 {
     if (sec->batch >= 1) return 0;
-    errf(err, "batch %d: must be >= 1", sec->batch);
+    gsl_fail(err, "batch %d: must be >= 1", sec->batch);
     return -1;
 }
 

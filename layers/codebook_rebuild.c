@@ -178,8 +178,7 @@ void gsl_codebook_rebuild_step(gsl_codebook *cb, layer l, network net)
     for (int b = 0; b < B; b++) {
         long slot = s->offered++;
         if (slot >= cb->rb.reservoir) {
-            s->rng ^= s->rng << 13; s->rng ^= s->rng >> 7; s->rng ^= s->rng << 17;
-            slot = (long)(s->rng % (uint64_t)s->offered);
+            slot = (long)(gslq_xorshift64(&s->rng) % (uint64_t)s->offered);
             if (slot >= cb->rb.reservoir) continue;
         } else {
             s->n = (int)slot + 1;

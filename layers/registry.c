@@ -103,12 +103,14 @@ layer gsl_registry_parse(char *cfg, char *type, list *options, int index, int ba
     return l;
 }
 
-static void errf(char *err, const char *fmt, ...)
+int gsl_fail(char *err, const char *fmt, ...)
 {
+    if (!err) return -1;
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(err, GSL_ERRLEN, fmt, ap);
     va_end(ap);
+    return -1;
 }
 
 /* Finds a key and marks it used (so Darknet's option_unused stays quiet). NULL when absent. */
@@ -121,7 +123,7 @@ int gsl_opt_int(const gsl_section *sec, const char *key, int def, int required, 
 {
     const char *s = opt_get(sec, key);
     if (!s) {
-        if (required) { errf(err, "key '%s' is required", key); return -1; }
+        if (required) { gsl_fail(err, "key '%s' is required", key); return -1; }
         *val = def;
         return 0;
     }
@@ -130,11 +132,11 @@ int gsl_opt_int(const gsl_section *sec, const char *key, int def, int required, 
     long v = strtol(s, &end, 10);
     while (*end == ' ' || *end == '\t') end++;
     if (end == s || *end || errno == ERANGE || v < INT_MIN || v > INT_MAX) {
-        errf(err, "key '%s': '%s' is not an integer", key, s);
+        gsl_fail(err, "key '%s': '%s' is not an integer", key, s);
         return -1;
     }
     if (v < lo || v > hi) {
-        errf(err, "key '%s': %ld is out of range [%d, %d]", key, v, lo, hi);
+        gsl_fail(err, "key '%s': %ld is out of range [%d, %d]", key, v, lo, hi);
         return -1;
     }
     *val = (int)v;
@@ -146,7 +148,7 @@ int gsl_opt_float(const gsl_section *sec, const char *key, float def, int requir
 {
     const char *s = opt_get(sec, key);
     if (!s) {
-        if (required) { errf(err, "key '%s' is required", key); return -1; }
+        if (required) { gsl_fail(err, "key '%s' is required", key); return -1; }
         *val = def;
         return 0;
     }
@@ -155,11 +157,11 @@ int gsl_opt_float(const gsl_section *sec, const char *key, float def, int requir
     float v = strtof(s, &end);
     while (*end == ' ' || *end == '\t') end++;
     if (end == s || *end || errno == ERANGE || !isfinite(v)) {
-        errf(err, "key '%s': '%s' is not a finite number", key, s);
+        gsl_fail(err, "key '%s': '%s' is not a finite number", key, s);
         return -1;
     }
     if (v < lo || v > hi) {
-        errf(err, "key '%s': %g is out of range [%g, %g]", key, v, lo, hi);
+        gsl_fail(err, "key '%s': %g is out of range [%g, %g]", key, v, lo, hi);
         return -1;
     }
     *val = v;
@@ -171,7 +173,7 @@ int gsl_opt_enum(const gsl_section *sec, const char *key, const char *def, const
 {
     const char *s = opt_get(sec, key);
     if (!s) {
-        if (!def) { errf(err, "key '%s' is required", key); return -1; }
+        if (!def) { gsl_fail(err, "key '%s' is required", key); return -1; }
         s = def;
     }
     for (int i = 0; choices[i]; i++)
@@ -181,7 +183,7 @@ int gsl_opt_enum(const gsl_section *sec, const char *key, const char *def, const
         strncat(list_, i ? ", " : "", sizeof list_ - strlen(list_) - 1);
         strncat(list_, choices[i], sizeof list_ - strlen(list_) - 1);
     }
-    errf(err, "key '%s': unknown value '%s' (expected one of: %s)", key, s, list_);
+    gsl_fail(err, "key '%s': unknown value '%s' (expected one of: %s)", key, s, list_);
     return -1;
 }
 
@@ -206,7 +208,7 @@ int gsl_opt_check_unknown(const gsl_section *sec, const char *const *known, char
                 strncat(list_, i ? ", " : "", sizeof list_ - strlen(list_) - 1);
                 strncat(list_, known[i], sizeof list_ - strlen(list_) - 1);
             }
-            errf(err, "key '%s': unknown key (this section takes: %s)", p->key, list_);
+            gsl_fail(err, "key '%s': unknown key (this section takes: %s)", p->key, list_);
             return -1;
         }
     }

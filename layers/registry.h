@@ -24,7 +24,11 @@ typedef struct gsl_section {
     network *net;       /* the network being built (net->n layers in all) */
 } gsl_section;
 
-#define GSL_ERRLEN 512
+/* The project's one error convention (layers/ and darknet/ alike): a message naming the file, section and key is
+ * written into the caller's buffer of GSL_ERRLEN bytes and -1 is returned (libgslq's gslq_error carries the same
+ * size). err may be NULL. */
+#define GSL_ERRLEN 1024
+int gsl_fail(char *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* Fills *out and returns 0, or writes a message to err (GSL_ERRLEN bytes) and returns non-zero. The message need
  * not repeat the file or section: the registry prefixes both. */

@@ -123,7 +123,7 @@ static int read_state(network *net, FILE *fp, const char *path, int start, int c
             return snprintf(err, GSL_ERRLEN, "%s: plugin state truncated", path), -1;
         gslq_pq pq;
         gslq_error e;
-        if (gslq_pq_init(&pq, d, M, K, &e)) return snprintf(err, GSL_ERRLEN, "%s: %s", path, e.msg), -1;
+        if (gslq_pq_init(&pq, d, M, K, &e)) return snprintf(err, GSL_ERRLEN, "%s: %.900s", path, e.msg), -1;
         if (rot && !(pq.rotation = malloc(sizeof(float) * nr))) {
             gslq_pq_free(&pq);
             return snprintf(err, GSL_ERRLEN, "%s: out of memory", path), -1;

@@ -29,7 +29,7 @@ typedef enum {
 
 typedef struct gslq_error {
     int code;       /* a gslq_status */
-    char msg[256];  /* human-readable, names the parameter/file/field */
+    char msg[1024]; /* human-readable, names the parameter/file/field (the size of gsl-darknet's GSL_ERRLEN) */
 } gslq_error;
 
 /* A product quantizer, optionally with an OPQ rotation.
@@ -295,6 +295,12 @@ void gslq_blas_describe(char *buf, size_t cap);
 
 /* zlib-compatible CRC-32 (crc32(0, NULL, 0) == 0; chainable: pass the previous value). */
 uint32_t gslq_crc32(uint32_t crc, const void *buf, size_t len);
+
+/* The project's small generators, one place for all: splitmix64 (seeding; the data's augmentation and sampler) and
+ * xorshift64 (the trainer's subsets and reservoirs). Each advances *state and returns the next value; the results
+ * of a seed are fixed forever (runs are reproduced from them). */
+uint64_t gslq_splitmix64(uint64_t *state);
+uint64_t gslq_xorshift64(uint64_t *state);
 
 /* A monotonic clock in seconds: the one clock of the library's callers for progress lines and timings. */
 double gslq_now_s(void);
