@@ -4,6 +4,7 @@
  * sync the folder). */
 #include "io.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
@@ -103,3 +104,11 @@ int gsl_file_crc(const char *path, uint32_t *crc, char *err)
     return 0;
 }
 
+
+char *gsl_trim(char *s)
+{
+    while (isspace((unsigned char)*s)) s++;
+    char *e = s + strlen(s);
+    while (e > s && isspace((unsigned char)e[-1])) *--e = 0;
+    return s;
+}

@@ -26,4 +26,7 @@ long long gsl_file_size(const char *path);
 /* CRC-32 of a whole regular file. */
 int gsl_file_crc(const char *path, uint32_t *crc, char *err);
 
+/* The text of a line without its leading and trailing spaces, tabs and line end (in place). */
+char *gsl_trim(char *s);
+
 #endif
