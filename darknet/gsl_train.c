@@ -97,6 +97,14 @@ typedef struct trainer {
     float *aug_rows;  /* -gpus replicas: the step's (augmented) rows, which train_networks reads */
     uint64_t run;     /* this run's identity, recorded in every checkpoint and kept on resume */
     int stopped_epoch, stopped_step; /* where a signal stopped the run (run() returned 1) */
+    /* the run's shape (prepare_run): samples per step, sampler batch, steps per epoch, steps between progress lines */
+    int per_step, sampler_batch, steps, interval;
+    int start_epoch;              /* epochs already done (resume) */
+    gsl_ckpt_position pos;        /* and steps of the next one (a checkpoint taken within it) */
+    double t_start;
+    char csvpath[1100];
+    int *idx;                     /* (per_step) sampler indices of a step */
+    float *truth_rows, **xrows, **yrows; /* -gpus replicas: the step's rows for train_networks */
 } trainer;
 
 /* Adds the B rows of the codebook layers' inputs in this training step to their reservoirs (Vitter's algorithm R,
@@ -427,18 +435,19 @@ static int preempt(trainer *t, int epoch, int step, double loss_sum, char *err)
     return 1;
 }
 
-static int run(trainer *t, const char *resume, char *err)
+/* What run() sets up once: the shape of an epoch, where it starts, the CSV log and the step's buffers. */
+static int prepare_run(trainer *t, const char *resume, char *err)
 {
     network *net = t->nets[0];
     gsl_dist *D = t->dist;
-    int lead = D->rank == 0; /* writes the files and the log */
-    int B = net->batch, start_epoch = 0;
+    int B = net->batch;
     /* samples per step: one pass of train_network_datum (which updates every `subdivisions` passes); one update of
      * all -gpus replicas (train_networks); one update of all ranks, each taking `subdivisions` sampler batches */
-    int per_step = D->on ? B * net->subdivisions * D->size : t->nrep > 1 ? B * net->subdivisions * t->nrep : B;
-    int sampler_batch = D->on ? B : per_step;
-    int steps = t->train.n / per_step;
-    if (steps < 1) return gsl_fail(err, "%d training samples, fewer than one step of %d", t->train.n, per_step);
+    t->per_step = D->on ? B * net->subdivisions * D->size : t->nrep > 1 ? B * net->subdivisions * t->nrep : B;
+    t->sampler_batch = D->on ? B : t->per_step;
+    t->steps = t->train.n / t->per_step;
+    if (t->steps < 1) return gsl_fail(err, "%d training samples, fewer than one step of %d", t->train.n, t->per_step);
+    t->interval = t->k.log_interval ? t->k.log_interval : (t->steps >= 10 ? t->steps / 5 : 1);
     t->ncb = gsl_net_codebook_layers(net, t->cbl);
     /* the trainer rebuilds at epoch boundaries itself: the layers' own schedules are off */
     for (int i = 0; i < t->ncb; i++)
@@ -451,244 +460,361 @@ static int run(trainer *t, const char *resume, char *err)
         if (!(t->res.rows[i] = malloc(sizeof(float) * (size_t)t->res_cap * t->res.d[i])))
             return gsl_fail(err, "out of memory for %d rebuild samples", t->res_cap);
     }
-
-    gsl_ckpt_position pos = {0};
     if (resume) {
-        if (resume_from(t, resume, &start_epoch, &pos, err)) return -1;
-        if (pos.step >= steps)
+        if (resume_from(t, resume, &t->start_epoch, &t->pos, err)) return -1;
+        if (t->pos.step >= t->steps)
             return gsl_fail(err, "%s: taken at step %d of an epoch, but an epoch has %d steps here (another batch size, "
-                            "dataset or number of ranks?)", resume, pos.step, steps);
-        if (lead && pos.step) printf("resuming %s at epoch %d, step %d of %d\n", resume, start_epoch + 1, pos.step, steps);
-        else if (lead) printf("resuming %s at epoch %d\n", resume, start_epoch + 1);
+                            "dataset or number of ranks?)", resume, t->pos.step, t->steps);
+        if (D->rank == 0 && t->pos.step)
+            printf("resuming %s at epoch %d, step %d of %d\n", resume, t->start_epoch + 1, t->pos.step, t->steps);
+        else if (D->rank == 0) printf("resuming %s at epoch %d\n", resume, t->start_epoch + 1);
     }
     if (D->on) {
         uint32_t part[3];
-        if (!gsl_dist_same_u32(D, state_crc(t, start_epoch, part), "the start-up consistency check"))
+        if (!gsl_dist_same_u32(D, state_crc(t, t->start_epoch, part), "the start-up consistency check"))
             return gsl_fail(err, "the ranks do not start from the same state (weights, optimizer state, codebooks or "
                              "epoch differ): every rank must read the same cfg, weights and checkpoint files (put "
                              "the backup folder on a filesystem every node shares)");
     }
-
-    char csvpath[1100];
-    snprintf(csvpath, sizeof csvpath, "%s.csv", t->prefix);
-    if (lead) {
-        if (csv_reconcile(csvpath, start_epoch, err)) return -1;
-        t->csv = fopen(csvpath, "a");
-        if (!t->csv) return gsl_fail(err, "%s: cannot write: %s", csvpath, strerror(errno));
+    snprintf(t->csvpath, sizeof t->csvpath, "%s.csv", t->prefix);
+    if (D->rank == 0) {
+        if (csv_reconcile(t->csvpath, t->start_epoch, err)) return -1;
+        t->csv = fopen(t->csvpath, "a");
+        if (!t->csv) return gsl_fail(err, "%s: cannot write: %s", t->csvpath, strerror(errno));
     }
-
-    int *idx = malloc(sizeof(int) * per_step);
-    float *truth_rows = malloc(sizeof(float) * (size_t)per_step * t->train.classes);
-    float **xrows = malloc(sizeof(float *) * per_step), **yrows = malloc(sizeof(float *) * per_step);
+    int n = t->per_step;
     size_t dim = (size_t)t->train.c * t->train.h * t->train.w;
-    if (t->nrep > 1) t->aug_rows = malloc(sizeof(float) * (size_t)per_step * dim);
-    if (!idx || !truth_rows || !xrows || !yrows || (t->nrep > 1 && !t->aug_rows)) {
-        free(idx); free(truth_rows); free(xrows); free(yrows);
+    t->idx = malloc(sizeof(int) * n);
+    t->truth_rows = malloc(sizeof(float) * (size_t)n * t->train.classes);
+    t->xrows = malloc(sizeof(float *) * n);
+    t->yrows = malloc(sizeof(float *) * n);
+    if (t->nrep > 1) t->aug_rows = malloc(sizeof(float) * (size_t)n * dim);
+    if (!t->idx || !t->truth_rows || !t->xrows || !t->yrows || (t->nrep > 1 && !t->aug_rows))
         return gsl_fail(err, "out of memory");
-    }
-    int interval = t->k.log_interval ? t->k.log_interval : (steps >= 10 ? steps / 5 : 1);
-    double t_start = gslq_now_s();
-    int rc = 0;
-    if (lead) {
-        printf("training %s on %d samples (%d classes), %d steps of %d per epoch, epochs %d..%d, %d codebook layer(s)",
-               t->cfgfile, t->train.n, t->dc.classes, steps, per_step, start_epoch + 1, t->k.epochs, t->ncb);
-        if (D->on) printf(", %d ranks x %d x %d subdivisions (%s)", D->size, B, net->subdivisions, gsl_dist_backend(D));
-        if (t->aug.flip || t->aug.shift)
-            printf(", augmented (%s%sshift %d)", t->aug.flip ? "flip" : "", t->aug.flip ? ", " : "", t->aug.shift);
+    return 0;
+}
+
+/* The run's first line: the data, the schedule, the device and the BLAS kernel. */
+static void print_header(const trainer *t)
+{
+    network *net = t->nets[0];
+    const gsl_dist *D = t->dist;
+    printf("training %s on %d samples (%d classes), %d steps of %d per epoch, epochs %d..%d, %d codebook layer(s)",
+           t->cfgfile, t->train.n, t->dc.classes, t->steps, t->per_step, t->start_epoch + 1, t->k.epochs, t->ncb);
+    if (D->on) printf(", %d ranks x %d x %d subdivisions (%s)", D->size, net->batch, net->subdivisions, gsl_dist_backend(D));
+    if (t->aug.flip || t->aug.shift)
+        printf(", augmented (%s%sshift %d)", t->aug.flip ? "flip" : "", t->aug.flip ? ", " : "", t->aug.shift);
 #ifdef GPU
-        if (net->gpu_index < 0) printf(", on the CPU (-gpus N trains on a GPU)");
-        else if (t->nrep > 1) printf(", %d replicas on GPUs", t->nrep);
-        else printf(", on GPU %d", net->gpu_index);
+    if (net->gpu_index < 0) printf(", on the CPU (-gpus N trains on a GPU)");
+    else if (t->nrep > 1) printf(", %d replicas on GPUs", t->nrep);
+    else printf(", on GPU %d", net->gpu_index);
 #else
-        printf(", on the CPU");
+    printf(", on the CPU");
 #endif
-        char blas[640];
-        gslq_blas_describe(blas, sizeof blas);
-        printf("; %s\n", blas);
+    char blas[640];
+    gslq_blas_describe(blas, sizeof blas);
+    printf("; %s\n", blas);
+}
+
+/* One epoch's running figures. */
+typedef struct epoch_run {
+    int epoch, s0;             /* s0: steps already trained (a checkpoint taken within the epoch) */
+    double t0, t1, c1;         /* start, end of the rebuild (wall clock), CPU time at the end of the rebuild */
+    double qerr_rebuild;       /* the rebuild's quantization error (NaN: no rebuild) */
+    double loss_sum;           /* the steps' summed losses */
+    gsl_sampler smp;
+} epoch_run;
+
+/* The epoch's start: the codebook rebuild when due, the reservoirs and statistics reset (or restored within an
+ * epoch), the augmentation key, and the sampler positioned at the first step to train. */
+static int start_epoch(trainer *t, epoch_run *e, char *err)
+{
+    gsl_dist *D = t->dist;
+    network *net = t->nets[0];
+    int epoch = e->epoch;
+    /* a checkpoint taken within this epoch: its codebooks are installed and its reservoirs restored */
+    e->s0 = epoch == t->start_epoch ? t->pos.step : 0;
+    srand((unsigned)(t->k.seed * 2654435761ULL + (uint64_t)epoch));
+    e->t0 = gslq_now_s();
+    e->qerr_rebuild = NAN;
+    if (!e->s0 && t->ncb && epoch >= t->k.warmup && (epoch - t->k.warmup) % t->k.rebuild_every == 0 &&
+        rebuild_codebooks(t, epoch, &e->qerr_rebuild, err))
+        return -1;
+    e->t1 = gslq_now_s();
+    e->c1 = cpu_s();
+    for (int i = 0; i < t->ncb; i++) {
+        if (!e->s0) t->res.n[i] = 0;
+        t->res_seen[i] = e->s0 ? t->pos.res_seen[i] : 0;
     }
-    for (int epoch = start_epoch; epoch < t->k.epochs && !rc; epoch++) {
-        /* a checkpoint taken within this epoch: its codebooks are installed and its reservoirs restored */
-        int s0 = epoch == start_epoch ? pos.step : 0;
-        srand((unsigned)(t->k.seed * 2654435761ULL + (uint64_t)epoch));
-        double t0 = gslq_now_s(), qerr_rebuild = NAN;
-        if (!s0 && t->ncb && epoch >= t->k.warmup && (epoch - t->k.warmup) % t->k.rebuild_every == 0) {
-            if ((rc = rebuild_codebooks(t, epoch, &qerr_rebuild, err))) break;
+    t->res_rng = e->s0 ? t->pos.res_rng : (t->k.seed + 1) * 0x9e3779b97f4a7c15ULL + (uint64_t)epoch;
+    for (int i = 0; i < t->ncb; i++)
+        for (int r = 0; r < t->nrep; r++) {
+            gsl_layer_stats s;
+            gsl_layer_get_stats(&t->nets[r]->layers[t->cbl[i]], &s, 1);
         }
-        double t1 = gslq_now_s(), c1 = cpu_s();
-        for (int i = 0; i < t->ncb; i++) {
-            if (!s0) t->res.n[i] = 0;
-            t->res_seen[i] = s0 ? pos.res_seen[i] : 0;
+    t->aug_key = (t->k.seed + 1) * 0xbf58476d1ce4e5b9ULL + (uint64_t)epoch;
+    if (gsl_sampler_init(&e->smp, &t->train, t->sampler_batch, t->k.P, t->k.P ? t->sampler_batch / t->k.P : 0,
+                         t->k.seed * 31 + (uint64_t)epoch, err))
+        return -1;
+    for (long b = 0; b < (long)e->s0 * (D->on ? net->subdivisions * D->size : 1); b++) gsl_sampler_next(&e->smp, t->idx);
+    D->comm_s = D->wait_s = D->comm_bytes = 0;
+    D->comm_steps = 0;
+    e->loss_sum = e->s0 ? t->pos.loss_sum : 0;
+    return 0;
+}
+
+/* One step: a batch of every rank (distributed), of every replica, or of the one network. Returns its loss. */
+static float one_step(trainer *t, epoch_run *e, int s)
+{
+    network *net = t->nets[0];
+    gsl_dist *D = t->dist;
+    float loss = 0;
+    t->aug_first = s * t->per_step;
+    if (D->on) {
+        /* every rank draws the same sampler batches and trains on its own `subdivisions` of them */
+        int sub = net->subdivisions, B = net->batch;
+        for (int c = 0; c < sub * D->size; c++) {
+            gsl_sampler_next(&e->smp, t->idx);
+            if (c / sub != D->rank) continue;
+            /* the step's sampler batch c holds the epoch's samples aug_first + c*B + r, as in one process */
+            gsl_data_gather_augmented(&t->train, t->idx, B, &t->aug, t->aug_key, t->aug_first + c * B, net->input,
+                                      net->truth);
+            loss += gsl_dist_train_datum(D, net) / sub;
         }
-        t->res_rng = s0 ? pos.res_rng : (t->k.seed + 1) * 0x9e3779b97f4a7c15ULL + (uint64_t)epoch;
-        for (int i = 0; i < t->ncb; i++)
-            for (int r = 0; r < t->nrep; r++) {
-                gsl_layer_stats s;
-                gsl_layer_get_stats(&t->nets[r]->layers[t->cbl[i]], &s, 1);
-            }
-        t->aug_key = (t->k.seed + 1) * 0xbf58476d1ce4e5b9ULL + (uint64_t)epoch;
-        gsl_sampler smp;
-        if ((rc = gsl_sampler_init(&smp, &t->train, sampler_batch, t->k.P, t->k.P ? sampler_batch / t->k.P : 0,
-                                   t->k.seed * 31 + (uint64_t)epoch, err)))
-            break;
-        for (long b = 0; b < (long)s0 * (D->on ? net->subdivisions * D->size : 1); b++) gsl_sampler_next(&smp, idx);
-        D->comm_s = D->wait_s = D->comm_bytes = 0;
-        D->comm_steps = 0;
-        double loss_sum = s0 ? pos.loss_sum : 0, loss_int = 0;
-        int nint = 0;
-        double ti = gslq_now_s();
-        for (int s = s0; s < steps; s++) {
-            float loss = 0;
-            t->aug_first = s * per_step;
-            if (D->on) {
-                /* every rank draws the same sampler batches and trains on its own `subdivisions` of them */
-                int sub = net->subdivisions;
-                for (int c = 0; c < sub * D->size; c++) {
-                    gsl_sampler_next(&smp, idx);
-                    if (c / sub != D->rank) continue;
-                    /* the step's sampler batch c holds the epoch's samples aug_first + c*B + r, as in one process */
-                    gsl_data_gather_augmented(&t->train, idx, B, &t->aug, t->aug_key, t->aug_first + c * B, net->input,
-                                              net->truth);
-                    loss += gsl_dist_train_datum(D, net) / sub;
-                }
-            } else {
-                gsl_sampler_next(&smp, idx);
-                loss = train_step(t, idx, truth_rows, xrows, yrows);
-                if (!isfinite(loss) || (t->nrep == 1 && !embedding_finite(net))) {
-                    rc = diverged(epoch + 1, s + 1, steps, loss, err);
-                    break;
-                }
-                if (t->collect) collect_inputs(t);
-            }
-            loss_sum += loss;
-            loss_int += loss;
-            nint++;
-            fault_signal(D, epoch, s + 1);
-            if (!D->on && preempt_signal && s + 1 < steps) {
-                rc = preempt(t, epoch, s + 1, loss_sum, err);
-                break;
-            }
-            if ((s + 1) % interval == 0 || s + 1 == steps) {
-                double el = gslq_now_s() - ti, ips = (double)nint * per_step / (el > 0 ? el : 1e-9);
-                double done = (double)(epoch - start_epoch) * steps + s + 1;
-                double total = (double)(t->k.epochs - start_epoch) * steps;
-                double spent = gslq_now_s() - t_start;
-                char eta[32];
-                fmt_duration(eta, sizeof eta, spent / done * (total - done));
-                gsl_layer_stats st = {0};
-                if (t->ncb) gsl_layer_get_stats(&net->layers[t->cbl[0]], &st, 0);
-                /* means over the ranks, and whether any rank was asked to stop */
-                double v[4] = {loss_int, st.last_qerr, st.last_snapped_frac, preempt_signal != 0};
-                gsl_dist_sum_doubles(D, v, 4, "the progress-line all-reduce");
-                for (int j = 0; j < 3; j++) v[j] /= D->size;
-                if (D->on && !isfinite(v[0])) { /* every rank sees the same sum, so all stop together */
-                    rc = diverged(epoch + 1, s + 1, steps, v[0], err);
-                    break;
-                }
-                if (D->on && v[3] > 0 && s + 1 < steps) {
-                    double all = loss_sum;
-                    gsl_dist_sum_doubles(D, &all, 1, "the preemption all-reduce");
-                    rc = preempt(t, epoch, s + 1, all / D->size, err);
-                    break;
-                }
-                if (lead) {
-                    printf("epoch %d/%d batch %d/%d loss %.5f", epoch + 1, t->k.epochs, s + 1, steps, v[0] / nint);
-                    if (t->ncb && gsl_layer_codebook_installed(&net->layers[t->cbl[0]]))
-                        printf(" qerr %.5f snapped %.3f", v[1], v[2]);
-                    else if (t->ncb)
-                        printf(" qerr - snapped -");
-                    printf(" %.0f img/s ETA %s\n", ips, eta);
-                    fflush(stdout);
-                }
-                loss_int = 0;
-                nint = 0;
-                ti = gslq_now_s();
-            }
-        }
-        gsl_sampler_free(&smp);
-        if (rc) break;
-        double t2 = gslq_now_s(), c2 = cpu_s();
-#ifdef GPU
-        if (t->nrep > 1) sync_nets(t->nets, t->nrep, 0);
-#endif
-        double snapped = NAN, qerr = qerr_rebuild;
-        if (t->ncb && gsl_layer_codebook_installed(&net->layers[t->cbl[0]])) {
-            double sf = 0, qe = 0;
-            for (int r = 0; r < t->nrep; r++) {
-                gsl_layer_stats st;
-                gsl_layer_get_stats(&t->nets[r]->layers[t->cbl[0]], &st, 0);
-                sf += st.snapped_frac;
-                qe += st.qerr;
-            }
-            snapped = sf / t->nrep;
-            qerr = qe / t->nrep;
-        }
-        /* asked to stop (SIGTERM/SIGUSR1): after this epoch's checkpoint, unless it was the last */
-        int stop_after = preempt_signal != 0 && epoch + 1 < t->k.epochs;
-        if (D->on) {
-            double v[4] = {loss_sum, snapped, qerr, stop_after};
-            gsl_dist_sum_doubles(D, v, 4, "the epoch-summary all-reduce");
-            loss_sum = v[0] / D->size;
-            snapped = v[1] / D->size;
-            qerr = v[2] / D->size;
-            stop_after = v[3] > 0 && epoch + 1 < t->k.epochs;
-            gsl_dist_average_stats(D, net);
-            uint32_t part[3];
-            if (!gsl_dist_same_u32(D, state_crc(t, epoch + 1, part), "the replica consistency check")) {
-                /* should not happen (identical updates of identical states); an MPI library whose all-reduce
-                 * results differ between ranks in the last bit would do it */
-                if (lead) fprintf(stderr, "darknet gsl train: warning: the ranks' weights differ after epoch %d; "
-                                          "copying rank 0's to every rank\n", epoch + 1);
-                gsl_dist_bcast_net(D, net);
-            }
-            if (D->debug)
-                fprintf(stderr, "gsl-dist: rank %d epoch %d weights %08x optim %08x codebooks %08x\n", D->rank,
-                        epoch + 1, part[0], part[1], part[2]);
-        }
-        if (stop_after) t->stopped_epoch = epoch + 1, t->stopped_step = 0;
-        if (!lead) {
-            if (stop_after) rc = 1;
-            continue;
-        }
-        gsl_eval_summary ev = {NAN, NAN};
-        if (t->have_eval) {
-            gsl_eval_opts eo;
-            gsl_eval_opts_default(&eo);
-            eo.max_queries = t->k.eval_queries;
-            eo.max_database = t->k.eval_database;
-            eo.seed = t->k.seed;
-            eo.threads = t->k.threads;
-            eo.quiet = 1;
-            if ((rc = gsl_eval_network(net, &t->valid, &t->db, t->ncb ? t->pqs[0] : NULL, &eo, &ev, err))) break;
-        }
-        double train_s = t2 - t1, ips = (double)(steps - s0) * per_step / (train_s > 0 ? train_s : 1e-9);
-        char row[512];
-        snprintf(row, sizeof row, "%d,%.6f,%.6f,%.4f,%.3f,%.3f,%.1f,%.5f,%.5f,%.3f\n", epoch + 1, loss_sum / steps, qerr,
-                 snapped, t1 - t0, train_s, ips, ev.map_float, ev.map_pq, c2 - c1);
-        if ((rc = csv_row(t->csv, csvpath, row, err))) break;
-        if ((rc = gsl_ckpt_save(net, t->prefix, epoch + 1, t->k.seed, t->run, t->ncb, t->cbl, t->pqs,
-                                t->collect ? &t->res : NULL, NULL, err))) break;
-        printf("epoch %d done: loss %.5f", epoch + 1, loss_sum / steps);
-        if (!isnan(qerr)) printf(" qerr %.5f", qerr);
-        if (!isnan(snapped)) printf(" snapped %.3f", snapped);
-        printf(" rebuild %.1fs train %.1fs (%.0f img/s)", t1 - t0, train_s, ips);
-        if (t->have_eval) printf(" mAP float %.4f pq %.4f", ev.map_float, ev.map_pq);
-        printf(" -> %s.ckpt\n", t->prefix);
-        if (D->on && D->comm_steps) {
-            printf("epoch %d all-reduce: %d ranks (%s), %.3f MB per update, %.2f ms per update, %.1f%% of the "
-                   "training time", epoch + 1, D->size, gsl_dist_backend(D), D->comm_bytes / D->comm_steps / 1e6,
-                   1e3 * D->comm_s / D->comm_steps, 100.0 * D->comm_s / (train_s > 0 ? train_s : 1e-9));
-            if (D->profile)
-                printf("; waiting for the slowest rank %.2f ms per update, %.1f%%", 1e3 * D->wait_s / D->comm_steps,
-                       100.0 * D->wait_s / (train_s > 0 ? train_s : 1e-9));
-            printf("\n");
-        }
+        return loss;
+    }
+    gsl_sampler_next(&e->smp, t->idx);
+    return train_step(t, t->idx, t->truth_rows, t->xrows, t->yrows);
+}
+
+/* The progress line after step s (means over the ranks, which agree there on a divergence or a stop). Returns 0, 1 to
+ * stop (preempted), or -1 with err. */
+static int progress(trainer *t, epoch_run *e, int s, double *loss_int, int *nint, double *ti, char *err)
+{
+    network *net = t->nets[0];
+    gsl_dist *D = t->dist;
+    int steps = t->steps;
+    double el = gslq_now_s() - *ti, ips = (double)*nint * t->per_step / (el > 0 ? el : 1e-9);
+    double done = (double)(e->epoch - t->start_epoch) * steps + s + 1;
+    double total = (double)(t->k.epochs - t->start_epoch) * steps;
+    char eta[32];
+    fmt_duration(eta, sizeof eta, (gslq_now_s() - t->t_start) / done * (total - done));
+    gsl_layer_stats st = {0};
+    if (t->ncb) gsl_layer_get_stats(&net->layers[t->cbl[0]], &st, 0);
+    /* means over the ranks, and whether any rank was asked to stop */
+    double v[4] = {*loss_int, st.last_qerr, st.last_snapped_frac, preempt_signal != 0};
+    gsl_dist_sum_doubles(D, v, 4, "the progress-line all-reduce");
+    for (int j = 0; j < 3; j++) v[j] /= D->size;
+    if (D->on && !isfinite(v[0])) return diverged(e->epoch + 1, s + 1, steps, v[0], err); /* all ranks see it */
+    if (D->on && v[3] > 0 && s + 1 < steps) {
+        double all = e->loss_sum;
+        gsl_dist_sum_doubles(D, &all, 1, "the preemption all-reduce");
+        return preempt(t, e->epoch, s + 1, all / D->size, err);
+    }
+    if (D->rank == 0) {
+        printf("epoch %d/%d batch %d/%d loss %.5f", e->epoch + 1, t->k.epochs, s + 1, steps, v[0] / *nint);
+        if (t->ncb && gsl_layer_codebook_installed(&net->layers[t->cbl[0]])) printf(" qerr %.5f snapped %.3f", v[1], v[2]);
+        else if (t->ncb) printf(" qerr - snapped -");
+        printf(" %.0f img/s ETA %s\n", ips, eta);
         fflush(stdout);
-        if (stop_after) rc = 1;
     }
-    free(idx); free(truth_rows); free(xrows); free(yrows);
-    if (t->csv && fclose(t->csv) && !rc) rc = gsl_fail(err, "%s: write failed", csvpath);
+    *loss_int = 0;
+    *nint = 0;
+    *ti = gslq_now_s();
+    return 0;
+}
+
+/* The epoch's steps from e->s0 on. Returns 0, 1 when a signal stopped the run (checkpoint written), -1 with err. */
+static int train_steps(trainer *t, epoch_run *e, char *err)
+{
+    gsl_dist *D = t->dist;
+    double loss_int = 0, ti = gslq_now_s();
+    int nint = 0, rc = 0;
+    for (int s = e->s0; s < t->steps && !rc; s++) {
+        float loss = one_step(t, e, s);
+        if (!D->on) {
+            if (!isfinite(loss) || (t->nrep == 1 && !embedding_finite(t->nets[0])))
+                return diverged(e->epoch + 1, s + 1, t->steps, loss, err);
+            if (t->collect) collect_inputs(t);
+        }
+        e->loss_sum += loss;
+        loss_int += loss;
+        nint++;
+        fault_signal(D, e->epoch, s + 1);
+        if (!D->on && preempt_signal && s + 1 < t->steps) return preempt(t, e->epoch, s + 1, e->loss_sum, err);
+        if ((s + 1) % t->interval == 0 || s + 1 == t->steps) rc = progress(t, e, s, &loss_int, &nint, &ti, err);
+    }
+    return rc;
+}
+
+/* The epoch's end: statistics (reduced over the ranks), the monitor's mAP, the CSV row, then the checkpoint that
+ * commits the epoch, and its summary line. Returns 0, 1 to stop after it (a signal), or -1 with err. */
+static int finish_epoch(trainer *t, epoch_run *e, char *err)
+{
+    network *net = t->nets[0];
+    gsl_dist *D = t->dist;
+    int epoch = e->epoch, steps = t->steps;
+    double t2 = gslq_now_s(), c2 = cpu_s();
+#ifdef GPU
+    if (t->nrep > 1) sync_nets(t->nets, t->nrep, 0);
+#endif
+    double snapped = NAN, qerr = e->qerr_rebuild, loss_sum = e->loss_sum;
+    if (t->ncb && gsl_layer_codebook_installed(&net->layers[t->cbl[0]])) {
+        double sf = 0, qe = 0;
+        for (int r = 0; r < t->nrep; r++) {
+            gsl_layer_stats st;
+            gsl_layer_get_stats(&t->nets[r]->layers[t->cbl[0]], &st, 0);
+            sf += st.snapped_frac;
+            qe += st.qerr;
+        }
+        snapped = sf / t->nrep;
+        qerr = qe / t->nrep;
+    }
+    /* asked to stop (SIGTERM/SIGUSR1): after this epoch's checkpoint, unless it was the last */
+    int stop_after = preempt_signal != 0 && epoch + 1 < t->k.epochs;
+    if (D->on) {
+        double v[4] = {loss_sum, snapped, qerr, stop_after};
+        gsl_dist_sum_doubles(D, v, 4, "the epoch-summary all-reduce");
+        loss_sum = v[0] / D->size;
+        snapped = v[1] / D->size;
+        qerr = v[2] / D->size;
+        stop_after = v[3] > 0 && epoch + 1 < t->k.epochs;
+        gsl_dist_average_stats(D, net);
+        uint32_t part[3];
+        if (!gsl_dist_same_u32(D, state_crc(t, epoch + 1, part), "the replica consistency check")) {
+            /* should not happen (identical updates of identical states); an MPI library whose all-reduce results
+             * differ between ranks in the last bit would do it */
+            if (D->rank == 0) fprintf(stderr, "darknet gsl train: warning: the ranks' weights differ after epoch %d; "
+                                              "copying rank 0's to every rank\n", epoch + 1);
+            gsl_dist_bcast_net(D, net);
+        }
+        if (D->debug)
+            fprintf(stderr, "gsl-dist: rank %d epoch %d weights %08x optim %08x codebooks %08x\n", D->rank, epoch + 1,
+                    part[0], part[1], part[2]);
+    }
+    if (stop_after) t->stopped_epoch = epoch + 1, t->stopped_step = 0;
+    if (D->rank != 0) return stop_after;
+    gsl_eval_summary ev = {NAN, NAN};
+    if (t->have_eval) {
+        gsl_eval_opts eo;
+        gsl_eval_opts_default(&eo);
+        eo.max_queries = t->k.eval_queries;
+        eo.max_database = t->k.eval_database;
+        eo.seed = t->k.seed;
+        eo.threads = t->k.threads;
+        eo.quiet = 1;
+        if (gsl_eval_network(net, &t->valid, &t->db, t->ncb ? t->pqs[0] : NULL, &eo, &ev, err)) return -1;
+    }
+    double train_s = t2 - e->t1, ips = (double)(steps - e->s0) * t->per_step / (train_s > 0 ? train_s : 1e-9);
+    char row[512];
+    snprintf(row, sizeof row, "%d,%.6f,%.6f,%.4f,%.3f,%.3f,%.1f,%.5f,%.5f,%.3f\n", epoch + 1, loss_sum / steps, qerr,
+             snapped, e->t1 - e->t0, train_s, ips, ev.map_float, ev.map_pq, c2 - e->c1);
+    if (csv_row(t->csv, t->csvpath, row, err) ||
+        gsl_ckpt_save(net, t->prefix, epoch + 1, t->k.seed, t->run, t->ncb, t->cbl, t->pqs, t->collect ? &t->res : NULL,
+                      NULL, err))
+        return -1;
+    printf("epoch %d done: loss %.5f", epoch + 1, loss_sum / steps);
+    if (!isnan(qerr)) printf(" qerr %.5f", qerr);
+    if (!isnan(snapped)) printf(" snapped %.3f", snapped);
+    printf(" rebuild %.1fs train %.1fs (%.0f img/s)", e->t1 - e->t0, train_s, ips);
+    if (t->have_eval) printf(" mAP float %.4f pq %.4f", ev.map_float, ev.map_pq);
+    printf(" -> %s.ckpt\n", t->prefix);
+    if (D->on && D->comm_steps) {
+        printf("epoch %d all-reduce: %d ranks (%s), %.3f MB per update, %.2f ms per update, %.1f%% of the training "
+               "time", epoch + 1, D->size, gsl_dist_backend(D), D->comm_bytes / D->comm_steps / 1e6,
+               1e3 * D->comm_s / D->comm_steps, 100.0 * D->comm_s / (train_s > 0 ? train_s : 1e-9));
+        if (D->profile)
+            printf("; waiting for the slowest rank %.2f ms per update, %.1f%%", 1e3 * D->wait_s / D->comm_steps,
+                   100.0 * D->wait_s / (train_s > 0 ? train_s : 1e-9));
+        printf("\n");
+    }
+    fflush(stdout);
+    return stop_after;
+}
+
+/* The alternating schedule: per epoch a codebook rebuild when due, the steps, the checkpoint. Returns 0, 1 when a
+ * signal stopped the run after writing a checkpoint, or -1 with err. */
+static int run(trainer *t, const char *resume, char *err)
+{
+    int rc = prepare_run(t, resume, err);
+    if (!rc) {
+        t->t_start = gslq_now_s();
+        if (t->dist->rank == 0) print_header(t);
+    }
+    for (int epoch = t->start_epoch; epoch < t->k.epochs && !rc; epoch++) {
+        epoch_run e = {.epoch = epoch};
+        if ((rc = start_epoch(t, &e, err))) break;
+        rc = train_steps(t, &e, err);
+        gsl_sampler_free(&e.smp);
+        if (!rc) rc = finish_epoch(t, &e, err);
+    }
+    if (t->csv && fclose(t->csv) && !rc) rc = gsl_fail(err, "%s: write failed", t->csvpath);
     t->csv = NULL;
     return rc;
+}
+
+/* Everything a run needs before its first step: the .data and [net] keys, the backup folder locked, the replicas (or
+ * this rank's network) loaded and checked against the data, and the splits in memory. 0, or -1 with err. */
+static int setup_trainer(trainer *t, const gsl_args *a, const char *weights, char *err)
+{
+    gsl_dist *D = t->dist;
+    if (gsl_data_cfg_read(t->datafile, &t->dc, err)) return -1;
+    if (gsl_train_keys_read(t->cfgfile, &t->k, err)) return -1;
+    if (a->seed_set) t->k.seed = a->seed;
+    int cfg_epochs = t->k.epochs;
+    if (a->epochs) t->k.epochs = a->epochs;
+    if (a->threads) t->k.threads = a->threads;
+    /* the backup folder is this run's alone from here on (rank 0 writes it) */
+    if (D->rank == 0 && (gsl_mkdirs(t->dc.backup, err) || gsl_folder_lock(t->dc.backup, err) < 0)) return -1;
+    char *base = basecfg((char *)t->cfgfile);
+    snprintf(t->prefix, sizeof t->prefix, "%s/%s", t->dc.backup, base);
+    free(base);
+    gsl_registry_install();
+    t->nrep = a->ngpus ? a->ngpus : 1;
+    const int *gpus = a->ngpus ? a->gpus : NULL;
+    int ngpus = a->ngpus, dev = -1, saved_stderr = -1;
+    if (D->on) { /* one replica per rank: -gpus lists the node's devices, rank i on a node takes the i-th */
+        t->nrep = 1;
+        if (a->ngpus) {
+            dev = a->gpus[D->local_rank % a->ngpus];
+            gpus = &dev;
+            ngpus = 1;
+        }
+        if (D->rank > 0 && !D->debug) { /* one copy of Darknet's layer table is enough */
+            fflush(stderr);
+            int nul = open("/dev/null", O_WRONLY);
+            if (nul >= 0 && (saved_stderr = dup(2)) >= 0) dup2(nul, 2);
+            if (nul >= 0) close(nul);
+        }
+    }
+    t->nets = gsl_net_load(t->cfgfile, weights, gpus, ngpus, a->clear, t->k.seed, err);
+    if (saved_stderr >= 0) {
+        fflush(stderr);
+        dup2(saved_stderr, 2);
+        close(saved_stderr);
+    }
+    if (!t->nets) return -1;
+    network *net = t->nets[0];
+    if (scale_schedule(t, cfg_epochs, t->k.epochs, err)) return -1;
+    if (gsl_dist_prepare(D, net, err)) return -1;
+    if (net->layers[net->n - 1].truths && net->layers[net->n - 1].truths != t->dc.classes) {
+        snprintf(err, GSL_DATA_ERRLEN, "%s: the last layer takes %d classes, %s has classes=%d", t->cfgfile,
+                 net->layers[net->n - 1].truths, t->datafile, t->dc.classes);
+        return -1;
+    }
+    if (t->k.shift && (t->k.shift >= net->h || t->k.shift >= net->w)) {
+        snprintf(err, GSL_DATA_ERRLEN, "%s: [net]: key 'shift': %d moves the whole %dx%d image out of view (at most %d)",
+                 t->cfgfile, t->k.shift, net->w, net->h, (net->h < net->w ? net->h : net->w) - 1);
+        return -1;
+    }
+    t->aug = (gsl_augment){t->k.flip, t->k.shift};
+    if (gsl_data_load(&t->dc, GSL_SPLIT_TRAIN, net->c, net->h, net->w, &t->train, err)) return -1;
+    if (t->dc.valid && t->k.eval_queries > 0 && D->rank == 0) {
+        if (gsl_data_load(&t->dc, GSL_SPLIT_VALID, net->c, net->h, net->w, &t->valid, err)) return -1;
+        if (gsl_data_load(&t->dc, GSL_SPLIT_DATABASE, net->c, net->h, net->w, &t->db, err)) return -1;
+        t->have_eval = 1;
+    }
+    return 0;
 }
 
 int gsl_train_main(int argc, char **argv)
@@ -718,62 +844,7 @@ int gsl_train_main(int argc, char **argv)
         weights = NULL;
     }
     int rc = 1;
-    if (gsl_data_cfg_read(t.datafile, &t.dc, err)) goto out;
-    if (gsl_train_keys_read(t.cfgfile, &t.k, err)) goto out;
-    if (a.seed_set) t.k.seed = a.seed;
-    int cfg_epochs = t.k.epochs;
-    if (a.epochs) t.k.epochs = a.epochs;
-    if (a.threads) t.k.threads = a.threads;
-    /* the backup folder is this run's alone from here on (rank 0 writes it) */
-    if (dist.rank == 0 && (gsl_mkdirs(t.dc.backup, err) || gsl_folder_lock(t.dc.backup, err) < 0)) goto out;
-    char *base = basecfg((char *)t.cfgfile);
-    snprintf(t.prefix, sizeof t.prefix, "%s/%s", t.dc.backup, base);
-    free(base);
-    gsl_registry_install();
-    t.nrep = a.ngpus ? a.ngpus : 1;
-    const int *gpus = a.ngpus ? a.gpus : NULL;
-    int ngpus = a.ngpus, dev = -1, saved_stderr = -1;
-    if (dist.on) { /* one replica per rank: -gpus lists the node's devices, rank i on a node takes the i-th */
-        t.nrep = 1;
-        if (a.ngpus) {
-            dev = a.gpus[dist.local_rank % a.ngpus];
-            gpus = &dev;
-            ngpus = 1;
-        }
-        if (dist.rank > 0 && !dist.debug) { /* one copy of Darknet's layer table is enough */
-            fflush(stderr);
-            int nul = open("/dev/null", O_WRONLY);
-            if (nul >= 0 && (saved_stderr = dup(2)) >= 0) dup2(nul, 2);
-            if (nul >= 0) close(nul);
-        }
-    }
-    t.nets = gsl_net_load(t.cfgfile, weights, gpus, ngpus, a.clear, t.k.seed, err);
-    if (saved_stderr >= 0) {
-        fflush(stderr);
-        dup2(saved_stderr, 2);
-        close(saved_stderr);
-    }
-    if (!t.nets) goto out;
-    network *net = t.nets[0];
-    if (scale_schedule(&t, cfg_epochs, t.k.epochs, err)) goto out;
-    if (gsl_dist_prepare(&dist, net, err)) goto out;
-    if (net->layers[net->n - 1].truths && net->layers[net->n - 1].truths != t.dc.classes) {
-        snprintf(err, GSL_DATA_ERRLEN, "%s: the last layer takes %d classes, %s has classes=%d", t.cfgfile,
-                 net->layers[net->n - 1].truths, t.datafile, t.dc.classes);
-        goto out;
-    }
-    if (t.k.shift && (t.k.shift >= net->h || t.k.shift >= net->w)) {
-        snprintf(err, GSL_DATA_ERRLEN, "%s: [net]: key 'shift': %d moves the whole %dx%d image out of view (at most %d)",
-                 t.cfgfile, t.k.shift, net->w, net->h, (net->h < net->w ? net->h : net->w) - 1);
-        goto out;
-    }
-    t.aug = (gsl_augment){t.k.flip, t.k.shift};
-    if (gsl_data_load(&t.dc, GSL_SPLIT_TRAIN, net->c, net->h, net->w, &t.train, err)) goto out;
-    if (t.dc.valid && t.k.eval_queries > 0 && dist.rank == 0) {
-        if (gsl_data_load(&t.dc, GSL_SPLIT_VALID, net->c, net->h, net->w, &t.valid, err)) goto out;
-        if (gsl_data_load(&t.dc, GSL_SPLIT_DATABASE, net->c, net->h, net->w, &t.db, err)) goto out;
-        t.have_eval = 1;
-    }
+    if (setup_trainer(&t, &a, weights, err)) goto out;
     preempt_arm(dist.on);
     int r = run(&t, resume, err);
     if (r < 0) goto out;
@@ -804,6 +875,7 @@ out:
     gsl_data_free(&t.db);
     for (int i = 0; i < GSL_MAX_CODEBOOK_LAYERS; i++) free(t.res.rows[i]);
     free(t.aug_rows);
+    free(t.idx); free(t.truth_rows); free(t.xrows); free(t.yrows);
     gsl_data_cfg_free(&t.dc);
     gsl_dist_finalize(&dist);
     return rc;
