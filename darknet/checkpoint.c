@@ -475,6 +475,8 @@ static int parse_position(const char *s, gsl_ckpt *ck, int have_ncb, char *err)
     return *end ? -1 : 0;
 }
 
+/* One loop over the manifest's lines with a branch per line kind, then the whole-manifest checks: longer than a
+ * screen because the line kinds and their checks read best side by side. */
 int gsl_ckpt_read(const char *manifest, gsl_ckpt *ck, char *err)
 {
     memset(ck, 0, sizeof *ck);

@@ -73,6 +73,8 @@ void gsl_data_cfg_free(gsl_data_cfg *c)
     memset(c, 0, sizeof *c);
 }
 
+/* One loop over the file's lines with a branch per key, then the checks between keys: the key table reads best in
+ * one place. */
 int gsl_data_cfg_read(const char *path, gsl_data_cfg *cfg, char *err)
 {
     memset(cfg, 0, sizeof *cfg);

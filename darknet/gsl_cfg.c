@@ -139,6 +139,8 @@ static void keys_clear(keyset *s)
     s->n = 0;
 }
 
+/* One pass over the file as upstream reads it, a branch per line kind: longer than a screen so that each check sits
+ * where upstream would go wrong. */
 int gsl_cfg_check(const char *path, char *err)
 {
     FILE *f = gsl_fopen_read(path, err);

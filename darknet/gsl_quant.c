@@ -349,6 +349,98 @@ done:
     return rc;
 }
 
+/* The vectors gsl quant eval measures: the codes with their codebook, the queries, and optionally the database's
+ * float vectors. */
+typedef struct eval_set {
+    const gslq_pq *pq;
+    const uint8_t *codes;
+    size_t nb, nq;
+    int d, nt;
+    const float *q, *base;
+} eval_set;
+
+/* 1-recall@1/10/100 (and 10-recall@10) of the exact neighbours: from a -gt file, or searched in -base. */
+static int eval_recall(const char *C, opt *o, const eval_set *v)
+{
+    gslq_error e;
+    int32_t *gt32 = NULL;
+    int64_t *gt = NULL, *res = NULL;
+    size_t ngt = 0;
+    int gtk = 0, rc = 0, K100 = 100 < (int)v->nb ? 100 : (int)v->nb;
+    if (find_opt(o, "gt")->set) {
+        const char *gp = find_opt(o, "gt")->s;
+        if (gslq_ivecs_read(gp, &gt32, &ngt, &gtk, &e)) { rc = fail(C, &e); goto done; }
+        if (ngt != v->nq) {
+            fprintf(stderr, "gsl quant eval: %s has %zu ground-truth lists for %zu queries\n", gp, ngt, v->nq);
+            rc = 1;
+            goto done;
+        }
+        if (!(gt = malloc(ngt * (size_t)gtk * sizeof *gt))) { rc = 1; fprintf(stderr, "out of memory\n"); goto done; }
+        for (size_t i = 0; i < ngt * (size_t)gtk; i++) gt[i] = gt32[i];
+    } else {
+        gtk = K100;
+        if (!(gt = malloc(v->nq * (size_t)gtk * sizeof *gt))) { rc = 1; fprintf(stderr, "out of memory\n"); goto done; }
+        if (gslq_exact_search(v->base, v->nb, v->q, v->nq, v->d, gtk, gt, NULL, v->nt, &e)) { rc = fail(C, &e); goto done; }
+    }
+    int rk = K100;
+    if (!(res = malloc(v->nq * (size_t)rk * sizeof *res))) { rc = 1; fprintf(stderr, "out of memory\n"); goto done; }
+    if (gslq_adc_search(v->pq, v->codes, v->nb, v->q, v->nq, v->d, rk, res, NULL, v->nt, &e)) { rc = fail(C, &e); goto done; }
+    int Rs[3] = {1, 10, 100};
+    printf("eval: neighbour recall (ADC, %zu queries):", v->nq);
+    for (int j = 0; j < 3; j++)
+        if (Rs[j] <= rk) printf(" 1-recall@%d %.4f", Rs[j], gslq_nn_recall(gt, gtk, res, rk, v->nq, 1, Rs[j]));
+    if (gtk >= 10 && rk >= 10) printf(" 10-recall@10 %.4f", gslq_nn_recall(gt, gtk, res, rk, v->nq, 10, 10));
+    printf("\n");
+done:
+    free(gt32); free(gt); free(res);
+    return rc;
+}
+
+/* mAP, mAP@R, P@R and recall@R from -qlabels/-dblabels, for the codes and (with -base) the float vectors. */
+static int eval_labels(const char *C, opt *o, const eval_set *v, int R)
+{
+    gslq_error e;
+    uint64_t *qb = NULL, *db = NULL;
+    size_t nql = 0, ndl = 0;
+    int qw = 0, dw = 0, rc = 0;
+    const char *qlp = find_opt(o, "qlabels")->s, *dlp = find_opt(o, "dblabels")->s;
+    if (gslq_labels_read(qlp, v->nq, &qb, &nql, &qw, &e) || gslq_labels_read(dlp, v->nb, &db, &ndl, &dw, &e)) {
+        rc = fail(C, &e);
+        goto done;
+    }
+    /* the two files may need different word counts: widen the narrower */
+    int w = qw > dw ? qw : dw;
+    uint64_t **narrow = qw < w ? &qb : dw < w ? &db : NULL;
+    if (narrow) {
+        size_t n = narrow == &qb ? nql : ndl;
+        int ow = narrow == &qb ? qw : dw;
+        uint64_t *wide = calloc(n * (size_t)w + 1, sizeof *wide);
+        if (!wide) { rc = 1; fprintf(stderr, "out of memory\n"); goto done; }
+        for (size_t i = 0; i < n; i++) memcpy(wide + i * w, *narrow + i * ow, (size_t)ow * sizeof *wide);
+        free(*narrow);
+        *narrow = wide;
+    }
+    gslq_labels ql = {v->nq, w, NULL, qb}, dl = {v->nb, w, NULL, db};
+    gslq_eval_result r;
+    if (gslq_eval_search(v->pq, v->codes, NULL, v->nb, v->d, v->q, v->nq, &ql, &dl, (size_t)R, v->nt, &r, &e)) {
+        rc = fail(C, &e);
+        goto done;
+    }
+    printf("eval: PQ codes (ADC):    mAP %.4f  mAP@%d %.4f  P@%d %.4f  recall@%d %.4f  (%zu queries)\n", r.map, R,
+           r.map_at_r, R, r.prec_at_r, R, r.recall_at_r, r.nq);
+    if (v->base) {
+        if (gslq_eval_search(NULL, NULL, v->base, v->nb, v->d, v->q, v->nq, &ql, &dl, (size_t)R, v->nt, &r, &e)) {
+            rc = fail(C, &e);
+            goto done;
+        }
+        printf("eval: float features:    mAP %.4f  mAP@%d %.4f  P@%d %.4f  recall@%d %.4f  (%zu queries)\n", r.map,
+               R, r.map_at_r, R, r.prec_at_r, R, r.recall_at_r, r.nq);
+    }
+done:
+    free(qb); free(db);
+    return rc;
+}
+
 static int cmd_eval(int argc, char **argv)
 {
     const char *C = "eval";
@@ -379,15 +471,11 @@ static int cmd_eval(int argc, char **argv)
     gslq_error e;
     gslq_pq pq;
     uint8_t *codes = NULL;
-    size_t nb, nq, nbase = 0, ngt = 0, nql = 0, ndl = 0;
-    int d, dbase = 0, gtk = 0, R = (int)find_opt(o, "R")->i, nt = (int)find_opt(o, "threads")->i;
+    size_t nb, nq, nbase = 0;
+    int d, dbase = 0, R = (int)find_opt(o, "R")->i;
     if ((rc = load_pq_codes(C, find_opt(o, "codebook")->s, find_opt(o, "codes")->s, &pq, &codes, &nb, &e)))
         return rc;
     float *q = NULL, *base = NULL;
-    int32_t *gt32 = NULL;
-    int64_t *gt = NULL, *res = NULL;
-    uint64_t *qb = NULL, *db = NULL;
-    int qw = 0, dw = 0;
     const char *qp = find_opt(o, "queries")->s;
     if (gslq_fvecs_read(qp, &q, &nq, &d, &e)) { rc = fail(C, &e); goto done; }
     if (d != pq.d) {
@@ -410,76 +498,11 @@ static int cmd_eval(int argc, char **argv)
             goto done;
         }
     }
-    if (find_opt(o, "gt")->set || base) {
-        int K100 = 100 < (int)nb ? 100 : (int)nb;
-        if (find_opt(o, "gt")->set) {
-            const char *gp = find_opt(o, "gt")->s;
-            if (gslq_ivecs_read(gp, &gt32, &ngt, &gtk, &e)) { rc = fail(C, &e); goto done; }
-            if (ngt != nq) {
-                fprintf(stderr, "gsl quant eval: %s has %zu ground-truth lists for %zu queries\n", gp, ngt, nq);
-                rc = 1;
-                goto done;
-            }
-            if (!(gt = malloc(ngt * (size_t)gtk * sizeof *gt))) { rc = 1; fprintf(stderr, "out of memory\n"); goto done; }
-            for (size_t i = 0; i < ngt * (size_t)gtk; i++) gt[i] = gt32[i];
-        } else {
-            gtk = K100;
-            if (!(gt = malloc(nq * (size_t)gtk * sizeof *gt))) { rc = 1; fprintf(stderr, "out of memory\n"); goto done; }
-            if (gslq_exact_search(base, nb, q, nq, d, gtk, gt, NULL, nt, &e)) { rc = fail(C, &e); goto done; }
-        }
-        int rk = K100;
-        if (!(res = malloc(nq * (size_t)rk * sizeof *res))) { rc = 1; fprintf(stderr, "out of memory\n"); goto done; }
-        if (gslq_adc_search(&pq, codes, nb, q, nq, d, rk, res, NULL, nt, &e)) { rc = fail(C, &e); goto done; }
-        int Rs[3] = {1, 10, 100};
-        printf("eval: neighbour recall (ADC, %zu queries):", nq);
-        for (int j = 0; j < 3; j++)
-            if (Rs[j] <= rk) printf(" 1-recall@%d %.4f", Rs[j], gslq_nn_recall(gt, gtk, res, rk, nq, 1, Rs[j]));
-        if (gtk >= 10 && rk >= 10) printf(" 10-recall@10 %.4f", gslq_nn_recall(gt, gtk, res, rk, nq, 10, 10));
-        printf("\n");
-    }
-    if (find_opt(o, "qlabels")->set) {
-        const char *qlp = find_opt(o, "qlabels")->s, *dlp = find_opt(o, "dblabels")->s;
-        if (gslq_labels_read(qlp, nq, &qb, &nql, &qw, &e) || gslq_labels_read(dlp, nb, &db, &ndl, &dw, &e)) {
-            rc = fail(C, &e);
-            goto done;
-        }
-        if (nql != nq || ndl != nb) {
-            fprintf(stderr, "gsl quant eval: %zu query labels (%s) for %zu queries, %zu database labels (%s) for "
-                            "%zu codes\n", nql, qlp, nq, ndl, dlp, nb);
-            rc = 1;
-            goto done;
-        }
-        /* the two files may need different word counts: widen the narrower */
-        int w = qw > dw ? qw : dw;
-        uint64_t **narrow = qw < w ? &qb : dw < w ? &db : NULL;
-        if (narrow) {
-            size_t n = narrow == &qb ? nql : ndl;
-            int ow = narrow == &qb ? qw : dw;
-            uint64_t *wide = calloc(n * (size_t)w + 1, sizeof *wide);
-            if (!wide) { rc = 1; fprintf(stderr, "out of memory\n"); goto done; }
-            for (size_t i = 0; i < n; i++) memcpy(wide + i * w, *narrow + i * ow, (size_t)ow * sizeof *wide);
-            free(*narrow);
-            *narrow = wide;
-        }
-        gslq_labels ql = {nq, w, NULL, qb}, dl = {nb, w, NULL, db};
-        gslq_eval_result r;
-        if (gslq_eval_search(&pq, codes, NULL, nb, d, q, nq, &ql, &dl, (size_t)R, nt, &r, &e)) {
-            rc = fail(C, &e);
-            goto done;
-        }
-        printf("eval: PQ codes (ADC):    mAP %.4f  mAP@%d %.4f  P@%d %.4f  recall@%d %.4f  (%zu queries)\n", r.map, R,
-               r.map_at_r, R, r.prec_at_r, R, r.recall_at_r, r.nq);
-        if (base) {
-            if (gslq_eval_search(NULL, NULL, base, nb, d, q, nq, &ql, &dl, (size_t)R, nt, &r, &e)) {
-                rc = fail(C, &e);
-                goto done;
-            }
-            printf("eval: float features:    mAP %.4f  mAP@%d %.4f  P@%d %.4f  recall@%d %.4f  (%zu queries)\n", r.map,
-                   R, r.map_at_r, R, r.prec_at_r, R, r.recall_at_r, r.nq);
-        }
-    }
+    eval_set v = {&pq, codes, nb, nq, d, (int)find_opt(o, "threads")->i, q, base};
+    if (find_opt(o, "gt")->set || base) rc = eval_recall(C, o, &v);
+    if (!rc && find_opt(o, "qlabels")->set) rc = eval_labels(C, o, &v, R);
 done:
-    free(codes); free(q); free(base); free(gt32); free(gt); free(res); free(qb); free(db);
+    free(codes); free(q); free(base);
     gslq_pq_free(&pq);
     return rc;
 }
