@@ -73,3 +73,12 @@ int gsl_dist__read_env(gsl_dist *d, int *force, char *err)
     return 0;
 }
 
+
+int gsl_dist__begin(gsl_dist *d, int *force, int *ranks, const char **who, char *err)
+{
+    memset(d, 0, sizeof *d);
+    d->size = d->local_size = 1;
+    if (gsl_dist__read_env(d, force, err)) return -1;
+    *ranks = gsl_dist__launcher_ranks(who);
+    return 0;
+}

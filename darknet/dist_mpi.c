@@ -127,12 +127,9 @@ static void on_sigterm(int sig)
 
 int gsl_dist_init(gsl_dist *d, char *err)
 {
-    memset(d, 0, sizeof *d);
-    d->size = d->local_size = 1;
-    int force;
-    if (gsl_dist__read_env(d, &force, err)) return -1;
+    int force, want;
     const char *who;
-    int want = gsl_dist__launcher_ranks(&who);
+    if (gsl_dist__begin(d, &force, &want, &who, err)) return -1;
     if (force == 0 || (force != 1 && want <= 1)) return 0; /* a plain run: no MPI call at all */
 
     int provided = 0, rc = MPI_Init_thread(NULL, NULL, MPI_THREAD_MULTIPLE, &provided);

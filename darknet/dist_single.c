@@ -7,12 +7,9 @@
 
 int gsl_dist_init(gsl_dist *d, char *err)
 {
-    memset(d, 0, sizeof *d);
-    d->size = d->local_size = 1;
-    int force;
-    if (gsl_dist__read_env(d, &force, err)) return -1;
+    int force, n;
     const char *who;
-    int n = gsl_dist__launcher_ranks(&who);
+    if (gsl_dist__begin(d, &force, &n, &who, err)) return -1;
     if (force == 1)
         return gsl_fail(err, "GSL_DIST=1, but this binary was built without MPI (build with make MPI=1, or use "
                          "build/<config>/darknet-mpi)");
