@@ -1,4 +1,4 @@
-/* darknet/gsl_data.c: IDX and image-list loading, .data parsing, class subsets, the batch sampler, and the bad-data
+/* darknet/data_cfg.c, data_load.c and sampler.c: IDX and image-list loading, .data parsing, class subsets, the batch sampler, and the bad-data
  * cases (each with its own message, never an exit). */
 #include <zlib.h>
 

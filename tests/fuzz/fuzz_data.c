@@ -1,4 +1,4 @@
-/* The .data reader (darknet/gsl_data.c): keys, class subsets, holdout. */
+/* The .data reader (darknet/data_cfg.c): keys, class subsets, holdout. */
 #include "fuzz.h"
 #include "gsl_data.h"
 

@@ -1,4 +1,4 @@
-/* Checkpoint manifests (darknet/gsl_net.c): read strictly and verified against the files they name. The scratch
+/* Checkpoint manifests (darknet/checkpoint.c): read strictly and verified against the files they name. The scratch
  * folder holds small files under the names a manifest of the seed corpus uses, so the checksum paths are reached. */
 #include "fuzz.h"
 #include "gsl_net.h"
