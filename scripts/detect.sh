@@ -9,32 +9,8 @@ have_lib() { ${CC:-gcc} -x c - -o /dev/null $2 -l"$1" >/dev/null 2>&1 <<<'int ma
 line() { printf '  %-10s %s\n' "$1" "$2"; }
 
 echo "build configuration: GPU=$GPU BLAS=$BLAS CUDNN=$CUDNN"
-# The kernel our programs will run on (quant/blas.c's choice from the processor's features), from a small probe.
-blas_kernel() {
-  local d here
-  here=$(cd "$(dirname "$0")/.." && pwd)
-  d=$(mktemp -d) || return
-  cat > "$d/probe.c" <<'C'
-#include <stdio.h>
-#include "gslq.h"
-int main(int argc, char **argv)
-{
-    char b[640];
-    gslq_error e;
-    if (gslq_blas_select(argv, &e)) { printf("%s\n", e.msg); return 0; }
-    gslq_blas_describe(b, sizeof b);
-    printf("%s\n", b);
-    return 0;
-}
-C
-  ${CC:-gcc} -std=c11 -I"$here/quant" "$d/probe.c" "$here/quant/blas.c" "$here/quant/util.c" -o "$d/probe" \
-    -lopenblas -lm -pthread >/dev/null 2>&1 && "$d/probe"
-  local rc=$?
-  rm -rf "$d"
-  return $rc
-}
 if have_header cblas.h -I/usr/include/x86_64-linux-gnu/openblas-pthread && have_lib openblas ""; then
-  line OpenBLAS "found: $(blas_kernel || echo 'kernel unknown (the probe did not build)')"
+  line OpenBLAS "found (the kernel it runs on is printed when bin/darknet is built: gsl info)"
   have_header lapacke.h && have_lib lapacke "" && line LAPACKE found || { line LAPACKE missing; [ "$BLAS" = 1 ] && fail=1; }
 else
   line OpenBLAS "missing"; [ "$BLAS" = 1 ] && fail=1
