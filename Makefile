@@ -256,6 +256,7 @@ build/fuzz/obj/%.o: %.c $(wildcard quant/*.h layers/*.h darknet/*.h) build/darkn
 build/fuzz/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/fuzz.h $(FUZZ_OBJ) build/darknet-cpu/libdarknet.a
 	$(FUZZ_CC) $(FUZZ_FLAGS) -fsanitize=fuzzer -Itests/fuzz -Idarknet -Ilayers -Iquant -Ibuild/darknet-cpu/include \
 	  -Ibuild/darknet-cpu/src $< $(FUZZ_OBJ) build/darknet-cpu/libdarknet.a -lz -lm -pthread -lopenblas -llapacke -o $@
+.SECONDARY: $(FUZZ_OBJ) # kept between runs (make would otherwise delete them as intermediates)
 fuzz-bins: $(FUZZ_BIN)
 fuzz: fuzz-bins
 	@FUZZ_TIME=$(FUZZ_TIME) tests/fuzz/run.sh $(FUZZ_BIN)

@@ -3,7 +3,11 @@
 # for float features and PQ codes, and plot loss, quantization error and mAP per epoch.
 #   scripts/demo.sh [EPOCHS]     (default: the cfg's short schedule)
 # Env: DARKNET (binary, default bin/darknet), CFG, DATA; RESUME=1 continues from the checkpoint in the backup folder
-# (an interrupted long run: `make demo CFG=... RESUME=1`), or trains from the start when there is none.
+# (an interrupted long run: `make demo CFG=... RESUME=1`), or trains from the start when there is none; GPUS (devices
+# for gsl train's -gpus; gsl eval takes the first), THREADS (gsl eval's -threads), TRAIN_S (a wall-clock cap on the
+# training: the last finished epoch's checkpoint is still evaluated). The one train-then-evaluate path: make demo,
+# the study's headline run and the GPU headline runs all come through here. Prints "== train exit N after S s" and
+# "== eval exit N after S s" (or "== eval exit none"), and exits with the first failure's status.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bin=${DARKNET:-bin/darknet}
@@ -21,9 +25,30 @@ fi
 echo "== training $cfg on $data${epochs:+ for $epochs epochs}${ckpt:+, resuming from $ckpt} (log: $backup/$name.log)"
 mkdir -p "$backup"
 [ -n "$ckpt" ] || : > "$backup/$name.log"
-"$bin" gsl train "$data" "$cfg" ${ckpt:+"$ckpt"} ${epochs:+-epochs "$epochs"} 2>> "$backup/$name.log" | grep --line-buffered -E '^(training|epoch [0-9]+ done|epoch .* batch)'
+gflag=() eflag=() tflag=() cap=()
+[ -n "${GPUS:-}" ] && gflag=(-gpus "$GPUS") eflag=(-gpus "${GPUS%%,*}")
+[ -n "${THREADS:-}" ] && tflag=(-threads "$THREADS")
+[ -n "${TRAIN_S:-}" ] && cap=(timeout -k 10 "$TRAIN_S")
+s=$SECONDS
+set +e
+"${cap[@]}" "$bin" gsl train "$data" "$cfg" ${ckpt:+"$ckpt"} ${epochs:+-epochs "$epochs"} "${gflag[@]}" \
+  2>> "$backup/$name.log" | tr '\r' '\n' | grep --line-buffered -E '^(training|learning-rate|epoch [0-9]+ done|epoch .* batch)'
+rc=${PIPESTATUS[0]}
+set -e
+echo "== train exit $rc after $((SECONDS - s)) s${TRAIN_S:+ (cap $TRAIN_S s)}"
+if [ "$rc" != 0 ]; then
+  tail -n 5 "$backup/$name.log"
+  # a run stopped by the cap is evaluated on its last finished epoch; any other failure ends here
+  if [ "$rc" != 124 ] || [ ! -f "$backup/$name.ckpt" ]; then echo "== eval exit none"; exit "$rc"; fi
+fi
 echo "== evaluating: queries = test set, database = training set"
-"$bin" gsl eval "$data" "$cfg" "$backup/$name.ckpt" 2>> "$backup/$name.log"
+s=$SECONDS
+set +e
+"$bin" gsl eval "$data" "$cfg" "$backup/$name.ckpt" "${eflag[@]}" "${tflag[@]}" 2>> "$backup/$name.log"
+rc=$?
+set -e
+echo "== eval exit $rc after $((SECONDS - s)) s"
+[ "$rc" = 0 ] || exit "$rc"
 png="$backup/$name.png"
 csv="$backup/$name.csv"
 finite() { awk -F, -v c="$1" 'NR > 1 && $c != "nan" && $c != "" { f = 1 } END { exit !f }' "$csv"; }

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# The standard-protocol headline (docs/RESULTS.md, issue #6) on a GPU host: trains each cfg on Fashion-MNIST and
-# evaluates it with `gsl eval` (queries = the 10k test images, database = the 60k training images, network on the
+# The standard-protocol headline (docs/RESULTS.md) on a GPU host: trains each cfg on Fashion-MNIST and evaluates it
+# with `gsl eval` through scripts/demo.sh (queries = the 10k test images, database = the 60k training images, network on the
 # GPU too). Installs nothing: a GPU host without the Debian dataset package takes the four IDX .gz files in DATA_DIR.
 #   scripts/study/gpu_headline.sh [CFG...]          (default: cfg/study/fashion_gsl_wide.cfg)
 # Env: BIN (default build/gpu-noblas/darknet, the binary of `make GPU=1 BLAS=0`), GPUS (default 0; empty: the CPU),
@@ -25,39 +25,20 @@ case $bin in /*) ;; *) bin=$root/$bin ;; esac
 work=${WORK:-build/headline-gpu-runs}
 case $work in /*) ;; *) work=$root/$work ;; esac
 mkdir -p "$res" "$work"
-data=$work/fashion.data
-printf 'classes=10\ntrain=%s\ntrain_labels=%s\nvalid=%s\nvalid_labels=%s\nbackup=B\n' "$dir/train-images-idx3-ubyte.gz" \
-  "$dir/train-labels-idx1-ubyte.gz" "$dir/t10k-images-idx3-ubyte.gz" "$dir/t10k-labels-idx1-ubyte.gz" > "$data"
-gflag=() eflag=() # training: every listed device (replicas); gsl eval: the first one
-[ -n "$gpus" ] && gflag=(-gpus "$gpus") eflag=(-gpus "${gpus%%,*}")
 
-one() { # CFG: train under the cap, evaluate the last checkpoint, append the summary line
+one() { # CFG: scripts/demo.sh in a folder of its own (train under the cap, evaluate the last checkpoint), then the
+        # summary line
   local cfg=$1 name; name=$(basename "$cfg" .cfg)
   local run=$work/$name log=$res/$name.log
   rm -rf "$run" && mkdir -p "$run" && cp "$cfg" "$run/$name.cfg"
-  # EPOCHS: gsl train -epochs stretches the cfg's learning-rate schedule with the run (and refuses a cfg without
-  # epochs= whose schedule counts iterations)
-  local eflag_train=()
-  [ -n "${EPOCHS:-}" ] && eflag_train=(-epochs "$EPOCHS")
+  printf 'classes=10\ntrain=%s\ntrain_labels=%s\nvalid=%s\nvalid_labels=%s\nbackup=%s\n' \
+    "$dir/train-images-idx3-ubyte.gz" "$dir/train-labels-idx1-ubyte.gz" "$dir/t10k-images-idx3-ubyte.gz" \
+    "$dir/t10k-labels-idx1-ubyte.gz" "$run/B" > "$run/fashion.data"
   local s=$SECONDS
-  (cd "$run" || exit 1
-   timeout -k 10 "$cap" "$bin" gsl train "$data" "$name.cfg" "${gflag[@]}" "${eflag_train[@]}" 2>train.err |
-     tr '\r' '\n' | grep --line-buffered -E '^(training|learning-rate|epoch [0-9]+ done)'
-   exit "${PIPESTATUS[0]}") > "$log" # the training's status, not grep's
-  local rc=$? ts=$((SECONDS - s)) ep
+  DARKNET=$bin CFG=$run/$name.cfg DATA=$run/fashion.data GPUS=$gpus TRAIN_S=$cap THREADS=$threads \
+    bash "$root/scripts/demo.sh" ${EPOCHS:-} > "$log" 2>&1
+  local ts=$((SECONDS - s)) ep f p
   ep=$(grep -c '^epoch [0-9]* done' "$log")
-  echo "== train exit $rc after $ts s, $ep epochs (cap $cap s)" >> "$log"
-  s=$SECONDS
-  if [ -f "$run/B/$name.ckpt" ]; then
-    (cd "$run" && timeout -k 10 900 "$bin" gsl eval "$data" "$name.cfg" "B/$name.ckpt" -threads "$threads" "${eflag[@]}" \
-       2>>train.err) >> "$log"
-    rc=$?
-  else
-    rc=none
-  fi
-  echo "== eval exit $rc after $((SECONDS - s)) s" >> "$log"
-  [ "$rc" = 0 ] || tail -n 5 "$run/train.err" >> "$log"
-  local f p
   f=$(awk '/^float/{print $2}' "$log"); p=$(awk '/^(PQ|OPQ) codes/{print $7}' "$log")
   echo "$name: epochs $ep in $ts s, float mAP ${f:-?}, PQ mAP ${p:-?}" >> "$res/summary.txt"
 }
