@@ -1,3 +1,4 @@
+/* `darknet gsl`: the subcommands' table and dispatch, and `gsl info` (the processor and the BLAS kernel in use). */
 #include "gsl.h"
 #include "gsl_eval.h"
 

@@ -1,3 +1,5 @@
+/* The gsl commands that run a trained network over a split: eval (search quality of float features and codes), and
+ * embed, encode, search and export (vectors, codes, top-k lists and a Faiss index for other tools). */
 #include "gsl_eval.h"
 
 #include <math.h>

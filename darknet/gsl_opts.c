@@ -1,3 +1,5 @@
+/* What the user gives the gsl commands: command-line flags, and the trainer's keys in a cfg's [net] section, each
+ * read strictly. */
 #include "gsl_opts.h"
 
 #include <errno.h>

@@ -137,6 +137,7 @@ static int load_pq_codes(const char *cmd, const char *cbpath, const char *codesp
 
 /* ---- commands ---- */
 
+/* A few lines over a screen: the table of its options reads best whole. */
 static int cmd_train(int argc, char **argv)
 {
     const char *C = "train";

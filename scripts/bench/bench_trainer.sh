@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Issue 5's benchmark, measured in one run: the codebook rebuild's cost against the epoch's training time (for both
+# The trainer's benchmark, measured in one run: the codebook rebuild's cost against the epoch's training time (for both
 # rebuild sources), training throughput of the demo network with and without [snap], and what the rebuild source does
 # to mAP. Each arm trains 2 epochs on Fashion-MNIST (the second is the first with a codebook); arms are interleaved
 # so that machine load hits them alike, and throughput is also given per CPU-second, which other jobs barely move.

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The GSL ablation (issue 6): [snap] modes against [quantloss] and post-hoc PQ on Fashion-MNIST, paired by seed.
+# The GSL ablation (docs/RESULTS.md): [snap] modes against [quantloss] and post-hoc PQ on Fashion-MNIST, paired by seed.
 #
 #   scripts/study/ablation.sh [tune|main|gentle|validate|headline|all|analyze|status|dbfit] [-j WORKERS]
 #                                                                               (default: all, 2 workers)
