@@ -32,7 +32,7 @@ gflag=() eflag=() tflag=() cap=()
 s=$SECONDS
 set +e
 "${cap[@]}" "$bin" gsl train "$data" "$cfg" ${ckpt:+"$ckpt"} ${epochs:+-epochs "$epochs"} "${gflag[@]}" \
-  2>> "$backup/$name.log" | tr '\r' '\n' | grep --line-buffered -E '^(training|learning-rate|epoch [0-9]+ done|epoch .* batch)'
+  2>> "$backup/$name.log" | grep --line-buffered -E '^(training|learning-rate|epoch [0-9]+ done|epoch .* batch)'
 rc=${PIPESTATUS[0]}
 set -e
 echo "== train exit $rc after $((SECONDS - s)) s${TRAIN_S:+ (cap $TRAIN_S s)}"
