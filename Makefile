@@ -194,7 +194,7 @@ QUANT_TEST_BIN := $(QUANT_TEST_SRC:tests/%.c=$(B)/tests/%)
 $(QUANT_TEST_BIN): $(B)/tests/%: tests/%.c tests/test.h $(B)/libgslq.a
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS_) -Itests -Iquant $< $(B)/libgslq.a $(filter-out -lcudart -lcublas -lcurand -lstdc++ -lcudnn,$(LIBS)) -o $@
-$(filter-out $(QUANT_TEST_BIN),$(TEST_BIN)): $(B)/tests/%: tests/%.c $(wildcard tests/*.h) $(LINK_IN)
+$(filter-out $(QUANT_TEST_BIN),$(TEST_BIN)) $(GPU_TEST_BIN): $(B)/tests/%: tests/%.c $(wildcard tests/*.h) $(LINK_IN)
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS_) -Itests -Idarknet -Ilayers -Iquant $(DNINC) $< $(LINK_IN) $(TESTLIBS) -o $@
 

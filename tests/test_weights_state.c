@@ -147,7 +147,7 @@ static void test_upstream_loader_reads_the_weights(void)
     CHECK(memcmp(a->layers[0].biases, b->layers[0].biases, sizeof(float) * 8) == 0);
     CHECK(*a->seen == *b->seen);
     gsl_free_network(a);
-    free_network(b);
+    gsl_free_network(b);
 }
 
 int main(void)
