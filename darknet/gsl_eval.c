@@ -158,10 +158,22 @@ static int ends_with(const char *s, const char *suf)
     return a >= b && strcmp(s + a - b, suf) == 0;
 }
 
-static int session_open(session *s, int argc, char **argv, int need_pq, char *err)
+enum { CMD_EMBED, CMD_ENCODE, CMD_SEARCH, CMD_EXPORT, CMD_EVAL };
+/* The flags each of these commands takes. */
+static const char *const cmd_flags[] = {
+    "-out -split -gpus -seed",                                                     /* embed */
+    "-out -split -codebook -subspaces -codewords -opq -threads -gpus -seed",       /* encode */
+    "-out -k -codebook -subspaces -codewords -opq -threads -gpus -seed",           /* search */
+    "-out -split -codebook -subspaces -codewords -opq -threads -gpus -seed",       /* export */
+    "-codebook -subspaces -codewords -opq -queries -threads -gpus -seed",          /* eval */
+};
+
+/* Returns 0, -1 (an error in err), -2 (a usage error in err) or -3 (-h: print the usage). */
+static int session_open(session *s, int argc, char **argv, int cmd, int need_pq, char *err)
 {
     memset(s, 0, sizeof *s);
-    if (gsl_args_parse(argc, argv, 3, 3, &s->a, err)) return -2;
+    if (gsl_args_parse(argc, argv, 3, 3, cmd_flags[cmd], &s->a, err)) return -2;
+    if (s->a.help) return -3;
     if (s->a.ngpus > 1) {
         gsl_fail(err, "-gpus: these commands run the network on one device, %d were given", s->a.ngpus);
         return -2;
@@ -236,10 +248,21 @@ int gsl_eval_main(int argc, char **argv)
 {
     session s;
     char err[GSL_DATA_ERRLEN] = "";
-    int rc = session_open(&s, argc, argv, 1, err);
+    const char *usage =
+        "usage: darknet gsl eval DATA CFG WEIGHTS|CHECKPOINT.ckpt|- [-codebook F] [-subspaces M [-codewords K] [-opq]]\n"
+        "                        [-queries N] [-threads N] [-gpus N] [-seed N]\n"
+        "  the codebook: -codebook F, else the checkpoint's or the .weights file's, else a PQ (-opq: OPQ) of M x K\n"
+        "  (default K 256) fitted on the training embeddings; '-' as weights: the cfg's random initialisation (-seed)\n"
+        "  -queries N   evaluate at most N queries (default: all); -threads N search threads (default 2)\n"
+        "  -gpus N      run the network on device N (GPU=1 builds)\n";
+    int rc = session_open(&s, argc, argv, CMD_EVAL, 1, err);
+    if (rc == -3) {
+        fputs(usage, stdout);
+        session_free(&s);
+        return 0;
+    }
     if (rc == -2) {
-        fprintf(stderr, "darknet gsl eval: %s\nusage: darknet gsl eval DATA CFG WEIGHTS|CHECKPOINT.ckpt|- "
-                        "[-codebook F] [-subspaces M -codewords K [-opq]] [-queries N] [-threads N] [-gpus N]\n", err);
+        fprintf(stderr, "darknet gsl eval: %s\n%s", err, usage);
         session_free(&s);
         return 2;
     }
@@ -298,7 +321,6 @@ static gsl_split split_of(const gsl_args *a, gsl_split def, char *err, int *bad)
 }
 
 /* embed, encode, search, export: embed a split, then write what the subcommand asks for. */
-enum { CMD_EMBED, CMD_ENCODE, CMD_SEARCH, CMD_EXPORT };
 
 static int embed_split(network *net, const gsl_data_cfg *dc, gsl_split sp, gsl_data *d, float **x, int *dim,
                        char *err)
@@ -334,7 +356,12 @@ static int embed_family(int cmd, int argc, char **argv)
     };
     session s;
     char err[GSL_DATA_ERRLEN] = "";
-    int rc = session_open(&s, argc, argv, cmd != CMD_EMBED, err);
+    int rc = session_open(&s, argc, argv, cmd, cmd != CMD_EMBED, err);
+    if (rc == -3) {
+        printf("usage: darknet gsl %s\n  takes: %s\n", usages[cmd], cmd_flags[cmd]);
+        session_free(&s);
+        return 0;
+    }
     int bad = 0;
     gsl_split sp = GSL_SPLIT_DATABASE;
     if (rc != -2) sp = split_of(&s.a, cmd == CMD_EMBED || cmd == CMD_ENCODE ? GSL_SPLIT_VALID : GSL_SPLIT_DATABASE,

@@ -26,9 +26,27 @@ static int parse_int(const char *flag, const char *s, long lo, long hi, long *v,
     return 0;
 }
 
-int gsl_args_parse(int argc, char **argv, int min_pos, int max_pos, gsl_args *a, char *err)
+/* 1 when the space-separated list holds the word f. */
+static int in_words(const char *list, const char *f)
+{
+    size_t n = strlen(f);
+    for (const char *p = list; p && *p;) {
+        size_t w = strcspn(p, " ");
+        if (w == n && !strncmp(p, f, n)) return 1;
+        p += w;
+        while (*p == ' ') p++;
+    }
+    return 0;
+}
+
+int gsl_args_parse(int argc, char **argv, int min_pos, int max_pos, const char *allowed, gsl_args *a, char *err)
 {
     memset(a, 0, sizeof *a);
+    for (int i = 1; i < argc; i++)
+        if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
+            a->help = 1;
+            return 0;
+        }
     for (int i = 1; i < argc; i++) {
         const char *f = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         long x = 0;
@@ -37,6 +55,11 @@ int gsl_args_parse(int argc, char **argv, int min_pos, int max_pos, gsl_args *a,
             a->pos[a->npos++] = f;
             continue;
         }
+        if (!in_words(allowed, f))
+            return gsl_fail(err, "'%s' is not an option of this command (it takes: %s)", f,
+                            allowed && *allowed ? allowed : "no options");
+        for (int j = 1; j < i; j++)
+            if (!strcmp(argv[j], f)) return gsl_fail(err, "'%s' is given twice", f);
         if (strcmp(f, "-clear") == 0) { a->clear = 1; continue; }
         if (strcmp(f, "-opq") == 0) { a->opq = 1; continue; }
         if (strcmp(f, "-out") == 0 || strcmp(f, "-codebook") == 0 || strcmp(f, "-split") == 0) {

@@ -24,10 +24,13 @@ typedef struct gsl_args {
     const char *out;               /* -out PATH */
     const char *codebook;          /* -codebook PATH */
     const char *split;             /* -split train|valid|database */
+    int help;                      /* -h or --help: print the usage, nothing else */
 } gsl_args;
 
-/* Parses argv[1..]: between min_pos and max_pos positionals. Returns 0, or -1 with a message. */
-int gsl_args_parse(int argc, char **argv, int min_pos, int max_pos, gsl_args *a, char *err);
+/* Parses argv[1..]: between min_pos and max_pos positionals, and only the flags named in `allowed` (space-separated,
+ * e.g. "-gpus -seed"), each at most once. -h/--help sets a->help and returns 0 at once. Returns 0, or -1 with a
+ * message (a flag this command does not take names the ones it does). */
+int gsl_args_parse(int argc, char **argv, int min_pos, int max_pos, const char *allowed, gsl_args *a, char *err);
 
 /* Trainer keys, read strictly from the cfg's [net] section (Darknet ignores keys it does not know there). */
 typedef struct gsl_train_keys {

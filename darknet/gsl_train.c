@@ -819,13 +819,24 @@ static int setup_trainer(trainer *t, const gsl_args *a, const char *weights, cha
 
 int gsl_train_main(int argc, char **argv)
 {
-    const char *usage = "usage: darknet gsl train DATA CFG [WEIGHTS|CHECKPOINT.ckpt] [-gpus 0,1] [-clear] "
-                        "[-seed N] [-epochs N] [-threads N]\n";
+    const char *usage =
+        "usage: darknet gsl train DATA CFG [WEIGHTS|CHECKPOINT.ckpt] [-gpus 0,1] [-clear] [-seed N] [-epochs N]\n"
+        "                          [-threads N]\n"
+        "  WEIGHTS      start from these weights (fine-tuning); CHECKPOINT.ckpt: resume that run\n"
+        "  -gpus LIST   train on these devices (GPU=1 builds; one replica each); default: the CPU\n"
+        "  -clear       reset Darknet's count of images seen (with WEIGHTS)\n"
+        "  -seed N      the run's seed (default: the cfg's seed=, else 1)\n"
+        "  -epochs N    epochs (default: the cfg's epochs=); the learning-rate schedule is scaled with it\n"
+        "  -threads N   threads for k-means and search (default: the cfg's threads=, else 2)\n";
     gsl_args a;
     char err[GSL_DATA_ERRLEN] = "";
-    if (gsl_args_parse(argc, argv, 2, 3, &a, err)) {
+    if (gsl_args_parse(argc, argv, 2, 3, "-gpus -clear -seed -epochs -threads", &a, err)) {
         fprintf(stderr, "darknet gsl train: %s\n%s", err, usage);
         return 2;
+    }
+    if (a.help) {
+        fputs(usage, stdout);
+        return 0;
     }
     gsl_dist dist;
     if (gsl_dist_init(&dist, err)) {

@@ -13,6 +13,14 @@ expect darknet_no_command 0 'usage: .*<function>' "$bin"
 expect gsl_lists_subcommands 0 'subcommands:' "$bin" gsl
 expect gsl_help 0 'check CFG' "$bin" gsl help
 expect gsl_unknown_subcommand 2 "unknown subcommand 'frobnicate'" "$bin" gsl frobnicate
+# every subcommand answers -h with its own usage; a flag it does not take, or one given twice, is an error naming it
+expect gsl_train_help 0 "usage: darknet gsl train DATA CFG .*-epochs N" "$bin" gsl train -h
+expect gsl_eval_help 0 "-queries N   evaluate at most N queries" "$bin" gsl eval --help
+expect gsl_search_help 0 "takes: -out -k -codebook" "$bin" gsl search -h
+expect gsl_train_foreign_flag 2 "darknet gsl train: '-k' is not an option of this command \\(it takes: -gpus -clear" \
+  "$bin" gsl train a.data b.cfg -k 5 -opq
+expect gsl_embed_foreign_flag 2 "darknet gsl embed: '-opq' is not an option of this command" "$bin" gsl embed a b c -opq
+expect gsl_repeated_flag 2 "darknet gsl train: '-seed' is given twice" "$bin" gsl train a.data b.cfg -seed 1 -seed 2
 
 # small_cfg FILE LINES...: [net] (batch 2, 4x4x1) and [connected] (8 outputs), then LINES, one a line.
 small_cfg() {
