@@ -102,6 +102,9 @@ static int state_bytes(const network *net, const char *path, long long *bytes, c
 
 int gsl_weights_check(const network *net, const char *path, char *err)
 {
+    int fd = gsl_open_regular(path, err); /* before anything opens it blocking: a named pipe is refused */
+    if (fd < 0) return -1;
+    close(fd);
     long long have = gsl_file_size(path), want = weights_bytes(net), extra = 0;
     if (have < 0) return gsl_fail(err, "%s: cannot open: %s", path, strerror(errno));
     if (state_bytes(net, path, &extra, err)) return -1;

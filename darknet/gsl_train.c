@@ -360,13 +360,14 @@ static int resume_from(trainer *t, const char *resume, int *start_epoch, gsl_ckp
 }
 
 /* -epochs N for a cfg written for E epochs: Darknet's learning-rate schedule counts iterations, so it is scaled by
- * N / E (steps=, step=, and max_batches for the policies that end there), rounded to the nearest iteration; the
+ * N / E (steps=, step= of step and sig, max_batches of poly; exp's gamma becomes gamma^(E/N)), rounded to the nearest
+ * iteration; the
  * schedule of a run is then the cfg's stretched to its length. A cfg without epochs= cannot be scaled. */
 static int scale_schedule(trainer *t, int cfg_epochs, int epochs, char *err)
 {
     network *net = t->nets[0];
     int iterative = net->policy == STEPS || net->policy == STEP || net->policy == POLY || net->policy == SIG ||
-                    net->policy == EXP || net->policy == RANDOM;
+                    net->policy == EXP;
     if (!iterative || epochs == cfg_epochs) return 0;
     if (!t->k.epochs_in_cfg)
         return gsl_fail(err, "%s: -epochs %d scales the learning-rate schedule (policy counts iterations), which needs "
@@ -381,10 +382,13 @@ static int scale_schedule(trainer *t, int cfg_epochs, int epochs, char *err)
             if (r == 0 && len < (int)sizeof line)
                 len += snprintf(line + len, sizeof line - len, "%s%d", i ? "," : " steps=", n->steps[i]);
         }
-        if (n->policy == STEP) n->step = (int)(n->step * f + 0.5);
+        if (n->policy == STEP || n->policy == SIG) n->step = (int)(n->step * f + 0.5);
+        if (n->policy == EXP) n->gamma = (float)pow(n->gamma, 1.0 / f); /* gamma^iteration over the longer run */
         if (n->policy == POLY && n->max_batches) n->max_batches = (int)(n->max_batches * f + 0.5);
     }
-    if (net->policy == STEP && len < (int)sizeof line) len += snprintf(line + len, sizeof line - len, " step=%d", net->step);
+    if ((net->policy == STEP || net->policy == SIG) && len < (int)sizeof line)
+        len += snprintf(line + len, sizeof line - len, " step=%d", net->step);
+    if (net->policy == EXP && len < (int)sizeof line) len += snprintf(line + len, sizeof line - len, " gamma=%g", net->gamma);
     if (net->policy == POLY && net->max_batches && len < (int)sizeof line)
         snprintf(line + len, sizeof line - len, " max_batches=%d", net->max_batches);
     if (t->dist->rank == 0) printf("%s\n", line);

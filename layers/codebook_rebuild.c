@@ -49,16 +49,12 @@ int gsl_codebook_parse_rebuild(const gsl_section *sec, int K, gsl_rebuild_cfg *r
         gsl_opt_int(sec, "reservoir", 10000, 0, 1, 1 << 24, &rb->reservoir, err) ||
         gsl_opt_int(sec, "kmeans_iters", 10, 0, 1, 1000, &rb->kmeans_iters, err))
         return -1;
-    if (images && option_find(sec->options, "rebuild_iterations")) {
-        snprintf(err, GSL_ERRLEN, "key 'rebuild_images': give it or 'rebuild_iterations', not both");
-        return -1;
-    }
+    if (images && option_find(sec->options, "rebuild_iterations"))
+        return gsl_fail(err, "key 'rebuild_images': give it or 'rebuild_iterations', not both");
     rb->every_iterations = images ? 0 : iters;
     rb->every_images = images;
-    if (rb->reservoir < K) {
-        snprintf(err, GSL_ERRLEN, "key 'reservoir': %d rows cannot train %d codewords", rb->reservoir, K);
-        return -1;
-    }
+    if (rb->reservoir < K)
+        return gsl_fail(err, "key 'reservoir': %d rows cannot train %d codewords", rb->reservoir, K);
     return 0;
 }
 

@@ -84,7 +84,7 @@ static int read_state(network *net, FILE *fp, const char *path, int start, int c
                       char *err)
 {
     *bytes = 0;
-    if (fseek(fp, 0, SEEK_END)) return snprintf(err, GSL_ERRLEN, "%s: cannot seek", path), -1;
+    if (fseek(fp, 0, SEEK_END)) return gsl_fail(err, "%s: cannot seek", path);
     long long size = ftell(fp);
     unsigned char t[TRAILER_BYTES];
     if (size < TRAILER_BYTES + 20 || fseek(fp, size - TRAILER_BYTES, SEEK_SET) || fread(t, 1, sizeof t, fp) != sizeof t ||
@@ -92,48 +92,48 @@ static int read_state(network *net, FILE *fp, const char *path, int start, int c
         return 0; /* no state: an upstream or older file */
     uint64_t blocks = get64(t);
     if (get32(t + 8) != STATE_VERSION)
-        return snprintf(err, GSL_ERRLEN, "%s: plugin state of version %u (this build reads %u)", path, get32(t + 8),
-                        STATE_VERSION), -1;
+        return gsl_fail(err, "%s: plugin state of version %u (this build reads %u)", path, get32(t + 8),
+                        STATE_VERSION);
     if (blocks > (uint64_t)(size - TRAILER_BYTES - 20))
-        return snprintf(err, GSL_ERRLEN, "%s: its plugin state claims %llu bytes of a %lld-byte file", path,
-                        (unsigned long long)blocks, size), -1;
+        return gsl_fail(err, "%s: its plugin state claims %llu bytes of a %lld-byte file", path,
+                        (unsigned long long)blocks, size);
     long long at = size - TRAILER_BYTES - (long long)blocks, end = size - TRAILER_BYTES;
-    if (fseek(fp, at, SEEK_SET)) return snprintf(err, GSL_ERRLEN, "%s: cannot seek", path), -1;
+    if (fseek(fp, at, SEEK_SET)) return gsl_fail(err, "%s: cannot seek", path);
     int last = -1;
     while (at < end) {
         unsigned char h[BLOCK_HEAD], c[4];
         if (end - at < BLOCK_HEAD + 4 || fread(h, 1, sizeof h, fp) != sizeof h)
-            return snprintf(err, GSL_ERRLEN, "%s: plugin state truncated", path), -1;
+            return gsl_fail(err, "%s: plugin state truncated", path);
         int index = (int)get32(h), d = (int)get32(h + 4), M = (int)get32(h + 8), K = (int)get32(h + 12);
         int rot = (int)get32(h + 16);
         long rebuilds = (long)get64(h + 20), next_it = (long)get64(h + 28), next_im = (long)get64(h + 36);
         if (index <= last || index >= net->n)
-            return snprintf(err, GSL_ERRLEN, "%s: plugin state for layer %d, which this network (%d layers) does not "
-                            "have in that order", path, index, net->n), -1;
+            return gsl_fail(err, "%s: plugin state for layer %d, which this network (%d layers) does not "
+                            "have in that order", path, index, net->n);
         last = index;
         gsl_codebook *cb = gsl_layer_codebook(&net->layers[index]);
         if (!cb)
-            return snprintf(err, GSL_ERRLEN, "%s: a codebook for layer %d, which is not [snap] or [quantloss] in this "
-                            "network (another cfg?)", path, index), -1;
+            return gsl_fail(err, "%s: a codebook for layer %d, which is not [snap] or [quantloss] in this "
+                            "network (another cfg?)", path, index);
         if (d != cb->d || M != cb->M || K != cb->K || (rot != 0 && rot != 1))
-            return snprintf(err, GSL_ERRLEN, "%s: the codebook of layer %d is d=%d M=%d K=%d, the layer takes d=%d "
-                            "M=%d K=%d", path, index, d, M, K, cb->d, cb->M, cb->K), -1;
+            return gsl_fail(err, "%s: the codebook of layer %d is d=%d M=%d K=%d, the layer takes d=%d "
+                            "M=%d K=%d", path, index, d, M, K, cb->d, cb->M, cb->K);
         size_t nc = (size_t)M * K * (d / M), nr = rot ? (size_t)d * d : 0;
         if ((unsigned long long)(end - at) < BLOCK_HEAD + (nc + nr) * sizeof(float) + 4)
-            return snprintf(err, GSL_ERRLEN, "%s: plugin state truncated", path), -1;
+            return gsl_fail(err, "%s: plugin state truncated", path);
         gslq_pq pq;
         gslq_error e;
-        if (gslq_pq_init(&pq, d, M, K, &e)) return snprintf(err, GSL_ERRLEN, "%s: %.900s", path, e.msg), -1;
+        if (gslq_pq_init(&pq, d, M, K, &e)) return gsl_fail(err, "%s: %.900s", path, e.msg);
         if (rot && !(pq.rotation = malloc(sizeof(float) * nr))) {
             gslq_pq_free(&pq);
-            return snprintf(err, GSL_ERRLEN, "%s: out of memory", path), -1;
+            return gsl_fail(err, "%s: out of memory", path);
         }
         int rc = fread(pq.centroids, sizeof(float), nc, fp) != nc || (rot && fread(pq.rotation, sizeof(float), nr, fp) != nr) ||
                  fread(c, 1, 4, fp) != 4;
         uint32_t crc = gslq_crc32(gslq_crc32(0, h, sizeof h), pq.centroids, nc * sizeof(float));
         if (rot) crc = gslq_crc32(crc, pq.rotation, nr * sizeof(float));
-        if (rc) snprintf(err, GSL_ERRLEN, "%s: plugin state truncated", path);
-        else if (crc != get32(c)) snprintf(err, GSL_ERRLEN, "%s: the codebook of layer %d fails its checksum", path, index), rc = 1;
+        if (rc) gsl_fail(err, "%s: plugin state truncated", path);
+        else if (crc != get32(c)) gsl_fail(err, "%s: the codebook of layer %d fails its checksum", path, index), rc = 1;
         else if (install && index >= start && index < cutoff) {
             int was_own = cb->own_schedule;
             rc = gsl_codebook_set(cb, &pq, err) != 0;
@@ -161,7 +161,7 @@ void gsl_weights_state_load(network *net, FILE *fp, char *filename, int start, i
 int gsl_weights_state_check(network *net, const char *path, long long *bytes, char *err)
 {
     FILE *f = fopen(path, "rb");
-    if (!f) return snprintf(err, GSL_ERRLEN, "%s: cannot open", path), -1;
+    if (!f) return gsl_fail(err, "%s: cannot open", path);
     int rc = read_state(net, f, path, 0, net->n, 0, bytes, err);
     fclose(f);
     return rc;

@@ -383,6 +383,9 @@ int main(int argc, char **argv)
     }
 
     const char *dev = gpu ? "gpu" : "cpu";
+    char blas[640];
+    gslq_blas_describe(blas, sizeof blas);
+    printf("bench_layers: host %s\n", blas);
     printf("bench_layers: LeNet 28x28x1 -> %d-d embedding, batch %d, [similarity] %s, %s, %d rounds x %d steps, "
            "%s time\n", EMB, BATCH, type, dev, rounds, steps,
            timing_clock == CLOCK_MONOTONIC ? "wall-clock" : "process CPU");
