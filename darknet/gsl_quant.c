@@ -33,7 +33,8 @@ static void usage(FILE *f)
             "         [-sdc] [-threads 1]\n"
             "  eval   -codebook CODEBOOK -codes CODES -queries Q.fvecs [-base X.fvecs] [-gt GT.ivecs]\n"
             "         [-qlabels L.ivecs -dblabels L.ivecs] [-R 100] [-threads 1]\n"
-            "  export -codebook CODEBOOK -codes CODES -out INDEX.faiss\n");
+            "  export -codebook CODEBOOK -codes CODES -out INDEX.faiss [-ivf NLIST -in X.fvecs [-seed 1234] [-threads 1]]\n"
+            "         (-ivf: an IndexIVFPQ of NLIST lists, its coarse quantizer trained on X, the vectors of CODES)\n");
 }
 
 /* ---- strict option parsing ---- */
@@ -508,6 +509,45 @@ done:
     return rc;
 }
 
+/* export -ivf: the coarse quantizer trained on -in (the encoded vectors), then the IndexIVFPQ. Returns 0 or 1. */
+static int export_ivf(const char *C, opt *o, const gslq_pq *pq, const uint8_t *codes, size_t n, int nlist,
+                      const char *out)
+{
+    gslq_error e = {0};
+    float *x = NULL, *coarse = NULL;
+    int32_t *list_of = NULL;
+    size_t nx = 0;
+    int d = 0, rc = 0;
+    const char *in = find_opt(o, "in")->s;
+    if (gslq_fvecs_read(in, &x, &nx, &d, &e)) return fail(C, &e);
+    if (nx != n) {
+        fprintf(stderr, "gsl quant %s: %s holds %zu vectors, the codes file %zu codes: the coarse quantizer is "
+                "trained on the vectors that were encoded\n", C, in, nx, n);
+        free(x);
+        return 1;
+    }
+    gslq_train_params p;
+    gslq_train_params_default(&p);
+    p.seed = (uint64_t)find_opt(o, "seed")->i;
+    p.nthreads = (int)find_opt(o, "threads")->i;
+    coarse = malloc(sizeof(float) * (size_t)nlist * pq->d);
+    list_of = malloc(sizeof(int32_t) * (n ? n : 1));
+    if (!coarse || !list_of) {
+        fprintf(stderr, "gsl quant %s: out of memory\n", C);
+        rc = 1;
+    } else if (gslq_ivf_train(pq, x, n, d, nlist, &p, coarse, list_of, &e) ||
+               gslq_export_faiss_ivf(out, pq, coarse, nlist, list_of, codes, n, &e)) {
+        rc = fail(C, &e);
+    } else {
+        printf("export: Faiss %sIndexIVFPQ (%d lists, by_residual 0) with %zu codes written to %s\n",
+               pq->rotation ? "IndexPreTransform(OPQ)+" : "", nlist, n, out);
+    }
+    free(x);
+    free(coarse);
+    free(list_of);
+    return rc;
+}
+
 static int cmd_export(int argc, char **argv)
 {
     const char *C = "export";
@@ -515,20 +555,38 @@ static int cmd_export(int argc, char **argv)
         {.name = "codebook", .kind = O_STR},
         {.name = "codes", .kind = O_STR},
         {.name = "out", .kind = O_STR},
+        {.name = "ivf", .kind = O_INT, .i = 0},
+        {.name = "in", .kind = O_STR},
+        {.name = "seed", .kind = O_INT, .i = 1234},
+        {.name = "threads", .kind = O_INT, .i = 1},
         {.name = NULL}};
     int rc;
     if ((rc = parse_opts(argc, argv, o, C)) || (rc = need(o, "codebook", C)) || (rc = need(o, "codes", C)) ||
-        (rc = need(o, "out", C)))
+        (rc = need(o, "out", C)) || (rc = range(o, "ivf", 0, 1 << 24, C)) || (rc = range(o, "threads", 1, 256, C)))
         return rc;
+    int nlist = (int)find_opt(o, "ivf")->i;
+    if (nlist && (rc = need(o, "in", C))) return rc;
+    if (!nlist && find_opt(o, "in")->set) {
+        fprintf(stderr, "gsl quant export: -in (the vectors the coarse quantizer is trained on) goes with -ivf NLIST\n");
+        return 2;
+    }
     gslq_error e;
     gslq_pq pq;
     uint8_t *codes = NULL;
     size_t n;
     if ((rc = load_pq_codes(C, find_opt(o, "codebook")->s, find_opt(o, "codes")->s, &pq, &codes, &n, &e))) return rc;
-    rc = gslq_export_faiss(find_opt(o, "out")->s, &pq, codes, n, &e);
-    if (!rc)
-        printf("export: Faiss %s with %zu codes written to %s\n", pq.rotation ? "IndexPreTransform(OPQ)+IndexPQ" : "IndexPQ",
-               n, find_opt(o, "out")->s);
+    const char *out = find_opt(o, "out")->s;
+    if (!nlist) {
+        rc = gslq_export_faiss(out, &pq, codes, n, &e);
+        if (!rc)
+            printf("export: Faiss %s with %zu codes written to %s\n",
+                   pq.rotation ? "IndexPreTransform(OPQ)+IndexPQ" : "IndexPQ", n, out);
+    } else {
+        rc = export_ivf(C, o, &pq, codes, n, nlist, out);
+        free(codes);
+        gslq_pq_free(&pq);
+        return rc;
+    }
     free(codes);
     gslq_pq_free(&pq);
     return rc ? fail(C, &e) : 0;

@@ -246,6 +246,20 @@ int gslq_labels_read(const char *path, size_t expect_n, uint64_t **bits, size_t 
  * (a LinearTransform A = R, then the IndexPQ) that faiss.read_index loads. */
 int gslq_export_faiss(const char *path, const gslq_pq *pq, const uint8_t *codes, size_t n, gslq_error *err);
 
+/* The coarse quantizer of an IVF index over x (n, d; d = pq->d): nlist k-means centroids (coarse: nlist, d) of the
+ * vectors in pq's rotated space (x itself without a rotation), trained with p (seed, iterations, threads), and
+ * list_of[i], the list of vector i (its nearest centroid). 1 <= nlist <= n. */
+int gslq_ivf_train(const gslq_pq *pq, const float *x, size_t n, int d, int nlist, const gslq_train_params *p,
+                   float *coarse, int32_t *list_of, gslq_error *err);
+
+/* Faiss export of an inverted-file index that serves large databases: an IndexIVFPQ with by_residual = 0 (the codes
+ * are pq's codes of the vectors themselves, unchanged), an IndexFlatL2 coarse quantizer of the nlist centroids
+ * `coarse` (nlist, d: in pq's rotated space when it has a rotation), item i (id i) in list list_of[i]; wrapped in an
+ * IndexPreTransform as above when pq has a rotation. Searched with nprobe = nlist it ranks exactly as the flat
+ * export; faiss.read_index loads it (nprobe is then 1: set it). */
+int gslq_export_faiss_ivf(const char *path, const gslq_pq *pq, const float *coarse, int nlist, const int32_t *list_of,
+                          const uint8_t *codes, size_t n, gslq_error *err);
+
 /* ---- BLAS kernel (quant/blas.c) ----
  * OpenBLAS picks its kernels by the processor's model number when it loads; on a processor newer than the library it
  * falls back to its oldest (SSE3) kernels. These choose from the processor's features instead. */

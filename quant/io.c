@@ -556,19 +556,75 @@ static void faiss_header(wr *w, const char *fourcc, int d, size_t n)
     wr_i32(w, 1);
 }
 
-int gslq_export_faiss(const char *path, const gslq_pq *pq, const uint8_t *codes, size_t n, gslq_error *err)
+/* Checks what both exports need: an initialised pq with K a power of two; *nbits and *csize (bytes per code). */
+static int faiss_pq_check(const gslq_pq *pq, const uint8_t *codes, size_t n, int *nbits, size_t *csize,
+                          gslq_error *err)
 {
     if (!pq || !pq->centroids) return gslq__fail(err, GSLQ_EINVAL, "export_faiss: NULL or uninitialised pq");
     int rc = gslq__check_dims(pq->d, pq->M, pq->K, err);
     if (rc) return rc;
     if (n && !codes) return gslq__fail(err, GSLQ_EINVAL, "export_faiss: NULL codes");
-    int nbits = 0;
-    while ((1 << nbits) < pq->K) nbits++;
-    if ((1 << nbits) != pq->K)
+    int b = 0;
+    while ((1 << b) < pq->K) b++;
+    if ((1 << b) != pq->K)
         return gslq__fail(err, GSLQ_EINVAL, "export_faiss: K=%d is not a power of two (Faiss needs K = 2^nbits)", pq->K);
-    if (n > (size_t)INT64_MAX) return gslq__fail(err, GSLQ_EINVAL, "export_faiss: too many codes");
-    size_t csize = ((size_t)pq->M * nbits + 7) / 8, total;
-    if (gslq__mul(n, csize, &total)) return gslq__fail(err, GSLQ_ENOMEM, "export_faiss: size overflow");
+    if (n > (size_t)INT64_MAX / 2) return gslq__fail(err, GSLQ_EINVAL, "export_faiss: too many codes");
+    *nbits = b;
+    *csize = ((size_t)pq->M * b + 7) / 8;
+    size_t total;
+    if (gslq__mul(n, *csize, &total)) return gslq__fail(err, GSLQ_ENOMEM, "export_faiss: size overflow");
+    return GSLQ_OK;
+}
+
+/* With a rotation, the IndexPreTransform's header and its LinearTransform (the index proper follows). */
+static void faiss_rotation(wr *w, const gslq_pq *pq, size_t n)
+{
+    int d = pq->d;
+    faiss_header(w, "IxPT", d, n);
+    wr_i32(w, 1);
+    wr_bytes(w, "LTra", 4);
+    wr_u8(w, 0);
+    wr_u64(w, (uint64_t)d * d);
+    wr_bytes(w, pq->rotation, (size_t)d * d * sizeof(float));
+    wr_u64(w, 0);
+    wr_i32(w, d);
+    wr_i32(w, d);
+    wr_u8(w, 1);
+}
+
+/* Faiss's ProductQuantizer: d, M, nbits (u64 each), then the centroids as a float vector (count, values). */
+static void faiss_pq(wr *w, const gslq_pq *pq, int nbits)
+{
+    wr_u64(w, (uint64_t)pq->d);
+    wr_u64(w, (uint64_t)pq->M);
+    wr_u64(w, (uint64_t)nbits);
+    wr_u64(w, (uint64_t)pq->K * pq->d);
+    wr_bytes(w, pq->centroids, (size_t)pq->K * pq->d * sizeof(float));
+}
+
+/* Code i in Faiss's layout: M indices of nbits each, least significant bit first. */
+static void faiss_pack(const gslq_pq *pq, int nbits, size_t csize, const uint8_t *code, uint8_t *packed)
+{
+    if (nbits == 8) {
+        memcpy(packed, code, csize);
+        return;
+    }
+    memset(packed, 0, csize);
+    for (int m = 0; m < pq->M; m++) {
+        unsigned v = code[m];
+        for (int b = 0; b < nbits; b++) {
+            size_t bit = (size_t)m * nbits + b;
+            if (v >> b & 1) packed[bit >> 3] |= (uint8_t)(1u << (bit & 7));
+        }
+    }
+}
+
+int gslq_export_faiss(const char *path, const gslq_pq *pq, const uint8_t *codes, size_t n, gslq_error *err)
+{
+    int nbits;
+    size_t csize;
+    int rc = faiss_pq_check(pq, codes, n, &nbits, &csize, err);
+    if (rc) return rc;
     uint8_t *packed = gslq__alloc(csize, 1, 1, 1);
     if (!packed) return gslq__fail(err, GSLQ_ENOMEM, "export_faiss: out of memory");
     wr w;
@@ -576,45 +632,107 @@ int gslq_export_faiss(const char *path, const gslq_pq *pq, const uint8_t *codes,
         free(packed);
         return rc;
     }
-    int d = pq->d;
-    if (pq->rotation) {
-        faiss_header(&w, "IxPT", d, n);
-        wr_i32(&w, 1);
-        wr_bytes(&w, "LTra", 4);
-        wr_u8(&w, 0);
-        wr_u64(&w, (uint64_t)d * d);
-        wr_bytes(&w, pq->rotation, (size_t)d * d * sizeof(float));
-        wr_u64(&w, 0);
-        wr_i32(&w, d);
-        wr_i32(&w, d);
-        wr_u8(&w, 1);
-    }
-    faiss_header(&w, "IxPq", d, n);
-    wr_u64(&w, (uint64_t)d);
-    wr_u64(&w, (uint64_t)pq->M);
-    wr_u64(&w, (uint64_t)nbits);
-    wr_u64(&w, (uint64_t)pq->K * d);
-    wr_bytes(&w, pq->centroids, (size_t)pq->K * d * sizeof(float));
-    wr_u64(&w, (uint64_t)total);
-    if (nbits == 8) {
-        wr_bytes(&w, codes, total);
-    } else {
-        for (size_t i = 0; i < n; i++) {
-            memset(packed, 0, csize);
-            for (int m = 0; m < pq->M; m++) {
-                unsigned v = codes[i * pq->M + m];
-                for (int b = 0; b < nbits; b++) {
-                    size_t bit = (size_t)m * nbits + b;
-                    if (v >> b & 1) packed[bit >> 3] |= (uint8_t)(1u << (bit & 7));
-                }
-            }
-            wr_bytes(&w, packed, csize);
-        }
+    if (pq->rotation) faiss_rotation(&w, pq, n);
+    faiss_header(&w, "IxPq", pq->d, n);
+    faiss_pq(&w, pq, nbits);
+    wr_u64(&w, (uint64_t)(n * csize));
+    for (size_t i = 0; i < n; i++) {
+        faiss_pack(pq, nbits, csize, codes + i * pq->M, packed);
+        wr_bytes(&w, packed, csize);
     }
     wr_i32(&w, 0);
     wr_u8(&w, 0);
     wr_i32(&w, pq->M * nbits + 1);
     free(packed);
+    if ((rc = wr_close(&w, err))) return rc;
+    gslq__ok(err);
+    return GSLQ_OK;
+}
+
+int gslq_export_faiss_ivf(const char *path, const gslq_pq *pq, const float *coarse, int nlist, const int32_t *list_of,
+                          const uint8_t *codes, size_t n, gslq_error *err)
+{
+    int nbits;
+    size_t csize;
+    int rc = faiss_pq_check(pq, codes, n, &nbits, &csize, err);
+    if (rc) return rc;
+    if (nlist < 1 || !coarse || (n && !list_of))
+        return gslq__fail(err, GSLQ_EINVAL, "export_faiss_ivf: nlist %d, coarse %p, list_of %p", nlist,
+                          (const void *)coarse, (const void *)list_of);
+    for (size_t i = 0; i < n; i++)
+        if (list_of[i] < 0 || list_of[i] >= nlist)
+            return gslq__fail(err, GSLQ_EINVAL, "export_faiss_ivf: item %zu is in list %d of %d", i, (int)list_of[i],
+                              nlist);
+    int d = pq->d;
+    /* the lists by a counting sort, ids ascending within a list */
+    uint64_t *size = gslq__alloc((size_t)nlist, sizeof(uint64_t), 1, 1);
+    size_t *start = gslq__alloc((size_t)nlist + 1, sizeof(size_t), 1, 1);
+    int64_t *order = gslq__alloc(n ? n : 1, sizeof(int64_t), 1, 0);
+    uint8_t *packed = gslq__alloc(csize, 1, 1, 1);
+    if (!size || !start || !order || !packed) {
+        free(size); free(start); free(order); free(packed);
+        return gslq__fail(err, GSLQ_ENOMEM, "export_faiss_ivf: out of memory for %d lists", nlist);
+    }
+    for (size_t i = 0; i < n; i++) size[list_of[i]]++;
+    for (int l = 0; l < nlist; l++) start[l + 1] = start[l] + size[l];
+    size_t nonempty = 0;
+    for (int l = 0; l < nlist; l++) nonempty += size[l] > 0;
+    {
+        size_t *fill = gslq__alloc((size_t)nlist, sizeof(size_t), 1, 0);
+        if (!fill) {
+            free(size); free(start); free(order); free(packed);
+            return gslq__fail(err, GSLQ_ENOMEM, "export_faiss_ivf: out of memory");
+        }
+        memcpy(fill, start, sizeof(size_t) * nlist);
+        for (size_t i = 0; i < n; i++) order[fill[list_of[i]]++] = (int64_t)i;
+        free(fill);
+    }
+    wr w;
+    if ((rc = wr_open(&w, path, err))) {
+        free(size); free(start); free(order); free(packed);
+        return rc;
+    }
+    if (pq->rotation) faiss_rotation(&w, pq, n);
+    /* IndexIVF's header: the index header, nlist and nprobe, the coarse quantizer, an empty direct map */
+    faiss_header(&w, "IwPQ", d, n);
+    wr_u64(&w, (uint64_t)nlist);
+    wr_u64(&w, 1);
+    faiss_header(&w, "IxF2", d, (size_t)nlist);
+    wr_u64(&w, (uint64_t)nlist * d);
+    wr_bytes(&w, coarse, (size_t)nlist * d * sizeof(float));
+    wr_u8(&w, 0);
+    wr_u64(&w, 0);
+    /* IndexIVFPQ: by_residual (0: the codes quantize the vectors themselves), code size, the product quantizer */
+    wr_u8(&w, 0);
+    wr_u64(&w, (uint64_t)csize);
+    faiss_pq(&w, pq, nbits);
+    /* ArrayInvertedLists: the list sizes ("full", or "sprs" pairs of (list, size) when at most half are non-empty),
+     * then each non-empty list's codes and ids */
+    wr_bytes(&w, "ilar", 4);
+    wr_u64(&w, (uint64_t)nlist);
+    wr_u64(&w, (uint64_t)csize);
+    if (nonempty > (size_t)nlist / 2) {
+        wr_bytes(&w, "full", 4);
+        wr_u64(&w, (uint64_t)nlist);
+        wr_bytes(&w, size, sizeof(uint64_t) * nlist);
+    } else {
+        wr_bytes(&w, "sprs", 4);
+        wr_u64(&w, 2 * (uint64_t)nonempty);
+        for (int l = 0; l < nlist; l++)
+            if (size[l]) {
+                wr_u64(&w, (uint64_t)l);
+                wr_u64(&w, size[l]);
+            }
+    }
+    for (int l = 0; l < nlist; l++) {
+        if (!size[l]) continue;
+        for (size_t j = start[l]; j < start[l + 1]; j++) {
+            faiss_pack(pq, nbits, csize, codes + (size_t)order[j] * pq->M, packed);
+            wr_bytes(&w, packed, csize);
+        }
+        wr_bytes(&w, order + start[l], sizeof(int64_t) * size[l]);
+    }
+    free(size); free(start); free(order); free(packed);
     if ((rc = wr_close(&w, err))) return rc;
     gslq__ok(err);
     return GSLQ_OK;
