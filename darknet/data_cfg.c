@@ -140,11 +140,18 @@ int gsl_data_cfg_read(const char *path, gsl_data_cfg *cfg, char *err)
             free(tc); tc = strdup(val); tc_line = line;
         } else if (strcmp(key, "eval_classes") == 0) {
             free(ec); ec = strdup(val); ec_line = line;
+        } else if (strcmp(key, "unreadable") == 0) {
+            if (strcmp(val, "error") && strcmp(val, "skip")) {
+                rc = gsl_fail(err, "%s:%d: key 'unreadable': '%s' is not error or skip", path, line, val);
+                break;
+            }
+            cfg->skip_unreadable = strcmp(val, "skip") == 0;
         } else if (strcmp(key, "names") == 0 || strcmp(key, "top") == 0 || strcmp(key, "eval") == 0) {
             /* Darknet's keys for other commands: accepted, unused here. */
         } else {
             rc = gsl_fail(err, "%s:%d: unknown key '%s' (known: classes, train, valid, database, train_labels, "
-                           "valid_labels, database_labels, labels, backup, train_classes, eval_classes, holdout, holdout_seed)",
+                           "valid_labels, database_labels, labels, backup, train_classes, eval_classes, holdout, holdout_seed, "
+                           "unreadable)",
                       path, line, key);
             break;
         }

@@ -1,6 +1,7 @@
-/* Loading a split into memory: IDX files (gzip'd or not) and image lists (decoded to the network's channels), the
- * split's class subset kept and the holdout's samples removed or kept; each file's size claims checked against what
- * it holds before memory is spent on them. */
+/* Loading a split: IDX files (gzip'd or not) decoded into memory, image lists kept as paths and decoded (resized to
+ * the network's input with Darknet's own resize_image) when a batch is gathered; the split's class subset kept and the
+ * holdout's samples removed or kept; each file's size claims checked against what it holds before memory is spent on
+ * them. */
 #include "gsl_data.h"
 #include "gslq.h"
 
@@ -16,37 +17,49 @@
 #include <unistd.h>
 #include <zlib.h>
 
+#include "darknet.h"
+
 /* stb_image, compiled into libdarknet by Darknet's image.c. Darknet's own loaders exit(0) on a bad file; these
  * return NULL, which we report. */
-unsigned char *stbi_load(char const *filename, int *x, int *y, int *comp, int req_comp);
+unsigned char *stbi_load_from_memory(unsigned char const *buffer, int len, int *x, int *y, int *comp, int req_comp);
+int stbi_info_from_memory(unsigned char const *buffer, int len, int *x, int *y, int *comp);
 void stbi_image_free(void *retval_from_stbi_load);
-unsigned char *stbi_load_from_file(FILE *f, int *x, int *y, int *channels_in_file, int desired_channels);
 const char *stbi_failure_reason(void);
-
 
 /* ------------------------------------------------------------------------------------------------ allocation */
 
-static int data_alloc(gsl_data *d, int n, int c, int h, int w, int classes, const char *what, char *err)
+/* In memory: x and labels for n samples. Streamed (in_memory 0): labels only. */
+static int data_alloc(gsl_data *d, int n, int c, int h, int w, int classes, int in_memory, const char *what, char *err)
 {
     memset(d, 0, sizeof *d);
     size_t dim = (size_t)c * h * w;
     if (n < 0 || c <= 0 || h <= 0 || w <= 0 || classes <= 0 || dim > (size_t)INT_MAX ||
-        (n && dim > SIZE_MAX / sizeof(float) / (size_t)n) || (n && (size_t)classes > SIZE_MAX / (size_t)n))
+        (n && dim > SIZE_MAX / sizeof(float) / (size_t)n))
         return gsl_fail(err, "%s: sizes out of range (n=%d, %dx%dx%d, %d classes)", what, n, c, h, w, classes);
     d->n = n; d->c = c; d->h = h; d->w = w; d->classes = classes;
-    d->x = malloc(sizeof(float) * dim * (n ? n : 1));
-    d->y = calloc((size_t)classes * (n ? n : 1), 1);
     d->label = malloc(sizeof(int) * (n ? n : 1));
-    if (!d->x || !d->y || !d->label) {
-        gsl_data_free(d);
-        return gsl_fail(err, "%s: out of memory for %d samples of %zu floats", what, n, dim);
+    d->source = strdup(what);
+    if (in_memory) {
+        d->x = malloc(sizeof(float) * dim * (n ? n : 1));
+        d->record = malloc(sizeof(int) * (n ? n : 1));
+    } else {
+        d->path = calloc(n ? n : 1, sizeof(char *));
+        d->line = malloc(sizeof(int) * (n ? n : 1));
     }
+    if (!d->label || !d->source || (in_memory ? !d->x || !d->record : !d->path || !d->line)) {
+        gsl_data_free(d);
+        return gsl_fail(err, "%s: out of memory for %d samples", what, n);
+    }
+    if (in_memory)
+        for (int i = 0; i < n; i++) d->record[i] = i;
     return 0;
 }
 
 void gsl_data_free(gsl_data *d)
 {
-    free(d->x); free(d->y); free(d->label);
+    if (d->path)
+        for (int i = 0; i < d->n; i++) free(d->path[i]);
+    free(d->x); free(d->label); free(d->path); free(d->line); free(d->record); free(d->source); free(d->unreadable);
     memset(d, 0, sizeof *d);
 }
 
@@ -152,14 +165,13 @@ int gsl_data_load_idx(const char *images, const char *labels, int classes, gsl_d
     if ((rc = idx_expect_end(gl, labels, err))) goto done;
     if ((rc = gz_read_grow(gi, &pix, (size_t)n * dim, images, "the pixels", err))) goto done;
     if ((rc = idx_expect_end(gi, images, err))) goto done;
-    if ((rc = data_alloc(out, n, 1, h, w, classes, images, err))) goto done;
+    if ((rc = data_alloc(out, n, 1, h, w, classes, 1, images, err))) goto done;
     for (int i = 0; i < n; i++) {
         if (lab[i] >= classes) {
             rc = gsl_fail(err, "%s: label %d of sample %d is not below classes=%d", labels, lab[i], i, classes);
             goto done;
         }
         out->label[i] = lab[i];
-        out->y[(size_t)i * classes + lab[i]] = 1;
     }
     for (size_t j = 0; j < (size_t)n * dim; j++) out->x[j] = pix[j] * (1.0f / 255.0f);
 done:
@@ -173,28 +185,35 @@ done:
 
 /* ------------------------------------------------------------------------------------------------ image lists */
 
-static int read_lines(const char *path, char ***lines_out, int *n_out, char *err)
+/* The non-blank lines of a text file, trimmed, and their line numbers (1-based; lineno may be NULL). */
+static int read_lines(const char *path, char ***lines_out, int **lineno_out, int *n_out, char *err)
 {
     FILE *f = gsl_fopen_read(path, err);
     if (!f) return -1;
     char **lines = NULL;
-    int n = 0, cap = 0;
+    int *nos = NULL;
+    int n = 0, cap = 0, no = 0;
     char *buf = NULL;
     size_t bcap = 0;
     ssize_t len;
     int rc = 0;
     while ((len = getline(&buf, &bcap, f)) >= 0) {
+        no++;
+        if (memchr(buf, 0, (size_t)len)) { rc = gsl_fail(err, "%s:%d: a NUL byte: not a text file", path, no); break; }
         char *s = gsl_trim(buf);
         if (!*s) continue;
         if (n == cap) {
+            if (cap > INT_MAX / 2) { rc = gsl_fail(err, "%s: more than %d lines", path, cap); break; }
             int nc = cap ? 2 * cap : 1024;
-            char **nl = nc > cap ? realloc(lines, sizeof(char *) * nc) : NULL;
-            if (!nl) { rc = gsl_fail(err, "%s: out of memory", path); break; }
-            lines = nl;
+            char **nl = realloc(lines, sizeof(char *) * nc);
+            if (nl) lines = nl;
+            int *nn = nl ? realloc(nos, sizeof(int) * nc) : NULL;
+            if (nn) nos = nn;
+            if (!nl || !nn) { rc = gsl_fail(err, "%s: out of memory", path); break; }
             cap = nc;
         }
         if (!(lines[n] = strdup(s))) { rc = gsl_fail(err, "%s: out of memory", path); break; }
-        n++;
+        nos[n++] = no;
     }
     if (!rc && ferror(f)) rc = gsl_fail(err, "%s: read error", path);
     free(buf);
@@ -202,9 +221,12 @@ static int read_lines(const char *path, char ***lines_out, int *n_out, char *err
     if (rc) {
         for (int i = 0; i < n; i++) free(lines[i]);
         free(lines);
+        free(nos);
         return rc;
     }
     *lines_out = lines;
+    if (lineno_out) *lineno_out = nos;
+    else free(nos);
     *n_out = n;
     return 0;
 }
@@ -215,112 +237,234 @@ static void free_lines(char **lines, int n)
     free(lines);
 }
 
-int gsl_data_load_list(const char *list, char *const *names, int classes, int c, int h, int w, gsl_data *out,
-                       char *err)
+int gsl_data_load_list(const char *list, char *const *names, int classes, int need_labels, int c, int h, int w,
+                       gsl_data *out, char *err)
 {
     memset(out, 0, sizeof *out);
     if (c != 1 && c != 3) return gsl_fail(err, "%s: images must have 1 or 3 channels, the network asks for %d", list, c);
     char **paths;
-    int n;
-    if (read_lines(list, &paths, &n, err)) return -1;
-    int rc = data_alloc(out, n, c, h, w, classes, list, err);
+    int *nos, n;
+    if (read_lines(list, &paths, &nos, &n, err)) return -1;
+    int rc = data_alloc(out, n, c, h, w, classes, 0, list, err);
     for (int i = 0; i < n && !rc; i++) {
         /* Darknet's classifier convention: the label is the class name found in the path; exactly one must be. */
-        int found = -1;
-        for (int k = 0; k < classes; k++) {
+        int found = -1, twice = -1;
+        for (int k = 0; names && k < classes; k++) {
             if (strstr(paths[i], names[k])) {
-                if (found >= 0) {
-                    rc = gsl_fail(err, "%s:%d: path '%s' matches two labels, '%s' and '%s'", list, i + 1, paths[i],
-                              names[found], names[k]);
-                    break;
-                }
+                if (found >= 0) { twice = k; break; }
                 found = k;
             }
         }
-        if (rc) break;
-        if (found < 0) { rc = gsl_fail(err, "%s:%d: path '%s' matches no label", list, i + 1, paths[i]); break; }
-        out->label[i] = found;
-        out->y[(size_t)i * classes + found] = 1;
-        int iw, ih, ic;
-        FILE *imf = gsl_fopen_read(paths[i], err); /* a named pipe in a list must not block the run */
-        if (!imf) {
-            char e2[GSL_DATA_ERRLEN];
-            snprintf(e2, sizeof e2, "%s", err);
-            rc = gsl_fail(err, "%s:%d: %s", list, i + 1, e2);
+        if (need_labels && twice >= 0) {
+            rc = gsl_fail(err, "%s:%d: path '%s' matches two labels, '%s' and '%s'", list, nos[i], paths[i],
+                          names[found], names[twice]);
             break;
         }
-        unsigned char *img = stbi_load_from_file(imf, &iw, &ih, &ic, c);
-        fclose(imf);
-        if (!img) {
-            rc = gsl_fail(err, "%s:%d: cannot read image '%s': %s", list, i + 1, paths[i], stbi_failure_reason());
+        if (need_labels && found < 0) {
+            rc = gsl_fail(err, "%s:%d: path '%s' matches no label", list, nos[i], paths[i]);
             break;
         }
-        if (iw != w || ih != h) {
-            stbi_image_free(img);
-            rc = gsl_fail(err, "%s:%d: image '%s' is %dx%d, the network expects %dx%d", list, i + 1, paths[i], iw, ih,
-                      w, h);
-            break;
-        }
-        /* stb gives interleaved rows (h, w, c); Darknet wants planes (c, h, w). */
-        float *dst = out->x + (size_t)i * c * h * w;
-        for (int k = 0; k < c; k++)
-            for (int y = 0; y < h; y++)
-                for (int x = 0; x < w; x++)
-                    dst[((size_t)k * h + y) * w + x] = img[((size_t)y * w + x) * c + k] * (1.0f / 255.0f);
-        stbi_image_free(img);
+        out->label[i] = twice >= 0 ? -1 : found;
+        out->line[i] = nos[i];
+        out->path[i] = paths[i];
+        paths[i] = NULL;
     }
     free_lines(paths, n);
+    free(nos);
     if (rc) gsl_data_free(out);
     return rc;
 }
 
-/* ------------------------------------------------------------------------------------------------ splits */
-
-int gsl_data_keep_classes(gsl_data *d, const int *keep, int n_keep, char *err)
+/* What the first bytes of a file say it is: 1 for an image format stb_image reads, 0 for anything else. */
+static int looks_like_image(const unsigned char *b, size_t n)
 {
-    uint8_t *want = calloc(d->classes, 1);
-    if (!want) return gsl_fail(err, "out of memory");
-    for (int i = 0; i < n_keep; i++)
-        if (keep[i] >= 0 && keep[i] < d->classes) want[keep[i]] = 1;
-    size_t dim = (size_t)d->c * d->h * d->w;
-    int m = 0;
-    for (int i = 0; i < d->n; i++) {
-        const uint8_t *y = d->y + (size_t)i * d->classes;
-        int hit = -1;
-        for (int k = 0; k < d->classes && hit < 0; k++)
-            if (y[k] && want[k]) hit = k;
-        if (hit < 0) continue;
-        if (m != i) {
-            memmove(d->x + (size_t)m * dim, d->x + (size_t)i * dim, sizeof(float) * dim);
-            memmove(d->y + (size_t)m * d->classes, y, d->classes);
-        }
-        /* Group by a kept class, so the class-balanced sampler never draws a class outside the subset. */
-        d->label[m] = want[d->label[i]] ? d->label[i] : hit;
-        m++;
-    }
-    free(want);
-    d->n = m;
+    if (n >= 8 && !memcmp(b, "\x89PNG\r\n\x1a\n", 8)) return 1;
+    if (n >= 3 && b[0] == 0xff && b[1] == 0xd8 && b[2] == 0xff) return 1;
+    if (n >= 2 && b[0] == 'B' && b[1] == 'M') return 1;
+    if (n >= 4 && !memcmp(b, "GIF8", 4)) return 1;
+    if (n >= 2 && b[0] == 'P' && (b[1] == '5' || b[1] == '6')) return 1;
+    if (n >= 4 && !memcmp(b, "8BPS", 4)) return 1;
+    if (n >= 10 && !memcmp(b, "#?RADIANCE", 10)) return 1;
     return 0;
 }
 
-/* Keeps the samples with mark[i] == want, in order. */
-static void keep_marked(gsl_data *d, const uint8_t *mark, int want)
+int gsl_data_load_images(const char *file, int c, int h, int w, int skip_unreadable, gsl_data *out, char *err)
 {
-    size_t dim = (size_t)d->c * d->h * d->w;
+    memset(out, 0, sizeof *out);
+    int fd = gsl_open_regular(file, err);
+    if (fd < 0) return -1;
+    unsigned char head[16];
+    ssize_t got = read(fd, head, sizeof head);
+    close(fd);
+    if (got < 0) return gsl_fail(err, "%s: read error: %s", file, strerror(errno));
+    int rc;
+    if (looks_like_image(head, (size_t)got)) {
+        if ((rc = data_alloc(out, 1, c, h, w, 1, 0, file, err))) return rc;
+        out->label[0] = -1;
+        out->line[0] = 0;
+        if (!(out->path[0] = strdup(file))) { gsl_data_free(out); return gsl_fail(err, "out of memory"); }
+    } else if ((rc = gsl_data_load_list(file, NULL, 1, 0, c, h, w, out, err))) {
+        return rc;
+    } else if (out->n == 0) {
+        gsl_data_free(out);
+        return gsl_fail(err, "%s: neither an image nor a list of image paths (no lines)", file);
+    }
+    out->skip_unreadable = skip_unreadable;
+    if (skip_unreadable && !(out->unreadable = calloc((size_t)out->n, 1))) {
+        gsl_data_free(out);
+        return gsl_fail(err, "out of memory");
+    }
+    return 0;
+}
+
+/* A truncated PNG or JPEG decodes "successfully" in stb_image (the missing rows come out grey): check the end. */
+static const char *truncated(const unsigned char *b, size_t n)
+{
+    if (n >= 8 && !memcmp(b, "\x89PNG\r\n\x1a\n", 8)) {
+        static const unsigned char iend[8] = {'I', 'E', 'N', 'D', 0xae, 0x42, 0x60, 0x82};
+        for (size_t i = n >= 8 ? n - 8 : 0, k = 0; k < 64 && i >= 8; i--, k++) /* the IEND chunk, maybe padded */
+            if (!memcmp(b + i, iend, 8)) return NULL;
+        return "truncated PNG (no IEND chunk at the end)";
+    }
+    if (n >= 3 && b[0] == 0xff && b[1] == 0xd8) {
+        for (size_t i = n - 1, k = 0; i >= 3 && k < 4096; i--, k++) /* the end-of-image marker, maybe followed by padding */
+            if (b[i - 1] == 0xff && b[i] == 0xd9) return NULL;
+        return "truncated JPEG (no end-of-image marker)";
+    }
+    return NULL;
+}
+
+int gsl_image_decode(const char *path, int c, int h, int w, float *row, char *err)
+{
+    int fd = gsl_open_regular(path, err);
+    if (fd < 0) return -1;
+    struct stat st;
+    if (fstat(fd, &st) || st.st_size > INT_MAX) {
+        close(fd);
+        return gsl_fail(err, "%s: %s", path, st.st_size > INT_MAX ? "larger than 2 GB" : strerror(errno));
+    }
+    size_t n = (size_t)st.st_size, have = 0;
+    unsigned char *buf = malloc(n ? n : 1);
+    if (!buf) { close(fd); return gsl_fail(err, "%s: out of memory for %zu bytes", path, n); }
+    while (have < n) {
+        ssize_t r = read(fd, buf + have, n - have);
+        if (r < 0 && errno == EINTR) continue;
+        if (r <= 0) { n = have; break; }
+        have += (size_t)r;
+    }
+    close(fd);
+    const char *why = n == 0 ? "empty file" : truncated(buf, n);
+    if (why) { free(buf); return gsl_fail(err, "%s: %s", path, why); }
+    int iw, ih, ic;
+    /* the header's size first: an image's memory is bounded before it is decoded */
+    if (stbi_info_from_memory(buf, (int)n, &iw, &ih, &ic) && (size_t)iw * (size_t)ih > GSL_IMAGE_MAX_PIXELS) {
+        free(buf);
+        return gsl_fail(err, "%s: %dx%d pixels, more than the %d million an image may have", path, iw, ih,
+                        GSL_IMAGE_MAX_PIXELS >> 20);
+    }
+    unsigned char *img = stbi_load_from_memory(buf, (int)n, &iw, &ih, &ic, c);
+    free(buf);
+    if (!img) return gsl_fail(err, "%s: not an image stb_image can read (%s)", path, stbi_failure_reason());
+    /* stb gives interleaved rows (h, w, c); Darknet wants planes (c, h, w) */
+    image im = {iw, ih, c, NULL};
+    float *planes = row;
+    if (iw != w || ih != h) {
+        im = make_image(iw, ih, c); /* Darknet's allocation: calloc, never NULL-checked; ours is, below */
+        planes = im.data;
+        if (!planes) { stbi_image_free(img); return gsl_fail(err, "%s: out of memory for a %dx%d image", path, iw, ih); }
+    }
+    for (int k = 0; k < c; k++)
+        for (int y = 0; y < ih; y++)
+            for (int x = 0; x < iw; x++)
+                planes[((size_t)k * ih + y) * iw + x] = img[((size_t)y * iw + x) * c + k] * (1.0f / 255.0f);
+    stbi_image_free(img);
+    if (planes != row) {
+        image r = resize_image(im, w, h); /* Darknet's bilinear resize, as its load_image(path, w, h, c) */
+        memcpy(row, r.data, sizeof(float) * (size_t)c * h * w);
+        free_image(r);
+        free_image(im);
+    }
+    return 0;
+}
+
+void gsl_data_item(const gsl_data *d, int i, char *buf, size_t cap)
+{
+    if (d->path) snprintf(buf, cap, "%s", d->path[i]);
+    else snprintf(buf, cap, "%s#%d", d->source ? d->source : "", d->record ? d->record[i] : i);
+}
+
+int gsl_data_write_items(const char *path, const gsl_data *d, char *err)
+{
+    char tmp[4200];
+    if (snprintf(tmp, sizeof tmp, "%s.tmp", path) >= (int)sizeof tmp) return gsl_fail(err, "%s: path too long", path);
+    FILE *f = fopen(tmp, "w");
+    if (!f) return gsl_fail(err, "%s: cannot create: %s", tmp, strerror(errno));
+    char item[4200];
+    for (int i = 0; i < d->n; i++) {
+        gsl_data_item(d, i, item, sizeof item);
+        fputs(item, f);
+        fputc('\n', f);
+    }
+    int bad = ferror(f) | fflush(f) | fsync(fileno(f));
+    if (fclose(f) || bad) { unlink(tmp); return gsl_fail(err, "%s: write error: %s", tmp, strerror(errno)); }
+    return gsl_commit_file(tmp, path, err);
+}
+
+int gsl_data_unreadable_count(const gsl_data *d)
+{
+    int k = 0;
+    for (int i = 0; d->unreadable && i < d->n; i++) k += d->unreadable[i] != 0;
+    return k;
+}
+
+/* ------------------------------------------------------------------------------------------------ splits */
+
+/* Keeps the samples with keep[i] != 0, in order (and the matching rows of rows (n, dim), when given). */
+static void compact(gsl_data *d, const uint8_t *keep, float *rows, int dim)
+{
+    size_t xd = (size_t)d->c * d->h * d->w;
     int m = 0;
     for (int i = 0; i < d->n; i++) {
-        if (!mark[i] != !want) continue;
+        if (!keep[i]) {
+            if (d->path) free(d->path[i]);
+            continue;
+        }
         if (m != i) {
-            memmove(d->x + (size_t)m * dim, d->x + (size_t)i * dim, sizeof(float) * dim);
-            memmove(d->y + (size_t)m * d->classes, d->y + (size_t)i * d->classes, d->classes);
+            if (d->x) memmove(d->x + (size_t)m * xd, d->x + (size_t)i * xd, sizeof(float) * xd);
+            if (rows) memmove(rows + (size_t)m * dim, rows + (size_t)i * dim, sizeof(float) * dim);
             d->label[m] = d->label[i];
+            if (d->path) { d->path[m] = d->path[i]; d->line[m] = d->line[i]; }
+            if (d->record) d->record[m] = d->record[i];
+            if (d->unreadable) d->unreadable[m] = d->unreadable[i];
         }
         m++;
     }
     d->n = m;
 }
 
-int gsl_data_load(const gsl_data_cfg *cfg, gsl_split split, int c, int h, int w, gsl_data *out, char *err)
+int gsl_data_keep_classes(gsl_data *d, const int *keep, int n_keep, int keep_unlabelled, char *err)
+{
+    uint8_t *want = calloc(d->classes, 1), *mark = malloc(d->n ? (size_t)d->n : 1);
+    if (!want || !mark) { free(want); free(mark); return gsl_fail(err, "out of memory"); }
+    for (int i = 0; i < n_keep; i++)
+        if (keep[i] >= 0 && keep[i] < d->classes) want[keep[i]] = 1;
+    for (int i = 0; i < d->n; i++) mark[i] = d->label[i] < 0 ? keep_unlabelled != 0 : want[d->label[i]];
+    compact(d, mark, NULL, 0);
+    free(want);
+    free(mark);
+    return 0;
+}
+
+void gsl_data_drop_unreadable(gsl_data *d, float *rows, int dim)
+{
+    if (!d->unreadable) return;
+    for (int i = 0; i < d->n; i++) d->unreadable[i] = !d->unreadable[i]; /* now: keep */
+    compact(d, d->unreadable, rows, dim);
+    memset(d->unreadable, 0, d->n ? (size_t)d->n : 1);
+}
+
+static int load_split(const gsl_data_cfg *cfg, gsl_split split, int c, int h, int w, int need_labels, gsl_data *out,
+                      char *err)
 {
     const char *src = split == GSL_SPLIT_TRAIN ? cfg->train : split == GSL_SPLIT_VALID ? cfg->valid : cfg->database;
     const char *lab = split == GSL_SPLIT_TRAIN   ? cfg->train_labels
@@ -330,6 +474,7 @@ int gsl_data_load(const gsl_data_cfg *cfg, gsl_split split, int c, int h, int w,
     if (split == GSL_SPLIT_DATABASE && !src) { src = cfg->train; lab = cfg->train_labels; key = "train"; }
     if (!src) return gsl_fail(err, "%s: key '%s' is required for this command", cfg->file, key);
     int rc;
+    if (cfg->holdout > 0) need_labels = 1; /* the holdout is drawn per class */
     if (lab) {
         if ((rc = gsl_data_load_idx(src, lab, cfg->classes, out, err))) return rc;
         if (out->c != c || out->h != h || out->w != w) {
@@ -339,19 +484,24 @@ int gsl_data_load(const gsl_data_cfg *cfg, gsl_split split, int c, int h, int w,
             return -1;
         }
     } else {
-        if (!cfg->labels)
+        if (!cfg->labels && need_labels)
             return gsl_fail(err, "%s: key '%s' is an image list, which needs the key 'labels' (class names)", cfg->file,
                         key);
-        char **names;
-        int nn;
-        if (read_lines(cfg->labels, &names, &nn, err)) return -1;
-        if (nn < cfg->classes) {
+        char **names = NULL;
+        int nn = 0;
+        if (cfg->labels && read_lines(cfg->labels, &names, NULL, &nn, err)) return -1;
+        if (cfg->labels && nn < cfg->classes) {
             free_lines(names, nn);
             return gsl_fail(err, "%s: %d names, but classes=%d in %s", cfg->labels, nn, cfg->classes, cfg->file);
         }
-        rc = gsl_data_load_list(src, names, cfg->classes, c, h, w, out, err);
+        rc = gsl_data_load_list(src, names, cfg->classes, need_labels, c, h, w, out, err);
         free_lines(names, nn);
         if (rc) return rc;
+        out->skip_unreadable = cfg->skip_unreadable;
+        if (out->skip_unreadable && !(out->unreadable = calloc(out->n ? (size_t)out->n : 1, 1))) {
+            gsl_data_free(out);
+            return gsl_fail(err, "out of memory");
+        }
     }
     /* The holdout is drawn on the whole train source (before any class subset), so the splits agree. */
     int from_train = split != GSL_SPLIT_DATABASE || !cfg->database;
@@ -359,7 +509,11 @@ int gsl_data_load(const gsl_data_cfg *cfg, gsl_split split, int c, int h, int w,
         uint8_t *mark = malloc(out->n ? (size_t)out->n : 1);
         if (!mark) { gsl_data_free(out); return gsl_fail(err, "%s: out of memory", cfg->file); }
         rc = gsl_data_holdout_mask(out->label, out->n, out->classes, cfg->holdout, cfg->holdout_seed, mark, err);
-        if (!rc) keep_marked(out, mark, split == GSL_SPLIT_VALID);
+        if (!rc) {
+            if (split != GSL_SPLIT_VALID)
+                for (int i = 0; i < out->n; i++) mark[i] = !mark[i];
+            compact(out, mark, NULL, 0);
+        }
         free(mark);
         if (rc) {
             gsl_data_free(out);
@@ -370,7 +524,7 @@ int gsl_data_load(const gsl_data_cfg *cfg, gsl_split split, int c, int h, int w,
     }
     const int *keep = split == GSL_SPLIT_TRAIN ? cfg->train_classes : cfg->eval_classes;
     int nkeep = split == GSL_SPLIT_TRAIN ? cfg->n_train_classes : cfg->n_eval_classes;
-    if (keep && (rc = gsl_data_keep_classes(out, keep, nkeep, err))) { gsl_data_free(out); return rc; }
+    if (keep && (rc = gsl_data_keep_classes(out, keep, nkeep, !need_labels, err))) { gsl_data_free(out); return rc; }
     if (out->n == 0) {
         gsl_data_free(out);
         return gsl_fail(err, "%s: split '%s' has no samples in its class subset", cfg->file, key);
@@ -378,3 +532,12 @@ int gsl_data_load(const gsl_data_cfg *cfg, gsl_split split, int c, int h, int w,
     return 0;
 }
 
+int gsl_data_load(const gsl_data_cfg *cfg, gsl_split split, int c, int h, int w, gsl_data *out, char *err)
+{
+    return load_split(cfg, split, c, h, w, 1, out, err);
+}
+
+int gsl_data_load_unlabelled(const gsl_data_cfg *cfg, gsl_split split, int c, int h, int w, gsl_data *out, char *err)
+{
+    return load_split(cfg, split, c, h, w, 0, out, err);
+}

@@ -1,22 +1,33 @@
-/* ./darknet gsl check CFG: parse a cfg with the plugin installed, print the layer table, train nothing. */
+/* ./darknet gsl check CFG: check a cfg as gsl train would (every section and key, the trainer's keys in [net]), parse
+ * it with the plugin installed, print the layer table, train nothing. */
 #include <stdio.h>
+#include <string.h>
 
 #include "darknet.h"
 #include "gsl.h"
 #include "gsl_cfg.h"
 #include "gsl_net.h"
+#include "gsl_opts.h"
 #include "registry.h"
 
 int gsl_check_main(int argc, char **argv)
 {
-    if (argc != 2) {
-        fprintf(stderr, "usage: darknet gsl check CFG\n");
+    const char *usage = "usage: darknet gsl check CFG\n"
+                        "  checks CFG as gsl train does (sections, keys and values, the trainer's keys in [net]) and\n"
+                        "  prints its layer table; trains nothing\n";
+    if (argc == 2 && (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help"))) {
+        fputs(usage, stdout);
+        return 0;
+    }
+    if (argc != 2 || argv[1][0] == '-') {
+        fprintf(stderr, "darknet gsl check: %s\n%s", argc != 2 ? "one argument, the cfg" : "takes no options", usage);
         return 2;
     }
     const char *cfg = argv[1];
     /* Darknet's read_cfg exits with status 0 on an unreadable file: look first. */
     char err[GSL_DATA_ERRLEN];
-    if (gsl_cfg_check(cfg, err)) {
+    gsl_train_keys k;
+    if (gsl_cfg_check(cfg, err) || gsl_train_keys_read(cfg, &k, err)) {
         fprintf(stderr, "darknet gsl check: error: %s\n", err);
         return 1;
     }

@@ -1,8 +1,10 @@
-/* Data for the gsl command: the whole dataset decoded once into memory, labels as multi-hot rows, class subsets,
- * and a seeded batch sampler (shuffled epochs, or class-balanced P classes x K samples).
+/* Data for the gsl command: a split's samples and labels, class subsets, and a seeded batch sampler (shuffled
+ * epochs, or class-balanced P classes x K samples).
  *
- * Sources: IDX files (Fashion-MNIST from Debian's dataset-fashion-mnist, gzip'd or not), or Darknet's list format
- * (one image path per line; a sample's label is the one name from the `labels` file that occurs in its path).
+ * Sources: IDX files (Fashion-MNIST from Debian's dataset-fashion-mnist, gzip'd or not), decoded once into memory; or
+ * Darknet's list format (one image path per line; a sample's label is the one name from the `labels` file that occurs
+ * in its path), streamed: only the paths are kept, and an image is decoded and resized to the network's input when a
+ * batch is gathered, so memory does not grow with the dataset.
  * Errors never exit: every function returns 0 or -1 with a message (GSL_DATA_ERRLEN bytes) naming the file and,
  * where there is one, the line and key. */
 #ifndef GSL_DATA_H
@@ -15,16 +17,25 @@
 #include "io.h" /* gsl_fail, GSL_DATA_ERRLEN, checked opening */
 
 #define GSL_DATA_MAX_CLASSES 4096
+#define GSL_IMAGE_MAX_PIXELS (1 << 26) /* 64 megapixels: a larger image is an error (its size is read first) */
 
 /* n samples of shape (c, h, w), Darknet's layout: planes of h*w floats in [0, 1], channel after channel.
- *   x     : (n, c*h*w)
- *   y     : (n, classes) multi-hot, 1 where the sample has the class
- *   label : (n) the sample's first class (the one the class-balanced sampler groups by) */
+ *   label  : (n) the sample's class, -1 for an unlabelled sample (lists loaded without labels)
+ *   x      : (n, c*h*w) for IDX sources; NULL for list sources (streamed: decoded when gathered)
+ *   path   : list sources: each sample's image path as written in the list, and line[i] its line (1-based)
+ *   record : IDX sources: each sample's record number in the file (0-based)
+ *   source : the list or IDX images file
+ * The items behind the samples (gsl_data_item) are what `.items` files name, in order. */
 typedef struct gsl_data {
     int n, c, h, w, classes;
-    float *x;
-    uint8_t *y;
     int *label;
+    float *x;
+    char **path;
+    int *line;
+    int *record;
+    char *source;
+    int skip_unreadable;  /* 1: an unreadable image is skipped and counted (the .data key unreadable=skip) */
+    uint8_t *unreadable;  /* list sources in skip mode: 1 for each sample found unreadable so far */
 } gsl_data;
 
 /* A .data file (key=value lines, '#' comments). Paths are as written (relative ones to the working directory,
@@ -42,6 +53,9 @@ typedef struct gsl_data {
  *                  every class of the train source (a seeded choice), taken out of train (and of the default
  *                  database); they become the `valid` split (the queries), which must then not be given
  *   holdout_seed   seed of that choice (default 1)
+ *   unreadable     error (default): an image that cannot be read stops the command with its file and line;
+ *                  skip: it is skipped and counted (in training, its place in a batch goes to the next readable
+ *                  image of the list; eval, embed, encode, search and export leave it out of their outputs)
  *   names          accepted and ignored (Darknet's detector key) */
 typedef struct gsl_data_cfg {
     char *file;
@@ -53,6 +67,7 @@ typedef struct gsl_data_cfg {
     int *eval_classes, n_eval_classes;
     int holdout;               /* per class; 0: none. When > 0, valid/valid_labels are copies of train/train_labels */
     uint64_t holdout_seed;
+    int skip_unreadable;       /* unreadable=skip (default unreadable=error) */
 } gsl_data_cfg;
 
 int gsl_data_cfg_read(const char *path, gsl_data_cfg *cfg, char *err);
@@ -60,20 +75,46 @@ void gsl_data_cfg_free(gsl_data_cfg *cfg);
 
 typedef enum { GSL_SPLIT_TRAIN, GSL_SPLIT_VALID, GSL_SPLIT_DATABASE } gsl_split;
 
-/* Loads a split with the expected image shape (channels 1 or 3; images of any other size are an error) and keeps
- * the samples of the split's class subset (train_classes for train, eval_classes otherwise). With a holdout, the
- * train source's holdout samples are the valid split and are removed from train and from the default database. */
+/* Loads a split for a network input of c x h x w (channels 1 or 3): IDX images must be h x w; list images of any
+ * size are resized when gathered. Keeps the samples of the split's class subset (train_classes for train,
+ * eval_classes otherwise). With a holdout, the train source's holdout samples are the valid split and are removed
+ * from train and from the default database. Every sample must have a label (gsl_data_load_unlabelled: not). */
 int gsl_data_load(const gsl_data_cfg *cfg, gsl_split split, int c, int h, int w, gsl_data *out, char *err);
+/* The same for commands that need no labels (embed, encode, search, export): a list path that matches no class name
+ * (or no `labels` file at all) gives an unlabelled sample (label -1); class subsets keep unlabelled samples. */
+int gsl_data_load_unlabelled(const gsl_data_cfg *cfg, gsl_split split, int c, int h, int w, gsl_data *out, char *err);
 
 /* IDX images (magic 0x803: n, rows, cols, unsigned bytes) and labels (0x801: n bytes < classes). */
 int gsl_data_load_idx(const char *images, const char *labels, int classes, gsl_data *out, char *err);
 
-/* A list file of image paths; names[classes] from the labels file; images decoded to c channels, h x w. */
-int gsl_data_load_list(const char *list, char *const *names, int classes, int c, int h, int w, gsl_data *out,
-                       char *err);
+/* A list file of image paths (blank lines ignored) for a c x h x w input; names[classes] from the labels file (NULL:
+ * no labels). need_labels: every path must match exactly one name; else a path matching none (or two) is unlabelled.
+ * Nothing is decoded here. */
+int gsl_data_load_list(const char *list, char *const *names, int classes, int need_labels, int c, int h, int w,
+                       gsl_data *out, char *err);
 
-/* Keeps the samples that have at least one class of `keep` (n_keep entries). Order is preserved. */
-int gsl_data_keep_classes(gsl_data *d, const int *keep, int n_keep, char *err);
+/* Images for a query: FILE is one image (recognised by its first bytes: PNG, JPEG, BMP, GIF, PNM, TGA...) or a
+ * list of image paths; unlabelled. */
+int gsl_data_load_images(const char *file, int c, int h, int w, int skip_unreadable, gsl_data *out, char *err);
+
+/* Decodes the image at path into row (c planes of h x w floats in [0, 1]), resized the way Darknet's load_image
+ * does (its resize_image) when its size differs. A file that is not an image, a truncated PNG or JPEG (no end
+ * marker), or a pipe is an error naming the file and the reason. */
+int gsl_image_decode(const char *path, int c, int h, int w, float *row, char *err);
+
+/* The item behind sample i: the image path (list sources), or "FILE#RECORD" (IDX sources). */
+void gsl_data_item(const gsl_data *d, int i, char *buf, size_t cap);
+/* Writes the items of samples 0..n-1, one per line (line i: the item behind id i), atomically. */
+int gsl_data_write_items(const char *path, const gsl_data *d, char *err);
+
+/* Unreadable samples found (skip mode), and their removal: keeps the readable samples and the matching rows of
+ * rows (n, dim floats; may be NULL), in order. */
+int gsl_data_unreadable_count(const gsl_data *d);
+void gsl_data_drop_unreadable(gsl_data *d, float *rows, int dim);
+
+/* Keeps the samples whose class is in `keep` (n_keep entries), and unlabelled ones when keep_unlabelled. Order is
+ * preserved. */
+int gsl_data_keep_classes(gsl_data *d, const int *keep, int n_keep, int keep_unlabelled, char *err);
 
 /* The holdout: mark[i] = 1 for `per_class` samples of every class (by label[i]) present in label[0..n), chosen
  * by a seeded partial shuffle; the same for every split, since it is computed on the whole source before any class
@@ -102,8 +143,11 @@ void gsl_sampler_next(gsl_sampler *s, int *idx);
 int gsl_sampler_batches_per_epoch(const gsl_sampler *s);
 void gsl_sampler_free(gsl_sampler *s);
 
-/* Copies the samples idx[0..n) into Darknet's input (n, c*h*w) and truth (n, classes) buffers. */
-void gsl_data_gather(const gsl_data *d, const int *idx, int n, float *input, float *truth);
+/* Copies the samples idx[0..n) into Darknet's input (n, c*h*w) and truth (n, classes; one-hot, all zeros for an
+ * unlabelled sample; may be NULL) buffers, decoding list images. An unreadable image is an error naming the list,
+ * line and file; in skip mode it is marked in d->unreadable and its row filled with the next readable image of the
+ * list. Safe to call from one loader thread while another thread trains. */
+int gsl_data_gather(const gsl_data *d, const int *idx, int n, float *input, float *truth, char *err);
 
 /* Training-time augmentation (the trainer keys `flip` and `shift`): each sample independently mirrored left-right
  * with probability 1/2 (flip = 1) and translated by (dx, dy), each uniform in [-shift, shift], the pixels moved in
@@ -119,7 +163,7 @@ typedef struct gsl_augment {
 void gsl_augment_draw(const gsl_augment *a, uint64_t key, int i, int *mirror, int *dx, int *dy);
 
 /* gsl_data_gather, then row i of input transformed by gsl_augment_draw(a, key, first + i). */
-void gsl_data_gather_augmented(const gsl_data *d, const int *idx, int n, const gsl_augment *a, uint64_t key,
-                               int first, float *input, float *truth);
+int gsl_data_gather_augmented(const gsl_data *d, const int *idx, int n, const gsl_augment *a, uint64_t key,
+                              int first, float *input, float *truth, char *err);
 
 #endif

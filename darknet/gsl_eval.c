@@ -2,6 +2,7 @@
  * embed, encode, search and export (vectors, codes, top-k lists and a Faiss index for other tools). */
 #include "gsl_eval.h"
 
+#include <errno.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -17,7 +18,7 @@
 
 void gsl_eval_opts_default(gsl_eval_opts *o) { *o = (gsl_eval_opts){0, 0, 1, 2, 0}; }
 
-/* Labels in libgslq's form: single-label ids when every sample has exactly one class, else bitsets. */
+/* Labels in libgslq's form: a class id per sample (every source gives one label per sample). */
 typedef struct {
     gslq_labels l;
     int *label;
@@ -27,29 +28,10 @@ typedef struct {
 static int make_labels(const gsl_data *d, const int *idx, int n, labels_buf *b, char *err)
 {
     memset(b, 0, sizeof *b);
-    int single = 1;
-    for (int i = 0; i < n && single; i++) {
-        int c = 0;
-        const uint8_t *y = d->y + (size_t)(idx ? idx[i] : i) * d->classes;
-        for (int k = 0; k < d->classes; k++) c += y[k];
-        single = c == 1;
-    }
     b->l.n = (size_t)n;
-    if (single) {
-        if (!(b->label = malloc(sizeof(int) * (size_t)(n > 0 ? n : 1)))) return gsl_fail(err, "out of memory");
-        for (int i = 0; i < n; i++) b->label[i] = d->label[idx ? idx[i] : i];
-        b->l.label = b->label;
-        return 0;
-    }
-    int w = (d->classes + 63) / 64;
-    if (!(b->bits = calloc((size_t)n * w, sizeof(uint64_t)))) return gsl_fail(err, "out of memory");
-    for (int i = 0; i < n; i++) {
-        const uint8_t *y = d->y + (size_t)(idx ? idx[i] : i) * d->classes;
-        for (int k = 0; k < d->classes; k++)
-            if (y[k]) b->bits[(size_t)i * w + k / 64] |= 1ULL << (k % 64);
-    }
-    b->l.nwords = w;
-    b->l.bits = b->bits;
+    if (!(b->label = malloc(sizeof(int) * (size_t)(n > 0 ? n : 1)))) return gsl_fail(err, "out of memory");
+    for (int i = 0; i < n; i++) b->label[i] = d->label[idx ? idx[i] : i];
+    b->l.label = b->label;
     return 0;
 }
 
@@ -88,7 +70,13 @@ int gsl_eval_network(network *net, const gsl_data *q, const gsl_data *db, const 
     gslq_error e = {0};
     if (!xq || !xb) { gsl_fail(err, "out of memory"); goto done; }
     if (pq && pq->d != d) { gsl_fail(err, "the codebook is %d-dimensional, the embedding %d", pq->d, d); goto done; }
-    if (gsl_net_embed(net, q, qi, nq, emb, xq, err) || gsl_net_embed(net, db, bi, nb, emb, xb, err)) goto done;
+    if (gsl_net_embed(net, q, qi, nq, emb, o->quiet ? NULL : "embedding the queries", xq, err) ||
+        gsl_net_embed(net, db, bi, nb, emb, o->quiet ? NULL : "embedding the database", xb, err))
+        goto done;
+    if (o->normalize) {
+        gsl_l2_normalize(xq, nq, d);
+        gsl_l2_normalize(xb, nb, d);
+    }
     if (make_labels(q, qi, nq, &lq, err) || make_labels(db, bi, nb, &lb, err)) goto done;
     out->nq = nq;
     out->nb = nb;
@@ -131,13 +119,28 @@ done:
     return rc;
 }
 
+void gsl_l2_normalize(float *x, int n, int d)
+{
+    for (int i = 0; i < n; i++) {
+        float *r = x + (size_t)i * d;
+        double ss = 0;
+        for (int j = 0; j < d; j++) ss += (double)r[j] * r[j];
+        if (ss <= 0) continue;
+        float inv = (float)(1.0 / sqrt(ss));
+        for (int j = 0; j < d; j++) r[j] *= inv;
+    }
+}
+
 /* ------------------------------------------------------------------------------------------------ commands */
 
 /* What the embedding commands share: a network (weights from a .weights file or a checkpoint), its data, and a
- * codebook (the checkpoint's, a -codebook file, or fitted post hoc on training embeddings with -subspaces and
- * -codewords when the network has none). */
+ * codebook (a -codebook file; else the checkpoint's or the .weights file's; else fitted post hoc on the training
+ * embeddings, M x K from -M/-K or the network's codebook layer). With -normalize the embeddings are L2-normalised
+ * (ranking by cosine), and a codebook the network learnt on its raw embeddings is not used: the post-hoc one is fitted
+ * on normalised training embeddings. */
 typedef struct session {
     gsl_args a;
+    gsl_split split;  /* the split embed, encode and export work on (-split) */
     gsl_data_cfg dc;
     network **nets;
     gslq_pq pq;
@@ -161,12 +164,86 @@ static int ends_with(const char *s, const char *suf)
 enum { CMD_EMBED, CMD_ENCODE, CMD_SEARCH, CMD_EXPORT, CMD_EVAL };
 /* The flags each of these commands takes. */
 static const char *const cmd_flags[] = {
-    "-out -split -gpus -seed",                                                     /* embed */
-    "-out -split -codebook -subspaces -codewords -opq -threads -gpus -seed",       /* encode */
-    "-out -k -codebook -subspaces -codewords -opq -threads -gpus -seed",           /* search */
-    "-out -split -codebook -subspaces -codewords -opq -threads -gpus -seed",       /* export */
-    "-codebook -subspaces -codewords -opq -queries -threads -gpus -seed",          /* eval */
+    "-out -split -normalize -gpus -seed",                                               /* embed */
+    "-out -split -codebook -M -K -opq -normalize -threads -gpus -seed",                 /* encode */
+    "-out -query -k -codebook -M -K -opq -normalize -threads -gpus -seed",              /* search */
+    "-out -split -ivf -codebook -M -K -opq -normalize -threads -gpus -seed",            /* export */
+    "-codebook -M -K -opq -normalize -queries -threads -gpus -seed",                    /* eval */
 };
+
+/* A cosine network searched by L2 distance between raw embeddings ranks by something its loss never saw. */
+static void cosine_note(const session *s, const char *cmd)
+{
+    if (s->nets && !s->a.normalize && gsl_net_similarity_is_cosine(s->nets[0]))
+        fprintf(stderr, "darknet gsl %s: note: %s trains a cosine similarity; without -normalize the codes and the "
+                "search use L2 distances between raw embeddings (-normalize ranks by cosine)\n", cmd, s->a.pos[1]);
+}
+
+/* Embeds a split (labels needed or not), drops its unreadable images (unreadable=skip), normalises on -normalize. */
+static int embed_data(session *s, gsl_data *d, float **x, int *dim, const char *what, char *err)
+{
+    network *net = s->nets[0];
+    int emb = gsl_net_embedding_layer(net);
+    *dim = net->layers[emb].outputs;
+    if (!(*x = malloc(sizeof(float) * (size_t)d->n * *dim))) return gsl_fail(err, "out of memory for %d embeddings", d->n);
+    if (gsl_net_embed(net, d, NULL, d->n, emb, what, *x, err)) return -1;
+    int bad = gsl_data_unreadable_count(d);
+    if (bad) {
+        fprintf(stderr, "%s: %d unreadable image%s of %s left out (unreadable=skip)\n", what, bad, bad == 1 ? "" : "s",
+                d->source);
+        gsl_data_drop_unreadable(d, *x, *dim);
+        if (!d->n) return gsl_fail(err, "%s: no readable image", d->source);
+    }
+    if (s->a.normalize) gsl_l2_normalize(*x, d->n, *dim);
+    return 0;
+}
+
+/* Post-hoc PQ (the "quantize after training" baseline): fitted on the training split's embeddings. */
+static int fit_post_hoc(session *s, char *err)
+{
+    network *net = s->nets[0];
+    int cbl[GSL_MAX_CODEBOOK_LAYERS], M = s->a.subspaces, K = s->a.codewords, d0, M0 = 0, K0 = 256;
+    if (gsl_net_codebook_layers(net, cbl) > 0) gsl_layer_codebook_shape(&net->layers[cbl[0]], &d0, &M0, &K0);
+    if (!M) M = M0;
+    if (!K) K = K0;
+    if (!M) return gsl_fail(err, "no codebook: give a checkpoint of a trained [snap]/[quantloss] network, -codebook FILE, "
+                             "or -M M [-K K] to fit one on the training embeddings");
+    gsl_data tr;
+    if (gsl_data_load_unlabelled(&s->dc, GSL_SPLIT_TRAIN, net->c, net->h, net->w, &tr, err)) return -1;
+    float *x = NULL;
+    int d = 0, rc = embed_data(s, &tr, &x, &d, "embedding the training split", err);
+    if (!rc && d % M) rc = gsl_fail(err, "-M %d does not divide the embedding size %d", M, d);
+    if (!rc) {
+        gslq_error e = {0};
+        gslq_train_params p;
+        gslq_train_params_default(&p);
+        p.seed = s->a.seed_set ? s->a.seed : 1;
+        p.nthreads = s->a.threads ? s->a.threads : 2;
+        rc = gslq_pq_init(&s->pq, d, M, K, &e);
+        if (!rc) {
+            s->have_pq = 1;
+            rc = s->a.opq ? gslq_opq_train(&s->pq, x, tr.n, &p, &e) : gslq_pq_train(&s->pq, x, tr.n, &p, &e);
+        }
+        if (rc) gsl_fail(err, "fitting PQ: %s", e.msg);
+        snprintf(s->pq_from, sizeof s->pq_from, "fitted on the %d%s training embeddings (post-hoc %s)", tr.n,
+                 s->a.normalize ? " normalised" : "", s->a.opq ? "OPQ" : "PQ");
+    }
+    free(x);
+    gsl_data_free(&tr);
+    return rc;
+}
+
+static gsl_split split_of(const gsl_args *a, gsl_split def, char *err, int *bad)
+{
+    *bad = 0;
+    if (!a->split) return def;
+    if (!strcmp(a->split, "train")) return GSL_SPLIT_TRAIN;
+    if (!strcmp(a->split, "valid")) return GSL_SPLIT_VALID;
+    if (!strcmp(a->split, "database")) return GSL_SPLIT_DATABASE;
+    *bad = 1;
+    gsl_fail(err, "-split must be train, valid or database, got '%s'", a->split);
+    return def;
+}
 
 /* Returns 0, -1 (an error in err), -2 (a usage error in err) or -3 (-h: print the usage). */
 static int session_open(session *s, int argc, char **argv, int cmd, int need_pq, char *err)
@@ -176,6 +253,21 @@ static int session_open(session *s, int argc, char **argv, int cmd, int need_pq,
     if (s->a.help) return -3;
     if (s->a.ngpus > 1) {
         gsl_fail(err, "-gpus: these commands run the network on one device, %d were given", s->a.ngpus);
+        return -2;
+    }
+    if ((s->a.subspaces || s->a.codewords || s->a.opq) && s->a.codebook) {
+        gsl_fail(err, "-M, -K and -opq fit a codebook; -codebook gives one: not both");
+        return -2;
+    }
+    int bad = 0;
+    s->split = split_of(&s->a, cmd == CMD_EMBED || cmd == CMD_ENCODE ? GSL_SPLIT_VALID : GSL_SPLIT_DATABASE, err, &bad);
+    if (bad) return -2;
+    if (cmd == CMD_SEARCH && s->a.query && s->a.out) {
+        gsl_fail(err, "-query prints its hits; -out writes the valid split's: one or the other");
+        return -2;
+    }
+    if (cmd != CMD_EVAL && !s->a.out && !(cmd == CMD_SEARCH && s->a.query)) {
+        gsl_fail(err, cmd == CMD_SEARCH ? "-query FILE or -out X is required" : "-out is required");
         return -2;
     }
     if (gsl_data_cfg_read(s->a.pos[0], &s->dc, err)) return -1;
@@ -190,15 +282,17 @@ static int session_open(session *s, int argc, char **argv, int cmd, int need_pq,
         return -1;
     if (!need_pq) return 0;
     gslq_error e = {0};
+    /* -M/-K/-opq ask for a post-hoc fit; -normalize needs one (the network's codebook quantizes raw embeddings) */
+    int post_hoc = s->a.subspaces || s->a.codewords || s->a.opq || s->a.normalize;
     if (s->a.codebook) {
         if (gslq_pq_load(s->a.codebook, &s->pq, &e)) return gsl_fail(err, "%s", e.msg);
         s->have_pq = 1;
         snprintf(s->pq_from, sizeof s->pq_from, "%s (-codebook)", s->a.codebook);
-    } else if (is_ckpt && ck.ncb > 0 && ck.cb_installed[0]) {
+    } else if (!post_hoc && is_ckpt && ck.ncb > 0 && ck.cb_installed[0]) {
         if (gslq_pq_load(ck.codebook[0], &s->pq, &e)) return gsl_fail(err, "%s", e.msg);
         s->have_pq = 1;
         snprintf(s->pq_from, sizeof s->pq_from, "%s (the checkpoint's)", ck.codebook[0]);
-    } else if (w && !is_ckpt) { /* a .weights file may carry the codebook its network trained with */
+    } else if (!post_hoc && w && !is_ckpt) { /* a .weights file may carry the codebook its network trained with */
         int cbl[GSL_MAX_CODEBOOK_LAYERS];
         if (gsl_net_codebook_layers(s->nets[0], cbl) > 0 && gsl_layer_get_codebook(&s->nets[0]->layers[cbl[0]], &s->pq) == 0) {
             s->have_pq = 1;
@@ -206,35 +300,7 @@ static int session_open(session *s, int argc, char **argv, int cmd, int need_pq,
         }
     }
     if (s->have_pq) return 0;
-    /* Post-hoc PQ (the "quantize after training" baseline): fitted on the training split's embeddings. */
-    network *net = s->nets[0];
-    int cbl[GSL_MAX_CODEBOOK_LAYERS], M = s->a.subspaces, K = s->a.codewords ? s->a.codewords : 256, d0;
-    if (!M && gsl_net_codebook_layers(net, cbl) > 0) gsl_layer_codebook_shape(&net->layers[cbl[0]], &d0, &M, &K);
-    if (!M) return gsl_fail(err, "no codebook: give a checkpoint of a trained [snap]/[quantloss] network, -codebook FILE, "
-                             "or -subspaces M [-codewords K] to fit one on the training embeddings");
-    gsl_data tr;
-    if (gsl_data_load(&s->dc, GSL_SPLIT_TRAIN, net->c, net->h, net->w, &tr, err)) return -1;
-    int emb = gsl_net_embedding_layer(net), d = net->layers[emb].outputs;
-    if (d % M) { gsl_data_free(&tr); return gsl_fail(err, "-subspaces %d does not divide the embedding size %d", M, d); }
-    float *x = malloc(sizeof(float) * (size_t)tr.n * d);
-    int rc = x ? gsl_net_embed(net, &tr, NULL, tr.n, emb, x, err) : gsl_fail(err, "out of memory");
-    if (!rc) {
-        gslq_train_params p;
-        gslq_train_params_default(&p);
-        p.seed = seed;
-        p.nthreads = s->a.threads ? s->a.threads : 2;
-        rc = gslq_pq_init(&s->pq, d, M, K, &e);
-        if (!rc) {
-            s->have_pq = 1;
-            rc = s->a.opq ? gslq_opq_train(&s->pq, x, tr.n, &p, &e) : gslq_pq_train(&s->pq, x, tr.n, &p, &e);
-        }
-        if (rc) gsl_fail(err, "fitting PQ: %s", e.msg);
-        snprintf(s->pq_from, sizeof s->pq_from, "fitted on the %d training embeddings (post-hoc %s)", tr.n,
-                 s->a.opq ? "OPQ" : "PQ");
-    }
-    free(x);
-    gsl_data_free(&tr);
-    return rc;
+    return fit_post_hoc(s, err);
 }
 
 static void print_row(const char *name, double map, double m1000, double p100, const double *nn)
@@ -249,10 +315,13 @@ int gsl_eval_main(int argc, char **argv)
     session s;
     char err[GSL_DATA_ERRLEN] = "";
     const char *usage =
-        "usage: darknet gsl eval DATA CFG WEIGHTS|CHECKPOINT.ckpt|- [-codebook F] [-subspaces M [-codewords K] [-opq]]\n"
+        "usage: darknet gsl eval DATA CFG WEIGHTS|CHECKPOINT.ckpt|- [-codebook F | -M M [-K K] [-opq]] [-normalize]\n"
         "                        [-queries N] [-threads N] [-gpus N] [-seed N]\n"
+        "  queries: the valid split; database: the database split (default: train); both need labels\n"
         "  the codebook: -codebook F, else the checkpoint's or the .weights file's, else a PQ (-opq: OPQ) of M x K\n"
-        "  (default K 256) fitted on the training embeddings; '-' as weights: the cfg's random initialisation (-seed)\n"
+        "  (default: the network's codebook shape, K 256) fitted on the training embeddings; -M/-K/-opq fit one even\n"
+        "  when the network has its own. '-' as weights: the cfg's random initialisation (-seed)\n"
+        "  -normalize   L2-normalise the embeddings (rank by cosine; the codebook fitted on normalised embeddings)\n"
         "  -queries N   evaluate at most N queries (default: all); -threads N search threads (default 2)\n"
         "  -gpus N      run the network on device N (GPU=1 builds)\n";
     int rc = session_open(&s, argc, argv, CMD_EVAL, 1, err);
@@ -278,15 +347,20 @@ int gsl_eval_main(int argc, char **argv)
         const char *where = "the CPU";
 #endif
         printf("evaluating %s on %s; %s\n", s.a.pos[2], where, blas);
+        cosine_note(&s, "eval");
     }
     if (!rc && !s.dc.valid) rc = gsl_fail(err, "%s: key 'valid' (the queries) is required for eval", s.dc.file);
     if (!rc) rc = gsl_data_load(&s.dc, GSL_SPLIT_VALID, net->c, net->h, net->w, &q, err);
     if (!rc) rc = gsl_data_load(&s.dc, GSL_SPLIT_DATABASE, net->c, net->h, net->w, &db, err);
+    if (!rc && (q.skip_unreadable || db.skip_unreadable))
+        rc = gsl_fail(err, "%s: unreadable=skip: gsl eval measures every query and database image, and leaves none "
+                      "out (unreadable=error finds them)", s.dc.file);
     if (!rc) {
         gsl_eval_opts o;
         gsl_eval_opts_default(&o);
         o.max_queries = s.a.queries;
         o.threads = s.a.threads ? s.a.threads : 2;
+        o.normalize = s.a.normalize;
         rc = gsl_eval_network(net, &q, &db, &s.pq, &o, &r, err);
     }
     if (!rc) {
@@ -296,7 +370,8 @@ int gsl_eval_main(int argc, char **argv)
         snprintf(pqname, sizeof pqname, "%s codes (M=%d, K=%d: %d bits)", s.pq.rotation ? "OPQ" : "PQ", s.pq.M,
                  s.pq.K, s.pq.M * bits);
         printf("codebook: %s\n", s.pq_from);
-        printf("queries: %d (%s), database: %d (%s)\n", r.nq, s.dc.valid, r.nb, s.dc.database ? s.dc.database : s.dc.train);
+        printf("queries: %d (%s), database: %d (%s)%s\n", r.nq, s.dc.valid, r.nb,
+               s.dc.database ? s.dc.database : s.dc.train, s.a.normalize ? ", embeddings L2-normalised" : "");
         printf("%-30s %8s %9s %8s   %s\n", "features", "mAP", "mAP@1000", "P@100", "1-recall@1/10/100 of exact NN");
         print_row("float", r.map_float, r.map1000_float, r.p100_float, NULL);
         print_row(pqname, r.map_pq, r.map1000_pq, r.p100_pq, r.nn_recall);
@@ -308,29 +383,8 @@ int gsl_eval_main(int argc, char **argv)
     return rc ? 1 : 0;
 }
 
-static gsl_split split_of(const gsl_args *a, gsl_split def, char *err, int *bad)
-{
-    *bad = 0;
-    if (!a->split) return def;
-    if (!strcmp(a->split, "train")) return GSL_SPLIT_TRAIN;
-    if (!strcmp(a->split, "valid")) return GSL_SPLIT_VALID;
-    if (!strcmp(a->split, "database")) return GSL_SPLIT_DATABASE;
-    *bad = 1;
-    gsl_fail(err, "-split must be train, valid or database, got '%s'", a->split);
-    return def;
-}
 
 /* embed, encode, search, export: embed a split, then write what the subcommand asks for. */
-
-static int embed_split(network *net, const gsl_data_cfg *dc, gsl_split sp, gsl_data *d, float **x, int *dim,
-                       char *err)
-{
-    if (gsl_data_load(dc, sp, net->c, net->h, net->w, d, err)) return -1;
-    int emb = gsl_net_embedding_layer(net);
-    *dim = net->layers[emb].outputs;
-    if (!(*x = malloc(sizeof(float) * (size_t)d->n * *dim))) return gsl_fail(err, "out of memory");
-    return gsl_net_embed(net, d, NULL, d->n, emb, *x, err);
-}
 
 static int write_labels(const char *out, const gsl_data *d, char *err)
 {
@@ -345,33 +399,106 @@ static int write_labels(const char *out, const gsl_data *d, char *err)
     return rc ? gsl_fail(err, "%s", e.msg) : 0;
 }
 
+/* OUT + suffix, or an error when it does not fit. */
+static int out_path(char *buf, size_t cap, const char *out, const char *suffix, char *err)
+{
+    if (snprintf(buf, cap, "%s%s", out, suffix) >= (int)cap) return gsl_fail(err, "-out %s: path too long", out);
+    return 0;
+}
+
+/* gsl search -query FILE: each query image's top k in the database, one tab-separated line per hit on stdout. */
+static int search_by_image(session *s, const gsl_data *db, const uint8_t *codes, char *err)
+{
+    network *net = s->nets[0];
+    gsl_data q = {0};
+    float *xq = NULL, *dist = NULL;
+    int64_t *ids = NULL;
+    int qd = 0, k = s->a.k ? s->a.k : 10, rc;
+    if (k > db->n) k = db->n;
+    gslq_error e = {0};
+    rc = gsl_data_load_images(s->a.query, net->c, net->h, net->w, s->dc.skip_unreadable, &q, err);
+    if (!rc) rc = embed_data(s, &q, &xq, &qd, "embedding the queries", err);
+    if (!rc && (!(ids = malloc(sizeof(int64_t) * (size_t)q.n * k)) || !(dist = malloc(sizeof(float) * (size_t)q.n * k))))
+        rc = gsl_fail(err, "out of memory");
+    if (!rc && gslq_adc_search(&s->pq, codes, db->n, xq, q.n, qd, k, ids, dist, s->a.threads ? s->a.threads : 2, &e))
+        rc = gsl_fail(err, "%s", e.msg);
+    char qi[4200], di[4200];
+    for (int i = 0; !rc && i < q.n; i++) {
+        gsl_data_item(&q, i, qi, sizeof qi);
+        for (int j = 0; j < k; j++) {
+            gsl_data_item(db, (int)ids[(size_t)i * k + j], di, sizeof di);
+            printf("%s\t%d\t%.6g\t%s\n", qi, j + 1, dist[(size_t)i * k + j], di);
+        }
+    }
+    if (!rc && (fflush(stdout) || ferror(stdout))) rc = gsl_fail(err, "writing the results: %s", strerror(errno));
+    if (!rc)
+        fprintf(stderr, "darknet gsl search: %d quer%s against %d database codes (%s), top %d\n", q.n,
+                q.n == 1 ? "y" : "ies", db->n, s->pq_from, k);
+    free(xq); free(ids); free(dist);
+    gsl_data_free(&q);
+    return rc;
+}
+
+/* gsl export -ivf NLIST: the coarse quantizer trained on the database embeddings x, then the IndexIVFPQ. */
+static int export_ivf(session *s, const float *x, const gsl_data *d, int dim, const uint8_t *codes, char *err)
+{
+    int nlist = s->a.ivf;
+    if (nlist > d->n) return gsl_fail(err, "-ivf %d: more lists than the %d database items", nlist, d->n);
+    float *coarse = malloc(sizeof(float) * (size_t)nlist * dim);
+    int32_t *list_of = malloc(sizeof(int32_t) * (size_t)d->n);
+    int rc = coarse && list_of ? 0 : gsl_fail(err, "out of memory");
+    gslq_error e = {0};
+    gslq_train_params p;
+    gslq_train_params_default(&p);
+    p.seed = s->a.seed_set ? s->a.seed : 1;
+    p.nthreads = s->a.threads ? s->a.threads : 2;
+    if (!rc && (gslq_ivf_train(&s->pq, x, d->n, dim, nlist, &p, coarse, list_of, &e) ||
+                gslq_export_faiss_ivf(s->a.out, &s->pq, coarse, nlist, list_of, codes, d->n, &e)))
+        rc = gsl_fail(err, "%s", e.msg);
+    free(coarse);
+    free(list_of);
+    return rc;
+}
+
 static int embed_family(int cmd, int argc, char **argv)
 {
     static const char *names[] = {"embed", "encode", "search", "export"};
     static const char *usages[] = {
-        "embed DATA CFG WEIGHTS|CKPT -out X [-split train|valid|database] [-gpus N]   writes X.fvecs and X.labels.ivecs",
-        "encode DATA CFG CKPT -out X [-split ...] [-codebook F] [-gpus N]   writes X.codes and X.labels.ivecs",
-        "search DATA CFG CKPT -out X [-k 100] [-codebook F] [-gpus N]   valid vs database: X.ids.ivecs, X.dist.fvecs",
-        "export DATA CFG CKPT -out INDEX [-split database] [-codebook F] [-gpus N]   a Faiss index of the split's codes",
+        "embed DATA CFG WEIGHTS|CKPT -out X [-split valid|train|database] [-normalize] [-gpus N]\n"
+        "  writes X.fvecs (the embeddings), X.items (line i: the image or IDX record behind row i) and\n"
+        "  X.labels.ivecs (-1: unlabelled); default split: valid",
+        "encode DATA CFG WEIGHTS|CKPT -out X [-split valid|train|database] [-codebook F | -M M [-K K] [-opq]]\n"
+        "       [-normalize] [-threads N] [-gpus N]\n"
+        "  writes X.codes, X.items and X.labels.ivecs; default split: valid",
+        "search DATA CFG WEIGHTS|CKPT -query FILE [-k 10] [-codebook F | -M M [-K K] [-opq]] [-normalize]\n"
+        "       [-threads N] [-gpus N]\n"
+        "  FILE: an image, or a list of image paths; prints one line per hit on stdout:\n"
+        "  query<TAB>rank<TAB>distance<TAB>item, against the database split's codes (default database: train)\n"
+        "search DATA CFG WEIGHTS|CKPT -out X [-k 100] ...\n"
+        "  the valid split against the database: X.ids.ivecs, X.dist.fvecs, X.items (database) and X.queries.items",
+        "export DATA CFG WEIGHTS|CKPT -out INDEX [-ivf NLIST] [-split database|train|valid]\n"
+        "       [-codebook F | -M M [-K K] [-opq]] [-normalize] [-threads N] [-gpus N]\n"
+        "  a Faiss index of the split's codes (default: database) and INDEX.items (line i: the item behind id i);\n"
+        "  -ivf NLIST: an IndexIVFPQ of NLIST lists (coarse quantizer trained on the split's embeddings), else an\n"
+        "  IndexPQ",
     };
+    const char *common = "  the codebook: -codebook F, else the checkpoint's or the .weights file's, else a PQ of M x K fitted\n"
+                         "  on the training embeddings; -normalize: L2-normalised embeddings (rank by cosine); lists may be\n"
+                         "  unlabelled (no class name in the paths)\n";
     session s;
     char err[GSL_DATA_ERRLEN] = "";
     int rc = session_open(&s, argc, argv, cmd, cmd != CMD_EMBED, err);
     if (rc == -3) {
-        printf("usage: darknet gsl %s\n  takes: %s\n", usages[cmd], cmd_flags[cmd]);
+        printf("usage: darknet gsl %s\n%s", usages[cmd], cmd != CMD_EMBED ? common : "");
         session_free(&s);
         return 0;
     }
-    int bad = 0;
-    gsl_split sp = GSL_SPLIT_DATABASE;
-    if (rc != -2) sp = split_of(&s.a, cmd == CMD_EMBED || cmd == CMD_ENCODE ? GSL_SPLIT_VALID : GSL_SPLIT_DATABASE,
-                                err, &bad);
-    if (rc == -2 || bad || (!rc && !s.a.out)) {
-        if (!rc && !bad) snprintf(err, sizeof err, "-out is required");
+    if (rc == -2) {
         fprintf(stderr, "darknet gsl %s: %s\nusage: darknet gsl %s\n", names[cmd], err, usages[cmd]);
         session_free(&s);
         return 2;
     }
+    if (!rc) cosine_note(&s, names[cmd]);
     gsl_data d = {0}, q = {0};
     float *x = NULL, *xq = NULL;
     uint8_t *codes = NULL;
@@ -379,31 +506,50 @@ static int embed_family(int cmd, int argc, char **argv)
     gslq_error e = {0};
     network *net = s.nets ? s.nets[0] : NULL;
     char path[1100];
-    if (!rc) rc = embed_split(net, &s.dc, sp, &d, &x, &dim, err);
+    if (!rc) rc = gsl_data_load_unlabelled(&s.dc, s.split, net->c, net->h, net->w, &d, err);
+    if (!rc) rc = embed_data(&s, &d, &x, &dim, cmd == CMD_SEARCH ? "embedding the database" : "embedding", err);
     if (!rc && cmd == CMD_EMBED) {
-        snprintf(path, sizeof path, "%s.fvecs", s.a.out);
-        if (gslq_fvecs_write(path, x, d.n, dim, &e)) rc = gsl_fail(err, "%s", e.msg);
+        if (!(rc = out_path(path, sizeof path, s.a.out, ".fvecs", err)) && gslq_fvecs_write(path, x, d.n, dim, &e))
+            rc = gsl_fail(err, "%s", e.msg);
+        if (!rc && !(rc = out_path(path, sizeof path, s.a.out, ".items", err))) rc = gsl_data_write_items(path, &d, err);
         if (!rc) rc = write_labels(s.a.out, &d, err);
-        if (!rc) printf("wrote %s (%d x %d) and %s.labels.ivecs\n", path, d.n, dim, s.a.out);
+        if (!rc) printf("wrote %s.fvecs (%d x %d%s), %s.items and %s.labels.ivecs\n", s.a.out, d.n, dim,
+                        s.a.normalize ? ", L2-normalised" : "", s.a.out, s.a.out);
     }
     if (!rc && cmd != CMD_EMBED) {
         if (!(codes = malloc((size_t)d.n * s.pq.M))) rc = gsl_fail(err, "out of memory");
         else if (gslq_pq_encode_mt(&s.pq, x, d.n, dim, codes, s.a.threads ? s.a.threads : 2, &e)) rc = gsl_fail(err, "%s", e.msg);
     }
     if (!rc && cmd == CMD_ENCODE) {
-        snprintf(path, sizeof path, "%s.codes", s.a.out);
-        if (gslq_codes_save(path, &s.pq, codes, d.n, &e)) rc = gsl_fail(err, "%s", e.msg);
+        if (!(rc = out_path(path, sizeof path, s.a.out, ".codes", err)) && gslq_codes_save(path, &s.pq, codes, d.n, &e))
+            rc = gsl_fail(err, "%s", e.msg);
+        if (!rc && !(rc = out_path(path, sizeof path, s.a.out, ".items", err))) rc = gsl_data_write_items(path, &d, err);
         if (!rc) rc = write_labels(s.a.out, &d, err);
-        if (!rc) printf("wrote %s (%d codes of %d bytes) and %s.labels.ivecs\n", path, d.n, s.pq.M, s.a.out);
+        if (!rc) printf("wrote %s.codes (%d codes of %d bytes), %s.items and %s.labels.ivecs\n", s.a.out, d.n, s.pq.M,
+                        s.a.out, s.a.out);
     }
     if (!rc && cmd == CMD_EXPORT) {
-        if (gslq_export_faiss(s.a.out, &s.pq, codes, d.n, &e)) rc = gsl_fail(err, "%s", e.msg);
-        else printf("wrote %s: a Faiss %s of %d codes\n", s.a.out, s.pq.rotation ? "IndexPreTransform(OPQ)+IndexPQ" : "IndexPQ", d.n);
+        if (s.a.ivf) rc = export_ivf(&s, x, &d, dim, codes, err);
+        else if (gslq_export_faiss(s.a.out, &s.pq, codes, d.n, &e)) rc = gsl_fail(err, "%s", e.msg);
+        if (!rc && !(rc = out_path(path, sizeof path, s.a.out, ".items", err))) rc = gsl_data_write_items(path, &d, err);
+        if (!rc) {
+            printf("wrote %s: a Faiss %s%s of %d codes (%s), and %s.items\n", s.a.out,
+                   s.pq.rotation ? "IndexPreTransform(OPQ)+" : "", s.a.ivf ? "IndexIVFPQ" : "IndexPQ", d.n, s.pq_from,
+                   s.a.out);
+            if (s.a.ivf)
+                printf("search it with nprobe set (faiss.extract_index_ivf(index).nprobe = N; it loads as 1): "
+                       "nprobe = %d ranks as the flat index\n", s.a.ivf);
+            if (s.a.normalize)
+                printf("the codes are of L2-normalised embeddings: normalise the queries too "
+                       "(faiss.normalize_L2, or gsl embed -normalize)\n");
+        }
     }
-    if (!rc && cmd == CMD_SEARCH) {
+    if (!rc && cmd == CMD_SEARCH && s.a.query) rc = search_by_image(&s, &d, codes, err);
+    if (!rc && cmd == CMD_SEARCH && !s.a.query) {
         int qd, k = s.a.k ? s.a.k : 100;
         if (k > d.n) k = d.n;
-        rc = embed_split(net, &s.dc, GSL_SPLIT_VALID, &q, &xq, &qd, err);
+        rc = gsl_data_load_unlabelled(&s.dc, GSL_SPLIT_VALID, net->c, net->h, net->w, &q, err);
+        if (!rc) rc = embed_data(&s, &q, &xq, &qd, "embedding the queries", err);
         int64_t *ids = rc ? NULL : malloc(sizeof(int64_t) * (size_t)q.n * k);
         float *dist = rc ? NULL : malloc(sizeof(float) * (size_t)q.n * k);
         int32_t *ids32 = rc ? NULL : malloc(sizeof(int32_t) * (size_t)q.n * k);
@@ -412,11 +558,16 @@ static int embed_family(int cmd, int argc, char **argv)
             rc = gsl_fail(err, "%s", e.msg);
         if (!rc) {
             for (size_t i = 0; i < (size_t)q.n * k; i++) ids32[i] = (int32_t)ids[i];
-            snprintf(path, sizeof path, "%s.ids.ivecs", s.a.out);
-            if (gslq_ivecs_write(path, ids32, q.n, k, &e)) rc = gsl_fail(err, "%s", e.msg);
-            snprintf(path, sizeof path, "%s.dist.fvecs", s.a.out);
-            if (!rc && gslq_fvecs_write(path, dist, q.n, k, &e)) rc = gsl_fail(err, "%s", e.msg);
-            if (!rc) printf("wrote %s.ids.ivecs and %s.dist.fvecs: top %d of %d for %d queries\n", s.a.out, s.a.out, k, d.n, q.n);
+            if (!(rc = out_path(path, sizeof path, s.a.out, ".ids.ivecs", err)) && gslq_ivecs_write(path, ids32, q.n, k, &e))
+                rc = gsl_fail(err, "%s", e.msg);
+            if (!rc && !(rc = out_path(path, sizeof path, s.a.out, ".dist.fvecs", err)) &&
+                gslq_fvecs_write(path, dist, q.n, k, &e))
+                rc = gsl_fail(err, "%s", e.msg);
+            if (!rc && !(rc = out_path(path, sizeof path, s.a.out, ".items", err))) rc = gsl_data_write_items(path, &d, err);
+            if (!rc && !(rc = out_path(path, sizeof path, s.a.out, ".queries.items", err)))
+                rc = gsl_data_write_items(path, &q, err);
+            if (!rc) printf("wrote %s.ids.ivecs, %s.dist.fvecs (top %d of %d for %d queries), %s.items (database) and "
+                            "%s.queries.items\n", s.a.out, s.a.out, k, d.n, q.n, s.a.out, s.a.out);
         }
         free(ids); free(dist); free(ids32);
     }

@@ -14,7 +14,8 @@ typedef struct gsl_eval_opts {
     int max_database;  /* 0: all of the database split; else a seeded sample */
     uint64_t seed;
     int threads;
-    int quiet;         /* 1: only mAP over the whole ranking (the trainer's per-epoch monitor) */
+    int quiet;         /* 1: only mAP over the whole ranking (the trainer's per-epoch monitor); 0: progress lines too */
+    int normalize;     /* 1: L2-normalised embeddings (search by cosine) */
 } gsl_eval_opts;
 
 void gsl_eval_opts_default(gsl_eval_opts *o);
@@ -31,6 +32,9 @@ typedef struct gsl_eval_summary {
  * labels, for the float features and, when pq is given, for ADC search over PQ codes. */
 int gsl_eval_network(network *net, const gsl_data *q, const gsl_data *db, const gslq_pq *pq, const gsl_eval_opts *o,
                      gsl_eval_summary *out, char *err);
+
+/* Scales each of the n rows of x (n, d) to unit L2 norm (a zero row stays zero). */
+void gsl_l2_normalize(float *x, int n, int d);
 
 int gsl_eval_main(int argc, char **argv);
 int gsl_embed_main(int argc, char **argv);

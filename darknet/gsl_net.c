@@ -10,6 +10,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "gslq.h"
+#include "loader.h"
+#include "similarity_layer.h"
+
 #include "codebook.h"
 #include "gsl_cfg.h"
 #include "registry.h"
@@ -78,19 +82,48 @@ int gsl_net_codebook_layers(const network *net, int *idx)
     return k;
 }
 
-int gsl_net_embed(network *net, const gsl_data *d, const int *idx, int n, int upto, float *out, char *err)
+/* The loader's job for gsl_net_embed: batch `job` of the samples (the last one padded with its last sample). */
+typedef struct {
+    const gsl_data *d;
+    const int *idx;
+    int n, B;
+} embed_job_ctx;
+
+static int embed_job(void *ctx, long job, float *x, float *y, char *err)
+{
+    const embed_job_ctx *c = ctx;
+    int s = (int)job * c->B, m = c->n - s < c->B ? c->n - s : c->B;
+    int *bi = malloc(sizeof(int) * (size_t)c->B);
+    if (!bi) return gsl_fail(err, "out of memory");
+    for (int i = 0; i < c->B; i++) {
+        int r = s + (i < m ? i : m - 1);
+        bi[i] = c->idx ? c->idx[r] : r;
+    }
+    int rc = gsl_data_gather(c->d, bi, c->B, x, y, err);
+    free(bi);
+    return rc;
+}
+
+int gsl_net_embed(network *net, const gsl_data *d, const int *idx, int n, int upto, const char *progress, float *out,
+                  char *err)
 {
     if (upto < 0 || upto >= net->n) return gsl_fail(err, "embed: layer %d out of range", upto);
     int B = net->batch, dim = net->inputs, od = net->layers[upto].outputs;
     if (d->c * d->h * d->w != dim)
         return gsl_fail(err, "data samples have %d values, the network's input takes %d", d->c * d->h * d->w, dim);
-    int *bi = malloc(sizeof(int) * B);
-    float *truth = malloc(sizeof(float) * (size_t)B * d->classes);
-    if (!bi || !truth) { free(bi); free(truth); return gsl_fail(err, "out of memory"); }
-    for (int s = 0; s < n; s += B) {
+    if (n <= 0) return 0;
+    /* the next batches are read (and decoded, for image lists) on a thread while this one runs */
+    embed_job_ctx ctx = {d, idx, n, B};
+    long jobs = (n + B - 1) / B;
+    gsl_loader *L = gsl_loader_start(embed_job, &ctx, jobs, (size_t)B * dim, (size_t)B * d->classes, 3, err);
+    if (!L) return -1;
+    double t0 = gslq_now_s(), last = t0;
+    int rc = 0;
+    for (int s = 0; s < n && !rc; s += B) {
         int m = n - s < B ? n - s : B;
-        for (int i = 0; i < B; i++) bi[i] = idx ? idx[s + (i < m ? i : m - 1)] : s + (i < m ? i : m - 1);
-        gsl_data_gather(d, bi, B, net->input, truth);
+        float *bx, *by;
+        if ((rc = gsl_loader_next(L, &bx, &by, err))) break;
+        memcpy(net->input, bx, sizeof(float) * (size_t)B * dim);
         network t = *net;
         t.train = 0;
         t.truth = NULL;
@@ -124,14 +157,25 @@ int gsl_net_embed(network *net, const gsl_data *d, const int *idx, int n, int up
         memcpy(out + (size_t)s * od, net->layers[upto].output, sizeof(float) * (size_t)od * m);
         for (size_t i = 0; i < (size_t)od * m; i++)
             if (!isfinite(out[(size_t)s * od + i])) {
-                free(bi);
-                free(truth);
-                return gsl_fail(err, "the embedding of sample %d is not finite: the network's weights are broken (a "
-                                "diverged run?)", s + (int)(i / od));
+                rc = gsl_fail(err, "the embedding of sample %d is not finite: the network's weights are broken (a "
+                              "diverged run?)", s + (int)(i / od));
+                break;
             }
+        double now = gslq_now_s();
+        if (progress && (now - last >= 10 || (s + m == n && now - t0 >= 10))) {
+            fprintf(stderr, "%s: %d of %d images (%.0f%%), %.0f images/s\n", progress, s + m, n, 100.0 * (s + m) / n,
+                    (s + m) / (now - t0 > 1e-9 ? now - t0 : 1e-9));
+            last = now;
+        }
     }
-    free(bi);
-    free(truth);
-    return 0;
+    gsl_loader_stop(L);
+    return rc;
 }
 
+
+int gsl_net_similarity_is_cosine(const network *net)
+{
+    if (net->n < 1) return 0;
+    const similarity_state *st = similarity_layer_state(&net->layers[net->n - 1]);
+    return st && st->type == SIM_COSINE;
+}

@@ -21,6 +21,9 @@ void gsl_net_free(network **nets, int n);
 /* free_network, plus the fields Darknet's own version leaves behind. */
 void gsl_free_network(network *net);
 
+/* 1 when the last layer is a [similarity] of type=cosine (its embeddings are compared by cosine). */
+int gsl_net_similarity_is_cosine(const network *net);
+
 /* Layer whose output is the embedding: the input of the last layer ([similarity]). */
 int gsl_net_embedding_layer(const network *net);
 
@@ -28,8 +31,10 @@ int gsl_net_embedding_layer(const network *net);
 int gsl_net_codebook_layers(const network *net, int *idx);
 
 /* Runs the network forward in inference mode on the samples idx[0..n) of d (all of d when idx is NULL), batch by
- * batch, and copies the output of layer `upto` into out (n, net->layers[upto].outputs). */
-int gsl_net_embed(network *net, const gsl_data *d, const int *idx, int n, int upto, float *out, char *err);
+ * batch (the next batches read on a loader thread), and copies the output of layer `upto` into out
+ * (n, net->layers[upto].outputs). progress: NULL, or a label for a line on stderr every 10 s of a long run. */
+int gsl_net_embed(network *net, const gsl_data *d, const int *idx, int n, int upto, const char *progress, float *out,
+                  char *err);
 
 /* Checks that a Darknet .weights file exists and has exactly the size this network reads (Darknet's loader reads
  * short files silently). Layers of types whose size is not known here skip the size check. */

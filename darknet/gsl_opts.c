@@ -62,10 +62,13 @@ int gsl_args_parse(int argc, char **argv, int min_pos, int max_pos, const char *
             if (!strcmp(argv[j], f)) return gsl_fail(err, "'%s' is given twice", f);
         if (strcmp(f, "-clear") == 0) { a->clear = 1; continue; }
         if (strcmp(f, "-opq") == 0) { a->opq = 1; continue; }
-        if (strcmp(f, "-out") == 0 || strcmp(f, "-codebook") == 0 || strcmp(f, "-split") == 0) {
+        if (strcmp(f, "-normalize") == 0) { a->normalize = 1; continue; }
+        if (strcmp(f, "-out") == 0 || strcmp(f, "-codebook") == 0 || strcmp(f, "-split") == 0 ||
+            strcmp(f, "-query") == 0) {
             if (!v) return gsl_fail(err, "%s needs a value", f);
             if (strcmp(f, "-out") == 0) a->out = v;
             else if (strcmp(f, "-codebook") == 0) a->codebook = v;
+            else if (strcmp(f, "-query") == 0) a->query = v;
             else a->split = v;
             i++;
             continue;
@@ -87,7 +90,7 @@ int gsl_args_parse(int argc, char **argv, int min_pos, int max_pos, const char *
         }
         struct { const char *name; long lo, hi; } ints[] = {
             {"-seed", 0, LONG_MAX}, {"-epochs", 1, 100000}, {"-threads", 1, 1024}, {"-k", 1, 1 << 20},
-            {"-subspaces", 1, 4096}, {"-codewords", 2, 256}, {"-queries", 1, INT_MAX},
+            {"-M", 1, 4096}, {"-K", 2, 256}, {"-queries", 1, INT_MAX}, {"-ivf", 1, 1 << 24},
         };
         int done = 0;
         for (size_t j = 0; j < sizeof ints / sizeof ints[0] && !done; j++) {
@@ -101,6 +104,7 @@ int gsl_args_parse(int argc, char **argv, int min_pos, int max_pos, const char *
             case 4: a->subspaces = (int)x; break;
             case 5: a->codewords = (int)x; break;
             case 6: a->queries = (int)x; break;
+            case 7: a->ivf = (int)x; break;
             }
             i++;
             done = 1;

@@ -18,12 +18,15 @@ typedef struct gsl_args {
     int epochs;                    /* -epochs N (0: the cfg's) */
     int threads;                   /* -threads N (0: the cfg's / default) */
     int k;                         /* -k N (search) */
-    int subspaces, codewords;      /* -subspaces M -codewords K (eval/encode of a network without a codebook) */
+    int subspaces, codewords;      /* -M M -K K (eval/encode of a network without a codebook) */
     int opq;                       /* -opq */
     int queries;                   /* -queries N (eval: at most N queries) */
     const char *out;               /* -out PATH */
     const char *codebook;          /* -codebook PATH */
     const char *split;             /* -split train|valid|database */
+    const char *query;             /* -query FILE (search: an image or a list of images) */
+    int ivf;                       /* -ivf NLIST (export: an inverted-file index) */
+    int normalize;                 /* -normalize: L2-normalised embeddings (a cosine network) */
     int help;                      /* -h or --help: print the usage, nothing else */
 } gsl_args;
 

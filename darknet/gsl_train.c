@@ -23,6 +23,7 @@
 #include "codebook.h"
 #include "gsl.h"
 #include "gsl_data.h"
+#include "loader.h"
 #include "gsl_dist.h"
 #include "gsl_eval.h"
 #include "gsl_net.h"
@@ -93,8 +94,6 @@ typedef struct trainer {
     gsl_augment aug;  /* the cfg's flip and shift */
     uint64_t aug_key; /* the epoch's augmentation key, from (seed, epoch); sample j of the epoch (in the sampler's
                        * order) is row j of it, whatever the ranks, replicas or subdivisions, and a resume */
-    int aug_first;    /* the step's first sample of the epoch */
-    float *aug_rows;  /* -gpus replicas: the step's (augmented) rows, which train_networks reads */
     uint64_t run;     /* this run's identity, recorded in every checkpoint and kept on resume */
     int stopped_epoch, stopped_step; /* where a signal stopped the run (run() returned 1) */
     /* the run's shape (prepare_run): samples per step, sampler batch, steps per epoch, steps between progress lines */
@@ -103,8 +102,9 @@ typedef struct trainer {
     gsl_ckpt_position pos;        /* and steps of the next one (a checkpoint taken within it) */
     double t_start;
     char csvpath[1100];
-    int *idx;                     /* (per_step) sampler indices of a step */
-    float *truth_rows, **xrows, **yrows; /* -gpus replicas: the step's rows for train_networks */
+    int *idx;                     /* (per_step) sampler indices of a step: the batch loader's */
+    float **xrows, **yrows;       /* -gpus replicas: the step's rows for train_networks */
+    int unreadable_reported;      /* unreadable images skipped (unreadable=skip) and reported so far */
 } trainer;
 
 /* Adds the B rows of the codebook layers' inputs in this training step to their reservoirs (Vitter's algorithm R,
@@ -183,9 +183,11 @@ static int rebuild_codebooks(trainer *t, int epoch, double *qerr_out, char *err)
             rn = (size_t)t->res.n[i];
             memcpy(x, t->res.rows[i], sizeof(float) * rn * d);
         } else if (t->cbl[i] == 0) {
-            for (int s = lo; s < hi; s++)
-                memcpy(x + (size_t)s * d, t->train.x + (size_t)idx[s] * d, sizeof(float) * d);
-        } else if (hi > lo && (rc = gsl_net_embed(net, &t->train, idx + lo, hi - lo, t->cbl[i] - 1,
+            if (hi > lo && (rc = gsl_data_gather(&t->train, idx + lo, hi - lo, x + (size_t)lo * d, NULL, err))) {
+                free(x);
+                break;
+            }
+        } else if (hi > lo && (rc = gsl_net_embed(net, &t->train, idx + lo, hi - lo, t->cbl[i] - 1, NULL,
                                                   x + (size_t)lo * d, err))) {
             free(x);
             break;
@@ -220,27 +222,28 @@ static int rebuild_codebooks(trainer *t, int epoch, double *qerr_out, char *err)
     return rc;
 }
 
-/* One training step over nrep replicas on the samples idx (nrep * batch of them). Returns the mean cost. */
-static float train_step(trainer *t, const int *idx, float *truth_rows, float **xrows, float **yrows)
+/* One training step over nrep replicas on the loader's rows x (nrep * batch of them) and truth y. Returns the mean
+ * cost. */
+static float train_step(trainer *t, float *x, float *y)
 {
     network *net = t->nets[0];
     int B = net->batch;
     if (t->nrep == 1) {
-        gsl_data_gather_augmented(&t->train, idx, B, &t->aug, t->aug_key, t->aug_first, net->input, net->truth);
+        memcpy(net->input, x, sizeof(float) * (size_t)B * net->inputs);
+        memcpy(net->truth, y, sizeof(float) * (size_t)B * t->train.classes);
         return train_network_datum(net);
     }
 #ifdef GPU
     /* Darknet's replica training: each thread takes its rows of d, trains, and weights are averaged every 4 steps */
     size_t dim = (size_t)t->train.c * t->train.h * t->train.w;
     int rows = B * net->subdivisions * t->nrep, C = t->train.classes; /* train_networks asserts this */
-    gsl_data_gather_augmented(&t->train, idx, rows, &t->aug, t->aug_key, t->aug_first, t->aug_rows, truth_rows);
     for (int i = 0; i < rows; i++) {
-        xrows[i] = t->aug_rows + (size_t)i * dim;
-        yrows[i] = truth_rows + (size_t)i * C;
+        t->xrows[i] = x + (size_t)i * dim;
+        t->yrows[i] = y + (size_t)i * C;
     }
     data d = {0};
-    d.X = (matrix){rows, (int)dim, xrows};
-    d.y = (matrix){rows, C, yrows};
+    d.X = (matrix){rows, (int)dim, t->xrows};
+    d.y = (matrix){rows, C, t->yrows};
     d.shallow = 1;
     return train_networks(t->nets, t->nrep, d, 4) * B;
 #else
@@ -487,14 +490,10 @@ static int prepare_run(trainer *t, const char *resume, char *err)
         if (!t->csv) return gsl_fail(err, "%s: cannot write: %s", t->csvpath, strerror(errno));
     }
     int n = t->per_step;
-    size_t dim = (size_t)t->train.c * t->train.h * t->train.w;
     t->idx = malloc(sizeof(int) * n);
-    t->truth_rows = malloc(sizeof(float) * (size_t)n * t->train.classes);
     t->xrows = malloc(sizeof(float *) * n);
     t->yrows = malloc(sizeof(float *) * n);
-    if (t->nrep > 1) t->aug_rows = malloc(sizeof(float) * (size_t)n * dim);
-    if (!t->idx || !t->truth_rows || !t->xrows || !t->yrows || (t->nrep > 1 && !t->aug_rows))
-        return gsl_fail(err, "out of memory");
+    if (!t->idx || !t->xrows || !t->yrows) return gsl_fail(err, "out of memory");
     return 0;
 }
 
@@ -526,8 +525,37 @@ typedef struct epoch_run {
     double t0, t1, c1;         /* start, end of the rebuild (wall clock), CPU time at the end of the rebuild */
     double qerr_rebuild;       /* the rebuild's quantization error (NaN: no rebuild) */
     double loss_sum;           /* the steps' summed losses */
-    gsl_sampler smp;
+    gsl_sampler smp;           /* drawn by the loader's thread alone once the epoch's steps start */
+    gsl_loader *L;             /* the epoch's batches, a few steps ahead of the training */
+    trainer *t;
 } epoch_run;
+
+/* The loader's job j of the epoch (loader.h): the rows this process trains on in its next sampler batch, gathered
+ * (images decoded) and augmented. One process: step s0 + j, all of its per_step rows. Distributed: every rank draws
+ * every sampler batch of a step, in order, and gathers its own `subdivisions` of them, one per job. */
+static int step_job(void *ctx, long job, float *x, float *y, char *err)
+{
+    epoch_run *e = ctx;
+    trainer *t = e->t;
+    gsl_dist *D = t->dist;
+    network *net = t->nets[0];
+    if (!D->on) {
+        int s = e->s0 + (int)job;
+        gsl_sampler_next(&e->smp, t->idx);
+        return gsl_data_gather_augmented(&t->train, t->idx, t->sampler_batch, &t->aug, t->aug_key, s * t->per_step,
+                                         x, y, err);
+    }
+    int sub = net->subdivisions, B = net->batch, s = e->s0 + (int)(job / sub), u = (int)(job % sub);
+    if (u == 0)
+        for (int c = 0; c < D->rank * sub; c++) gsl_sampler_next(&e->smp, t->idx);
+    gsl_sampler_next(&e->smp, t->idx);
+    /* the step's sampler batch c holds the epoch's samples s*per_step + c*B + r, as in one process */
+    int rc = gsl_data_gather_augmented(&t->train, t->idx, B, &t->aug, t->aug_key,
+                                       s * t->per_step + (D->rank * sub + u) * B, x, y, err);
+    if (u == sub - 1)
+        for (int c = (D->rank + 1) * sub; c < D->size * sub; c++) gsl_sampler_next(&e->smp, t->idx);
+    return rc;
+}
 
 /* The epoch's start: the codebook rebuild when due, the reservoirs and statistics reset (or restored within an
  * epoch), the augmentation key, and the sampler positioned at the first step to train. */
@@ -561,34 +589,38 @@ static int start_epoch(trainer *t, epoch_run *e, char *err)
                          t->k.seed * 31 + (uint64_t)epoch, err))
         return -1;
     for (long b = 0; b < (long)e->s0 * (D->on ? net->subdivisions * D->size : 1); b++) gsl_sampler_next(&e->smp, t->idx);
+    size_t dim = (size_t)t->train.c * t->train.h * t->train.w, rows = (size_t)t->sampler_batch;
+    e->t = t;
+    if (!(e->L = gsl_loader_start(step_job, e, (long)(t->steps - e->s0) * (D->on ? net->subdivisions : 1),
+                                  rows * dim, rows * t->train.classes, 3, err)))
+        return -1;
     D->comm_s = D->wait_s = D->comm_bytes = 0;
     D->comm_steps = 0;
     e->loss_sum = e->s0 ? t->pos.loss_sum : 0;
     return 0;
 }
 
-/* One step: a batch of every rank (distributed), of every replica, or of the one network. Returns its loss. */
-static float one_step(trainer *t, epoch_run *e, int s)
+/* One step: a batch of every rank (distributed), of every replica, or of the one network, from the loader. Its loss in
+ * *loss; 0, or -1 with err (an image that cannot be read). */
+static int one_step(trainer *t, epoch_run *e, float *loss, char *err)
 {
     network *net = t->nets[0];
     gsl_dist *D = t->dist;
-    float loss = 0;
-    t->aug_first = s * t->per_step;
+    float *x, *y;
+    *loss = 0;
     if (D->on) {
-        /* every rank draws the same sampler batches and trains on its own `subdivisions` of them */
-        int sub = net->subdivisions, B = net->batch;
-        for (int c = 0; c < sub * D->size; c++) {
-            gsl_sampler_next(&e->smp, t->idx);
-            if (c / sub != D->rank) continue;
-            /* the step's sampler batch c holds the epoch's samples aug_first + c*B + r, as in one process */
-            gsl_data_gather_augmented(&t->train, t->idx, B, &t->aug, t->aug_key, t->aug_first + c * B, net->input,
-                                      net->truth);
-            loss += gsl_dist_train_datum(D, net) / sub;
+        int sub = net->subdivisions;
+        for (int u = 0; u < sub; u++) {
+            if (gsl_loader_next(e->L, &x, &y, err)) return -1;
+            memcpy(net->input, x, sizeof(float) * (size_t)net->batch * net->inputs);
+            memcpy(net->truth, y, sizeof(float) * (size_t)net->batch * t->train.classes);
+            *loss += gsl_dist_train_datum(D, net) / sub;
         }
-        return loss;
+        return 0;
     }
-    gsl_sampler_next(&e->smp, t->idx);
-    return train_step(t, t->idx, t->truth_rows, t->xrows, t->yrows);
+    if (gsl_loader_next(e->L, &x, &y, err)) return -1;
+    *loss = train_step(t, x, y);
+    return 0;
 }
 
 /* The progress line after step s (means over the ranks, which agree there on a divergence or a stop). Returns 0, 1 to
@@ -635,7 +667,8 @@ static int train_steps(trainer *t, epoch_run *e, char *err)
     double loss_int = 0, ti = gslq_now_s();
     int nint = 0, rc = 0;
     for (int s = e->s0; s < t->steps && !rc; s++) {
-        float loss = one_step(t, e, s);
+        float loss;
+        if (one_step(t, e, &loss, err)) return -1;
         if (!D->on) {
             if (!isfinite(loss) || (t->nrep == 1 && !embedding_finite(t->nets[0])))
                 return diverged(e->epoch + 1, s + 1, t->steps, loss, err);
@@ -736,6 +769,19 @@ static int finish_epoch(trainer *t, epoch_run *e, char *err)
     return stop_after;
 }
 
+/* unreadable=skip: a line on stderr when an epoch found images it could not read. */
+static void report_unreadable(trainer *t)
+{
+    int k = gsl_data_unreadable_count(&t->train);
+    if (k <= t->unreadable_reported) return;
+    int first = -1;
+    for (int i = 0; i < t->train.n && first < 0; i++)
+        if (t->train.unreadable[i]) first = i;
+    fprintf(stderr, "darknet gsl train: %d unreadable image%s of %s skipped (unreadable=skip), e.g. line %d: %s\n", k,
+            k == 1 ? "" : "s", t->train.source, t->train.line[first], t->train.path[first]);
+    t->unreadable_reported = k;
+}
+
 /* The alternating schedule: per epoch a codebook rebuild when due, the steps, the checkpoint. Returns 0, 1 when a
  * signal stopped the run after writing a checkpoint, or -1 with err. */
 static int run(trainer *t, const char *resume, char *err)
@@ -749,7 +795,9 @@ static int run(trainer *t, const char *resume, char *err)
         epoch_run e = {.epoch = epoch};
         if ((rc = start_epoch(t, &e, err))) break;
         rc = train_steps(t, &e, err);
+        gsl_loader_stop(e.L); /* before the sampler it draws from */
         gsl_sampler_free(&e.smp);
+        if (rc >= 0) report_unreadable(t);
         if (!rc) rc = finish_epoch(t, &e, err);
     }
     if (t->csv && fclose(t->csv) && !rc) rc = gsl_fail(err, "%s: write failed", t->csvpath);
@@ -889,8 +937,7 @@ out:
     gsl_data_free(&t.valid);
     gsl_data_free(&t.db);
     for (int i = 0; i < GSL_MAX_CODEBOOK_LAYERS; i++) free(t.res.rows[i]);
-    free(t.aug_rows);
-    free(t.idx); free(t.truth_rows); free(t.xrows); free(t.yrows);
+    free(t.idx); free(t.xrows); free(t.yrows);
     gsl_data_cfg_free(&t.dc);
     gsl_dist_finalize(&dist);
     return rc;

@@ -7,14 +7,42 @@
 #include <stdlib.h>
 #include <string.h>
 
-void gsl_data_gather(const gsl_data *d, const int *idx, int n, float *input, float *truth)
+/* Row j of the data: a copy (in memory) or the image decoded; in skip mode an unreadable image is marked and the
+ * next readable one of the list takes its place. */
+static int gather_row(const gsl_data *d, int j, float *row, char *err)
+{
+    size_t dim = (size_t)d->c * d->h * d->w;
+    if (d->x) {
+        memcpy(row, d->x + (size_t)j * dim, sizeof(float) * dim);
+        return 0;
+    }
+    char e[GSL_DATA_ERRLEN] = "";
+    for (int t = 0; t < d->n; t++) {
+        int k = (j + t) % d->n;
+        if (d->unreadable && d->unreadable[k]) continue;
+        if (!gsl_image_decode(d->path[k], d->c, d->h, d->w, row, e)) return 0;
+        if (!d->skip_unreadable || !d->unreadable) {
+            if (d->line[k] > 0)
+                return gsl_fail(err, "%s:%d: cannot read image %s (the .data key unreadable=skip skips such images)",
+                                d->source, d->line[k], e);
+            return gsl_fail(err, "cannot read image %s", e);
+        }
+        d->unreadable[k] = 1; /* the loader thread alone writes it; read once the loader has stopped */
+    }
+    return gsl_fail(err, "%s: no image of the list can be read (the last: %s)", d->source, e);
+}
+
+int gsl_data_gather(const gsl_data *d, const int *idx, int n, float *input, float *truth, char *err)
 {
     size_t dim = (size_t)d->c * d->h * d->w;
     for (int i = 0; i < n; i++) {
-        memcpy(input + (size_t)i * dim, d->x + (size_t)idx[i] * dim, sizeof(float) * dim);
-        const uint8_t *y = d->y + (size_t)idx[i] * d->classes;
-        for (int k = 0; k < d->classes; k++) truth[(size_t)i * d->classes + k] = y[k];
+        if (gather_row(d, idx[i], input + (size_t)i * dim, err)) return -1;
+        if (!truth) continue;
+        float *t = truth + (size_t)i * d->classes;
+        memset(t, 0, sizeof(float) * d->classes);
+        if (d->label[idx[i]] >= 0) t[d->label[idx[i]]] = 1;
     }
+    return 0;
 }
 
 
@@ -31,18 +59,20 @@ void gsl_augment_draw(const gsl_augment *a, uint64_t key, int i, int *mirror, in
     *dy = a->shift ? rng_below(&st, span) - a->shift : 0;
 }
 
-void gsl_data_gather_augmented(const gsl_data *d, const int *idx, int n, const gsl_augment *a, uint64_t key,
-                               int first, float *input, float *truth)
+int gsl_data_gather_augmented(const gsl_data *d, const int *idx, int n, const gsl_augment *a, uint64_t key,
+                              int first, float *input, float *truth, char *err)
 {
-    gsl_data_gather(d, idx, n, input, truth);
-    if (!a->flip && !a->shift) return;
+    if (gsl_data_gather(d, idx, n, input, truth, err)) return -1;
+    if (!a->flip && !a->shift) return 0;
     int c = d->c, h = d->h, w = d->w;
     size_t dim = (size_t)c * h * w;
+    float *src = malloc(sizeof(float) * dim);
+    if (!src) return gsl_fail(err, "out of memory");
     for (int i = 0; i < n; i++) {
         int mirror, dx, dy;
         gsl_augment_draw(a, key, first + i, &mirror, &dx, &dy);
-        const float *src = d->x + (size_t)idx[i] * dim;
         float *out = input + (size_t)i * dim;
+        memcpy(src, out, sizeof(float) * dim);
         for (int ch = 0; ch < c; ch++)
             for (int y = 0; y < h; y++) {
                 int sy = y - dy;
@@ -58,6 +88,8 @@ void gsl_data_gather_augmented(const gsl_data *d, const int *idx, int n, const g
                 }
             }
     }
+    free(src);
+    return 0;
 }
 
 /* ------------------------------------------------------------------------------------------------ sampler */

@@ -77,7 +77,7 @@ D
 done
 check train_header_names_kernel 'grep -qE "^training .*; OpenBLAS [0-9.]+ \([a-zA-Z]+\), kernel [A-Za-z]+ \[" auto.log' \
   "$(grep -m1 '^training' auto.log)"
-"$bin" gsl eval auto.data "$here/e2e/small.cfg" auto/small.ckpt -subspaces 4 -codewords 16 > eval.log 2>&1
+"$bin" gsl eval auto.data "$here/e2e/small.cfg" auto/small.ckpt -M 4 -K 16 > eval.log 2>&1
 check eval_header_names_kernel 'grep -qE "^evaluating .* on the CPU; OpenBLAS .*, kernel [A-Za-z]+ \[" eval.log' \
   "$(head -2 eval.log)"
 for k in $supported; do

@@ -68,7 +68,7 @@ static void test_idx_roundtrip_gz_and_raw(void)
         if (rc) continue;
         CHECK(d.n == 10 && d.c == 1 && d.h == 3 && d.w == 5 && d.classes == 4);
         CHECK_CLOSE(d.x[2 * 15 + 4], ((2 * 7 + 4) % 256) / 255.0, 1e-7, 0);
-        CHECK(d.label[7] == 3 && d.y[7 * 4 + 3] == 1 && d.y[7 * 4 + 2] == 0);
+        CHECK(d.label[7] == 3 && d.record[7] == 7 && d.path == NULL);
         gsl_data_free(&d);
     }
 }
@@ -179,9 +179,15 @@ static void test_class_subset_and_split(void)
     gsl_data_cfg_free(&c);
 }
 
+/* Reads a list's sample i through the gather (the only way a streamed image is decoded). */
+static int gather_one(const gsl_data *d, int i, float *row, float *truth)
+{
+    return gsl_data_gather(d, &i, 1, row, truth, err);
+}
+
 static void test_image_list(void)
 {
-    /* 2 classes, 3 images of 4x3 RGB, one named for each class and one gray test of the 1-channel path */
+    /* 2 classes, 4x3 RGB images named for each class */
     const char *names = tmp("names.txt");
     write_text(names, "cat\ndog\n");
     unsigned char px[4 * 3 * 3];
@@ -190,31 +196,111 @@ static void test_image_list(void)
     CHECK(stbi_write_png(a, 4, 3, 3, px, 4 * 3));
     CHECK(stbi_write_png(b, 4, 3, 3, px, 4 * 3));
     char list[4096];
-    snprintf(list, sizeof list, "%s\n%s\n\n", a, b);
+    snprintf(list, sizeof list, "%s\n\n%s\n", a, b);
     const char *lp = tmp("list.txt");
     write_text(lp, list);
     char *nm[2] = {"cat", "dog"};
     gsl_data d;
-    int rc = gsl_data_load_list(lp, nm, 2, 3, 3, 4, &d, err);
+    float row[3 * 4 * 4], truth[2];
+    int rc = gsl_data_load_list(lp, nm, 2, 1, 3, 3, 4, &d, err);
     CHECKF(rc == 0, "%s", err);
     if (!rc) {
-        CHECK(d.n == 2 && d.label[0] == 0 && d.label[1] == 1);
+        /* streamed: paths and lines kept, nothing decoded until gathered */
+        CHECK(d.n == 2 && d.label[0] == 0 && d.label[1] == 1 && d.x == NULL && d.line[1] == 3);
+        CHECK(strcmp(d.path[1], b) == 0);
+        CHECKF(gather_one(&d, 1, row, truth) == 0, "%s", err);
         /* plane layout: channel 1, row 2, col 3 = interleaved ((2*4+3)*3+1) */
-        CHECK_CLOSE(d.x[(1 * 3 + 2) * 4 + 3], px[(2 * 4 + 3) * 3 + 1] / 255.0, 1e-7, 0);
+        CHECK_CLOSE(row[(1 * 3 + 2) * 4 + 3], px[(2 * 4 + 3) * 3 + 1] / 255.0, 1e-7, 0);
+        CHECK(truth[0] == 0 && truth[1] == 1);
+        char item[1200];
+        gsl_data_item(&d, 1, item, sizeof item);
+        CHECK(strcmp(item, b) == 0);
         gsl_data_free(&d);
     }
-    /* wrong size, two labels, no label, unreadable image */
-    CHECK(gsl_data_load_list(lp, nm, 2, 3, 4, 4, &d, err) == -1 && strstr(err, "is 4x3, the network expects 4x4"));
+    /* two labels, no label: errors when labels are needed, unlabelled (-1, truth all zero) when not */
     char *nm2[2] = {"img", "cat"};
-    CHECK(gsl_data_load_list(lp, nm2, 2, 3, 3, 4, &d, err) == -1 && strstr(err, "matches two labels"));
+    CHECK(gsl_data_load_list(lp, nm2, 2, 1, 3, 3, 4, &d, err) == -1 && strstr(err, "matches two labels"));
     char *nm3[2] = {"bird", "fish"};
-    CHECK(gsl_data_load_list(lp, nm3, 2, 3, 3, 4, &d, err) == -1 && strstr(err, "matches no label"));
+    CHECK(gsl_data_load_list(lp, nm3, 2, 1, 3, 3, 4, &d, err) == -1 && strstr(err, "list.txt:1: path") &&
+          strstr(err, "matches no label"));
+    if (gsl_data_load_list(lp, nm3, 2, 0, 3, 3, 4, &d, err) == 0) {
+        CHECK(d.label[0] == -1 && d.label[1] == -1);
+        truth[0] = truth[1] = 7;
+        CHECK(gather_one(&d, 0, row, truth) == 0 && truth[0] == 0 && truth[1] == 0);
+        gsl_data_free(&d);
+    } else CHECKF(0, "unlabelled list refused: %s", err);
+    if (gsl_data_load_list(lp, NULL, 2, 0, 3, 3, 4, &d, err) == 0) {
+        CHECK(d.n == 2 && d.label[0] == -1);
+        gsl_data_free(&d);
+    } else CHECKF(0, "a list without a names file refused: %s", err);
+    /* an unreadable image is found when gathered: list, line and file named */
     const char *junk = tmp("img_cat_junk.png");
     write_text(junk, "not a png");
-    snprintf(list, sizeof list, "%s\n", junk);
+    snprintf(list, sizeof list, "%s\n%s\n", junk, b);
     write_text(lp, list);
-    CHECK(gsl_data_load_list(lp, nm, 2, 3, 3, 4, &d, err) == -1 && strstr(err, ":1: cannot read image"));
-    CHECK(gsl_data_load_list(tmp("nolist.txt"), nm, 2, 3, 3, 4, &d, err) == -1 && strstr(err, "cannot open"));
+    if (gsl_data_load_list(lp, nm, 2, 1, 3, 3, 4, &d, err) == 0) {
+        CHECK(gather_one(&d, 0, row, truth) == -1 && strstr(err, "list.txt:1: cannot read image") &&
+              strstr(err, "img_cat_junk.png"));
+        /* skip mode: marked, and the next readable image of the list takes its place */
+        d.skip_unreadable = 1;
+        d.unreadable = calloc(d.n, 1);
+        float want[3 * 4 * 3];
+        CHECK(gather_one(&d, 1, want, truth) == 0);
+        CHECKF(gather_one(&d, 0, row, truth) == 0, "%s", err);
+        CHECK(memcmp(row, want, sizeof want) == 0 && d.unreadable[0] == 1 && gsl_data_unreadable_count(&d) == 1);
+        float rows[2] = {10, 11};
+        gsl_data_drop_unreadable(&d, rows, 1);
+        CHECK(d.n == 1 && strcmp(d.path[0], b) == 0 && rows[0] == 11 && d.line[0] == 2);
+        gsl_data_free(&d);
+    } else CHECKF(0, "%s", err);
+    CHECK(gsl_data_load_list(tmp("nolist.txt"), nm, 2, 1, 3, 3, 4, &d, err) == -1 && strstr(err, "cannot open"));
+}
+
+/* Truncated and empty files are errors naming the reason (stb_image alone would decode a truncated PNG or JPEG
+ * with grey rows); a resized image follows Darknet's bilinear resize_image, which maps output column x to source
+ * column x*(w-1)/(W-1): a horizontal ramp stays a ramp, a constant stays constant. */
+static void test_image_decode(void)
+{
+    enum { W = 9, H = 5 };
+    unsigned char px[W * H];
+    for (int y = 0; y < H; y++)
+        for (int x = 0; x < W; x++) px[y * W + x] = (unsigned char)(x * 30);
+    const char *p = tmp("ramp.png");
+    CHECK(stbi_write_png(p, W, H, 1, px, W));
+    float row[3 * 7 * 17];
+    /* 9 -> 17 columns (sources x*0.5), 5 -> 7 rows; one channel */
+    CHECKF(gsl_image_decode(p, 1, 7, 17, row, err) == 0, "%s", err);
+    double worst = 0;
+    for (int y = 0; y < 7; y++)
+        for (int x = 0; x < 17; x++) {
+            double want = 30.0 * x * (W - 1) / 16.0 / 255.0, diff = fabs(row[y * 17 + x] - want);
+            if (diff > worst) worst = diff;
+        }
+    CHECKF(worst < 1e-5, "ramp resized: max deviation %g", worst);
+    /* grey to 3 channels: every plane the same */
+    CHECKF(gsl_image_decode(p, 3, H, W, row, err) == 0, "%s", err);
+    CHECK(memcmp(row, row + W * H, sizeof(float) * W * H) == 0);
+    CHECK_CLOSE(row[W * H + 4], px[4] / 255.0, 1e-6, 0);
+    /* truncated PNG, empty file, a folder */
+    FILE *f = fopen(p, "rb");
+    unsigned char buf[4096];
+    size_t n = fread(buf, 1, sizeof buf, f);
+    fclose(f);
+    const char *t = tmp("cut.png");
+    write_bytes(t, buf, n - 20);
+    CHECK(gsl_image_decode(t, 1, H, W, row, err) == -1 && strstr(err, "cut.png") && strstr(err, "truncated PNG"));
+    write_bytes(t, buf, 0);
+    CHECK(gsl_image_decode(t, 1, H, W, row, err) == -1 && strstr(err, "empty file"));
+    CHECK(gsl_image_decode(test_tmpdir(), 1, H, W, row, err) == -1);
+    /* a query file: one image, or a list */
+    gsl_data q;
+    CHECKF(gsl_data_load_images(p, 1, H, W, 0, &q, err) == 0 && q.n == 1 && strcmp(q.path[0], p) == 0, "%s", err);
+    gsl_data_free(&q);
+    char list[2100];
+    snprintf(list, sizeof list, "%s\n%s\n", p, p);
+    write_text(tmp("q.txt"), list);
+    CHECKF(gsl_data_load_images(tmp("q.txt"), 1, H, W, 0, &q, err) == 0 && q.n == 2 && q.label[1] == -1, "%s", err);
+    gsl_data_free(&q);
 }
 
 static gsl_data make_labels(int n, int classes, int skew)
@@ -222,11 +308,9 @@ static gsl_data make_labels(int n, int classes, int skew)
     gsl_data d = {0};
     d.n = n; d.c = 1; d.h = 1; d.w = 1; d.classes = classes;
     d.x = calloc(n, sizeof(float));
-    d.y = calloc((size_t)n * classes, 1);
     d.label = malloc(sizeof(int) * n);
     for (int i = 0; i < n; i++) {
         d.label[i] = skew && i % 3 ? 0 : (skew ? i / 3 : i) % classes;
-        d.y[(size_t)i * classes + d.label[i]] = 1;
         d.x[i] = (float)i;
     }
     return d;
@@ -351,13 +435,9 @@ static gsl_data make_images(int n, int c, int h, int w)
     gsl_data d = {0};
     d.n = n; d.c = c; d.h = h; d.w = w; d.classes = 3;
     d.x = malloc(sizeof(float) * (size_t)n * c * h * w);
-    d.y = calloc((size_t)n * d.classes, 1);
     d.label = malloc(sizeof(int) * n);
     for (size_t i = 0; i < (size_t)n * c * h * w; i++) d.x[i] = 1.0f + (float)i; /* distinct, none 0 */
-    for (int i = 0; i < n; i++) {
-        d.label[i] = i % d.classes;
-        d.y[(size_t)i * d.classes + d.label[i]] = 1;
-    }
+    for (int i = 0; i < n; i++) d.label[i] = i % d.classes;
     return d;
 }
 
@@ -381,8 +461,8 @@ static void test_augment_identity_without_keys(void)
     float *a = malloc(sizeof(float) * 4 * dim), *b = malloc(sizeof(float) * 4 * dim);
     float ta[12], tb[12];
     gsl_augment none = {0, 0};
-    gsl_data_gather(&d, idx, 4, a, ta);
-    gsl_data_gather_augmented(&d, idx, 4, &none, 12345, 7, b, tb);
+    CHECK(gsl_data_gather(&d, idx, 4, a, ta, err) == 0);
+    CHECK(gsl_data_gather_augmented(&d, idx, 4, &none, 12345, 7, b, tb, err) == 0);
     CHECK(memcmp(a, b, sizeof(float) * 4 * dim) == 0);
     CHECK(memcmp(ta, tb, sizeof ta) == 0);
     free(a); free(b);
@@ -398,7 +478,7 @@ static void test_augment_against_reference(void)
     for (int i = 0; i < N; i++) idx[i] = (i * 7) % d.n;
     float *x = malloc(sizeof(float) * N * dim), *ref = malloc(sizeof(float) * dim), truth[N * 3];
     gsl_augment a = {1, S};
-    gsl_data_gather_augmented(&d, idx, N, &a, 99, 0, x, truth);
+    CHECK(gsl_data_gather_augmented(&d, idx, N, &a, 99, 0, x, truth, err) == 0);
     int count[2][2 * S + 1][2 * S + 1];
     memset(count, 0, sizeof count);
     int bad_range = 0, bad_pixels = 0, bad_truth = 0;
@@ -409,7 +489,7 @@ static void test_augment_against_reference(void)
         count[m][dx + S][dy + S]++;
         reference_transform(d.x + (size_t)idx[i] * dim, C, H, W, m, dx, dy, ref);
         bad_pixels += memcmp(ref, x + (size_t)i * dim, sizeof(float) * dim) != 0;
-        for (int k = 0; k < 3; k++) bad_truth += truth[i * 3 + k] != d.y[(size_t)idx[i] * 3 + k];
+        for (int k = 0; k < 3; k++) bad_truth += truth[i * 3 + k] != (k == d.label[idx[i]]);
     }
     CHECKF(bad_range == 0 && bad_pixels == 0 && bad_truth == 0, "%d draws out of range, %d rows differ from the "
            "reference, %d label entries changed", bad_range, bad_pixels, bad_truth);
@@ -434,11 +514,11 @@ static void test_augment_rows_independent_of_split(void)
     int idx[10] = {0, 1, 2, 3, 4, 4, 3, 2, 1, 0};
     float whole[10 * 36], part[10 * 36], other[10 * 36], t[30];
     gsl_augment a = {1, 3};
-    gsl_data_gather_augmented(&d, idx, 10, &a, 5, 20, whole, t);
-    gsl_data_gather_augmented(&d, idx, 4, &a, 5, 20, part, t);
-    gsl_data_gather_augmented(&d, idx + 4, 6, &a, 5, 24, part + 4 * dim, t);
+    CHECK(gsl_data_gather_augmented(&d, idx, 10, &a, 5, 20, whole, t, err) == 0);
+    CHECK(gsl_data_gather_augmented(&d, idx, 4, &a, 5, 20, part, t, err) == 0);
+    CHECK(gsl_data_gather_augmented(&d, idx + 4, 6, &a, 5, 24, part + 4 * dim, t, err) == 0);
     CHECK(memcmp(whole, part, sizeof whole) == 0);
-    gsl_data_gather_augmented(&d, idx, 10, &a, 6, 20, other, t); /* another epoch's key */
+    CHECK(gsl_data_gather_augmented(&d, idx, 10, &a, 6, 20, other, t, err) == 0); /* another epoch's key */
     CHECK(memcmp(whole, other, sizeof whole) != 0);
     gsl_data_free(&d);
 }
@@ -452,6 +532,7 @@ int main(void)
     RUN(test_class_subset_and_split);
     RUN(test_holdout_split);
     RUN(test_image_list);
+    RUN(test_image_decode);
     RUN(test_sampler_epoch_permutation_and_seed);
     RUN(test_sampler_class_balanced);
     RUN(test_augment_identity_without_keys);

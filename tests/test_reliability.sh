@@ -103,7 +103,7 @@ printf 'batch=5\n[net]\n' > keyfirst.cfg
 printf '[net]\nbatch=5\n' > netonly.cfg
 for c in empty comment nonet binary keyfirst netonly; do
   for cmd in check eval; do
-    if [ $cmd = check ]; then "$bin" gsl check $c.cfg > cf.log 2>&1; else "$bin" gsl eval a.data $c.cfg - -subspaces 4 > cf.log 2>&1; fi
+    if [ $cmd = check ]; then "$bin" gsl check $c.cfg > cf.log 2>&1; else "$bin" gsl eval a.data $c.cfg - -M 4 > cf.log 2>&1; fi
     rc=$?
     check "bad_cfg_${c}_$cmd" '[ $rc = 1 ] && grep -q "$c.cfg" cf.log' "exit $rc: $(tail -1 cf.log)"
   done
@@ -147,10 +147,10 @@ hdr = bytearray(b); hdr[0:4] = struct.pack("<i", 0x41414141)
 open(sys.argv[3], "wb").write(hdr)
 PY
 expect nan_weights_refused_by_eval 1 "nan.weights: [0-9]+ of [0-9]+ weights are not finite" \
-  "$bin" gsl eval a.data "$cfg" nan.weights -subspaces 4 -codewords 16
+  "$bin" gsl eval a.data "$cfg" nan.weights -M 4 -K 16
 expect nan_weights_refused_by_embed 1 "not finite" "$bin" gsl embed a.data "$cfg" nan.weights -out nanemb
 check nan_embed_writes_nothing '[ ! -e nanemb.fvecs ]' "nanemb.fvecs written"
-expect damaged_header_refused 1 "hdr.weights: damaged header" "$bin" gsl eval a.data "$cfg" hdr.weights -subspaces 4 -codewords 16
+expect damaged_header_refused 1 "hdr.weights: damaged header" "$bin" gsl eval a.data "$cfg" hdr.weights -M 4 -K 16
 cp -a A F
 "$py" - F/small_e0002.weights <<'PY'
 import sys

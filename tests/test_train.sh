@@ -46,7 +46,7 @@ check checkpoint_folder_can_move '[ $rc = 0 ]' "exit $rc: $(tail -n 2 evalM.txt)
 
 # ---- the trained network beats the untrained one
 "$bin" gsl eval a.data "$cfg" A/small.ckpt > evalA.txt 2>evalA.err; rc1=$?
-"$bin" gsl eval a.data "$cfg" - -subspaces 4 -codewords 16 > eval0.txt 2>eval0.err; rc0=$?
+"$bin" gsl eval a.data "$cfg" - -M 4 -K 16 > eval0.txt 2>eval0.err; rc0=$?
 mt=$(awk '/^float/{print $2}' evalA.txt); m0=$(awk '/^float/{print $2}' eval0.txt)
 check eval_runs '[ $rc1 = 0 ] && [ $rc0 = 0 ] && [ -n "$mt" ] && [ -n "$m0" ]' "exit $rc1/$rc0: $(tail -n 2 evalA.err eval0.err)"
 check trained_beats_untrained 'awk -v a="$mt" -v b="$m0" "BEGIN{exit !(a > b + 0.1)}"' "trained mAP $mt, untrained $m0"

@@ -1,5 +1,6 @@
 /* Image lists: a list file (the first part of the input) naming images in the scratch folder, one of which is the
- * rest of the input (any format stb decodes, or garbage); labels _cat_, _dog_. */
+ * rest of the input (any format stb decodes, or garbage); labels _cat_, _dog_. Every sample is gathered (decoded and
+ * resized to 8x8), with labels required or not, unreadable images an error or skipped. */
 #include "fuzz.h"
 #include "gsl_data.h"
 
@@ -26,7 +27,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     char *names[2] = {"_cat_", "_dog_"}; /* never in the scratch folder's own name */
     gsl_data d;
     char err[GSL_DATA_ERRLEN];
-    for (int c = 1; c <= 3; c += 2)
-        if (gsl_data_load_list(list, names, 2, c, 8, 8, &d, err) == 0) gsl_data_free(&d);
+    float row[3 * 8 * 8], truth[2];
+    for (int c = 1; c <= 3; c += 2) {
+        if (gsl_data_load_list(list, names, 2, c == 1, c, 8, 8, &d, err)) continue;
+        d.skip_unreadable = c == 3;
+        if (d.skip_unreadable && !(d.unreadable = calloc(d.n ? (size_t)d.n : 1, 1))) { gsl_data_free(&d); return 0; }
+        for (int i = 0; i < d.n && i < 8; i++)
+            if (gsl_data_gather(&d, &i, 1, row, truth, err)) break;
+        gsl_data_free(&d);
+    }
     return 0;
 }
