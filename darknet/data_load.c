@@ -353,8 +353,7 @@ int gsl_image_decode(const char *path, int c, int h, int w, float *row, char *er
         have += (size_t)r;
     }
     close(fd);
-    const char *why = n == 0 ? "empty file" : truncated(buf, n);
-    if (why) { free(buf); return gsl_fail(err, "%s: %s", path, why); }
+    if (n == 0) { free(buf); return gsl_fail(err, "%s: empty file", path); }
     int iw, ih, ic;
     /* the header's size first: an image's memory is bounded before it is decoded */
     if (stbi_info_from_memory(buf, (int)n, &iw, &ih, &ic) && (size_t)iw * (size_t)ih > GSL_IMAGE_MAX_PIXELS) {
@@ -363,8 +362,12 @@ int gsl_image_decode(const char *path, int c, int h, int w, float *row, char *er
                         GSL_IMAGE_MAX_PIXELS >> 20);
     }
     unsigned char *img = stbi_load_from_memory(buf, (int)n, &iw, &ih, &ic, c);
+    /* the file ends early: decoded with grey rows, or refused because the data ran out */
+    const char *reason = img ? NULL : stbi_failure_reason();
+    const char *why = img || (reason && !strcmp(reason, "outofdata")) ? truncated(buf, n) : NULL;
     free(buf);
-    if (!img) return gsl_fail(err, "%s: not an image stb_image can read (%s)", path, stbi_failure_reason());
+    if (why) { stbi_image_free(img); return gsl_fail(err, "%s: %s", path, why); }
+    if (!img) return gsl_fail(err, "%s: not an image stb_image can read (%s)", path, reason ? reason : "?");
     /* stb gives interleaved rows (h, w, c); Darknet wants planes (c, h, w) */
     image im = {iw, ih, c, NULL};
     float *planes = row;

@@ -19,7 +19,7 @@ need_src=1
 [ "$need_src" = 1 ] && pkgs+=(xz-utils)
 case $what in
   build) ;;
-  test)  pkgs+=(python3-faiss python3-numpy dataset-fashion-mnist openmpi-bin libopenmpi-dev clang libclang-rt-14-dev) ;;
+  test)  pkgs+=(python3-faiss python3-numpy python3-pil dataset-fashion-mnist openmpi-bin libopenmpi-dev clang libclang-rt-14-dev) ;;
   demo)  pkgs+=(dataset-fashion-mnist gnuplot-nox) ;;
   bench) pkgs+=(python3-faiss python3-numpy dataset-fashion-mnist python3-torch python3-venv hyperfine python3-scipy python3-matplotlib) ;;
   *) echo "usage: scripts/setup.sh [build|test|demo|bench]" >&2; exit 2 ;;

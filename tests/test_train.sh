@@ -89,6 +89,9 @@ check encode_codes '[ $rc = 0 ] && [ -s codes.codes ] && [ -s codes.labels.ivecs
 check search_ids '[ $rc = 0 ] && [ "$(stat -c %s res.ids.ivecs)" = $((500 * (4 + 10 * 4))) ]' "exit $rc $(tail -1 s.log)"
 "$bin" gsl export a.data "$cfg" A/small.ckpt -out idx.faiss > x.log 2>&1; rc=$?
 check export_runs '[ $rc = 0 ] && [ -s idx.faiss ]' "exit $rc $(tail -1 x.log)"
+# the items behind the ids of an IDX source: FILE#RECORD, the records of the split in file order
+check export_items_idx '[ "$(wc -l < idx.faiss.items)" = "$(sed -n "s/.* of \([0-9]*\) codes.*/\1/p" x.log)" ] &&
+  head -1 idx.faiss.items | grep -qE "#[0-9]+$" && sed "s/.*#//" idx.faiss.items | sort -n -c' "$(head -2 idx.faiss.items)"
 
 # ---- a codebook of another dimension than the embedding is refused by every consumer, nothing is written
 "$py" - emb.fvecs > emb8.fvecs <<'PY'

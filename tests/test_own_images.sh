@@ -1,0 +1,143 @@
+#!/usr/bin/env bash
+# A user's own images, end to end: a folder of PNG and JPEG files of mixed sizes (some colour, some grey, one
+# corrupt, one truncated) made from Fashion-MNIST records, a labelled training list and unlabelled database and query
+# lists. Train (2 epochs, streamed and resized) -> export (flat and IVF, with .items) -> search by image ->
+# scripts/query_index.py with Faiss; ids map to the right paths (a query image that is also in the database finds
+# itself first), and the unreadable images give their documented errors (or are skipped with unreadable=skip).
+# Env: DARKNET_BIN, DARKNET_MPI_BIN (the MPI build, for the 2-rank check), PYTHON (a python3 with faiss, numpy, PIL).
+set -u
+bin=$(realpath "${DARKNET_BIN:?DARKNET_BIN is not set}")
+mbin=${DARKNET_MPI_BIN:-}
+[ -n "$mbin" ] && mbin=$(realpath "$mbin")
+py=${PYTHON:-/usr/bin/python3}
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(cd "$here/.." && pwd)
+tmp=$(realpath -m "${GSL_TEST_TMP:-/tmp}/own_images")
+rm -rf "$tmp" && mkdir -p "$tmp"
+export OPENBLAS_NUM_THREADS=1
+. "$here/lib.sh"
+cfg=$here/e2e/small.cfg
+made=$(cd "$here/e2e" && "$py" make_photos.py "$tmp/ph" 30 200 20) || { echo "RESULT 0 passed, 1 failed"; exit 1; }
+corrupt_line=$(awk '/^corrupt/{print $2}' <<<"$made")
+cd "$tmp/ph"
+printf 'classes=10\ntrain=train.list\nlabels=labels.txt\ndatabase=db.list\nvalid=query.list\nbackup=B\n' > own.data
+
+# ---- training on the labelled list: images of five sizes, grey and colour, resized to the network's 28x28x1
+"$bin" gsl train own.data "$cfg" -epochs 2 > train.log 2>&1; rc=$?
+check train_on_own_images '[ $rc = 0 ] && grep -q "^epoch 2 done" train.log && [ -s B/small.ckpt ]' \
+  "exit $rc: $(tail -2 train.log)"
+
+# ---- unreadable images: the error names the list, the line and the file; nothing is committed. Shuffled epochs
+# (no class-balanced batches) of 300 images in batches of 50 visit every line once.
+sed '/^classes_per_batch/d' "$cfg" > plain.cfg
+sed 's|^train=.*|train=train_bad.list|; s|^backup=.*|backup=Bbad|' own.data > bad.data
+expect unreadable_image_error 1 "train_bad.list:[0-9]+: cannot read image .*(cls1_corrupt.jpg: not an image|cls2_truncated.png: truncated PNG)" \
+  "$bin" gsl train bad.data plain.cfg -epochs 1
+check unreadable_nothing_committed '[ ! -e Bbad/small.ckpt ] && [ ! -e Bbad/plain.ckpt ]' "$(ls Bbad)"
+# every line of the valid split is embedded: the first bad one, the corrupt file, stops it with its line
+sed 's|^valid=.*|valid=train_bad.list|' bad.data > badv.data
+expect corrupt_image_error 1 "train_bad.list:$corrupt_line: cannot read image .*cls1_corrupt.jpg: not an image" \
+  "$bin" gsl embed badv.data "$cfg" B/small.ckpt -out bad
+check corrupt_nothing_written '[ ! -e bad.fvecs ] && [ ! -e bad.items ]' "$(ls bad.* 2>&1)"
+grep -v corrupt train_bad.list > train_trunc.list
+sed 's|^valid=.*|valid=train_trunc.list|' own.data > trunc.data
+expect truncated_image_error 1 "train_trunc.list:[0-9]+: cannot read image .*cls2_truncated.png: truncated PNG \\(no IEND" \
+  "$bin" gsl embed trunc.data "$cfg" B/small.ckpt -out trunc
+# unreadable=skip: training goes on and counts them; embed leaves them out of its rows and items
+{ cat badv.data; echo unreadable=skip; } | sed 's|^backup=.*|backup=Bskip|' > skip.data
+expect unreadable_skipped_in_training 0 "2 unreadable images of train_bad.list skipped \\(unreadable=skip\\)" \
+  "$bin" gsl train skip.data plain.cfg -epochs 1
+expect unreadable_left_out_of_embed 0 "2 unreadable images of train_bad.list left out" \
+  "$bin" gsl embed skip.data "$cfg" B/small.ckpt -out skipped
+check skipped_rows_and_items '[ "$(wc -l < skipped.items)" = 298 ] && ! grep -q "corrupt\|truncated" skipped.items &&
+  [ "$(stat -c %s skipped.fvecs)" = $((298 * (4 + 16 * 4))) ]' "$(wc -l < skipped.items) items"
+
+# ---- export: a flat IndexPQ and an IndexIVFPQ of the unlabelled database, each with its .items
+"$bin" gsl export own.data "$cfg" B/small.ckpt -out flat.faiss > x1.log 2>&1; rc1=$?
+"$bin" gsl export own.data "$cfg" B/small.ckpt -out ivf.faiss -ivf 8 > x2.log 2>&1; rc2=$?
+check export_flat_and_ivf '[ $rc1 = 0 ] && [ $rc2 = 0 ] && cmp -s flat.faiss.items db.list && cmp -s ivf.faiss.items db.list' \
+  "exit $rc1 $rc2: $(tail -1 x1.log) $(tail -1 x2.log)"
+
+# ---- search by image: a list of queries, and one image
+"$bin" gsl search own.data "$cfg" B/small.ckpt -query query.list -k 5 > hits.tsv 2> search.log; rc=$?
+check search_by_list '[ $rc = 0 ] && [ "$(wc -l < hits.tsv)" = 100 ] && [ "$(cut -f1 hits.tsv | sort -u | wc -l)" = 20 ]' \
+  "exit $rc: $(tail -2 search.log)"
+# the 10 queries that are also database images find themselves first (or tied with the first, same code)
+self=$(awk -F'\t' 'NR == FNR { indb[$1] = 1; next }
+                   $2 == 1 { best[$1] = $3 }
+                   $1 == $4 && $3 == best[$1] { found[$1] = 1 }
+                   END { n = 0; for (q in indb) if (q in found) n++; print n }' <(head -10 query.list) hits.tsv)
+check query_in_database_finds_itself '[ "$self" = 10 ]' "$self of 10"
+one=$(sed -n 15p query.list)
+"$bin" gsl search own.data "$cfg" B/small.ckpt -query "$one" -k 3 > one.tsv 2>/dev/null; rc=$?
+check search_by_one_image '[ $rc = 0 ] && [ "$(cut -f1 one.tsv | sort -u)" = "$one" ] && [ "$(wc -l < one.tsv)" = 3 ] &&
+  diff <(cut -f2- one.tsv) <(awk -F"\t" -v q="$one" "\$1 == q && \$2 <= 3" hits.tsv | cut -f2-) >/dev/null' \
+  "exit $rc: $(cat one.tsv)"
+
+# ---- the Python example: embeddings of the queries (gsl embed of the unlabelled valid list), Faiss, the items
+"$bin" gsl embed own.data "$cfg" B/small.ckpt -out q > emb.log 2>&1; rc=$?
+check embed_unlabelled '[ $rc = 0 ] && cmp -s q.items query.list && [ "$(stat -c %s q.fvecs)" = $((20 * (4 + 16 * 4))) ]' \
+  "exit $rc: $(tail -1 emb.log)"
+"$py" "$root/scripts/query_index.py" flat.faiss q.fvecs -k 5 > py_flat.tsv 2> py.err; rc1=$?
+"$py" "$root/scripts/query_index.py" ivf.faiss q.fvecs -k 5 > py_ivf.tsv 2>> py.err; rc2=$?
+# the same hits as gsl search: per query the same distances, and the same items wherever distances do not tie
+same() {
+  "$py" - "$1" "$2" <<'PY'
+import sys
+def rows(p):
+    out = {}
+    for line in open(p):
+        q, r, d, item = line.rstrip("\n").split("\t")
+        out.setdefault(q, []).append((float(d), item))
+    return out
+a, b = rows(sys.argv[1]), rows(sys.argv[2])
+bad = 0
+for q in a:
+    da, db = [d for d, _ in a[q]], [d for d, _ in b.get(q, [])]
+    if len(da) != len(db) or any(abs(x - y) > 1e-4 * (1 + abs(x)) for x, y in zip(da, db)):
+        bad += 1
+        continue
+    for (d, item), (_, other) in zip(a[q], b[q]):
+        tied = sum(abs(d - x) <= 1e-4 * (1 + abs(d)) for x in da) > 1
+        bad += item != other and not tied
+print("same" if bad == 0 and a.keys() == b.keys() else "%d differ" % bad)
+PY
+}
+r1=$(same hits.tsv py_flat.tsv); r2=$(same hits.tsv py_ivf.tsv)
+check python_example_flat '[ $rc1 = 0 ] && [ "$r1" = same ]' "exit $rc1: $r1 $(tail -2 py.err)"
+check python_example_ivf_all_lists '[ $rc2 = 0 ] && [ "$r2" = same ]' "exit $rc2: $r2 $(tail -2 py.err)"
+
+# ---- streaming changes nothing: the same records as an in-memory IDX subset and as a list of 28x28 PNGs (same
+# order) train to byte-identical weights, with augmentation too; a resumed list run equals the uninterrupted one; 2 MPI
+# ranks (each decoding only its own rows) equal 2 ranks on the IDX subset
+mkdir -p "$tmp/same" && cd "$tmp/same"
+"$py" "$here/e2e/make_subset.py" . 30 5 && (cd "$here/e2e" && "$py" make_images.py "$tmp/same/img" 30 5) ||
+  { bad same_data "make_subset/make_images failed"; result; exit; }
+printf 'classes=10\ntrain=%s\ntrain_labels=%s\nbackup=%s\n' train-images.gz train-labels.gz I > idx.data
+printf 'classes=10\ntrain=img/train.list\nlabels=img/labels.txt\nbackup=%s\n' L > list.data
+sed 's|^backup=L|backup=R|' list.data > resume.data
+sed 's|^backup=L|backup=LA|' list.data > lista.data; sed 's|^backup=I|backup=IA|' idx.data > idxa.data
+sed 's/^seed=3/seed=3\nflip=1\nshift=2/' "$cfg" > aug.cfg
+"$bin" gsl train idx.data "$cfg" -epochs 2 > i.log 2>&1 && "$bin" gsl train list.data "$cfg" -epochs 2 > l.log 2>&1 &&
+  "$bin" gsl train idxa.data aug.cfg -epochs 2 > ia.log 2>&1 && "$bin" gsl train lista.data aug.cfg -epochs 2 > la.log 2>&1
+rc=$?
+check list_equals_idx '[ $rc = 0 ] && cmp -s I/small_e0002.weights L/small_e0002.weights && cmp -s I/small_e0002_cb0.codebook L/small_e0002_cb0.codebook' \
+  "exit $rc: $(tail -1 l.log)"
+check list_equals_idx_augmented '[ $rc = 0 ] && cmp -s IA/aug_e0002.weights LA/aug_e0002.weights' "exit $rc: $(tail -1 la.log)"
+"$bin" gsl train resume.data "$cfg" -epochs 1 > r1.log 2>&1 && "$bin" gsl train resume.data "$cfg" R/small.ckpt -epochs 2 > r2.log 2>&1
+rc=$?
+check list_resume_equals_uninterrupted '[ $rc = 0 ] && cmp -s R/small_e0002.weights L/small_e0002.weights' "exit $rc: $(tail -2 r2.log)"
+if [ -n "$mbin" ] && [ -x "$mbin" ] && command -v mpirun >/dev/null; then
+  export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1
+  sed 's/^rebuild_iters=8/rebuild_iters=8\nrebuild_from=sample/' "$cfg" > dist.cfg
+  sed 's|^backup=L|backup=DL|' list.data > dl.data; sed 's|^backup=I|backup=DI|' idx.data > di.data
+  for d in dl di; do
+    ASAN_OPTIONS=${ASAN_OPTIONS:-}${ASAN_OPTIONS:+:}detect_leaks=0 timeout -k 5 120 mpirun --oversubscribe \
+      -x OPENBLAS_NUM_THREADS -np 2 "$mbin" gsl train $d.data dist.cfg -epochs 2 > $d.log 2>&1 || break
+  done
+  rc=$?
+  check mpi_list_equals_mpi_idx '[ $rc = 0 ] && cmp -s DL/dist_e0002.weights DI/dist_e0002.weights' "exit $rc: $(tail -2 dl.log)"
+else
+  bad mpi_available "no MPI binary (DARKNET_MPI_BIN) or mpirun: make test builds build/<config>/darknet-mpi"
+fi
+result
