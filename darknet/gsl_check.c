@@ -33,6 +33,11 @@ int gsl_check_main(int argc, char **argv)
     }
     gsl_registry_install();
     network *net = parse_network_cfg((char *)cfg);
+    if (gsl_train_keys_check(&k, cfg, net->h, net->w, net->batch, err)) {
+        fprintf(stderr, "darknet gsl check: error: %s\n", err);
+        gsl_free_network(net);
+        return 1;
+    }
     printf("%s: %d layers, input %dx%dx%d, batch %d\n", cfg, net->n, net->w, net->h, net->c, net->batch);
     printf("%5s  %-14s %10s %10s\n", "layer", "type", "inputs", "outputs");
     for (int i = 0; i < net->n; i++) {

@@ -194,3 +194,14 @@ int gsl_train_keys_read(const char *cfgfile, gsl_train_keys *k, char *err)
     if (!seen_net) return gsl_fail(err, "%s: no [net] section", cfgfile);
     return 0;
 }
+
+int gsl_train_keys_check(const gsl_train_keys *k, const char *cfgfile, int h, int w, int batch, char *err)
+{
+    if (k->shift && (k->shift >= h || k->shift >= w))
+        return gsl_fail(err, "%s: [net]: key 'shift': %d moves the whole %dx%d image out of view (at most %d)", cfgfile,
+                        k->shift, w, h, (h < w ? h : w) - 1);
+    if (k->P && (k->P < 2 || batch % k->P))
+        return gsl_fail(err, "%s: [net]: key 'classes_per_batch': %d classes must divide the batch of %d (batch / "
+                        "subdivisions) and be at least 2", cfgfile, k->P, batch);
+    return 0;
+}

@@ -56,5 +56,8 @@ typedef struct gsl_train_keys {
 } gsl_train_keys;
 
 int gsl_train_keys_read(const char *cfgfile, gsl_train_keys *k, char *err);
+/* The trainer keys against the network's input and batch (h, w, batch: [net]'s height, width, and batch per
+ * subdivision): shift within the image, classes_per_batch dividing the batch. 0, or -1 with err naming cfgfile. */
+int gsl_train_keys_check(const gsl_train_keys *k, const char *cfgfile, int h, int w, int batch, char *err);
 
 #endif

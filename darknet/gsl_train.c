@@ -793,7 +793,10 @@ static int run(trainer *t, const char *resume, char *err)
     }
     for (int epoch = t->start_epoch; epoch < t->k.epochs && !rc; epoch++) {
         epoch_run e = {.epoch = epoch};
-        if ((rc = start_epoch(t, &e, err))) break;
+        if ((rc = start_epoch(t, &e, err))) {
+            gsl_sampler_free(&e.smp);
+            break;
+        }
         rc = train_steps(t, &e, err);
         gsl_loader_stop(e.L); /* before the sampler it draws from */
         gsl_sampler_free(&e.smp);
@@ -854,11 +857,7 @@ static int setup_trainer(trainer *t, const gsl_args *a, const char *weights, cha
                  net->layers[net->n - 1].truths, t->datafile, t->dc.classes);
         return -1;
     }
-    if (t->k.shift && (t->k.shift >= net->h || t->k.shift >= net->w)) {
-        snprintf(err, GSL_DATA_ERRLEN, "%s: [net]: key 'shift': %d moves the whole %dx%d image out of view (at most %d)",
-                 t->cfgfile, t->k.shift, net->w, net->h, (net->h < net->w ? net->h : net->w) - 1);
-        return -1;
-    }
+    if (gsl_train_keys_check(&t->k, t->cfgfile, net->h, net->w, net->batch, err)) return -1;
     t->aug = (gsl_augment){t->k.flip, t->k.shift};
     if (gsl_data_load(&t->dc, GSL_SPLIT_TRAIN, net->c, net->h, net->w, &t->train, err)) return -1;
     if (t->dc.valid && t->k.eval_queries > 0 && D->rank == 0) {

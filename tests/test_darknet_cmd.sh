@@ -32,6 +32,8 @@ small_cfg "$tmp/bogus.cfg" '[frobnicator]' 'size=3'
 small_cfg "$tmp/ok.cfg" '[softmax]'
 small_cfg "$tmp/badtrainer.cfg" '[softmax]'
 sed -i 's/^channels=1$/channels=1\nepochs=0/' "$tmp/badtrainer.cfg"
+small_cfg "$tmp/badpk.cfg" '[softmax]'
+sed -i 's/^channels=1$/channels=1\nclasses_per_batch=3/' "$tmp/badpk.cfg"
 expect gsl_check_unknown_section 1 "bogus.cfg: line [0-9]+: unknown section \[frobnicator\]" "$bin" gsl check "$tmp/bogus.cfg"
 expect gsl_check_missing_file 1 "no-such.cfg" "$bin" gsl check "$tmp/no-such.cfg"
 expect gsl_check_stock_cfg 0 '1  softmax' "$bin" gsl check "$tmp/ok.cfg"
@@ -44,6 +46,7 @@ expect gsl_export_ivf_help 0 "-ivf NLIST: an IndexIVFPQ" "$bin" gsl export -h
 expect gsl_eval_old_spelling 2 "'-subspaces' is not an option of this command" "$bin" gsl eval a b c -subspaces 4
 expect gsl_search_query_and_out 2 "-query prints its hits; -out writes" "$bin" gsl search "$tmp/x.data" "$tmp/ok.cfg" - -query q.png -out x
 expect gsl_check_trainer_keys 1 "key 'epochs': 0 is out of range" "$bin" gsl check "$tmp/badtrainer.cfg"
+expect gsl_check_classes_per_batch 1 "key 'classes_per_batch': 3 classes must divide the batch of 2" "$bin" gsl check "$tmp/badpk.cfg"
 
 # every cfg the project ships parses with the plugin
 root=$(cd "$(dirname "$0")/.." && pwd)

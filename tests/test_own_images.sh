@@ -107,6 +107,29 @@ r1=$(same hits.tsv py_flat.tsv); r2=$(same hits.tsv py_ivf.tsv)
 check python_example_flat '[ $rc1 = 0 ] && [ "$r1" = same ]' "exit $rc1: $r1 $(tail -2 py.err)"
 check python_example_ivf_all_lists '[ $rc2 = 0 ] && [ "$r2" = same ]' "exit $rc2: $r2 $(tail -2 py.err)"
 
+# ---- a cosine network: the commands say the search is by L2 distance; -normalize gives unit embeddings, a codebook
+# fitted on them (not the network's), an index of their codes, and the export says the queries need normalising too
+sed 's/^type=contrastive/type=cosine/; /^margin=/d' "$cfg" > cos.cfg
+sed 's|^backup=.*|backup=Bcos|' own.data > cos.data
+"$bin" gsl train cos.data cos.cfg -epochs 1 > cos.log 2>&1; rc=$?
+check cosine_trains '[ $rc = 0 ]' "exit $rc: $(tail -2 cos.log)"
+expect cosine_note 0 "cos.cfg trains a cosine similarity; without -normalize" \
+  "$bin" gsl export cos.data cos.cfg Bcos/cos.ckpt -out cosraw.faiss
+"$bin" gsl export cos.data cos.cfg Bcos/cos.ckpt -out cos.faiss -normalize > cx.log 2>&1; rc=$?
+check normalize_export '[ $rc = 0 ] && grep -q "fitted on the 300 normalised training embeddings" cx.log &&
+  grep -q "normalise the queries too" cx.log' "exit $rc: $(tail -2 cx.log)"
+"$bin" gsl embed cos.data cos.cfg Bcos/cos.ckpt -out cq -normalize > cq.log 2>&1; rc=$?
+norms=$("$py" -c "
+import numpy as np
+a = np.fromfile('cq.fvecs', dtype=np.int32); d = a[0]
+x = a.reshape(-1, d + 1)[:, 1:].view(np.float32)
+print('unit' if np.allclose(np.linalg.norm(x, axis=1), 1, atol=1e-5) else 'norms %s' % np.linalg.norm(x, axis=1)[:3])")
+check normalize_embed_unit_norm '[ $rc = 0 ] && [ "$norms" = unit ]' "exit $rc: $norms"
+"$bin" gsl search cos.data cos.cfg Bcos/cos.ckpt -query query.list -k 5 -normalize > coshits.tsv 2>/dev/null; rc1=$?
+"$py" "$root/scripts/query_index.py" cos.faiss cq.fvecs -k 5 > cospy.tsv 2>py.err; rc2=$?
+r=$(same coshits.tsv cospy.tsv)
+check normalize_search_matches_faiss '[ $rc1 = 0 ] && [ $rc2 = 0 ] && [ "$r" = same ]' "exit $rc1 $rc2: $r $(tail -1 py.err)"
+
 # ---- streaming changes nothing: the same records as an in-memory IDX subset and as a list of 28x28 PNGs (same
 # order) train to byte-identical weights, with augmentation too; a resumed list run equals the uninterrupted one; 2 MPI
 # ranks (each decoding only its own rows) equal 2 ranks on the IDX subset
