@@ -168,7 +168,7 @@ static const char *const cmd_flags[] = {
     "-out -split -codebook -M -K -opq -normalize -threads -gpus -seed",                 /* encode */
     "-out -query -k -codebook -M -K -opq -normalize -threads -gpus -seed",              /* search */
     "-out -split -ivf -codebook -M -K -opq -normalize -threads -gpus -seed",            /* export */
-    "-codebook -M -K -opq -normalize -queries -threads -gpus -seed",                    /* eval */
+    "-codebook -M -K -opq -normalize -max-queries -threads -gpus -seed",                    /* eval */
 };
 
 /* A cosine network searched by L2 distance between raw embeddings ranks by something its loss never saw. */
@@ -316,14 +316,15 @@ int gsl_eval_main(int argc, char **argv)
     char err[GSL_DATA_ERRLEN] = "";
     const char *usage =
         "usage: darknet gsl eval DATA CFG WEIGHTS|CHECKPOINT.ckpt|- [-codebook F | -M M [-K K] [-opq]] [-normalize]\n"
-        "                        [-queries N] [-threads N] [-gpus N] [-seed N]\n"
+        "                        [-max-queries N] [-threads N] [-gpus N] [-seed N]\n"
         "  queries: the valid split; database: the database split (default: train); both need labels\n"
         "  the codebook: -codebook F, else the checkpoint's or the .weights file's, else a PQ (-opq: OPQ) of M x K\n"
         "  (default: the network's codebook shape, K 256) fitted on the training embeddings; -M/-K/-opq fit one even\n"
         "  when the network has its own. '-' as weights: the cfg's random initialisation (-seed)\n"
-        "  -normalize   L2-normalise the embeddings (rank by cosine; the codebook fitted on normalised embeddings)\n"
-        "  -queries N   evaluate at most N queries (default: all); -threads N search threads (default 2)\n"
-        "  -gpus N      run the network on device N (GPU=1 builds)\n";
+        "  -normalize      L2-normalise the embeddings (rank by cosine; the codebook fitted on normalised ones)\n"
+        "  -max-queries N  evaluate at most N queries (a seeded sample; default: all)\n"
+        "  -threads N      search threads (default 2)\n"
+        "  -gpus N         run the network on device N (GPU=1 builds)\n";
     int rc = session_open(&s, argc, argv, CMD_EVAL, 1, err);
     if (rc == -3) {
         fputs(usage, stdout);

@@ -90,7 +90,7 @@ int gsl_args_parse(int argc, char **argv, int min_pos, int max_pos, const char *
         }
         struct { const char *name; long lo, hi; } ints[] = {
             {"-seed", 0, LONG_MAX}, {"-epochs", 1, 100000}, {"-threads", 1, 1024}, {"-k", 1, 1 << 20},
-            {"-M", 1, 4096}, {"-K", 2, 256}, {"-queries", 1, INT_MAX}, {"-ivf", 1, 1 << 24},
+            {"-M", 1, 4096}, {"-K", 2, 256}, {"-max-queries", 1, INT_MAX}, {"-ivf", 1, 1 << 24},
         };
         int done = 0;
         for (size_t j = 0; j < sizeof ints / sizeof ints[0] && !done; j++) {

@@ -20,7 +20,7 @@ typedef struct gsl_args {
     int k;                         /* -k N (search) */
     int subspaces, codewords;      /* -M M -K K (eval/encode of a network without a codebook) */
     int opq;                       /* -opq */
-    int queries;                   /* -queries N (eval: at most N queries) */
+    int queries;                   /* -max-queries N (eval: at most N queries) */
     const char *out;               /* -out PATH */
     const char *codebook;          /* -codebook PATH */
     const char *split;             /* -split train|valid|database */
