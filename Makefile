@@ -35,7 +35,7 @@ DIST_NCCL  := $(and $(filter 1,$(GPU)),$(filter 1,$(NCCL)))
 comma := ,
 V   := $(if $(filter 1,$(GPU)),gpu,cpu)
 DN  := build/darknet-$(V)$(if $(filter 1,$(CUDNN)),-cudnn,)
-B   := build/$(V)$(if $(filter 1,$(SANITIZE)),-san,)$(if $(filter 0,$(BLAS)),-noblas,)
+B   := build/$(V)$(if $(filter 1,$(CUDNN)),-cudnn,)$(if $(filter 1,$(SANITIZE)),-san,)$(if $(filter 0,$(BLAS)),-noblas,)
 SRC := build/darknet-src
 
 CC      ?= gcc
@@ -65,8 +65,9 @@ DN_EXAMPLES := captcha lsd super art tag cifar go rnn segmenter regressor classi
                instance-segmenter
 DN_EXOBJ    := $(addprefix $(DN)/obj/,$(addsuffix .o,$(DN_EXAMPLES)))
 DN_COMMON   := -Iinclude/ -Isrc/ $(if $(filter 1,$(GPU)),-DGPU -I$(CUDA_HOME)/include/ -DcudaThreadSynchronize=cudaDeviceSynchronize,) \
-               $(if $(filter 1,$(CUDNN)),-DCUDNN,)
-# OVERRIDE_SRC (below) replaces some of Darknet's functions; Darknet's become weak so ours win.
+               $(if $(filter 1,$(CUDNN)),-DCUDNN -include $(CURDIR)/darknet/cudnn_compat.h,)
+# OVERRIDE_SRC (below) replaces some of Darknet's functions; Darknet's become weak so ours win. CUDNN=1: upstream's
+# sources see darknet/cudnn_compat.h first (the cuDNN 7 queries it calls, provided on cuDNN 8/9's).
 DN_LIB      := $(DN)/libdarknet_weak.a
 
 QUANT_SRC  := $(wildcard quant/*.c)
@@ -75,16 +76,19 @@ LAYERS_CU  := $(if $(filter 1,$(GPU)),$(wildcard layers/*.cu),)
 # Overrides of Darknet functions (linked as objects before libdarknet, whose copies of DN_WEAK_SYMS are made weak):
 # the batch copy that fits the network's input (every build), and with OpenBLAS the CPU gemm and convolutions.
 OVERRIDE_SRC := darknet/train_network.c $(if $(filter 1,$(BLAS)),darknet/blas_gemm.c darknet/fast_conv.c,)
+# GPU=1 without cuDNN: the batched GPU convolution (darknet/conv_gpu.cu).
+GPU_CONV    := $(and $(filter 1,$(GPU)),$(filter-out 1,$(CUDNN)))
 # (One weak library serves BLAS=0 and BLAS=1: a weak function nobody overrides is still linked.)
 DN_WEAK_SYMS := train_network gemm gemm_cpu forward_convolutional_layer backward_convolutional_layer \
-                forward_maxpool_layer
+                forward_maxpool_layer forward_convolutional_layer_gpu backward_convolutional_layer_gpu
 CMD_SRC    := $(filter-out darknet/main.c darknet/dist_mpi.c darknet/train_network.c darknet/blas_gemm.c darknet/fast_conv.c,\
                 $(wildcard darknet/*.c))
 # tests/test_gpu_*.c compare CUDA kernels with the CPU path: built with GPU=1, run on a GPU host by `make test-gpu`.
 TEST_SRC   := $(filter-out tests/test_gpu_%,$(wildcard tests/test_*.c))
 # libgslq's own tests (and the BLAS kernel choice's) link libgslq alone: quant/ needs nothing of ours or Darknet's.
 QUANT_TEST_SRC := $(wildcard tests/test_quant.c tests/test_quant_*.c) tests/test_blas.c
-GPU_TEST_SRC := $(if $(filter 1,$(GPU)),$(wildcard tests/test_gpu_*.c),)
+GPU_TEST_SRC := $(if $(filter 1,$(GPU)),$(filter-out $(if $(filter 1,$(CUDNN)),tests/test_gpu_conv.c,),\
+                  $(wildcard tests/test_gpu_*.c)),)
 TEST_SH    := $(wildcard tests/test_*.sh)
 # The MPI binary, built alongside whenever mpicc is found (MPI=1: required, and it becomes bin/darknet).
 MPI_BIN    := $(if $(or $(MPICC),$(filter 1,$(MPI))),$(B)/darknet-mpi,)
@@ -92,7 +96,7 @@ MPI_BIN    := $(if $(or $(MPICC),$(filter 1,$(MPI))),$(B)/darknet-mpi,)
 QUANT_OBJ  := $(QUANT_SRC:%.c=$(B)/obj/%.o)
 LAYERS_OBJ := $(LAYERS_SRC:%.c=$(B)/obj/%.o) $(LAYERS_CU:%.cu=$(B)/obj/%.cu.o)
 CMD_OBJ    := $(CMD_SRC:%.c=$(B)/obj/%.o)
-OVERRIDE_OBJ := $(OVERRIDE_SRC:%.c=$(B)/obj/%.o)
+OVERRIDE_OBJ := $(OVERRIDE_SRC:%.c=$(B)/obj/%.o) $(if $(GPU_CONV),$(B)/obj/darknet/conv_gpu.cu.o,)
 TEST_BIN   := $(TEST_SRC:tests/%.c=$(B)/tests/%)
 GPU_TEST_BIN := $(GPU_TEST_SRC:tests/%.c=$(B)/tests/%)
 
@@ -115,7 +119,7 @@ $(SRC)/.fetched:
 	darknet/fetch.sh $(SRC)
 
 # ---------------------------------------------------------------- upstream Darknet, hooked and built in its folder
-$(DN)/.hooked: $(SRC)/.fetched darknet/hook.sh
+$(DN)/.hooked: $(SRC)/.fetched darknet/hook.sh $(if $(filter 1,$(CUDNN)),darknet/cudnn_compat.h,)
 	rm -rf $(DN) && mkdir -p build && cp -a $(SRC) $(DN)
 	darknet/hook.sh $(DN)
 	touch $@
@@ -150,7 +154,11 @@ $(B)/obj/layers/%.cu.o: layers/%.cu $(wildcard layers/*.h quant/*.h) $(DN)/libda
 
 $(B)/obj/darknet/%.o: darknet/%.c $(wildcard darknet/*.h layers/*.h quant/*.h) $(DN)/libdarknet.a
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS_) -Idarknet -Ilayers -Iquant $(DNINC) -c $< -o $@
+	$(CC) $(CFLAGS_) -Idarknet -Ilayers -Iquant $(DNINC) $(if $(GPU_CONV),-DGSL_GPU_CONV,) -c $< -o $@
+
+$(B)/obj/darknet/%.cu.o: darknet/%.cu $(DN)/libdarknet.a
+	@mkdir -p $(@D)
+	$(NVCC) $(NVFLAGS) $(DNINC) -c $< -o $@
 
 $(B)/libgslq.a: $(QUANT_OBJ)
 	@rm -f $@; ar rcs $@ $^
@@ -196,7 +204,8 @@ $(QUANT_TEST_BIN): $(B)/tests/%: tests/%.c tests/test.h $(B)/libgslq.a
 	$(CC) $(CFLAGS_) -Itests -Iquant $< $(B)/libgslq.a $(filter-out -lcudart -lcublas -lcurand -lstdc++ -lcudnn,$(LIBS)) -o $@
 $(filter-out $(QUANT_TEST_BIN),$(TEST_BIN)) $(GPU_TEST_BIN): $(B)/tests/%: tests/%.c $(wildcard tests/*.h) $(LINK_IN)
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS_) -Itests -Idarknet -Ilayers -Iquant $(DNINC) $< $(LINK_IN) $(TESTLIBS) -o $@
+	$(CC) $(CFLAGS_) -Itests -Idarknet -Ilayers -Iquant $(DNINC) $(if $(GPU_CONV),-DGSL_GPU_CONV,) $< $(LINK_IN) \
+	  $(TESTLIBS) -o $@
 
 # setup.sh installs Open MPI for the tests, so mpicc is looked for again when the tests start (not at parse time).
 test:

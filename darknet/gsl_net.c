@@ -44,6 +44,17 @@ network **gsl_net_load(const char *cfg, const char *weights, const int *gpus, in
             load_weights(nets[r], (char *)weights);
         }
         if (clear) *nets[r]->seen = 0;
+#ifdef GSL_GPU_CONV
+        if (nets[r]->gpu_index >= 0) {
+            const char *mb = getenv("GSL_GPU_CONV_WORKSPACE_MB");
+            long lim = mb && *mb ? strtol(mb, NULL, 10) : 256;
+            size_t f = gsl_conv_gpu_reserve(nets[r], (size_t)(lim > 0 ? lim : 256) << 20);
+            if (r == 0)
+                fprintf(stderr, "GPU convolutions: %s\n", f ? "batched (darknet/conv_gpu.cu)" : "one image per call");
+            if (r == 0 && f) fprintf(stderr, "  workspace %.1f MB per network (GSL_GPU_CONV_WORKSPACE_MB=%ld)\n",
+                                     f * sizeof(float) / 1048576.0, lim > 0 ? lim : 256);
+        }
+#endif
     }
     return nets;
 }
@@ -57,6 +68,9 @@ void gsl_free_network(network *net)
     free(net->cost);
     free(net->steps);
     free(net->scales);
+#ifdef GSL_GPU_CONV
+    gsl_conv_gpu_release(net);
+#endif
 #ifdef GPU
     if (net->gpu_index >= 0) cuda_free(net->workspace);
     else

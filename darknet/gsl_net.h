@@ -21,6 +21,13 @@ void gsl_net_free(network **nets, int n);
 /* free_network, plus the fields Darknet's own version leaves behind. */
 void gsl_free_network(network *net);
 
+#ifdef GSL_GPU_CONV
+/* The batched GPU convolution (darknet/conv_gpu.cu): net's workspace enlarged for whole batches within limit_bytes
+ * (floats reserved, 0 when upstream's stays), and forgotten before the network is freed. */
+size_t gsl_conv_gpu_reserve(network *net, size_t limit_bytes);
+void gsl_conv_gpu_release(const network *net);
+#endif
+
 /* 1 when the last layer is a [similarity] of type=cosine (its embeddings are compared by cosine). */
 int gsl_net_similarity_is_cosine(const network *net);
 

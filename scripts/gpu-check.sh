@@ -2,15 +2,20 @@
 # The GPU checks in one go, on a GPU host that may have no package access (installs nothing):
 #   1. make GPU=1 BLAS=0 SETUP=0     Darknet's CUDA build, bin/darknet and the test programs (nvcc, cuBLAS)
 #   2. tests/test_gpu_*.c and the layer tests of the GPU build: every kernel against the CPU path, forward and backward
+#      (test_gpu_conv: the batched convolution of darknet/conv_gpu.cu, whole batch, chunks and one image per call)
 #   3. tests/gpu_train_check.sh      `gsl train` on GPU 0 against the CPU build; two replicas on one device
 #   4. tests/gpu_dist_check.sh       NCCL and MPI one-rank training (only where mpirun and mpicc exist)
+#   4b. tests/gpu_cudnn_check.sh     the CUDNN=1 build (cuDNN 9) against the GPU build without it (only where libcudnn
+#                                    is installed), and scripts/bench/bench_gpu_conv.sh: images/s of per-image,
+#                                    batched and cuDNN convolutions on the 3-convolution network and the LeNet
 #   5. scripts/bench/bench_layers.sh --gpu   the GPU training-step benchmark and the [snap] backward's bandwidth
 #   6. with HEADLINE=1: scripts/study/gpu_headline.sh (the Fashion-MNIST headline on the GPU; DATA_DIR, RES, TRAIN_S,
 #      PARALLEL and the cfgs in HEADLINE_CFGS pass through; several minutes)
 # The tree must hold the unpacked Darknet source (build/darknet-src/.fetched; `make` fetches it where Debian's
 # archive can be reached), or, with PREBUILT=1, the builds themselves: build/gpu-noblas and build/cpu-noblas/darknet
 # made by `make GPU=1 BLAS=0 test-bins build/gpu-noblas/bench/bench_layers` and `make BLAS=0` on a host with the
-# same nvcc; then nothing is compiled here.
+# same nvcc (and, for step 4b, `make GPU=1 CUDNN=1 BLAS=0 build/gpu-cudnn-noblas/darknet`); then nothing is compiled
+# here.
 # Env: JOBS (parallel make, default nproc), ARCH (nvcc -gencode flags, passed to make), BENCH=0 skips step 5,
 #      PREBUILT=1 (above), HEADLINE=1 (step 6).
 # Exit status: non-zero when the build or a test failed (the later steps still run after failing tests).
@@ -50,6 +55,16 @@ if command -v mpirun >/dev/null && command -v mpicc >/dev/null; then
   tests/gpu_dist_check.sh || status=1
 else
   say "skipped tests/gpu_dist_check.sh: no mpirun/mpicc here (NCCL and MPI training unverified)"
+fi
+if [ -e "$(dirname "$(command -v nvcc)")/../include/cudnn.h" ] || [ -e /usr/include/cudnn.h ]; then
+  say "tests: tests/gpu_cudnn_check.sh"
+  BLAS=0 tests/gpu_cudnn_check.sh || status=1
+  if [ "${BENCH:-1}" != 0 ]; then
+    say "benchmark: scripts/bench/bench_gpu_conv.sh"
+    BLAS=0 scripts/bench/bench_gpu_conv.sh || status=1
+  fi
+else
+  say "skipped tests/gpu_cudnn_check.sh: no cudnn.h here (CUDNN=1 unverified)"
 fi
 if [ "${BENCH:-1}" != 0 ]; then
   say "benchmark: scripts/bench/bench_layers.sh --gpu"
