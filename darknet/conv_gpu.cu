@@ -246,7 +246,8 @@ extern "C" void backward_convolutional_layer_gpu(convolutional_layer l, network 
 {
     if (l.smooth) {
         size_t n = (size_t)l.out_h * l.out_w * l.out_c * l.batch;
-        smooth_kernel<<<grid(n), BLOCK>>>(l.output_gpu, n, l.w, l.h, 5, l.smooth, l.delta_gpu);
+        /* over the output planes (upstream passes the input's w and h, which overruns them when stride > 1) */
+        smooth_kernel<<<grid(n), BLOCK>>>(l.output_gpu, n, l.out_w, l.out_h, 5, l.smooth, l.delta_gpu);
         launch_ok("smooth");
     }
     gradient_array_gpu(l.output_gpu, l.outputs * l.batch, l.activation, l.delta_gpu);
@@ -308,6 +309,8 @@ extern "C" void backward_convolutional_layer_gpu(convolutional_layer l, network 
     if (l.xnor && net.delta_gpu) gradient_array_gpu(original_input, l.batch * l.c * l.h * l.w, HARDTAN, net.delta_gpu);
 }
 
+extern "C" void gsl_conv_gpu_release(const network *net);
+
 /* Enlarges net's workspace so the convolutions take whole batches (or chunks within limit_bytes); returns the floats
  * reserved, 0 when upstream's workspace is kept (nothing to gain, or GSL_GPU_CONV=per-image). */
 extern "C" size_t gsl_conv_gpu_reserve(network *net, size_t limit_bytes)
@@ -327,13 +330,17 @@ extern "C" size_t gsl_conv_gpu_reserve(network *net, size_t limit_bytes)
         layer *l = &net->layers[i];
         if (l->workspace_size / sizeof(float) > have) have = l->workspace_size / sizeof(float);
     }
-    if (need <= have || nreserved == MAX_RESERVED) return 0;
+    pthread_mutex_lock(&reserved_mu);
+    int full = nreserved == MAX_RESERVED;
+    pthread_mutex_unlock(&reserved_mu);
+    if (need <= have || full) return 0;
     cuda_set_device(net->gpu_index);
     float *ws = NULL;
     if (cudaMalloc((void **)&ws, need * sizeof(float)) != cudaSuccess) {
         cudaGetLastError();
         return 0; /* not enough device memory: upstream's workspace stays, one image per call */
     }
+    gsl_conv_gpu_release(net); /* a workspace reserved before: its entry goes with it */
     if (net->workspace) cuda_free(net->workspace);
     net->workspace = ws;
     pthread_mutex_lock(&reserved_mu);

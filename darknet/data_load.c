@@ -317,17 +317,19 @@ int gsl_data_load_images(const char *file, int c, int h, int w, int skip_unreada
     return 0;
 }
 
-/* A truncated PNG or JPEG decodes "successfully" in stb_image (the missing rows come out grey): check the end. */
+/* A PNG or JPEG that ends early: stb_image decodes a truncated JPEG "successfully" (the missing rows come out grey)
+ * and refuses a truncated PNG for lack of data. The end marker is looked for anywhere after the header (files may
+ * carry data after it, e.g. a motion photo's video). NULL when the file has it (or is of another format). */
 static const char *truncated(const unsigned char *b, size_t n)
 {
     if (n >= 8 && !memcmp(b, "\x89PNG\r\n\x1a\n", 8)) {
         static const unsigned char iend[8] = {'I', 'E', 'N', 'D', 0xae, 0x42, 0x60, 0x82};
-        for (size_t i = n >= 8 ? n - 8 : 0, k = 0; k < 64 && i >= 8; i--, k++) /* the IEND chunk, maybe padded */
+        for (size_t i = n - 8; i >= 8; i--)
             if (!memcmp(b + i, iend, 8)) return NULL;
-        return "truncated PNG (no IEND chunk at the end)";
+        return "truncated PNG (no IEND chunk)";
     }
     if (n >= 3 && b[0] == 0xff && b[1] == 0xd8) {
-        for (size_t i = n - 1, k = 0; i >= 3 && k < 4096; i--, k++) /* the end-of-image marker, maybe followed by padding */
+        for (size_t i = n - 1; i >= 3; i--)
             if (b[i - 1] == 0xff && b[i] == 0xd9) return NULL;
         return "truncated JPEG (no end-of-image marker)";
     }
@@ -339,9 +341,14 @@ int gsl_image_decode(const char *path, int c, int h, int w, float *row, char *er
     int fd = gsl_open_regular(path, err);
     if (fd < 0) return -1;
     struct stat st;
-    if (fstat(fd, &st) || st.st_size > INT_MAX) {
+    if (fstat(fd, &st)) {
+        int e = errno;
         close(fd);
-        return gsl_fail(err, "%s: %s", path, st.st_size > INT_MAX ? "larger than 2 GB" : strerror(errno));
+        return gsl_fail(err, "%s: %s", path, strerror(e));
+    }
+    if (st.st_size > INT_MAX) {
+        close(fd);
+        return gsl_fail(err, "%s: larger than 2 GB", path);
     }
     size_t n = (size_t)st.st_size, have = 0;
     unsigned char *buf = malloc(n ? n : 1);
@@ -349,7 +356,13 @@ int gsl_image_decode(const char *path, int c, int h, int w, float *row, char *er
     while (have < n) {
         ssize_t r = read(fd, buf + have, n - have);
         if (r < 0 && errno == EINTR) continue;
-        if (r <= 0) { n = have; break; }
+        if (r < 0) {
+            int e = errno;
+            close(fd);
+            free(buf);
+            return gsl_fail(err, "%s: read error: %s", path, strerror(e));
+        }
+        if (r == 0) { n = have; break; } /* shrank since fstat */
         have += (size_t)r;
     }
     close(fd);

@@ -8,10 +8,11 @@
 #include <string.h>
 
 /* Row j of the data: a copy (in memory) or the image decoded; in skip mode an unreadable image is marked and the
- * next readable one of the list takes its place. */
-static int gather_row(const gsl_data *d, int j, float *row, char *err)
+ * next readable one of the list takes its place (its index in *used, whose label goes with it). */
+static int gather_row(const gsl_data *d, int j, float *row, int *used, char *err)
 {
     size_t dim = (size_t)d->c * d->h * d->w;
+    *used = j;
     if (d->x) {
         memcpy(row, d->x + (size_t)j * dim, sizeof(float) * dim);
         return 0;
@@ -20,7 +21,10 @@ static int gather_row(const gsl_data *d, int j, float *row, char *err)
     for (int t = 0; t < d->n; t++) {
         int k = (j + t) % d->n;
         if (d->unreadable && d->unreadable[k]) continue;
-        if (!gsl_image_decode(d->path[k], d->c, d->h, d->w, row, e)) return 0;
+        if (!gsl_image_decode(d->path[k], d->c, d->h, d->w, row, e)) {
+            *used = k;
+            return 0;
+        }
         if (!d->skip_unreadable || !d->unreadable) {
             if (d->line[k] > 0)
                 return gsl_fail(err, "%s:%d: cannot read image %s (the .data key unreadable=skip skips such images)",
@@ -36,11 +40,12 @@ int gsl_data_gather(const gsl_data *d, const int *idx, int n, float *input, floa
 {
     size_t dim = (size_t)d->c * d->h * d->w;
     for (int i = 0; i < n; i++) {
-        if (gather_row(d, idx[i], input + (size_t)i * dim, err)) return -1;
+        int k;
+        if (gather_row(d, idx[i], input + (size_t)i * dim, &k, err)) return -1;
         if (!truth) continue;
         float *t = truth + (size_t)i * d->classes;
         memset(t, 0, sizeof(float) * d->classes);
-        if (d->label[idx[i]] >= 0) t[d->label[idx[i]]] = 1;
+        if (d->label[k] >= 0) t[d->label[k]] = 1;
     }
     return 0;
 }
@@ -153,6 +158,9 @@ int gsl_sampler_init(gsl_sampler *s, const gsl_data *d, int batch, int P, int K,
         shuffle(s->perm, d->n, &s->state);
         return 0;
     }
+    for (int i = 0; i < d->n; i++)
+        if (d->label[i] < 0 || d->label[i] >= d->classes)
+            return gsl_fail(err, "class-balanced batches: sample %d has no class (an unlabelled image)", i);
     if (P < 2 || K < 1 || P * K != batch)
         return gsl_fail(err, "class-balanced batches: P=%d classes x K=%d samples must equal batch=%d, with P >= 2", P,
                     K, batch);

@@ -248,6 +248,7 @@ static void test_image_list(void)
         CHECK(gather_one(&d, 1, want, truth) == 0);
         CHECKF(gather_one(&d, 0, row, truth) == 0, "%s", err);
         CHECK(memcmp(row, want, sizeof want) == 0 && d.unreadable[0] == 1 && gsl_data_unreadable_count(&d) == 1);
+        CHECKF(truth[0] == 0 && truth[1] == 1, "the stand-in's label goes with it: truth %g %g", truth[0], truth[1]);
         float rows[2] = {10, 11};
         gsl_data_drop_unreadable(&d, rows, 1);
         CHECK(d.n == 1 && strcmp(d.path[0], b) == 0 && rows[0] == 11 && d.line[0] == 2);
@@ -291,6 +292,13 @@ static void test_image_decode(void)
     CHECK(gsl_image_decode(t, 1, H, W, row, err) == -1 && strstr(err, "cut.png") && strstr(err, "truncated PNG"));
     write_bytes(t, buf, 0);
     CHECK(gsl_image_decode(t, 1, H, W, row, err) == -1 && strstr(err, "empty file"));
+    /* data after the end marker (a motion photo's video, padding) is not truncation */
+    unsigned char more[4096 + 300];
+    memcpy(more, buf, n);
+    memset(more + n, 0x5a, 300);
+    const char *pad = tmp("trailing.png");
+    write_bytes(pad, more, n + 300);
+    CHECKF(gsl_image_decode(pad, 1, H, W, row, err) == 0, "%s", err);
     CHECK(gsl_image_decode(test_tmpdir(), 1, H, W, row, err) == -1);
     /* a query file: one image, or a list */
     gsl_data q;

@@ -3,6 +3,7 @@
 #
 #   scripts/study/ablation.sh [tune|main|gentle|validate|headline|all|analyze|status|dbfit] [-j WORKERS]
 #                                                                               (default: all, 2 workers)
+#   scripts/study/ablation.sh [schedule|whole] [-j WORKERS]        the whole-training study (below), in build/whole
 #
 # Every run (one network trained, embedded and evaluated) is recorded in its folder under build/ablation/runs/
 # when it finishes (metrics.csv, written last) and skipped when the script is run again, so the study can be
@@ -25,14 +26,28 @@
 #    cfg/fashion_gsl_3conv.cfg, about 170 minutes on 2 cores) by `make demo`'s script with bin/darknet (or
 #    ABL_HEADLINE_BIN), not the frozen study binary; a rerun goes on from its checkpoint (RESUME=1), and once it is
 #    evaluated its table is kept in OUT/headline/NAME.txt and the run is skipped.
+#  * whole-training (OUT defaults to build/whole for these two commands): every arm trains from scratch with its
+#    layer on from epoch 1 (no pre-training, PRE=0) for the whole schedule:
+#    - schedule: the plain network on the validation protocol (val above) for ABL_SCHEDULE_MAX epochs (default 40) at
+#      a constant learning rate (0.01, so a run of any length follows the same path), the per-epoch monitor's mAP on
+#      the holdout queries; the schedule is the first epoch whose mAP is within 0.002 of the run's best
+#      (OUT/schedule.txt). The test split is not used.
+#    - whole: the unseen-class protocol at 4 bits (M=1, K=16) and 8 bits (M=1, K=256), every seed: post-hoc PQ
+#      (plain), quantloss, rotate and lookahead at the short study's tuned parameters (ABL_TUNED, default lambda 0.1,
+#      rotate 0.5, lookahead 0.1), and project at alpha 0.1 (the layer's default), for that many epochs.
 set -u
 cd "$(dirname "$0")/../.."
 ROOT=$PWD
 OUT=${ABL_OUT:-build/ablation}
 BIN=${ABL_BIN:-$OUT/darknet}
 PY=/usr/bin/python3
-PRE=${ABL_PRE:-2}          # pre-training epochs (plain, shared by the arms of a seed)
+case ${1:-all} in schedule|whole) OUT=${ABL_OUT:-build/whole}; BIN=${ABL_BIN:-$OUT/darknet} ;; esac
+PRE=${ABL_PRE:-2}          # pre-training epochs (plain, shared by the arms of a seed; 0: every arm from scratch)
 FT=${ABL_FT:-1}            # fine-tuning epochs per arm (the quantization layer active throughout)
+case ${1:-all} in
+  schedule) PRE=0 ;;
+  whole) PRE=0; [ -s "$OUT/schedule.txt" ] && FT=$(awk '/^epochs /{print $2}' "$OUT/schedule.txt") ;;
+esac
 SEEDS=${ABL_SEEDS:-"1 2 3 4 5"}
 TUNE_SEEDS=${ABL_TUNE_SEEDS:-"1"}
 EXTRA_SEEDS=${ABL_EXTRA_SEEDS:-"1 2 3"}   # seeds for the non-deciding settings (16 bits, standard 32 bits)
@@ -83,7 +98,11 @@ mkcfg() { # OUT PROTO ARM M K P EPOCHS
     hybrid) # rotate (alpha from tuning) below a weak quantization pull: P = "alpha/lambda"
       layer="[quantloss]\nsubspaces=$M\ncodewords=$K\nlambda=${P#*/}\n\n[snap]\nsubspaces=$M\ncodewords=$K\nneighbors=$(( K < 8 ? K : 8 ))\nmode=rotate\nalpha=${P%/*}\n" ;;
   esac
-  awk -v ep="$ep" -v cpb="$(cpb "$proto")" -v layer="$layer" '
+  # whole-training (PRE=0): a constant learning rate, the same in epochs on every protocol (fashion_plain.cfg's
+  # steps, in iterations, fall at other epochs on protocols of other sizes; in its 4 epochs they are never reached)
+  awk -v ep="$ep" -v cpb="$(cpb "$proto")" -v layer="$layer" -v const="$([ "$PRE" = 0 ] && echo 1)" '
+    /^policy=/ && const {print "policy=constant"; next}
+    /^(steps|scales)=/ && const {next}
     /^epochs=/ {print "epochs=" ep; next}
     /^warmup=/ {print "warmup=0"; next}
     /^classes_per_batch=/ {print "classes_per_batch=" cpb; next}
@@ -99,6 +118,7 @@ log() { echo "[$(date +%H:%M:%S) w$WID] $*" >> "$OUT/progress.log"; }
 pretrain() { # PROTO SEED
   local dir=$OUT/runs/$1/pre/s$2
   [ -f "$dir/done" ] && return 0
+  if [ "$PRE" = 0 ]; then mkdir -p "$dir" && echo 0 > "$dir/done"; return 0; fi # arms train from scratch
   mkdir -p "$dir"; mkdata "$1" "$dir"; mkcfg "$dir/net.cfg" "$1" plain 1 16 0 "$PRE"
   local t0=$SECONDS
   nice -n 19 "$BIN" gsl train "$dir/run.data" "$dir/net.cfg" -seed "$2" -epochs "$PRE" -threads 1 > "$dir/train.log" 2>&1 \
@@ -202,7 +222,8 @@ arm_run() { # PROTO ARM M K P SEED
   local t0=$SECONDS
   if [ ! -f "$dir/trained" ]; then
     rm -f "$dir"/net_e* "$dir"/net.ckpt "$dir"/net.csv
-    nice -n 19 "$BIN" gsl train "$dir/run.data" "$dir/net.cfg" "$pre/pre.weights" -seed "$seed" -epochs "$FT" -threads 1 \
+    local start=("$pre/pre.weights"); [ "$PRE" = 0 ] && start=()
+    nice -n 19 "$BIN" gsl train "$dir/run.data" "$dir/net.cfg" "${start[@]}" -seed "$seed" -epochs "$FT" -threads 1 \
       > "$dir/train.log" 2>&1 || { log "FAILED train $proto $tag s$seed (see $dir/train.log)"; return 1; }
     echo $((SECONDS - t0)) > "$dir/trained"
   fi
@@ -272,6 +293,39 @@ validate_jobs() {
   done
 }
 
+# The whole-training study's arms (parameters from the short study's tuning, ABL_TUNED="quantloss rotate lookahead").
+whole_jobs() {
+  local t=(${ABL_TUNED:-0.1 0.5 0.1})
+  for s in $SEEDS; do echo "pre unseen $s"; done
+  for s in $SEEDS; do
+    echo "run unseen plain 0 0 0 $s"
+    for mk in "1 16" "1 256"; do
+      for a in "quantloss ${t[0]}" "rotate ${t[1]}" "gentle 0.1" "lookahead ${t[2]}"; do
+        set -- $a; echo "run unseen $1 $mk $2 $s"
+      done
+    done
+  done
+}
+
+# The schedule of the whole-training study, chosen on the validation protocol: a plain network's monitor mAP per epoch.
+schedule() {
+  local dir=$OUT/schedule max=${ABL_SCHEDULE_MAX:-40}
+  if [ -s "$OUT/schedule.txt" ]; then cat "$OUT/schedule.txt"; return 0; fi
+  mkdir -p "$dir" && mkdata val "$dir" && mkcfg "$dir/net.cfg" val plain 1 16 0 "$max" || return 1
+  sed -i 's/^eval_queries=.*/eval_queries=1000/' "$dir/net.cfg"
+  local ck=() ; [ -f "$dir/net.ckpt" ] && ck=("$dir/net.ckpt")
+  WID=0 log "start schedule: plain network, validation protocol, $max epochs"
+  nice -n 19 "$BIN" gsl train "$dir/run.data" "$dir/net.cfg" "${ck[@]}" -seed 1 -epochs "$max" -threads 1 \
+    >> "$dir/train.log" 2>&1 || { WID=0 log "FAILED schedule (see $dir/train.log)"; return 1; }
+  # columns of net.csv: epoch, ..., mAP float (8th)
+  awk -F, 'NR > 1 && $8 != "nan" { e[++n] = $1; m[n] = $8; if ($8 > best) best = $8 }
+           END { for (i = 1; i <= n; i++) if (m[i] >= best - 0.002) { printf "epochs %d\nbest_map %.4f\nmap_at_epochs %.4f\n", e[i], best, m[i]; exit } }' \
+    "$dir/net.csv" > "$OUT/schedule.tmp" && [ -s "$OUT/schedule.tmp" ] && mv "$OUT/schedule.tmp" "$OUT/schedule.txt" ||
+    { echo "schedule: no mAP in $dir/net.csv" >&2; return 1; }
+  WID=0 log "end schedule: $(tr '\n' ' ' < "$OUT/schedule.txt")"
+  cat "$OUT/schedule.txt"
+}
+
 worker() { # WID JOBFILE: claims jobs in order (mkdir is atomic) and runs them
   WID=$1
   local jf=$2 i=0 job
@@ -325,10 +379,13 @@ case $cmd in
   gentle) gentle_jobs | run_jobs gentle; nice -n 19 $PY scripts/study/ablation_analyze.py --out "$OUT" ;;
   validate) validate_jobs | run_jobs validate ;;
   headline) headline ;;
+  schedule) schedule ;;
+  whole) [ -s "$OUT/schedule.txt" ] || { echo "no $OUT/schedule.txt: run '$0 schedule' first" >&2; exit 1; }
+         whole_jobs | run_jobs whole; nice -n 19 $PY scripts/study/ablation_analyze.py --out "$OUT" ;;
   all) "$0" tune -j "$WORKERS" && "$0" main -j "$WORKERS" && "$0" gentle -j "$WORKERS" && "$0" headline ;;
   analyze) nice -n 19 $PY scripts/study/ablation_analyze.py --out "$OUT" --tune "${EXTRA[@]}" > /dev/null &&
            nice -n 19 $PY scripts/study/ablation_analyze.py --out "$OUT" "${EXTRA[@]}" ;;
   dbfit) backfill_dbfit ;;
   status) tail -n 20 "$OUT/progress.log"; ls "$OUT"/runs/*/*/s*/metrics.csv 2>/dev/null | wc -l ;;
-  *) echo "usage: scripts/study/ablation.sh [tune|main|gentle|validate|headline|all|analyze|status|dbfit] [-j WORKERS]" >&2; exit 2 ;;
+  *) echo "usage: scripts/study/ablation.sh [tune|main|gentle|validate|headline|all|analyze|status|dbfit|schedule|whole] [-j WORKERS]" >&2; exit 2 ;;
 esac
