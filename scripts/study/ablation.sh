@@ -34,7 +34,8 @@
 #      (OUT/schedule.txt). The test split is not used.
 #    - whole: the unseen-class protocol at 4 bits (M=1, K=16) and 8 bits (M=1, K=256), every seed: post-hoc PQ
 #      (plain), quantloss, rotate and lookahead at the short study's tuned parameters (ABL_TUNED, default lambda 0.1,
-#      rotate 0.5, lookahead 0.1), and project at alpha 0.1 (the layer's default), for that many epochs.
+#      rotate 0.5, lookahead 0.1), and project at alpha 0.1 (the layer's default), for that many epochs. Tables,
+#      paired tests and plots in ABL_RESULTS (default docs/results/whole).
 set -u
 cd "$(dirname "$0")/../.."
 ROOT=$PWD
@@ -381,7 +382,8 @@ case $cmd in
   headline) headline ;;
   schedule) schedule ;;
   whole) [ -s "$OUT/schedule.txt" ] || { echo "no $OUT/schedule.txt: run '$0 schedule' first" >&2; exit 1; }
-         whole_jobs | run_jobs whole; nice -n 19 $PY scripts/study/ablation_analyze.py --out "$OUT" ;;
+         whole_jobs | run_jobs whole
+         nice -n 19 $PY scripts/study/ablation_analyze.py --out "$OUT" --results "${ABL_RESULTS:-docs/results/whole}" ;;
   all) "$0" tune -j "$WORKERS" && "$0" main -j "$WORKERS" && "$0" gentle -j "$WORKERS" && "$0" headline ;;
   analyze) nice -n 19 $PY scripts/study/ablation_analyze.py --out "$OUT" --tune "${EXTRA[@]}" > /dev/null &&
            nice -n 19 $PY scripts/study/ablation_analyze.py --out "$OUT" "${EXTRA[@]}" ;;
