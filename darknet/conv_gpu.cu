@@ -175,10 +175,18 @@ static __global__ void smooth_kernel(const float *x, size_t n, int w, int h, int
     }
 }
 
+/* GSL_GPU_CONV=per-image, read once (the layers ask on every call); gsl_conv_gpu_per_image sets it. */
+static int forced = -1;
+
+extern "C" void gsl_conv_gpu_per_image(int on) { forced = on != 0; }
+
 static int per_image_forced(void)
 {
-    const char *v = getenv("GSL_GPU_CONV");
-    return v && !strcmp(v, "per-image");
+    if (forced < 0) {
+        const char *v = getenv("GSL_GPU_CONV");
+        forced = v && !strcmp(v, "per-image");
+    }
+    return forced;
 }
 
 /* Images per chunk: the most (up to the batch) whose columns fit in the workspace (one at least: upstream's size). */

@@ -47,12 +47,14 @@ network **gsl_net_load(const char *cfg, const char *weights, const int *gpus, in
 #ifdef GSL_GPU_CONV
         if (nets[r]->gpu_index >= 0) {
             const char *mb = getenv("GSL_GPU_CONV_WORKSPACE_MB");
-            long lim = mb && *mb ? strtol(mb, NULL, 10) : 256;
-            size_t f = gsl_conv_gpu_reserve(nets[r], (size_t)(lim > 0 ? lim : 256) << 20);
-            if (r == 0)
-                fprintf(stderr, "GPU convolutions: %s\n", f ? "batched (darknet/conv_gpu.cu)" : "one image per call");
-            if (r == 0 && f) fprintf(stderr, "  workspace %.1f MB per network (GSL_GPU_CONV_WORKSPACE_MB=%ld)\n",
-                                     f * sizeof(float) / 1048576.0, lim > 0 ? lim : 256);
+            long lim = mb && *mb ? strtol(mb, NULL, 10) : 0;
+            if (lim <= 0) lim = 256;
+            size_t f = gsl_conv_gpu_reserve(nets[r], (size_t)lim << 20);
+            if (r == 0 && f)
+                fprintf(stderr, "GPU convolutions: batched, workspace %.1f MB per network (GSL_GPU_CONV_WORKSPACE_MB=%ld)\n",
+                        f * sizeof(float) / 1048576.0, lim);
+            else if (r == 0)
+                fprintf(stderr, "GPU convolutions: one image per call\n");
         }
 #endif
     }
@@ -113,7 +115,8 @@ static int embed_job(void *ctx, long job, float *x, float *y, char *err)
         int r = s + (i < m ? i : m - 1);
         bi[i] = c->idx ? c->idx[r] : r;
     }
-    int rc = gsl_data_gather(c->d, bi, c->B, x, y, err);
+    (void)y; /* inference needs no labels */
+    int rc = gsl_data_gather(c->d, bi, c->B, x, NULL, err);
     free(bi);
     return rc;
 }
@@ -129,7 +132,7 @@ int gsl_net_embed(network *net, const gsl_data *d, const int *idx, int n, int up
     /* the next batches are read (and decoded, for image lists) on a thread while this one runs */
     embed_job_ctx ctx = {d, idx, n, B};
     long jobs = (n + B - 1) / B;
-    gsl_loader *L = gsl_loader_start(embed_job, &ctx, jobs, (size_t)B * dim, (size_t)B * d->classes, 3, err);
+    gsl_loader *L = gsl_loader_start(embed_job, &ctx, jobs, (size_t)B * dim, 0, 3, err);
     if (!L) return -1;
     double t0 = gslq_now_s(), last = t0;
     int rc = 0;

@@ -26,6 +26,8 @@ void gsl_free_network(network *net);
  * (floats reserved, 0 when upstream's stays), and forgotten before the network is freed. */
 size_t gsl_conv_gpu_reserve(network *net, size_t limit_bytes);
 void gsl_conv_gpu_release(const network *net);
+/* 1: one image per call (upstream's algorithm), as GSL_GPU_CONV=per-image; 0: batched. */
+void gsl_conv_gpu_per_image(int on);
 #endif
 
 /* 1 when the last layer is a [similarity] of type=cosine (its embeddings are compared by cosine). */

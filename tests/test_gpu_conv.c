@@ -1,7 +1,7 @@
 /* The batched GPU convolution (darknet/conv_gpu.cu, GPU=1 builds without cuDNN) against the CPU path: forward output,
  * weight and bias gradients and the input gradient, for 3x3, 5x5 stride 2 with groups, 1x1 with batch normalisation
  * and an unpadded stride-2 layer, each with the whole batch in one call, in chunks that do not divide the batch, and
- * one image per call (GSL_GPU_CONV=per-image, upstream's algorithm). Built with GPU=1 only; run on a GPU host by
+ * one image per call (gsl_conv_gpu_per_image, as GSL_GPU_CONV=per-image: upstream's algorithm). Built with GPU=1 only; run on a GPU host by
  * scripts/gpu-check.sh. */
 #include <cuda_runtime.h>
 #include <stdlib.h>
@@ -74,14 +74,13 @@ static void run_case(const conv_case *k, int mode)
     ng.delta_gpu = cuda_make_array(0, in);
     ng.workspace = cuda_make_array(0, l.workspace_size / sizeof(float) + 1);
     size_t per = ((size_t)l.c / l.groups * l.size * l.size + l.n / l.groups) * l.out_h * l.out_w;
-    if (mode == 2) setenv("GSL_GPU_CONV", "per-image", 1);
+    gsl_conv_gpu_per_image(mode == 2);
     size_t got = gsl_conv_gpu_reserve(&ng, (mode == 1 ? 3 : k->batch) * per * sizeof(float));
     CHECKF(mode == 2 ? got == 0 : got >= per * 3, "workspace reserved: %zu floats (mode %d)", got, mode);
     l.forward_gpu(l, ng);
     pull(ygpu, l.output_gpu, out);
     cuda_push_array(l.delta_gpu, dy, out);
     l.backward_gpu(l, ng);
-    unsetenv("GSL_GPU_CONV");
     char name[96];
     snprintf(name, sizeof name, "%dx%dx%d k%d s%d p%d g%d bn%d mode %d", k->w, k->h, k->c, k->size, k->stride, k->pad,
              k->groups, k->bn, mode);
