@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -819,8 +820,11 @@ static int setup_trainer(trainer *t, const gsl_args *a, const char *weights, cha
     int cfg_epochs = t->k.epochs;
     if (a->epochs) t->k.epochs = a->epochs;
     if (a->threads) t->k.threads = a->threads;
-    /* the backup folder is this run's alone from here on (rank 0 writes it) */
-    if (D->rank == 0 && (gsl_mkdirs(t->dc.backup, err) || gsl_folder_lock(t->dc.backup, err) < 0)) return -1;
+    /* The backup folder is this run's alone from its lock on (rank 0 writes it). One that exists is locked at once, so
+     * that a second trainer on it fails before loading anything. */
+    struct stat st;
+    int locked = D->rank == 0 && stat(t->dc.backup, &st) == 0 && S_ISDIR(st.st_mode);
+    if (locked && gsl_folder_lock(t->dc.backup, err) < 0) return -1;
     char *base = basecfg((char *)t->cfgfile);
     snprintf(t->prefix, sizeof t->prefix, "%s/%s", t->dc.backup, base);
     free(base);
@@ -865,6 +869,9 @@ static int setup_trainer(trainer *t, const gsl_args *a, const char *weights, cha
         if (gsl_data_load(&t->dc, GSL_SPLIT_DATABASE, net->c, net->h, net->w, &t->db, err)) return -1;
         t->have_eval = 1;
     }
+    /* everything checked: a backup folder that is not there yet is made now (a refused run leaves none behind) */
+    if (D->rank == 0 && !locked && (gsl_mkdirs(t->dc.backup, err) || gsl_folder_lock(t->dc.backup, err) < 0))
+        return -1;
     return 0;
 }
 

@@ -120,6 +120,13 @@ net empty 's/^decay=.*/decay=/' "\[net\]: key 'decay' has no value"
 net repeat 's/^batch=50/batch=50\nbatch=20/' "\[net\] \(line 2\): key 'batch' is given twice"
 net comment 's/^momentum=.*/momentum=0.9 # heavy ball/' "key 'momentum': '0.9#heavyball' is not a number"
 net policy 's/^policy=.*/policy=cosine/' "key 'policy': 'cosine' is not one of constant"
+# a refused run leaves no backup folder behind (refused by the cfg, and by the data after the network is loaded)
+mkdata n N
+sed 's/^classes=10/classes=7/' n.data > n7.data
+"$bin" gsl train n.data lr_abc.cfg -epochs 1 > N1.log 2>&1; rc1=$?
+"$bin" gsl train n7.data "$cfg" -epochs 1 > N2.log 2>&1; rc2=$?
+check refused_run_leaves_no_folder '[ $rc1 = 1 ] && [ $rc2 = 1 ] && grep -q "n7.data" N2.log && [ ! -e N ]' \
+  "exit $rc1 $rc2: $(tail -1 N1.log) / $(tail -1 N2.log); $(ls -a N 2>&1)"
 sed 's/^mode=.*/mode=/' "$cfg" > snapmode.cfg
 expect snap_empty_mode_refused 1 "\[snap\]: key 'mode' has no value" "$bin" gsl check snapmode.cfg
 
