@@ -144,11 +144,11 @@ int gsl_data_load_idx(const char *images, const char *labels, int classes, gsl_d
     uint32_t di[3], dl[1];
     gzFile gi = idx_open(images, 3, di, err);
     if (!gi) return -1;
-    gzFile gl = idx_open(labels, 1, dl, err);
-    if (!gl) { gzclose(gi); return -1; }
+    gzFile gl = labels ? idx_open(labels, 1, dl, err) : NULL;
+    if (labels && !gl) { gzclose(gi); return -1; }
     int rc = 0;
     unsigned char *pix = NULL, *lab = NULL;
-    if (di[0] != dl[0]) {
+    if (labels && di[0] != dl[0]) {
         rc = gsl_fail(err, "%s declares %u images but %s declares %u labels", images, di[0], labels, dl[0]);
         goto done;
     }
@@ -161,24 +161,25 @@ int gsl_data_load_idx(const char *images, const char *labels, int classes, gsl_d
     int n = (int)di[0], h = (int)di[1], w = (int)di[2];
     size_t dim = (size_t)h * w;
     /* both files read in full before the samples are allocated: memory follows what the files hold */
-    if ((rc = gz_read_grow(gl, &lab, (size_t)n, labels, "the labels", err))) goto done;
-    if ((rc = idx_expect_end(gl, labels, err))) goto done;
+    if (gl && (rc = gz_read_grow(gl, &lab, (size_t)n, labels, "the labels", err))) goto done;
+    if (gl && (rc = idx_expect_end(gl, labels, err))) goto done;
     if ((rc = gz_read_grow(gi, &pix, (size_t)n * dim, images, "the pixels", err))) goto done;
     if ((rc = idx_expect_end(gi, images, err))) goto done;
     if ((rc = data_alloc(out, n, 1, h, w, classes, 1, images, err))) goto done;
-    for (int i = 0; i < n; i++) {
+    for (int i = 0; i < n && lab; i++) {
         if (lab[i] >= classes) {
             rc = gsl_fail(err, "%s: label %d of sample %d is not below classes=%d", labels, lab[i], i, classes);
             goto done;
         }
         out->label[i] = lab[i];
     }
+    for (int i = 0; i < n && !lab; i++) out->label[i] = -1;
     for (size_t j = 0; j < (size_t)n * dim; j++) out->x[j] = pix[j] * (1.0f / 255.0f);
 done:
     free(pix);
     free(lab);
     gzclose(gi);
-    gzclose(gl);
+    if (gl) gzclose(gl);
     if (rc) gsl_data_free(out);
     return rc;
 }
@@ -479,6 +480,18 @@ void gsl_data_drop_unreadable(gsl_data *d, float *rows, int dim)
     memset(d->unreadable, 0, d->n ? (size_t)d->n : 1);
 }
 
+/* Whether a file (gzip-compressed or not) starts with the magic of an IDX file of images (unsigned bytes, 3
+ * dimensions): such a source is read as IDX even without its labels file. Unreadable files are left to the loader. */
+static int is_idx_images(const char *path)
+{
+    gzFile g = gzopen(path, "rb");
+    if (!g) return 0;
+    unsigned char h[4];
+    int r = gzread(g, h, 4);
+    gzclose(g);
+    return r == 4 && !h[0] && !h[1] && h[2] == 0x08 && h[3] == 3;
+}
+
 static int load_split(const gsl_data_cfg *cfg, gsl_split split, int c, int h, int w, int need_labels, gsl_data *out,
                       char *err)
 {
@@ -491,7 +504,14 @@ static int load_split(const gsl_data_cfg *cfg, gsl_split split, int c, int h, in
     if (!src) return gsl_fail(err, "%s: key '%s' is required for this command", cfg->file, key);
     int rc;
     if (cfg->holdout > 0) need_labels = 1; /* the holdout is drawn per class */
-    if (lab) {
+    int idx = lab != NULL;
+    if (!idx && is_idx_images(src)) {
+        if (need_labels)
+            return gsl_fail(err, "%s: key '%s' is an IDX file, which needs the key '%s_labels' for this command",
+                            cfg->file, key, key);
+        idx = 1;
+    }
+    if (idx) {
         if ((rc = gsl_data_load_idx(src, lab, cfg->classes, out, err))) return rc;
         if (out->c != c || out->h != h || out->w != w) {
             gsl_fail(err, "%s (key '%s'): images are %dx%dx%d, the network expects %dx%dx%d", src, key, out->w, out->h,

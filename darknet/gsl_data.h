@@ -84,7 +84,8 @@ int gsl_data_load(const gsl_data_cfg *cfg, gsl_split split, int c, int h, int w,
  * (or no `labels` file at all) gives an unlabelled sample (label -1); class subsets keep unlabelled samples. */
 int gsl_data_load_unlabelled(const gsl_data_cfg *cfg, gsl_split split, int c, int h, int w, gsl_data *out, char *err);
 
-/* IDX images (magic 0x803: n, rows, cols, unsigned bytes) and labels (0x801: n bytes < classes). */
+/* IDX images (magic 0x803: n, rows, cols, unsigned bytes) and labels (0x801: n bytes < classes); labels NULL: the
+ * samples are unlabelled (label -1). */
 int gsl_data_load_idx(const char *images, const char *labels, int classes, gsl_data *out, char *err);
 
 /* A list file of image paths (blank lines ignored) for a c x h x w input; names[classes] from the labels file (NULL:

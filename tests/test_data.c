@@ -179,6 +179,36 @@ static void test_class_subset_and_split(void)
     gsl_data_cfg_free(&c);
 }
 
+/* An IDX source without its labels file: the unlabelled commands read it (label -1, the same pixels as with labels);
+ * a command that needs labels names the missing key. */
+static void test_idx_without_labels(void)
+{
+    const char *img = tmp("u-images.gz"), *lab = tmp("u-labels.gz");
+    write_idx(img, lab, 12, 2, 3, 4, LIE_NONE);
+    char text[4096];
+    snprintf(text, sizeof text, "classes=4\ntrain=%s\ntrain_labels=%s\ndatabase=%s\n", img, lab, img);
+    const char *p = tmp("u.data");
+    write_text(p, text);
+    gsl_data_cfg c;
+    if (gsl_data_cfg_read(p, &c, err)) { CHECKF(0, "%s", err); return; }
+    gsl_data db, tr;
+    int rc = gsl_data_load_unlabelled(&c, GSL_SPLIT_DATABASE, 1, 2, 3, &db, err);
+    CHECKF(rc == 0, "%s", err);
+    if (!rc) {
+        CHECK(gsl_data_load(&c, GSL_SPLIT_TRAIN, 1, 2, 3, &tr, err) == 0);
+        int ok = db.n == 12 && tr.n == 12 && db.path == NULL;
+        for (int i = 0; ok && i < 12; i++) ok = db.label[i] == -1 && db.record[i] == i && tr.label[i] == i % 4;
+        CHECK(ok);
+        CHECK(ok && memcmp(db.x, tr.x, sizeof(float) * 12 * 6) == 0);
+        gsl_data_free(&db);
+        gsl_data_free(&tr);
+    }
+    gsl_data bad;
+    CHECK(gsl_data_load(&c, GSL_SPLIT_DATABASE, 1, 2, 3, &bad, err) == -1 &&
+          strstr(err, "key 'database' is an IDX file, which needs the key 'database_labels'"));
+    gsl_data_cfg_free(&c);
+}
+
 /* Reads a list's sample i through the gather (the only way a streamed image is decoded). */
 static int gather_one(const gsl_data *d, int i, float *row, float *truth)
 {
@@ -538,6 +568,7 @@ int main(void)
     RUN(test_data_cfg_parse);
     RUN(test_data_cfg_errors);
     RUN(test_class_subset_and_split);
+    RUN(test_idx_without_labels);
     RUN(test_holdout_split);
     RUN(test_image_list);
     RUN(test_image_decode);
