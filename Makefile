@@ -219,8 +219,10 @@ test:
 # -stock twin of bench_train links upstream Darknet as it is (its own gemm, none of our overrides), and -stock-omp
 # upstream Darknet built with OPENMP=1 (in build/bench-stock-omp), for side-by-side figures in the same run;
 # bench_quant_lib links libgslq alone.
-BENCH_BIN := $(B)/bench/bench_train $(B)/bench/bench_train-stock $(B)/bench/bench_layers $(B)/bench/bench_quant_lib
-$(B)/bench/bench_train $(B)/bench/bench_layers: $(B)/bench/%: scripts/bench/%.c $(wildcard tests/*.h) $(LINK_IN)
+BENCH_BIN := $(B)/bench/bench_train $(B)/bench/bench_train-stock $(B)/bench/bench_layers $(B)/bench/bench_quant_lib \
+  $(B)/bench/bench_decode
+$(B)/bench/bench_train $(B)/bench/bench_layers $(B)/bench/bench_decode: $(B)/bench/%: scripts/bench/%.c \
+  $(wildcard tests/*.h) $(LINK_IN)
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS_) -Itests -Idarknet -Ilayers -Iquant $(DNINC) $< $(LINK_IN) $(TESTLIBS) -o $@
 $(B)/bench/bench_train-stock: scripts/bench/bench_train.c tests/test.h $(OUR_LIBS) $(DN)/libdarknet.a

@@ -140,6 +140,16 @@ int gsl_data_cfg_read(const char *path, gsl_data_cfg *cfg, char *err)
             free(tc); tc = strdup(val); tc_line = line;
         } else if (strcmp(key, "eval_classes") == 0) {
             free(ec); ec = strdup(val); ec_line = line;
+        } else if (strcmp(key, "loader_threads") == 0) {
+            char *end;
+            errno = 0;
+            long v = strtol(val, &end, 10);
+            if (*end || end == val || errno || v < 1 || v > GSL_LOADER_MAX_THREADS) {
+                rc = gsl_fail(err, "%s:%d: key 'loader_threads': '%s' is not an integer in 1..%d", path, line, val,
+                              GSL_LOADER_MAX_THREADS);
+                break;
+            }
+            cfg->loader_threads = (int)v;
         } else if (strcmp(key, "unreadable") == 0) {
             if (strcmp(val, "error") && strcmp(val, "skip")) {
                 rc = gsl_fail(err, "%s:%d: key 'unreadable': '%s' is not error or skip", path, line, val);
@@ -151,7 +161,7 @@ int gsl_data_cfg_read(const char *path, gsl_data_cfg *cfg, char *err)
         } else {
             rc = gsl_fail(err, "%s:%d: unknown key '%s' (known: classes, train, valid, database, train_labels, "
                            "valid_labels, database_labels, labels, backup, train_classes, eval_classes, holdout, holdout_seed, "
-                           "unreadable)",
+                           "unreadable, loader_threads)",
                       path, line, key);
             break;
         }

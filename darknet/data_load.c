@@ -9,7 +9,9 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <malloc.h>
 #include <stdarg.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -337,6 +339,12 @@ static const char *truncated(const unsigned char *b, size_t n)
     return NULL;
 }
 
+void gsl_image_malloc_tune(void)
+{
+    mallopt(M_MMAP_THRESHOLD, 32 << 20);
+    mallopt(M_TRIM_THRESHOLD, 256 << 20);
+}
+
 int gsl_image_decode(const char *path, int c, int h, int w, float *row, char *err)
 {
     int fd = gsl_open_regular(path, err);
@@ -480,6 +488,14 @@ void gsl_data_drop_unreadable(gsl_data *d, float *rows, int dim)
     memset(d->unreadable, 0, d->n ? (size_t)d->n : 1);
 }
 
+/* The CPUs this process may run on, at most GSL_LOADER_AUTO_THREADS. */
+static int auto_threads(void)
+{
+    cpu_set_t set;
+    int n = sched_getaffinity(0, sizeof set, &set) == 0 ? CPU_COUNT(&set) : (int)sysconf(_SC_NPROCESSORS_ONLN);
+    return n < 1 ? 1 : n > GSL_LOADER_AUTO_THREADS ? GSL_LOADER_AUTO_THREADS : n;
+}
+
 /* Whether a file (gzip-compressed or not) starts with the magic of an IDX file of images (unsigned bytes, 3
  * dimensions): such a source is read as IDX even without its labels file. Unreadable files are left to the loader. */
 static int is_idx_images(const char *path)
@@ -534,6 +550,7 @@ static int load_split(const gsl_data_cfg *cfg, gsl_split split, int c, int h, in
         free_lines(names, nn);
         if (rc) return rc;
         out->skip_unreadable = cfg->skip_unreadable;
+        out->threads = cfg->loader_threads ? cfg->loader_threads : auto_threads();
         if (out->skip_unreadable && !(out->unreadable = calloc(out->n ? (size_t)out->n : 1, 1))) {
             gsl_data_free(out);
             return gsl_fail(err, "out of memory");

@@ -1,5 +1,6 @@
 /* `darknet gsl`: the subcommands' table and dispatch, and `gsl info` (the processor and the BLAS kernel in use). */
 #include "gsl.h"
+#include "gsl_data.h"
 #include "gsl_eval.h"
 
 #include <stdio.h>
@@ -71,6 +72,7 @@ int gsl_main(int argc, char **argv)
         usage(stdout);
         return 0;
     }
+    gsl_image_malloc_tune();
     for (int i = 0; i < N_SUBCOMMANDS; i++)
         if (strcmp(argv[1], subcommands[i].name) == 0) return subcommands[i].run(argc - 1, argv + 1);
     fprintf(stderr, "darknet gsl: unknown subcommand '%s'\n\n", argv[1]);

@@ -18,6 +18,8 @@
 
 #define GSL_DATA_MAX_CLASSES 4096
 #define GSL_IMAGE_MAX_PIXELS (1 << 26) /* 64 megapixels: a larger image is an error (its size is read first) */
+#define GSL_LOADER_MAX_THREADS 64      /* the .data key loader_threads */
+#define GSL_LOADER_AUTO_THREADS 8      /* loader_threads by default: the CPUs this process may use, at most this */
 
 /* n samples of shape (c, h, w), Darknet's layout: planes of h*w floats in [0, 1], channel after channel.
  *   label  : (n) the sample's class, -1 for an unlabelled sample (lists loaded without labels)
@@ -35,7 +37,8 @@ typedef struct gsl_data {
     int *record;
     char *source;
     int skip_unreadable;  /* 1: an unreadable image is skipped and counted (the .data key unreadable=skip) */
-    uint8_t *unreadable;  /* list sources in skip mode: 1 for each sample found unreadable so far */
+    uint8_t *unreadable;  /* list sources in skip mode: 1 for each sample found unreadable so far (atomic bytes) */
+    int threads;          /* list sources: threads that decode the images of one gather (>= 1) */
 } gsl_data;
 
 /* A .data file (key=value lines, '#' comments). Paths are as written (relative ones to the working directory,
@@ -56,6 +59,8 @@ typedef struct gsl_data {
  *   unreadable     error (default): an image that cannot be read stops the command with its file and line;
  *                  skip: it is skipped and counted (in training, its place in a batch goes to the next readable
  *                  image of the list; eval, embed, encode, search and export leave it out of their outputs)
+ *   loader_threads threads that decode a batch of list images (default: the CPUs this process may use, at most
+ *                  GSL_LOADER_AUTO_THREADS); IDX sources are in memory and need none
  *   names          accepted and ignored (Darknet's detector key) */
 typedef struct gsl_data_cfg {
     char *file;
@@ -68,6 +73,7 @@ typedef struct gsl_data_cfg {
     int holdout;               /* per class; 0: none. When > 0, valid/valid_labels are copies of train/train_labels */
     uint64_t holdout_seed;
     int skip_unreadable;       /* unreadable=skip (default unreadable=error) */
+    int loader_threads;        /* 0: automatic */
 } gsl_data_cfg;
 
 int gsl_data_cfg_read(const char *path, gsl_data_cfg *cfg, char *err);
@@ -102,6 +108,11 @@ int gsl_data_load_images(const char *file, int c, int h, int w, int skip_unreada
  * does (its resize_image) when its size differs. A file that is not an image, a truncated PNG or JPEG (no end
  * marker), or a pipe is an error naming the file and the reason. */
 int gsl_image_decode(const char *path, int c, int h, int w, float *row, char *err);
+/* For a process that decodes many images: an image passes through buffers of a few hundred KB, allocated and freed
+ * per image (stb_image, Darknet's resize_image). With glibc's defaults each is mapped and handed back to the kernel
+ * again, and the page faults cost as much as the decode (a 256x256 JPEG to 224x224: about 1 ms of each); after this
+ * call freed memory stays in the process (glibc's mallopt; the gsl command calls it at start). */
+void gsl_image_malloc_tune(void);
 
 /* The item behind sample i: the image path (list sources), or "FILE#RECORD" (IDX sources). */
 void gsl_data_item(const gsl_data *d, int i, char *buf, size_t cap);

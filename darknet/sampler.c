@@ -3,12 +3,15 @@
 #include "gsl_data.h"
 #include "gslq.h"
 
+#include <pthread.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
 /* Row j of the data: a copy (in memory) or the image decoded; in skip mode an unreadable image is marked and the
- * next readable one of the list takes its place (its index in *used, whose label goes with it). */
+ * next readable one of the list takes its place (its index in *used, whose label goes with it). The marks are atomic
+ * bytes: the threads of one gather read and set them (a mark only spares a decode that would fail again, so the rows
+ * do not depend on which thread marked first). */
 static int gather_row(const gsl_data *d, int j, float *row, int *used, char *err)
 {
     size_t dim = (size_t)d->c * d->h * d->w;
@@ -20,7 +23,7 @@ static int gather_row(const gsl_data *d, int j, float *row, int *used, char *err
     char e[GSL_DATA_ERRLEN] = "";
     for (int t = 0; t < d->n; t++) {
         int k = (j + t) % d->n;
-        if (d->unreadable && d->unreadable[k]) continue;
+        if (d->unreadable && __atomic_load_n(&d->unreadable[k], __ATOMIC_RELAXED)) continue;
         if (!gsl_image_decode(d->path[k], d->c, d->h, d->w, row, e)) {
             *used = k;
             return 0;
@@ -31,25 +34,81 @@ static int gather_row(const gsl_data *d, int j, float *row, int *used, char *err
                                 d->source, d->line[k], e);
             return gsl_fail(err, "cannot read image %s", e);
         }
-        d->unreadable[k] = 1; /* the loader thread alone writes it; read once the loader has stopped */
+        __atomic_store_n(&d->unreadable[k], 1, __ATOMIC_RELAXED); /* read by the caller once the loader has stopped */
     }
     return gsl_fail(err, "%s: no image of the list can be read (the last: %s)", d->source, e);
 }
 
-int gsl_data_gather(const gsl_data *d, const int *idx, int n, float *input, float *truth, char *err)
+/* Rows [lo, hi) of one gather; on the first failure, *bad is its row. */
+typedef struct gather_part {
+    const gsl_data *d;
+    const int *idx;
+    int lo, hi, bad;
+    float *input;
+    int *used;
+    char err[GSL_DATA_ERRLEN];
+} gather_part;
+
+static void *gather_part_run(void *arg)
 {
-    size_t dim = (size_t)d->c * d->h * d->w;
-    for (int i = 0; i < n; i++) {
-        int k;
-        if (gather_row(d, idx[i], input + (size_t)i * dim, &k, err)) return -1;
-        if (!truth) continue;
-        float *t = truth + (size_t)i * d->classes;
-        memset(t, 0, sizeof(float) * d->classes);
-        if (d->label[k] >= 0) t[d->label[k]] = 1;
+    gather_part *p = arg;
+    size_t dim = (size_t)p->d->c * p->d->h * p->d->w;
+    p->bad = -1;
+    for (int i = p->lo; i < p->hi; i++)
+        if (gather_row(p->d, p->idx[i], p->input + (size_t)i * dim, &p->used[i], p->err)) {
+            p->bad = i;
+            break;
+        }
+    return NULL;
+}
+
+/* Decodes the rows of a streamed source on up to d->threads threads, each a contiguous share of the rows (the caller
+ * takes the first). The rows, the marks and the error (the first failing row's, in row order) are those of one
+ * thread. 0, or -1 with err. */
+static int gather_rows(const gsl_data *d, const int *idx, int n, float *input, int *used, char *err)
+{
+    enum { MAXT = GSL_LOADER_MAX_THREADS };
+    if (n <= 0) return 0;
+    int T = d->x || d->threads < 2 ? 1 : d->threads;
+    if (T > n) T = n;
+    if (T > MAXT) T = MAXT;
+    gather_part part[MAXT];
+    pthread_t th[MAXT];
+    int started[MAXT] = {0};
+    for (int p = 0; p < T; p++)
+        part[p] = (gather_part){d, idx, (int)((long)n * p / T), (int)((long)n * (p + 1) / T), -1, input, used, ""};
+    for (int p = 1; p < T; p++) started[p] = pthread_create(&th[p], NULL, gather_part_run, &part[p]) == 0;
+    gather_part_run(&part[0]);
+    for (int p = 1; p < T; p++) {
+        if (started[p]) pthread_join(th[p], NULL);
+        else gather_part_run(&part[p]); /* no thread: this one does the share */
+    }
+    for (int p = 0; p < T; p++) {
+        if (part[p].bad < 0) continue;
+        if (T == 1) return gsl_fail(err, "%s", part[p].err);
+        /* Decoded again alone: stb_image keeps its failure reason in one process-wide pointer, which another
+         * thread's failing decode may have overwritten. */
+        size_t dim = (size_t)d->c * d->h * d->w;
+        int r = part[p].bad;
+        if (gather_row(d, idx[r], input + (size_t)r * dim, &used[r], err)) return -1;
+        return gsl_fail(err, "%s", part[p].err); /* readable alone: the first reason stands */
     }
     return 0;
 }
 
+int gsl_data_gather(const gsl_data *d, const int *idx, int n, float *input, float *truth, char *err)
+{
+    int one, *used = n > 1 ? malloc(sizeof(int) * (size_t)n) : &one;
+    if (!used) return gsl_fail(err, "%s: out of memory", d->source);
+    int rc = gather_rows(d, idx, n, input, used, err);
+    for (int i = 0; !rc && truth && i < n; i++) {
+        float *t = truth + (size_t)i * d->classes;
+        memset(t, 0, sizeof(float) * d->classes);
+        if (d->label[used[i]] >= 0) t[d->label[used[i]]] = 1;
+    }
+    if (used != &one) free(used);
+    return rc;
+}
 
 static int rng_below(uint64_t *s, int n) { return (int)(gslq_splitmix64(s) % (uint64_t)n); }
 

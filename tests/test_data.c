@@ -146,6 +146,8 @@ static void test_data_cfg_errors(void)
     expect_cfg_error("classes=3\ntrain\n", ":2: expected key=value");
     expect_cfg_error("classes=3\ntrain=a\nholdout=-1\n", ":3: key 'holdout': '-1' is not a number of samples");
     expect_cfg_error("classes=3\ntrain=a\nholdout_seed=x\n", ":3: key 'holdout_seed': 'x' is not a seed");
+    expect_cfg_error("classes=3\ntrain=a\nloader_threads=0\n", ":3: key 'loader_threads': '0' is not an integer in 1..64");
+    expect_cfg_error("classes=3\ntrain=a\nloader_threads=2x\n", ":3: key 'loader_threads': '2x' is not an integer");
     expect_cfg_error("classes=3\ntrain=a\nvalid=b\nholdout=5\n", ":3: 'valid'/'valid_labels' cannot be given with holdout=5");
     gsl_data_cfg c;
     CHECK(gsl_data_cfg_read(tmp("no-such.data"), &c, err) == -1 && strstr(err, "no-such.data: cannot open"));
@@ -207,6 +209,81 @@ static void test_idx_without_labels(void)
     CHECK(gsl_data_load(&c, GSL_SPLIT_DATABASE, 1, 2, 3, &bad, err) == -1 &&
           strstr(err, "key 'database' is an IDX file, which needs the key 'database_labels'"));
     gsl_data_cfg_free(&c);
+}
+
+/* Decoding on several threads (loader_threads) gives the rows, labels, marks and error of one thread: a list of 23
+ * images of several sizes (resized) and classes, two of them unreadable, gathered in one batch by 1, 2, 3 and 8
+ * threads, in error mode (the first unreadable row's line is named whichever thread meets it) and in skip mode. */
+static void test_gather_threads(void)
+{
+    enum { N = 23, C = 3, H = 6, W = 5 };
+    char names[256], lp[256]; /* tmp() returns the same buffer each call */
+    snprintf(names, sizeof names, "%s", tmp("tn.txt"));
+    write_text(names, "cat\ndog\nowl\n");
+    char list[N * 80] = "", path[64];
+    for (int i = 0; i < N; i++) {
+        snprintf(path, sizeof path, "tg_%s_%02d.png", i % 3 == 0 ? "cat" : i % 3 == 1 ? "dog" : "owl", i);
+        const char *p = tmp(path);
+        if (i == 9 || i == 17) {
+            write_text(p, "not an image"); /* unreadable: rows 9 and 17, lines 9+1 and 17+1 */
+        } else {
+            int w = 3 + i % 4, h = 4 + i % 3;
+            unsigned char px[7 * 7 * 3];
+            for (int k = 0; k < w * h * 3; k++) px[k] = (unsigned char)(i * 31 + k * 7);
+            CHECK(stbi_write_png(p, w, h, 3, px, w * 3));
+        }
+        strcat(list, p);
+        strcat(list, "\n");
+    }
+    snprintf(lp, sizeof lp, "%s", tmp("tg.list"));
+    write_text(lp, list);
+    char *nm[] = {"cat", "dog", "owl"};
+    int idx[N];
+    for (int i = 0; i < N; i++) idx[i] = (i * 5 + 3) % N; /* a permutation: row 0 is sample 3 */
+    float ref[N * C * H * W], got[N * C * H * W], tref[N * 3], tgot[N * 3];
+    uint8_t mref[N];
+    const int threads[] = {1, 2, 3, 8};
+    for (int skip = 0; skip < 2; skip++)
+        for (int t = 0; t < 4; t++) {
+            gsl_data d;
+            if (gsl_data_load_list(lp, nm, 3, 1, C, H, W, &d, err)) { CHECKF(0, "%s", err); return; }
+            d.threads = threads[t];
+            d.skip_unreadable = skip;
+            if (skip && !(d.unreadable = calloc(N, 1))) { CHECK(0); gsl_data_free(&d); return; }
+            float *x = t ? got : ref, *y = t ? tgot : tref;
+            int rc = gsl_data_gather(&d, idx, N, x, y, err);
+            if (!skip) {
+                /* sample 9 is row 12, sample 17 is row 10: row 10 is met first in row order, line 18 */
+                CHECKF(rc == -1 && strstr(err, "tg.list:18: cannot read image") && strstr(err, "tg_owl_17.png"),
+                       "%d threads: %s", threads[t], err);
+            } else if (!t) {
+                CHECKF(rc == 0, "%s", err);
+                memcpy(mref, d.unreadable, N);
+                CHECK(mref[9] == 1 && mref[17] == 1 && gsl_data_unreadable_count(&d) == 2);
+            } else {
+                CHECKF(rc == 0, "%d threads: %s", threads[t], err);
+                CHECKF(!memcmp(ref, got, sizeof got) && !memcmp(tref, tgot, sizeof tgot) && !memcmp(mref, d.unreadable, N),
+                       "%d threads: not the rows of one thread", threads[t]);
+            }
+            gsl_data_free(&d);
+        }
+    /* the .data key sets the count; without it, the CPUs this process may use (at most GSL_LOADER_AUTO_THREADS) */
+    for (int k = 0; k < 2; k++) {
+        char text[1024];
+        snprintf(text, sizeof text, "classes=3\ntrain=%s\nlabels=%s\n%s", lp, names, k ? "loader_threads=3\n" : "");
+        const char *dp = tmp("tg.data");
+        write_text(dp, text);
+        gsl_data_cfg c;
+        gsl_data d;
+        if (gsl_data_cfg_read(dp, &c, err)) { CHECKF(0, "%s", err); return; }
+        if (gsl_data_load(&c, GSL_SPLIT_TRAIN, C, H, W, &d, err) == 0) {
+            CHECKF(k ? d.threads == 3 : d.threads >= 1 && d.threads <= GSL_LOADER_AUTO_THREADS, "threads %d", d.threads);
+            gsl_data_free(&d);
+        } else {
+            CHECKF(0, "%s", err);
+        }
+        gsl_data_cfg_free(&c);
+    }
 }
 
 /* Reads a list's sample i through the gather (the only way a streamed image is decoded). */
@@ -571,6 +648,7 @@ int main(void)
     RUN(test_idx_without_labels);
     RUN(test_holdout_split);
     RUN(test_image_list);
+    RUN(test_gather_threads);
     RUN(test_image_decode);
     RUN(test_sampler_epoch_permutation_and_seed);
     RUN(test_sampler_class_balanced);
