@@ -47,8 +47,17 @@ network **gsl_net_load(const char *cfg, const char *weights, const int *gpus, in
 #ifdef GSL_GPU_CONV
         if (nets[r]->gpu_index >= 0) {
             const char *mb = getenv("GSL_GPU_CONV_WORKSPACE_MB");
-            long lim = mb && *mb ? strtol(mb, NULL, 10) : 0;
-            if (lim <= 0) lim = 256;
+            long lim = 256;
+            if (mb && *mb) {
+                char *end;
+                errno = 0;
+                lim = strtol(mb, &end, 10);
+                if (end == mb || *end || errno || lim < 1 || lim > (1L << 20)) {
+                    gsl_fail(err, "GSL_GPU_CONV_WORKSPACE_MB must be a number of MB in 1..1048576, got '%s'", mb);
+                    gsl_net_free(nets, r + 1);
+                    return NULL;
+                }
+            }
             size_t f = gsl_conv_gpu_reserve(nets[r], (size_t)lim << 20);
             if (r == 0 && f)
                 fprintf(stderr, "GPU convolutions: batched, workspace %.1f MB per network (GSL_GPU_CONV_WORKSPACE_MB=%ld)\n",
@@ -129,6 +138,15 @@ int gsl_net_embed(network *net, const gsl_data *d, const int *idx, int n, int up
     if (d->c * d->h * d->w != dim)
         return gsl_fail(err, "data samples have %d values, the network's input takes %d", d->c * d->h * d->w, dim);
     if (n <= 0) return 0;
+    double every = 10; /* seconds between progress lines: GSL_PROGRESS_S */
+    const char *ev = progress ? getenv("GSL_PROGRESS_S") : NULL;
+    if (ev && *ev) {
+        char *end;
+        errno = 0;
+        every = strtod(ev, &end);
+        if (end == ev || *end || errno || !(every > 0) || !isfinite(every))
+            return gsl_fail(err, "GSL_PROGRESS_S must be a positive number of seconds, got '%s'", ev);
+    }
     /* the next batches are read (and decoded, for image lists) on a thread while this one runs */
     embed_job_ctx ctx = {d, idx, n, B};
     long jobs = (n + B - 1) / B;
@@ -179,7 +197,7 @@ int gsl_net_embed(network *net, const gsl_data *d, const int *idx, int n, int up
                 break;
             }
         double now = gslq_now_s();
-        if (progress && (now - last >= 10 || (s + m == n && now - t0 >= 10))) {
+        if (progress && (now - last >= every || (s + m == n && now - t0 >= every))) {
             fprintf(stderr, "%s: %d of %d images (%.0f%%), %.0f images/s\n", progress, s + m, n, 100.0 * (s + m) / n,
                     (s + m) / (now - t0 > 1e-9 ? now - t0 : 1e-9));
             last = now;

@@ -75,9 +75,13 @@ check search_by_one_image '[ $rc = 0 ] && [ "$(cut -f1 one.tsv | sort -u)" = "$o
   "exit $rc: $(cat one.tsv)"
 
 # ---- the Python example: embeddings of the queries (gsl embed of the unlabelled valid list), Faiss, the items
-"$bin" gsl embed own.data "$cfg" B/small.ckpt -out q > emb.log 2>&1; rc=$?
+GSL_PROGRESS_S=1e-9 "$bin" gsl embed own.data "$cfg" B/small.ckpt -out q > emb.log 2>&1; rc=$?
 check embed_unlabelled '[ $rc = 0 ] && cmp -s q.items query.list && [ "$(stat -c %s q.fvecs)" = $((20 * (4 + 16 * 4))) ]' \
   "exit $rc: $(tail -1 emb.log)"
+# the progress line (every GSL_PROGRESS_S seconds, 10 by default): the count of images and the rate
+check embed_progress_line 'grep -qE ": 20 of 20 images \(100%\), [0-9]+ images/s$" emb.log' "$(cat emb.log)"
+expect progress_interval_checked 1 "GSL_PROGRESS_S must be a positive number of seconds, got 'soon'" \
+  env GSL_PROGRESS_S=soon "$bin" gsl embed own.data "$cfg" B/small.ckpt -out never
 "$py" "$root/scripts/query_index.py" flat.faiss q.fvecs -k 5 > py_flat.tsv 2> py.err; rc1=$?
 "$py" "$root/scripts/query_index.py" ivf.faiss q.fvecs -k 5 > py_ivf.tsv 2>> py.err; rc2=$?
 # the same hits as gsl search: per query the same distances, and the same items wherever distances do not tie
