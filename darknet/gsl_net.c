@@ -40,7 +40,8 @@ network **gsl_net_load(const char *cfg, const char *weights, const int *gpus, in
         srand((unsigned)seed);
         nets[r] = parse_network_cfg((char *)cfg);
         if (weights) {
-            if (gsl_weights_check(nets[r], weights, err)) { gsl_net_free(nets, r + 1); return NULL; }
+            /* checked once: the replicas share the cfg, so the file fits them all */
+            if (r == 0 && gsl_weights_check(nets[r], weights, err)) { gsl_net_free(nets, r + 1); return NULL; }
             load_weights(nets[r], (char *)weights);
         }
         if (clear) *nets[r]->seen = 0;

@@ -327,7 +327,7 @@ static int resume_from(trainer *t, const char *resume, int *start_epoch, gsl_ckp
                             i, ck.cb_layer[i], t->cbl[i]);
     if (ck.run) t->run = ck.run;
     for (int r = 0; r < t->nrep; r++) {
-        if (gsl_weights_check(t->nets[r], ck.weights, err)) return -1;
+        if (r == 0 && gsl_weights_check(t->nets[r], ck.weights, err)) return -1; /* the replicas share the cfg */
         load_weights(t->nets[r], ck.weights);
         if (gsl_optim_load(t->nets[r], ck.optim, err)) return -1;
     }
