@@ -206,13 +206,18 @@ static int fit_post_hoc(session *s, char *err)
     if (gsl_net_codebook_layers(net, cbl) > 0) gsl_layer_codebook_shape(&net->layers[cbl[0]], &d0, &M0, &K0);
     if (!M) M = M0;
     if (!K) K = K0;
-    if (!M) return gsl_fail(err, "no codebook: give a checkpoint of a trained [snap]/[quantloss] network, -codebook FILE, "
-                             "or -M M [-K K] to fit one on the training embeddings");
+    int by_default = !M;
+    if (by_default) { /* a network without a codebook layer, and no -M: 32-bit codes, the project's standard */
+        M = 4;
+        fprintf(stderr, "no codebook in the network: post-hoc PQ with M=4 K=%d (the default; -M/-K, -codebook FILE "
+                "to choose)\n", K);
+    }
     gsl_data tr;
     if (gsl_data_load_unlabelled(&s->dc, GSL_SPLIT_TRAIN, net->c, net->h, net->w, &tr, err)) return -1;
     float *x = NULL;
     int d = 0, rc = embed_data(s, &tr, &x, &d, "embedding the training split", err);
-    if (!rc && d % M) rc = gsl_fail(err, "-M %d does not divide the embedding size %d", M, d);
+    if (!rc && d % M) rc = gsl_fail(err, "%s %d does not divide the embedding size %d (-M to choose)",
+                                    by_default ? "M =" : "-M", M, d);
     if (!rc) {
         gslq_error e = {0};
         gslq_train_params p;

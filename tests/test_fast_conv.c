@@ -612,10 +612,45 @@ static void test_lenet_training_matches_stock(void)
     free_net(stock);
 }
 
+/* A window with no maximum (all NaN: a diverging run; all -inf) has index -1: the backward pass (ours,
+ * darknet/maxpool_backward.c, which make_maxpool_layer must pick up) passes it no gradient, and writes nothing outside
+ * net.delta (upstream's adds at net.delta[-1]); every other window's gradient goes to its argmax, as upstream's. */
+static void test_maxpool_backward_without_max(void)
+{
+    int saved = mute();
+    layer l = make_maxpool_layer(2, 4, 6, 3, 2, 2, 0); /* batch 2, 4x6, 3 channels, 2x2 stride 2: 2x3 outputs */
+    unmute(saved);
+    CHECKF((void *)l.backward == (void *)backward_maxpool_layer, "the maxpool layer does not call our backward");
+    size_t nin = (size_t)l.batch * l.inputs, nout = (size_t)l.batch * l.outputs;
+    float *in = xcalloc(nin, sizeof(float)), *buf = xcalloc(nin + 2, sizeof(float)), *want = xcalloc(nin, sizeof(float));
+    for (size_t i = 0; i < nin; i++) in[i] = test_randf(&seed, -1, 1);
+    /* output 0 (plane 0, window rows 0-1, columns 0-1): all NaN; output 4 (row 1, column 1): all -inf */
+    const int nanw[4] = {0, 1, 6, 7}, infw[4] = {14, 15, 20, 21};
+    for (int k = 0; k < 4; k++) { in[nanw[k]] = NAN; in[infw[k]] = -INFINITY; }
+    network net = {0};
+    net.input = in;
+    net.delta = buf + 1;
+    buf[0] = buf[nin + 1] = 12345.0f; /* canaries either side of net.delta */
+    l.forward(l, net);
+#ifndef GSLQ_NO_BLAS /* upstream's forward (BLAS=0), built with -Ofast, may pick any index of such a window */
+    CHECK(l.indexes[0] == -1 && l.indexes[4] == -1);
+#endif
+    for (size_t i = 0; i < nout; i++) {
+        l.delta[i] = test_randf(&seed, -1, 1);
+        if (l.indexes[i] >= 0) want[l.indexes[i]] += l.delta[i];
+    }
+    l.backward(l, net);
+    CHECK(buf[0] == 12345.0f && buf[nin + 1] == 12345.0f);
+    CHECK(memcmp(net.delta, want, sizeof(float) * nin) == 0);
+    free(in); free(buf); free(want);
+    free(l.output); free(l.delta); free(l.indexes);
+}
+
 int main(void)
 {
     RUN(test_conv_matches_upstream);
     RUN(test_maxpool_matches_upstream);
+    RUN(test_maxpool_backward_without_max);
     RUN(test_lenet_training_matches_stock);
     return TEST_END();
 }

@@ -120,6 +120,10 @@ net empty 's/^decay=.*/decay=/' "\[net\]: key 'decay' has no value"
 net repeat 's/^batch=50/batch=50\nbatch=20/' "\[net\] \(line 2\): key 'batch' is given twice"
 net comment 's/^momentum=.*/momentum=0.9 # heavy ball/' "key 'momentum': '0.9#heavyball' is not a number"
 net policy 's/^policy=.*/policy=cosine/' "key 'policy': 'cosine' is not one of constant"
+# a network without a codebook layer and no -M: post-hoc PQ at the default 32-bit codes, said on stderr
+"$bin" gsl eval a.data plain.cfg - > pe.log 2> pe.err; rc=$?
+check plain_eval_default_pq '[ $rc = 0 ] && grep -q "no codebook in the network: post-hoc PQ with M=4 K=256 (the default" pe.err && grep -q "^PQ codes" pe.log' \
+  "exit $rc: $(tail -2 pe.err)"
 # a refused run leaves no backup folder behind (refused by the cfg, and by the data after the network is loaded)
 mkdata n N
 sed 's/^classes=10/classes=7/' n.data > n7.data
