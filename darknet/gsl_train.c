@@ -865,9 +865,25 @@ static int setup_trainer(trainer *t, const gsl_args *a, const char *weights, cha
     t->aug = (gsl_augment){t->k.flip, t->k.shift};
     if (gsl_data_load(&t->dc, GSL_SPLIT_TRAIN, net->c, net->h, net->w, &t->train, err)) return -1;
     if (t->dc.valid && t->k.eval_queries > 0 && D->rank == 0) {
-        if (gsl_data_load(&t->dc, GSL_SPLIT_VALID, net->c, net->h, net->w, &t->valid, err)) return -1;
-        if (gsl_data_load(&t->dc, GSL_SPLIT_DATABASE, net->c, net->h, net->w, &t->db, err)) return -1;
-        t->have_eval = 1;
+        /* the per-epoch mAP needs every query and database image labelled; unlabelled ones turn it off, said once */
+        if (gsl_data_load_unlabelled(&t->dc, GSL_SPLIT_VALID, net->c, net->h, net->w, &t->valid, err)) return -1;
+        if (gsl_data_load_unlabelled(&t->dc, GSL_SPLIT_DATABASE, net->c, net->h, net->w, &t->db, err)) return -1;
+        const gsl_data *sets[2] = {&t->valid, &t->db};
+        int unl = 0, first = -1, which = 0;
+        for (int k = 0; k < 2; k++)
+            for (int i = 0; i < sets[k]->n; i++)
+                if (sets[k]->label[i] < 0 && unl++ == 0) { first = i; which = k; }
+        if (unl) {
+            char item[1100];
+            gsl_data_item(sets[which], first, item, sizeof item);
+            fprintf(stderr, "darknet gsl train: no per-epoch mAP: %d image%s of the queries (valid) and the database "
+                    "%s no label, e.g. %s (eval_queries=0 in [net] turns the monitor off without this note)\n",
+                    unl, unl == 1 ? "" : "s", unl == 1 ? "has" : "have", item);
+            gsl_data_free(&t->valid);
+            gsl_data_free(&t->db);
+        } else {
+            t->have_eval = 1;
+        }
     }
     /* everything checked: a backup folder that is not there yet is made now (a refused run leaves none behind) */
     if (D->rank == 0 && !locked && (gsl_mkdirs(t->dc.backup, err) || gsl_folder_lock(t->dc.backup, err) < 0))

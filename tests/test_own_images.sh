@@ -27,6 +27,14 @@ printf 'classes=10\ntrain=train.list\nlabels=labels.txt\ndatabase=db.list\nvalid
 check train_on_own_images '[ $rc = 0 ] && grep -q "^epoch 2 done" train.log && [ -s B/small.ckpt ]' \
   "exit $rc: $(tail -2 train.log)"
 
+# the README's recipe with the per-epoch monitor on (eval_queries > 0): unlabelled queries and database turn the
+# monitor off with a note naming an unlabelled image, and the run goes on
+sed 's/^eval_queries=.*/eval_queries=20/' "$cfg" > mon.cfg
+sed 's|^backup=.*|backup=Bmon|' own.data > mon.data
+"$bin" gsl train mon.data mon.cfg -epochs 1 > mon.log 2>&1; rc=$?
+check unlabelled_monitor_off '[ $rc = 0 ] && grep -q "no per-epoch mAP: 220 images of the queries (valid) and the database have no label, e.g. " mon.log && grep -q "^epoch 1 done" mon.log && ! grep -q "^epoch 1 done.*mAP" mon.log' \
+  "exit $rc: $(grep -E "mAP|error" mon.log | tail -2)"
+
 # ---- unreadable images: the error names the list, the line and the file; nothing is committed. Shuffled epochs
 # (no class-balanced batches) of 300 images in batches of 50 visit every line once.
 sed '/^classes_per_batch/d' "$cfg" > plain.cfg
