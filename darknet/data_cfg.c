@@ -86,6 +86,8 @@ int gsl_data_cfg_read(const char *path, gsl_data_cfg *cfg, char *err)
     /* Class lists need `classes`, which may come later in the file: keep their text and line until the end. */
     char *tc = NULL, *ec = NULL;
     int tc_line = 0, ec_line = 0, valid_line = 0;
+    struct { char key[32]; int line; } seen[32]; /* keys so far: every key is known and short, or an error below */
+    int nseen = 0;
     cfg->holdout_seed = 1;
     struct { const char *key; char **dst; } strs[] = {
         {"train", &cfg->train}, {"valid", &cfg->valid}, {"database", &cfg->database},
@@ -102,6 +104,14 @@ int gsl_data_cfg_read(const char *path, gsl_data_cfg *cfg, char *err)
         *eq = 0;
         char *key = gsl_trim(s), *val = gsl_trim(eq + 1);
         if (!*val) { rc = gsl_fail(err, "%s:%d: key '%s' has no value", path, line, key); break; }
+        int dup = 0;
+        for (int i = 0; i < nseen && !dup; i++)
+            if (!strcmp(seen[i].key, key)) dup = seen[i].line;
+        if (dup) { rc = gsl_fail(err, "%s:%d: key '%s' is given twice (first on line %d)", path, line, key, dup); break; }
+        if (nseen < (int)(sizeof seen / sizeof seen[0])) {
+            snprintf(seen[nseen].key, sizeof seen[nseen].key, "%s", key);
+            seen[nseen++].line = line;
+        }
         int known = 0;
         for (size_t i = 0; i < sizeof strs / sizeof strs[0]; i++) {
             if (strcmp(key, strs[i].key) == 0) {

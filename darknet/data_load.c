@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <zlib.h>
@@ -301,7 +302,10 @@ int gsl_data_load_images(const char *file, int c, int h, int w, int skip_unreada
     close(fd);
     if (got < 0) return gsl_fail(err, "%s: read error: %s", file, strerror(errno));
     int rc;
-    if (looks_like_image(head, (size_t)got)) {
+    /* TGA has no magic bytes: its extension says it */
+    const char *dot = strrchr(file, '.');
+    int tga = dot && !strchr(dot, '/') && !strcasecmp(dot, ".tga");
+    if (tga || looks_like_image(head, (size_t)got)) {
         if ((rc = data_alloc(out, 1, c, h, w, 1, 0, file, err))) return rc;
         out->label[0] = -1;
         out->line[0] = 0;

@@ -324,7 +324,8 @@ int gsl_eval_main(int argc, char **argv)
         "                        [-max-queries N] [-threads N] [-gpus N] [-seed N]\n"
         "  queries: the valid split; database: the database split (default: train); both need labels\n"
         "  the codebook: -codebook F, else the checkpoint's or the .weights file's, else a PQ (-opq: OPQ) of M x K\n"
-        "  (default: the network's codebook shape, K 256) fitted on the training embeddings; -M/-K/-opq fit one even\n"
+        "  (default: the network's codebook shape; without a codebook layer M 4, K 256) fitted on the training\n"
+        "  embeddings with k-means seed -seed (default 1); -M/-K/-opq fit one even\n"
         "  when the network has its own. '-' as weights: the cfg's random initialisation (-seed)\n"
         "  -normalize      L2-normalise the embeddings (rank by cosine; the codebook fitted on normalised ones)\n"
         "  -max-queries N  evaluate at most N queries (a seeded sample; default: all)\n"
@@ -488,9 +489,10 @@ static int embed_family(int cmd, int argc, char **argv)
         "  -ivf NLIST: an IndexIVFPQ of NLIST lists (coarse quantizer trained on the split's embeddings), else an\n"
         "  IndexPQ",
     };
-    const char *common = "  the codebook: -codebook F, else the checkpoint's or the .weights file's, else a PQ of M x K fitted\n"
-                         "  on the training embeddings; -normalize: L2-normalised embeddings (rank by cosine); lists may be\n"
-                         "  unlabelled (no class name in the paths)\n";
+    const char *common = "  the codebook: -codebook F, else the checkpoint's or the .weights file's, else a PQ of M x K\n"
+                         "  fitted on the training embeddings (the network's codebook shape; without a codebook layer M 4,\n"
+                         "  K 256; -seed N: the k-means seed, default 1); -normalize: L2-normalised embeddings (rank by\n"
+                         "  cosine); -threads N: search threads (default 2); lists may be unlabelled\n";
     session s;
     char err[GSL_DATA_ERRLEN] = "";
     int rc = session_open(&s, argc, argv, cmd, cmd != CMD_EMBED, err);

@@ -34,7 +34,7 @@ if [ "$(id -u)" = 0 ]; then args+=(--allow-run-as-root); fi
 # Ranks on other nodes get only the variables named here.
 export OPENBLAS_NUM_THREADS=$threads GSL_DIST_TIMEOUT=${GSL_DIST_TIMEOUT:-300}
 args+=(-x OPENBLAS_NUM_THREADS -x GSL_DIST_TIMEOUT)
-for v in GSL_DIST_DEBUG GSL_DIST_BACKEND NCCL_DEBUG NCCL_SOCKET_IFNAME NCCL_IB_HCA; do
+for v in GSL_DIST_DEBUG GSL_DIST_PROFILE GSL_DIST_BACKEND NCCL_DEBUG NCCL_SOCKET_IFNAME NCCL_IB_HCA; do
   if [ -n "${!v:-}" ]; then args+=(-x "$v"); fi
 done
 gpus=()

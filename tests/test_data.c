@@ -6,6 +6,7 @@
 #include "test.h"
 
 int stbi_write_png(char const *filename, int w, int h, int comp, const void *data, int stride_in_bytes);
+int stbi_write_tga(char const *filename, int w, int h, int comp, const void *data);
 
 static char err[GSL_DATA_ERRLEN];
 
@@ -146,6 +147,7 @@ static void test_data_cfg_errors(void)
     expect_cfg_error("classes=3\ntrain\n", ":2: expected key=value");
     expect_cfg_error("classes=3\ntrain=a\nholdout=-1\n", ":3: key 'holdout': '-1' is not a number of samples");
     expect_cfg_error("classes=3\ntrain=a\nholdout_seed=x\n", ":3: key 'holdout_seed': 'x' is not a seed");
+    expect_cfg_error("classes=3\ntrain=a\n\ntrain=b\n", ":4: key 'train' is given twice (first on line 2)");
     expect_cfg_error("classes=3\ntrain=a\nloader_threads=0\n", ":3: key 'loader_threads': '0' is not an integer in 1..64");
     expect_cfg_error("classes=3\ntrain=a\nloader_threads=2x\n", ":3: key 'loader_threads': '2x' is not an integer");
     expect_cfg_error("classes=3\ntrain=a\nvalid=b\nholdout=5\n", ":3: 'valid'/'valid_labels' cannot be given with holdout=5");
@@ -415,6 +417,18 @@ static void test_image_decode(void)
     snprintf(list, sizeof list, "%s\n%s\n", p, p);
     write_text(tmp("q.txt"), list);
     CHECKF(gsl_data_load_images(tmp("q.txt"), 1, H, W, 0, &q, err) == 0 && q.n == 2 && q.label[1] == -1, "%s", err);
+    gsl_data_free(&q);
+    /* TGA has no magic bytes: a single .tga query is recognised by its extension, and decodes */
+    unsigned char grey[W * H];
+    for (int i = 0; i < W * H; i++) grey[i] = (unsigned char)(i * 9);
+    char tga[1100];
+    snprintf(tga, sizeof tga, "%s", tmp("query.TGA"));
+    CHECK(stbi_write_tga(tga, W, H, 1, grey));
+    CHECKF(gsl_data_load_images(tga, 1, H, W, 0, &q, err) == 0 && q.n == 1, "%s", err);
+    if (q.n == 1) {
+        CHECKF(gsl_data_gather(&q, (int[]){0}, 1, row, NULL, err) == 0, "%s", err);
+        CHECK_CLOSE(row[5], 45 / 255.0, 1e-6, 0);
+    }
     gsl_data_free(&q);
 }
 
