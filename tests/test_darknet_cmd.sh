@@ -41,6 +41,7 @@ printf 'classes=2\ntrain=%s/none.list\nlabels=%s/none.labels\nbackup=%s\n' "$tmp
 expect darknet_command_unknown_section 1 "bogus.cfg: layer 1 \[frobnicator\]: unknown section type" \
   "$bin" classifier train "$tmp/x.data" "$tmp/bogus.cfg"
 expect gsl_check_help 0 "usage: darknet gsl check CFG" "$bin" gsl check -h
+expect gsl_quant_search_help 0 "search -codebook CODEBOOK -codes CODES" "$bin" gsl quant search -h
 expect gsl_export_ivf_help 0 "-ivf NLIST: an IndexIVFPQ" "$bin" gsl export -h
 # one spelling per option: -M and -K as in gsl quant
 expect gsl_eval_old_spelling 2 "'-subspaces' is not an option of this command" "$bin" gsl eval a b c -subspaces 4
