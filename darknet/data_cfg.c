@@ -75,6 +75,18 @@ void gsl_data_cfg_free(gsl_data_cfg *c)
 
 /* One loop over the file's lines with a branch per key, then the checks between keys: the key table reads best in
  * one place. */
+/* An integer key in lo..hi: 0, or -1 with the file, line, key and range in err. */
+static int int_key(const char *path, int line, const char *key, const char *val, int lo, int hi, int *out, char *err)
+{
+    char *end;
+    errno = 0;
+    long v = strtol(val, &end, 10);
+    if (*end || end == val || errno || v < lo || v > hi)
+        return gsl_fail(err, "%s:%d: key '%s': '%s' is not an integer in %d..%d", path, line, key, val, lo, hi);
+    *out = (int)v;
+    return 0;
+}
+
 int gsl_data_cfg_read(const char *path, gsl_data_cfg *cfg, char *err)
 {
     memset(cfg, 0, sizeof *cfg);
@@ -137,29 +149,13 @@ int gsl_data_cfg_read(const char *path, gsl_data_cfg *cfg, char *err)
             if (is_n) cfg->holdout = (int)v;
             else cfg->holdout_seed = (uint64_t)v;
         } else if (strcmp(key, "classes") == 0) {
-            char *end;
-            errno = 0;
-            long v = strtol(val, &end, 10);
-            if (*end || end == val || errno || v < 1 || v > GSL_DATA_MAX_CLASSES) {
-                rc = gsl_fail(err, "%s:%d: key 'classes': '%s' is not an integer in 1..%d", path, line, val,
-                          GSL_DATA_MAX_CLASSES);
-                break;
-            }
-            cfg->classes = (int)v;
+            if ((rc = int_key(path, line, key, val, 1, GSL_DATA_MAX_CLASSES, &cfg->classes, err))) break;
         } else if (strcmp(key, "train_classes") == 0) {
             free(tc); tc = strdup(val); tc_line = line;
         } else if (strcmp(key, "eval_classes") == 0) {
             free(ec); ec = strdup(val); ec_line = line;
         } else if (strcmp(key, "loader_threads") == 0) {
-            char *end;
-            errno = 0;
-            long v = strtol(val, &end, 10);
-            if (*end || end == val || errno || v < 1 || v > GSL_LOADER_MAX_THREADS) {
-                rc = gsl_fail(err, "%s:%d: key 'loader_threads': '%s' is not an integer in 1..%d", path, line, val,
-                              GSL_LOADER_MAX_THREADS);
-                break;
-            }
-            cfg->loader_threads = (int)v;
+            if ((rc = int_key(path, line, key, val, 1, GSL_LOADER_MAX_THREADS, &cfg->loader_threads, err))) break;
         } else if (strcmp(key, "unreadable") == 0) {
             if (strcmp(val, "error") && strcmp(val, "skip")) {
                 rc = gsl_fail(err, "%s:%d: key 'unreadable': '%s' is not error or skip", path, line, val);
