@@ -166,7 +166,7 @@ enum { CMD_EMBED, CMD_ENCODE, CMD_SEARCH, CMD_EXPORT, CMD_EVAL };
 static const char *const cmd_flags[] = {
     "-out -split -normalize -gpus -seed",                                               /* embed */
     "-out -split -codebook -M -K -opq -normalize -threads -gpus -seed",                 /* encode */
-    "-out -query -k -codebook -M -K -opq -normalize -threads -gpus -seed",              /* search */
+    "-out -query -codes -k -codebook -M -K -opq -normalize -threads -gpus -seed",       /* search */
     "-out -split -ivf -codebook -M -K -opq -normalize -threads -gpus -seed",            /* export */
     "-codebook -M -K -opq -normalize -max-queries -threads -gpus -seed",                    /* eval */
 };
@@ -267,6 +267,10 @@ static int session_open(session *s, int argc, char **argv, int cmd, int need_pq,
     int bad = 0;
     s->split = split_of(&s->a, cmd == CMD_EMBED || cmd == CMD_ENCODE ? GSL_SPLIT_VALID : GSL_SPLIT_DATABASE, err, &bad);
     if (bad) return -2;
+    if (cmd == CMD_SEARCH && s->a.codes && (!s->a.query || s->a.split)) {
+        gsl_fail(err, "-codes searches the codes of gsl encode for -query's images: it takes -query, and no -split");
+        return -2;
+    }
     if (cmd == CMD_SEARCH && s->a.query && s->a.out) {
         gsl_fail(err, "-query prints its hits; -out writes the valid split's: one or the other");
         return -2;
@@ -446,6 +450,28 @@ static int search_by_image(session *s, const gsl_data *db, const uint8_t *codes,
     return rc;
 }
 
+/* search -codes X.codes: the codes gsl encode wrote (checked against this session's codebook by their
+ * fingerprint) and their items, X.items beside them, one per code. */
+static int load_encoded(session *s, const char *path, gsl_data *items, uint8_t **codes, char *err)
+{
+    size_t n = 0, len = strlen(path);
+    int M = 0;
+    gslq_error e = {0};
+    if (gslq_codes_load(path, &s->pq, codes, &n, &M, &e))
+        return gsl_fail(err, "-codes %s: %s (encode the database with the codebook this search uses: the same "
+                        "checkpoint, or -codebook)", path, e.msg);
+    char ip[4200];
+    if (len < 6 || strcmp(path + len - 6, ".codes") || len + 1 > sizeof ip)
+        return gsl_fail(err, "-codes %s: expected gsl encode's X.codes (its items are X.items)", path);
+    snprintf(ip, sizeof ip, "%.*s.items", (int)(len - 6), path);
+    network *net = s->nets[0];
+    /* an .items file is a list of the items' names: read as a list, never decoded */
+    if (gsl_data_load_list(ip, NULL, 1, 0, net->c, net->h, net->w, items, err)) return -1;
+    if ((size_t)items->n != n)
+        return gsl_fail(err, "%s names %d items, but %s holds %zu codes: not the same gsl encode", ip, items->n, path, n);
+    return 0;
+}
+
 /* gsl export -ivf NLIST: the coarse quantizer trained on the database embeddings x, then the IndexIVFPQ. */
 static int export_ivf(session *s, const float *x, const gsl_data *d, int dim, const uint8_t *codes, char *err)
 {
@@ -477,10 +503,12 @@ static int embed_family(int cmd, int argc, char **argv)
         "encode DATA CFG WEIGHTS|CKPT -out X [-split valid|train|database] [-codebook F | -M M [-K K] [-opq]]\n"
         "       [-normalize] [-threads N] [-gpus N]\n"
         "  writes X.codes, X.items and X.labels.ivecs; default split: valid",
-        "search DATA CFG WEIGHTS|CKPT -query FILE [-k 10] [-codebook F | -M M [-K K] [-opq]] [-normalize]\n"
-        "       [-threads N] [-gpus N]\n"
+        "search DATA CFG WEIGHTS|CKPT -query FILE [-codes X.codes] [-k 10] [-codebook F | -M M [-K K] [-opq]]\n"
+        "       [-normalize] [-threads N] [-gpus N]\n"
         "  FILE: an image, or a list of image paths; prints one line per hit on stdout:\n"
-        "  query<TAB>rank<TAB>distance<TAB>item, against the database split's codes (default database: train)\n"
+        "  query<TAB>rank<TAB>distance<TAB>item, against the database split's codes (default database: train);\n"
+        "  -codes X.codes: against what `gsl encode -split database -out X` wrote instead (X.codes, X.items),\n"
+        "  embedding only the queries\n"
         "search DATA CFG WEIGHTS|CKPT -out X [-k 100] ...\n"
         "  the valid split against the database: X.ids.ivecs, X.dist.fvecs, X.items (database) and X.queries.items",
         "export DATA CFG WEIGHTS|CKPT -out INDEX [-ivf NLIST] [-split database|train|valid]\n"
@@ -514,8 +542,12 @@ static int embed_family(int cmd, int argc, char **argv)
     gslq_error e = {0};
     network *net = s.nets ? s.nets[0] : NULL;
     char path[1100];
-    if (!rc) rc = gsl_data_load_unlabelled(&s.dc, s.split, net->c, net->h, net->w, &d, err);
-    if (!rc) rc = embed_data(&s, &d, &x, &dim, cmd == CMD_SEARCH ? "embedding the database" : "embedding", err);
+    if (!rc && s.a.codes) { /* search -query -codes: the database as gsl encode left it, nothing embedded */
+        rc = load_encoded(&s, s.a.codes, &d, &codes, err);
+    } else {
+        if (!rc) rc = gsl_data_load_unlabelled(&s.dc, s.split, net->c, net->h, net->w, &d, err);
+        if (!rc) rc = embed_data(&s, &d, &x, &dim, cmd == CMD_SEARCH ? "embedding the database" : "embedding", err);
+    }
     if (!rc && cmd == CMD_EMBED) {
         if (!(rc = out_path(path, sizeof path, s.a.out, ".fvecs", err)) && gslq_fvecs_write(path, x, d.n, dim, &e))
             rc = gsl_fail(err, "%s", e.msg);
@@ -524,7 +556,7 @@ static int embed_family(int cmd, int argc, char **argv)
         if (!rc) printf("wrote %s.fvecs (%d x %d%s), %s.items and %s.labels.ivecs\n", s.a.out, d.n, dim,
                         s.a.normalize ? ", L2-normalised" : "", s.a.out, s.a.out);
     }
-    if (!rc && cmd != CMD_EMBED) {
+    if (!rc && cmd != CMD_EMBED && !codes) {
         if (!(codes = malloc((size_t)d.n * s.pq.M))) rc = gsl_fail(err, "out of memory");
         else if (gslq_pq_encode_mt(&s.pq, x, d.n, dim, codes, s.a.threads ? s.a.threads : 2, &e)) rc = gsl_fail(err, "%s", e.msg);
     }

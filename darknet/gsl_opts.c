@@ -64,11 +64,12 @@ int gsl_args_parse(int argc, char **argv, int min_pos, int max_pos, const char *
         if (strcmp(f, "-opq") == 0) { a->opq = 1; continue; }
         if (strcmp(f, "-normalize") == 0) { a->normalize = 1; continue; }
         if (strcmp(f, "-out") == 0 || strcmp(f, "-codebook") == 0 || strcmp(f, "-split") == 0 ||
-            strcmp(f, "-query") == 0) {
+            strcmp(f, "-query") == 0 || strcmp(f, "-codes") == 0) {
             if (!v) return gsl_fail(err, "%s needs a value", f);
             if (strcmp(f, "-out") == 0) a->out = v;
             else if (strcmp(f, "-codebook") == 0) a->codebook = v;
             else if (strcmp(f, "-query") == 0) a->query = v;
+            else if (strcmp(f, "-codes") == 0) a->codes = v;
             else a->split = v;
             i++;
             continue;

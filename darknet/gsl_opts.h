@@ -25,6 +25,7 @@ typedef struct gsl_args {
     const char *codebook;          /* -codebook PATH */
     const char *split;             /* -split train|valid|database */
     const char *query;             /* -query FILE (search: an image or a list of images) */
+    const char *codes;             /* -codes X.codes (search -query: the database's codes from gsl encode) */
     int ivf;                       /* -ivf NLIST (export: an inverted-file index) */
     int normalize;                 /* -normalize: L2-normalised embeddings (a cosine network) */
     int help;                      /* -h or --help: print the usage, nothing else */

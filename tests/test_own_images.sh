@@ -82,6 +82,21 @@ check search_by_one_image '[ $rc = 0 ] && [ "$(cut -f1 one.tsv | sort -u)" = "$o
   diff <(cut -f2- one.tsv) <(awk -F"\t" -v q="$one" "\$1 == q && \$2 <= 3" hits.tsv | cut -f2-) >/dev/null' \
   "exit $rc: $(cat one.tsv)"
 
+# ---- search against the database's codes from gsl encode (only the queries embedded): the same hits; codes of another
+# codebook, or without their items, are refused
+"$bin" gsl encode own.data "$cfg" B/small.ckpt -split database -out dbenc > enc.log 2>&1; rc1=$?
+"$bin" gsl search own.data "$cfg" B/small.ckpt -query query.list -codes dbenc.codes -k 5 > hits_codes.tsv 2> sc.log; rc2=$?
+check search_codes_same_hits '[ $rc1 = 0 ] && [ $rc2 = 0 ] && cmp -s hits.tsv hits_codes.tsv && ! grep -q "embedding the database" sc.log' \
+  "exit $rc1 $rc2: $(tail -1 enc.log) $(tail -1 sc.log); $(diff hits.tsv hits_codes.tsv | head -3)"
+"$bin" gsl encode own.data "$cfg" B/small.ckpt -split database -M 2 -K 16 -out other > /dev/null 2>&1
+expect search_codes_other_codebook 1 "-codes other.codes: .*encode the database with the codebook this search uses" \
+  "$bin" gsl search own.data "$cfg" B/small.ckpt -query query.list -codes other.codes
+expect search_codes_need_query 2 "-codes searches the codes of gsl encode for -query's images" \
+  "$bin" gsl search own.data "$cfg" B/small.ckpt -codes dbenc.codes -out never
+head -5 dbenc.items > short.items && cp dbenc.codes short.codes
+expect search_codes_items_count 1 "short.items names 5 items, but short.codes holds 200 codes" \
+  "$bin" gsl search own.data "$cfg" B/small.ckpt -query query.list -codes short.codes
+
 # ---- the Python example: embeddings of the queries (gsl embed of the unlabelled valid list), Faiss, the items
 GSL_PROGRESS_S=1e-9 "$bin" gsl embed own.data "$cfg" B/small.ckpt -out q > emb.log 2>&1; rc=$?
 check embed_unlabelled '[ $rc = 0 ] && cmp -s q.items query.list && [ "$(stat -c %s q.fvecs)" = $((20 * (4 + 16 * 4))) ]' \
