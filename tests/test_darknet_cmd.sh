@@ -16,7 +16,7 @@ expect gsl_unknown_subcommand 2 "unknown subcommand 'frobnicate'" "$bin" gsl fro
 # every subcommand answers -h with its own usage; a flag it does not take, or one given twice, is an error naming it
 expect gsl_train_help 0 "usage: darknet gsl train DATA CFG .*-epochs N" "$bin" gsl train -h
 expect gsl_eval_help 0 "-max-queries N  evaluate at most N queries" "$bin" gsl eval --help
-expect gsl_search_help 0 "search DATA CFG WEIGHTS\\|CKPT -query FILE \\[-k 10\\]" "$bin" gsl search -h
+expect gsl_search_help 0 "search DATA CFG WEIGHTS\\|CKPT -query FILE \\[-codes X.codes\\] \\[-k 10\\]" "$bin" gsl search -h
 expect gsl_train_foreign_flag 2 "darknet gsl train: '-k' is not an option of this command \\(it takes: -gpus -clear" \
   "$bin" gsl train a.data b.cfg -k 5 -opq
 expect gsl_embed_foreign_flag 2 "darknet gsl embed: '-opq' is not an option of this command" "$bin" gsl embed a b c -opq
