@@ -66,6 +66,14 @@ void gsl_data_free(gsl_data *d)
     memset(d, 0, sizeof *d);
 }
 
+/* The CPUs this process may run on, at most GSL_LOADER_AUTO_THREADS. */
+static int auto_threads(void)
+{
+    cpu_set_t set;
+    int n = sched_getaffinity(0, sizeof set, &set) == 0 ? CPU_COUNT(&set) : (int)sysconf(_SC_NPROCESSORS_ONLN);
+    return n < 1 ? 1 : n > GSL_LOADER_AUTO_THREADS ? GSL_LOADER_AUTO_THREADS : n;
+}
+
 /* ------------------------------------------------------------------------------------------------ IDX */
 
 /* Reads exactly n bytes; a short read is a truncated file. */
@@ -292,7 +300,8 @@ static int looks_like_image(const unsigned char *b, size_t n)
     return 0;
 }
 
-int gsl_data_load_images(const char *file, int c, int h, int w, int skip_unreadable, gsl_data *out, char *err)
+int gsl_data_load_images(const char *file, int c, int h, int w, int skip_unreadable, int threads, gsl_data *out,
+                         char *err)
 {
     memset(out, 0, sizeof *out);
     int fd = gsl_open_regular(file, err);
@@ -317,6 +326,7 @@ int gsl_data_load_images(const char *file, int c, int h, int w, int skip_unreada
         return gsl_fail(err, "%s: neither an image nor a list of image paths (no lines)", file);
     }
     out->skip_unreadable = skip_unreadable;
+    out->threads = threads ? threads : auto_threads();
     if (skip_unreadable && !(out->unreadable = calloc((size_t)out->n, 1))) {
         gsl_data_free(out);
         return gsl_fail(err, "out of memory");
@@ -492,20 +502,15 @@ void gsl_data_drop_unreadable(gsl_data *d, float *rows, int dim)
     memset(d->unreadable, 0, d->n ? (size_t)d->n : 1);
 }
 
-/* The CPUs this process may run on, at most GSL_LOADER_AUTO_THREADS. */
-static int auto_threads(void)
-{
-    cpu_set_t set;
-    int n = sched_getaffinity(0, sizeof set, &set) == 0 ? CPU_COUNT(&set) : (int)sysconf(_SC_NPROCESSORS_ONLN);
-    return n < 1 ? 1 : n > GSL_LOADER_AUTO_THREADS ? GSL_LOADER_AUTO_THREADS : n;
-}
-
 /* Whether a file (gzip-compressed or not) starts with the magic of an IDX file of images (unsigned bytes, 3
  * dimensions): such a source is read as IDX even without its labels file. Unreadable files are left to the loader. */
 static int is_idx_images(const char *path)
 {
-    gzFile g = gzopen(path, "rb");
-    if (!g) return 0;
+    char err[GSL_DATA_ERRLEN];
+    int fd = gsl_open_regular(path, err); /* a named pipe is never opened blocking: the loader reports it */
+    if (fd < 0) return 0;
+    gzFile g = gzdopen(fd, "rb");
+    if (!g) { close(fd); return 0; }
     unsigned char h[4];
     int r = gzread(g, h, 4);
     gzclose(g);
@@ -526,6 +531,9 @@ static int load_split(const gsl_data_cfg *cfg, gsl_split split, int c, int h, in
     if (cfg->holdout > 0) need_labels = 1; /* the holdout is drawn per class */
     int idx = lab != NULL;
     if (!idx && is_idx_images(src)) {
+        if (need_labels && split == GSL_SPLIT_VALID && cfg->holdout > 0)
+            return gsl_fail(err, "%s: key 'train' is an IDX file, which needs the key 'train_labels' for the holdout "
+                            "(drawn per class)", cfg->file);
         if (need_labels)
             return gsl_fail(err, "%s: key '%s' is an IDX file, which needs the key '%s_labels' for this command",
                             cfg->file, key, key);

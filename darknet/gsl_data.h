@@ -100,9 +100,10 @@ int gsl_data_load_idx(const char *images, const char *labels, int classes, gsl_d
 int gsl_data_load_list(const char *list, char *const *names, int classes, int need_labels, int c, int h, int w,
                        gsl_data *out, char *err);
 
-/* Images for a query: FILE is one image (recognised by its first bytes: PNG, JPEG, BMP, GIF, PNM, TGA...) or a
- * list of image paths; unlabelled. */
-int gsl_data_load_images(const char *file, int c, int h, int w, int skip_unreadable, gsl_data *out, char *err);
+/* Images for a query: FILE is one image (recognised by its first bytes: PNG, JPEG, BMP, GIF, PNM, PSD, HDR; a TGA by
+ * its extension) or a list of image paths; unlabelled; decoded on `threads` threads (0: automatic). */
+int gsl_data_load_images(const char *file, int c, int h, int w, int skip_unreadable, int threads, gsl_data *out,
+                         char *err);
 
 /* Decodes the image at path into row (c planes of h x w floats in [0, 1]), resized the way Darknet's load_image
  * does (its resize_image) when its size differs. A file that is not an image, a truncated PNG or JPEG (no end

@@ -271,6 +271,10 @@ static int session_open(session *s, int argc, char **argv, int cmd, int need_pq,
         gsl_fail(err, "-codes searches the codes of gsl encode for -query's images: it takes -query, and no -split");
         return -2;
     }
+    if (cmd == CMD_SEARCH && s->a.codes && !ends_with(s->a.codes, ".codes")) {
+        gsl_fail(err, "-codes %s: expected gsl encode's X.codes (its items are X.items)", s->a.codes);
+        return -2;
+    }
     if (cmd == CMD_SEARCH && s->a.query && s->a.out) {
         gsl_fail(err, "-query prints its hits; -out writes the valid split's: one or the other");
         return -2;
@@ -427,7 +431,8 @@ static int search_by_image(session *s, const gsl_data *db, const uint8_t *codes,
     int qd = 0, k = s->a.k ? s->a.k : 10, rc;
     if (k > db->n) k = db->n;
     gslq_error e = {0};
-    rc = gsl_data_load_images(s->a.query, net->c, net->h, net->w, s->dc.skip_unreadable, &q, err);
+    rc = gsl_data_load_images(s->a.query, net->c, net->h, net->w, s->dc.skip_unreadable, s->dc.loader_threads, &q,
+                              err);
     if (!rc) rc = embed_data(s, &q, &xq, &qd, "embedding the queries", err);
     if (!rc && (!(ids = malloc(sizeof(int64_t) * (size_t)q.n * k)) || !(dist = malloc(sizeof(float) * (size_t)q.n * k))))
         rc = gsl_fail(err, "out of memory");
@@ -461,8 +466,7 @@ static int load_encoded(session *s, const char *path, gsl_data *items, uint8_t *
         return gsl_fail(err, "-codes %s: %s (encode the database with the codebook this search uses: the same "
                         "checkpoint, or -codebook)", path, e.msg);
     char ip[4200];
-    if (len < 6 || strcmp(path + len - 6, ".codes") || len + 1 > sizeof ip)
-        return gsl_fail(err, "-codes %s: expected gsl encode's X.codes (its items are X.items)", path);
+    if (len + 1 > sizeof ip) return gsl_fail(err, "-codes %s: path too long", path);
     snprintf(ip, sizeof ip, "%.*s.items", (int)(len - 6), path);
     network *net = s->nets[0];
     /* an .items file is a list of the items' names: read as a list, never decoded */
@@ -507,8 +511,8 @@ static int embed_family(int cmd, int argc, char **argv)
         "       [-normalize] [-threads N] [-gpus N]\n"
         "  FILE: an image, or a list of image paths; prints one line per hit on stdout:\n"
         "  query<TAB>rank<TAB>distance<TAB>item, against the database split's codes (default database: train);\n"
-        "  -codes X.codes: against what `gsl encode -split database -out X` wrote instead (X.codes, X.items),\n"
-        "  embedding only the queries\n"
+        "  -codes X.codes: against what `gsl encode -split database -out X` wrote instead (X.codes, X.items):\n"
+        "  the database is not embedded (a post-hoc PQ is still fitted on the training split)\n"
         "search DATA CFG WEIGHTS|CKPT -out X [-k 100] ...\n"
         "  the valid split against the database: X.ids.ivecs, X.dist.fvecs, X.items (database) and X.queries.items",
         "export DATA CFG WEIGHTS|CKPT -out INDEX [-ivf NLIST] [-split database|train|valid]\n"

@@ -599,11 +599,10 @@ int gsl_quant_main(int argc, char **argv)
         return 2;
     }
     const char *c = argv[1];
-    for (int i = 2; i < argc; i++) /* `gsl quant search -h`: the commands' usage */
-        if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
-            usage(stdout);
-            return 0;
-        }
+    if (argc == 3 && (!strcmp(argv[2], "-h") || !strcmp(argv[2], "--help"))) { /* `gsl quant search -h` */
+        usage(stdout);
+        return 0;
+    }
     if (!strcmp(c, "train")) return cmd_train(argc - 2, argv + 2);
     if (!strcmp(c, "encode")) return cmd_encode(argc - 2, argv + 2);
     if (!strcmp(c, "search")) return cmd_search(argc - 2, argv + 2);

@@ -106,6 +106,7 @@ typedef struct trainer {
     int *idx;                     /* (per_step) sampler indices of a step: the batch loader's */
     float **xrows, **yrows;       /* -gpus replicas: the step's rows for train_networks */
     int unreadable_reported;      /* unreadable images skipped (unreadable=skip) and reported so far */
+    int made_backup;              /* this run made the backup folder (removed again if it fails before a checkpoint) */
 } trainer;
 
 /* Adds the B rows of the codebook layers' inputs in this training step to their reservoirs (Vitter's algorithm R,
@@ -865,20 +866,26 @@ static int setup_trainer(trainer *t, const gsl_args *a, const char *weights, cha
     t->aug = (gsl_augment){t->k.flip, t->k.shift};
     if (gsl_data_load(&t->dc, GSL_SPLIT_TRAIN, net->c, net->h, net->w, &t->train, err)) return -1;
     if (t->dc.valid && t->k.eval_queries > 0 && D->rank == 0) {
-        /* the per-epoch mAP needs every query and database image labelled; unlabelled ones turn it off, said once */
-        if (gsl_data_load_unlabelled(&t->dc, GSL_SPLIT_VALID, net->c, net->h, net->w, &t->valid, err)) return -1;
-        if (gsl_data_load_unlabelled(&t->dc, GSL_SPLIT_DATABASE, net->c, net->h, net->w, &t->db, err)) return -1;
-        const gsl_data *sets[2] = {&t->valid, &t->db};
-        int unl = 0, first = -1, which = 0;
-        for (int k = 0; k < 2; k++)
-            for (int i = 0; i < sets[k]->n; i++)
-                if (sets[k]->label[i] < 0 && unl++ == 0) { first = i; which = k; }
-        if (unl) {
-            char item[1100];
-            gsl_data_item(sets[which], first, item, sizeof item);
-            fprintf(stderr, "darknet gsl train: no per-epoch mAP: %d image%s of the queries (valid) and the database "
-                    "%s no label, e.g. %s (eval_queries=0 in [net] turns the monitor off without this note)\n",
-                    unl, unl == 1 ? "" : "s", unl == 1 ? "has" : "have", item);
+        /* The per-epoch mAP needs labelled queries and database. A split none of whose images has a label (the own
+         * images recipe: unlabelled lists, or IDX without its labels file) turns it off, said once; a split labelled
+         * in part is an error naming the first image without a label (a typo, or a path that names two classes). */
+        gsl_data *sets[2] = {&t->valid, &t->db};
+        const gsl_split which[2] = {GSL_SPLIT_VALID, GSL_SPLIT_DATABASE};
+        int off = 0;
+        for (int k = 0; k < 2; k++) {
+            if (gsl_data_load_unlabelled(&t->dc, which[k], net->c, net->h, net->w, sets[k], err)) return -1;
+            int unl = 0;
+            for (int i = 0; i < sets[k]->n; i++) unl += sets[k]->label[i] < 0;
+            if (unl && unl < sets[k]->n) { /* the labelled loader names the line and says why */
+                gsl_data_free(sets[k]);
+                if (gsl_data_load(&t->dc, which[k], net->c, net->h, net->w, sets[k], err)) return -1;
+            }
+            if (unl && unl == sets[k]->n && !off++)
+                fprintf(stderr, "darknet gsl train: no per-epoch mAP: the %s (%s) has no labels (eval_queries=0 "
+                        "in [net] turns the monitor off without this note)\n", k ? "database" : "queries' split",
+                        sets[k]->source);
+        }
+        if (off) {
             gsl_data_free(&t->valid);
             gsl_data_free(&t->db);
         } else {
@@ -886,9 +893,27 @@ static int setup_trainer(trainer *t, const gsl_args *a, const char *weights, cha
         }
     }
     /* everything checked: a backup folder that is not there yet is made now (a refused run leaves none behind) */
-    if (D->rank == 0 && !locked && (gsl_mkdirs(t->dc.backup, err) || gsl_folder_lock(t->dc.backup, err) < 0))
-        return -1;
+    if (D->rank == 0 && !locked) {
+        if (gsl_mkdirs(t->dc.backup, err)) return -1;
+        t->made_backup = 1;
+        if (gsl_folder_lock(t->dc.backup, err) < 0) return -1;
+    }
     return 0;
+}
+
+/* A failed run (refused by prepare_run, or diverged in its first epoch) takes away what it put in the backup folder
+ * and nothing else: a CSV without rows, and when it made the folder, its lock and the folder if that leaves it empty
+ * (a checkpoint, a CSV row or anything of the user's keeps it). */
+static void unmake_backup(const trainer *t)
+{
+    if (t->dist->rank != 0) return;
+    if (t->csvpath[0] && gsl_file_size(t->csvpath) >= 0 && gsl_file_size(t->csvpath) <= (long long)strlen(CSV_HEADER))
+        unlink(t->csvpath);
+    if (!t->made_backup) return;
+    char path[1200];
+    snprintf(path, sizeof path, "%s/.gsl-train.lock", t->dc.backup);
+    unlink(path);
+    rmdir(t->dc.backup);
 }
 
 int gsl_train_main(int argc, char **argv)
@@ -947,6 +972,7 @@ int gsl_train_main(int argc, char **argv)
         }
     }
 out:
+    if (rc && rc != GSL_EXIT_PREEMPTED) unmake_backup(&t);
     if (rc && rc != GSL_EXIT_PREEMPTED) {
         if (dist.on) fprintf(stderr, "darknet gsl train: rank %d/%d: error: %s\n", dist.rank, dist.size, err);
         else fprintf(stderr, "darknet gsl train: error: %s\n", err);

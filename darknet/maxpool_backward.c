@@ -11,6 +11,7 @@
 
 void backward_maxpool_layer(const maxpool_layer l, network net)
 {
+    if (!net.delta) return; /* the network's first layer: no gradient to pass on */
     int n = l.out_h * l.out_w * l.c * l.batch;
     for (int i = 0; i < n; ++i) {
         int index = l.indexes[i];

@@ -36,6 +36,7 @@ static int gather_row(const gsl_data *d, int j, float *row, int *used, char *err
         }
         __atomic_store_n(&d->unreadable[k], 1, __ATOMIC_RELAXED); /* read by the caller once the loader has stopped */
     }
+    if (!e[0]) return gsl_fail(err, "%s: no image of the list can be read", d->source); /* all marked before */
     return gsl_fail(err, "%s: no image of the list can be read (the last: %s)", d->source, e);
 }
 

@@ -226,8 +226,15 @@ static void test_gather_threads(void)
     for (int i = 0; i < N; i++) {
         snprintf(path, sizeof path, "tg_%s_%02d.png", i % 3 == 0 ? "cat" : i % 3 == 1 ? "dog" : "owl", i);
         const char *p = tmp(path);
-        if (i == 9 || i == 17) {
-            write_text(p, "not an image"); /* unreadable: rows 9 and 17, lines 9+1 and 17+1 */
+        if (i == 17) {
+            write_text(p, "not an image"); /* unreadable: samples 9 (truncated) and 17, lines 10 and 18 */
+        } else if (i == 9) {
+            unsigned char px[6 * 6 * 3] = {0}, buf[4096];
+            CHECK(stbi_write_png(p, 6, 6, 3, px, 6 * 3));
+            FILE *f = fopen(p, "rb");
+            size_t got = f ? fread(buf, 1, sizeof buf, f) : 0;
+            if (f) fclose(f);
+            write_bytes(p, buf, got / 2);
         } else {
             int w = 3 + i % 4, h = 4 + i % 3;
             unsigned char px[7 * 7 * 3];
@@ -253,11 +260,25 @@ static void test_gather_threads(void)
             d.skip_unreadable = skip;
             if (skip && !(d.unreadable = calloc(N, 1))) { CHECK(0); gsl_data_free(&d); return; }
             float *x = t ? got : ref, *y = t ? tgot : tref;
+            for (size_t k = 0; k < sizeof got / sizeof got[0]; k++) x[k] = -7.0f;
             int rc = gsl_data_gather(&d, idx, N, x, y, err);
             if (!skip) {
-                /* sample 9 is row 12, sample 17 is row 10: row 10 is met first in row order, line 18 */
-                CHECKF(rc == -1 && strstr(err, "tg.list:18: cannot read image") && strstr(err, "tg_owl_17.png"),
+                /* sample 17 (text) is row 12, sample 9 (truncated) row 15, in different threads' shares from 3 threads
+                 * on: row 12 is met first in row order, line 18, with its own reason whichever thread failed last */
+                CHECKF(rc == -1 && strstr(err, "tg.list:18: cannot read image") &&
+                           strstr(err, "tg_owl_17.png: not an image stb_image can read"),
                        "%d threads: %s", threads[t], err);
+                /* the unreadable samples first: one thread stops at row 0, more decode the other shares regardless */
+                int first[N];
+                first[0] = 17, first[1] = 9;
+                for (int i = 0, k = 2; i < N; i++)
+                    if (i != 9 && i != 17) first[k++] = i;
+                x[(N - 1) * C * H * W] = -7.0f;
+                rc = gsl_data_gather(&d, first, N, x, y, err);
+                CHECKF(rc == -1 && strstr(err, "tg.list:18:") &&
+                           (x[(N - 1) * C * H * W] == -7.0f) == (threads[t] == 1),
+                       "%d threads: the last row %s decoded (%s)", threads[t],
+                       x[(N - 1) * C * H * W] == -7.0f ? "was not" : "was", err);
             } else if (!t) {
                 CHECKF(rc == 0, "%s", err);
                 memcpy(mref, d.unreadable, N);
@@ -411,12 +432,12 @@ static void test_image_decode(void)
     CHECK(gsl_image_decode(test_tmpdir(), 1, H, W, row, err) == -1);
     /* a query file: one image, or a list */
     gsl_data q;
-    CHECKF(gsl_data_load_images(p, 1, H, W, 0, &q, err) == 0 && q.n == 1 && strcmp(q.path[0], p) == 0, "%s", err);
+    CHECKF(gsl_data_load_images(p, 1, H, W, 0, 0, &q, err) == 0 && q.n == 1 && strcmp(q.path[0], p) == 0, "%s", err);
     gsl_data_free(&q);
     char list[2100];
     snprintf(list, sizeof list, "%s\n%s\n", p, p);
     write_text(tmp("q.txt"), list);
-    CHECKF(gsl_data_load_images(tmp("q.txt"), 1, H, W, 0, &q, err) == 0 && q.n == 2 && q.label[1] == -1, "%s", err);
+    CHECKF(gsl_data_load_images(tmp("q.txt"), 1, H, W, 0, 0, &q, err) == 0 && q.n == 2 && q.label[1] == -1, "%s", err);
     gsl_data_free(&q);
     /* TGA has no magic bytes: a single .tga query is recognised by its extension, and decodes */
     unsigned char grey[W * H];
@@ -424,7 +445,7 @@ static void test_image_decode(void)
     char tga[1100];
     snprintf(tga, sizeof tga, "%s", tmp("query.TGA"));
     CHECK(stbi_write_tga(tga, W, H, 1, grey));
-    CHECKF(gsl_data_load_images(tga, 1, H, W, 0, &q, err) == 0 && q.n == 1, "%s", err);
+    CHECKF(gsl_data_load_images(tga, 1, H, W, 0, 0, &q, err) == 0 && q.n == 1, "%s", err);
     if (q.n == 1) {
         CHECKF(gsl_data_gather(&q, (int[]){0}, 1, row, NULL, err) == 0, "%s", err);
         CHECK_CLOSE(row[5], 45 / 255.0, 1e-6, 0);

@@ -129,8 +129,17 @@ mkdata n N
 sed 's/^classes=10/classes=7/' n.data > n7.data
 "$bin" gsl train n.data lr_abc.cfg -epochs 1 > N1.log 2>&1; rc1=$?
 "$bin" gsl train n7.data "$cfg" -epochs 1 > N2.log 2>&1; rc2=$?
-check refused_run_leaves_no_folder '[ $rc1 = 1 ] && [ $rc2 = 1 ] && grep -q "n7.data" N2.log && [ ! -e N ]' \
-  "exit $rc1 $rc2: $(tail -1 N1.log) / $(tail -1 N2.log); $(ls -a N 2>&1)"
+sed 's/^batch=50/batch=5000/' "$cfg" > bigbatch.cfg # refused once the run is set up: fewer samples than a step
+"$bin" gsl train n.data bigbatch.cfg -epochs 1 > N3.log 2>&1; rc3=$?
+check refused_run_leaves_no_folder '[ $rc1 = 1 ] && [ $rc2 = 1 ] && [ $rc3 = 1 ] && grep -q "n7.data" N2.log && grep -q "fewer than one step" N3.log && [ ! -e N ]' \
+  "exit $rc1 $rc2 $rc3: $(tail -1 N1.log) / $(tail -1 N2.log) / $(tail -1 N3.log); $(ls -a N 2>&1)"
+# a diverged first epoch leaves no folder either; a folder that was there before keeps what it holds
+"$bin" gsl train n.data boom.cfg -epochs 1 > N4.log 2>&1; rc4=$?
+mkdir -p N && echo mine > N/notes.txt
+"$bin" gsl train n.data boom.cfg -epochs 1 > N5.log 2>&1; rc5=$?
+check diverged_run_leaves_no_folder '[ $rc4 = 1 ] && [ $rc5 = 1 ] && grep -q "training diverged at epoch 1" N4.log && [ "$(ls N)" = "notes.txt" ]' \
+  "exit $rc4 $rc5: $(tail -1 N4.log); $(ls -a N 2>&1)"
+rm -rf N
 sed 's/^mode=.*/mode=/' "$cfg" > snapmode.cfg
 expect snap_empty_mode_refused 1 "\[snap\]: key 'mode' has no value" "$bin" gsl check snapmode.cfg
 

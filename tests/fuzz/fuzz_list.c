@@ -1,6 +1,7 @@
 /* Image lists: a list file (the first part of the input) naming images in the scratch folder, one of which is the
  * rest of the input (any format stb decodes, or garbage); labels _cat_, _dog_. Every sample is gathered (decoded and
- * resized to 8x8), with labels required or not, unreadable images an error or skipped. */
+ * resized to 8x8), with labels required or not, unreadable images an error or skipped; then the first rows as one
+ * batch on 1 and on 3 decoding threads, which must agree. */
 #include "fuzz.h"
 #include "gsl_data.h"
 
@@ -34,6 +35,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (d.skip_unreadable && !(d.unreadable = calloc(d.n ? (size_t)d.n : 1, 1))) { gsl_data_free(&d); return 0; }
         for (int i = 0; i < d.n && i < 8; i++)
             if (gsl_data_gather(&d, &i, 1, row, truth, err)) break;
+        /* the first rows in one batch on 1 thread and on 3: the same outcome, the same rows and labels */
+        int n = d.n < 8 ? d.n : 8, idx[8];
+        for (int i = 0; i < n; i++) idx[i] = n - 1 - i;
+        static float one[8][3 * 8 * 8], three[8][3 * 8 * 8], t1[8][2], t3[8][2];
+        d.threads = 1;
+        int r1 = gsl_data_gather(&d, idx, n, one[0], t1[0], err);
+        d.threads = 3;
+        int r3 = gsl_data_gather(&d, idx, n, three[0], t3[0], err);
+        if (r1 != r3 || (!r1 && (memcmp(one, three, sizeof(float) * (size_t)n * 3 * 64 / (c == 1 ? 3 : 1)) ||
+                                 memcmp(t1, t3, sizeof(float) * 2 * (size_t)n))))
+            abort();
         gsl_data_free(&d);
     }
     return 0;
