@@ -109,7 +109,9 @@ int gsl_data_cfg_read(const char *path, gsl_data_cfg *cfg, char *err)
     while (fgets(buf, sizeof buf, f)) {
         line++;
         if (!strchr(buf, '\n') && !feof(f)) { rc = gsl_fail(err, "%s:%d: line too long", path, line); break; }
-        char *s = gsl_trim(buf);
+        char *s = buf;
+        if (line == 1 && !strncmp(s, "\xef\xbb\xbf", 3)) s += 3; /* a UTF-8 byte order mark (Windows editors) */
+        s = gsl_trim(s);
         if (!*s || *s == '#' || *s == ';') continue;
         char *eq = strchr(s, '=');
         if (!eq) { rc = gsl_fail(err, "%s:%d: expected key=value, got '%s'", path, line, s); break; }

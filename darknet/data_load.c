@@ -212,7 +212,9 @@ static int read_lines(const char *path, char ***lines_out, int **lineno_out, int
     while ((len = getline(&buf, &bcap, f)) >= 0) {
         no++;
         if (memchr(buf, 0, (size_t)len)) { rc = gsl_fail(err, "%s:%d: a NUL byte: not a text file", path, no); break; }
-        char *s = gsl_trim(buf);
+        char *s = buf;
+        if (no == 1 && !strncmp(s, "\xef\xbb\xbf", 3)) s += 3; /* a UTF-8 byte order mark (Windows editors) */
+        s = gsl_trim(s);
         if (!*s) continue;
         if (n == cap) {
             if (cap > INT_MAX / 2) { rc = gsl_fail(err, "%s: more than %d lines", path, cap); break; }

@@ -174,6 +174,11 @@ int gsl_cfg_check(const char *path, char *err)
         if (rc || (c == EOF && n == 0)) break;
         line[n] = 0;
         lineno++;
+        if (lineno == 1 && !strncmp(line, "\xef\xbb\xbf", 3)) {
+            rc = gsl_fail(err, "%s: starts with a UTF-8 byte order mark (a Windows editor's), which Darknet's parser "
+                          "reads as text: save the file without it", path);
+            break;
+        }
         if (!n || line[0] == '#' || line[0] == ';') continue;
         if (line[0] == '[') {
             size_t L = strlen(line);

@@ -309,6 +309,37 @@ static void test_gather_threads(void)
     }
 }
 
+/* Files saved by Windows editors: a UTF-8 byte order mark and CRLF line ends, in a list, a names file and a .data */
+static void test_windows_text_files(void)
+{
+    unsigned char px[2 * 2 * 3] = {10, 20, 30, 40, 50, 60, 70, 80, 90, 100, 110, 120};
+    char a[256], b[256], names[256], list[256], text[1200];
+    snprintf(a, sizeof a, "%s", tmp("w_cat_1.png"));
+    snprintf(b, sizeof b, "%s", tmp("w_dog_2.png"));
+    CHECK(stbi_write_png(a, 2, 2, 3, px, 6) && stbi_write_png(b, 2, 2, 3, px, 6));
+    snprintf(names, sizeof names, "%s", tmp("w_names.txt"));
+    write_text(names, "\xef\xbb\xbf" "cat\r\ndog\r\n");
+    snprintf(list, sizeof list, "%s", tmp("w.list"));
+    snprintf(text, sizeof text, "\xef\xbb\xbf%s\r\n%s\r\n", a, b);
+    write_text(list, text);
+    snprintf(text, sizeof text, "\xef\xbb\xbf" "classes=2\r\ntrain=%s\r\nlabels=%s\r\n", list, names);
+    const char *dp = tmp("w.data");
+    write_text(dp, text);
+    gsl_data_cfg c;
+    gsl_data d;
+    if (gsl_data_cfg_read(dp, &c, err)) { CHECKF(0, "%s", err); return; }
+    CHECK(c.classes == 2 && !strcmp(c.train, list) && !strcmp(c.labels, names));
+    if (gsl_data_load(&c, GSL_SPLIT_TRAIN, 3, 2, 2, &d, err) == 0) {
+        CHECK(d.n == 2 && !strcmp(d.path[0], a) && d.label[0] == 0 && d.label[1] == 1);
+        float row[12];
+        CHECKF(gsl_data_gather(&d, (int[]){0}, 1, row, NULL, err) == 0, "%s", err);
+        gsl_data_free(&d);
+    } else {
+        CHECKF(0, "%s", err);
+    }
+    gsl_data_cfg_free(&c);
+}
+
 /* Reads a list's sample i through the gather (the only way a streamed image is decoded). */
 static int gather_one(const gsl_data *d, int i, float *row, float *truth)
 {
@@ -684,6 +715,7 @@ int main(void)
     RUN(test_holdout_split);
     RUN(test_image_list);
     RUN(test_gather_threads);
+    RUN(test_windows_text_files);
     RUN(test_image_decode);
     RUN(test_sampler_epoch_permutation_and_seed);
     RUN(test_sampler_class_balanced);

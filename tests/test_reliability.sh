@@ -140,6 +140,8 @@ mkdir -p N && echo mine > N/notes.txt
 check diverged_run_leaves_no_folder '[ $rc4 = 1 ] && [ $rc5 = 1 ] && grep -q "training diverged at epoch 1" N4.log && [ "$(ls N)" = "notes.txt" ]' \
   "exit $rc4 $rc5: $(tail -1 N4.log); $(ls -a N 2>&1)"
 rm -rf N
+{ printf '\xef\xbb\xbf'; cat "$cfg"; } > bom.cfg
+expect cfg_byte_order_mark_refused 1 "bom.cfg: starts with a UTF-8 byte order mark .*save the file without it" "$bin" gsl check bom.cfg
 sed 's/^mode=.*/mode=/' "$cfg" > snapmode.cfg
 expect snap_empty_mode_refused 1 "\[snap\]: key 'mode' has no value" "$bin" gsl check snapmode.cfg
 
