@@ -159,7 +159,11 @@ int gsl_cfg_check(const char *path, char *err)
         int c = 0;
         /* one line, byte by byte: a NUL or other control byte is a binary file, not a text cfg */
         while ((c = fgetc(f)) != EOF && c != '\n') {
-            if (c == '\r') continue; /* Windows line ends */
+            if (c == '\r') { /* upstream keeps it in the line: "[net]\r" is no section, and its parser aborts */
+                rc = gsl_fail(err, "%s: line %d ends with a carriage return (Windows line ends), which Darknet's parser "
+                              "reads as part of the line: convert the file (sed -i 's/\\r$//' FILE)", path, lineno + 1);
+                break;
+            }
             if ((c < 0x20 && c != '\t') || c == 0x7f) {
                 rc = gsl_fail(err, "%s: line %d: byte 0x%02x: not a text cfg (a binary file?)", path, lineno + 1, c);
                 break;

@@ -142,6 +142,8 @@ check diverged_run_leaves_no_folder '[ $rc4 = 1 ] && [ $rc5 = 1 ] && grep -q "tr
 rm -rf N
 { printf '\xef\xbb\xbf'; cat "$cfg"; } > bom.cfg
 expect cfg_byte_order_mark_refused 1 "bom.cfg: starts with a UTF-8 byte order mark .*save the file without it" "$bin" gsl check bom.cfg
+sed 's/$/\r/' "$cfg" > crlf.cfg # upstream's parser aborts on it (an assertion): refused first, with the fix
+expect cfg_windows_line_ends_refused 1 "crlf.cfg: line 1 ends with a carriage return .*convert the file" "$bin" gsl check crlf.cfg
 sed 's/^mode=.*/mode=/' "$cfg" > snapmode.cfg
 expect snap_empty_mode_refused 1 "\[snap\]: key 'mode' has no value" "$bin" gsl check snapmode.cfg
 
