@@ -364,7 +364,14 @@ void gsl_image_malloc_tune(void)
 int gsl_image_decode(const char *path, int c, int h, int w, float *row, char *err)
 {
     int fd = gsl_open_regular(path, err);
-    if (fd < 0) return -1;
+    if (fd < 0) {
+        char cwd[1024];
+        if (path[0] != '/' && access(path, F_OK) && getcwd(cwd, sizeof cwd)) { /* the usual cause: say where from */
+            size_t len = strlen(err);
+            snprintf(err + len, GSL_DATA_ERRLEN - len, " (a relative path is read from the working directory, %s)", cwd);
+        }
+        return -1;
+    }
     struct stat st;
     if (fstat(fd, &st)) {
         int e = errno;

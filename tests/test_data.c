@@ -461,6 +461,9 @@ static void test_image_decode(void)
     write_bytes(pad, more, n + 300);
     CHECKF(gsl_image_decode(pad, 1, H, W, row, err) == 0, "%s", err);
     CHECK(gsl_image_decode(test_tmpdir(), 1, H, W, row, err) == -1);
+    /* a missing relative path: the message says where relative paths are read from */
+    CHECK(gsl_image_decode("no/such/image.png", 1, H, W, row, err) == -1 &&
+          strstr(err, "no/such/image.png") && strstr(err, "(a relative path is read from the working directory, /"));
     /* a query file: one image, or a list */
     gsl_data q;
     CHECKF(gsl_data_load_images(p, 1, H, W, 0, 0, &q, err) == 0 && q.n == 1 && strcmp(q.path[0], p) == 0, "%s", err);
