@@ -529,6 +529,7 @@ typedef struct epoch_run {
     double loss_sum;           /* the steps' summed losses */
     gsl_sampler smp;           /* drawn by the loader's thread alone once the epoch's steps start */
     gsl_loader *L;             /* the epoch's batches, a few steps ahead of the training */
+    double loader_wait_s;      /* the steps' time waiting for the loader */
     trainer *t;
 } epoch_run;
 
@@ -758,6 +759,15 @@ static int finish_epoch(trainer *t, epoch_run *e, char *err)
     printf(" rebuild %.1fs train %.1fs (%.0f img/s)", e->t1 - e->t0, train_s, ips);
     if (t->have_eval) printf(" mAP float %.4f pq %.4f", ev.map_float, ev.map_pq);
     printf(" -> %s.ckpt\n", t->prefix);
+    if (e->loader_wait_s > 0.1 * train_s && e->loader_wait_s > 1) { /* the data, not the network, set the pace */
+        fflush(stdout);
+        char why[160];
+        if (t->train.x) snprintf(why, sizeof why, "the batch loader (augmentation) is the bottleneck");
+        else snprintf(why, sizeof why, "decoding the images is the bottleneck (loader_threads=%d in the .data file; "
+                      "more help while there are idle CPUs)", t->train.threads);
+        fprintf(stderr, "note: the steps waited %.1f s of the epoch's %.1f s for their batches (%.0f%%): %s\n",
+                e->loader_wait_s, train_s, 100 * e->loader_wait_s / train_s, why);
+    }
     if (D->on && D->comm_steps) {
         printf("epoch %d all-reduce: %d ranks (%s), %.3f MB per update, %.2f ms per update, %.1f%% of the training "
                "time", epoch + 1, D->size, gsl_dist_backend(D), D->comm_bytes / D->comm_steps / 1e6,
@@ -800,6 +810,7 @@ static int run(trainer *t, const char *resume, char *err)
             break;
         }
         rc = train_steps(t, &e, err);
+        e.loader_wait_s = gsl_loader_wait_s(e.L);
         gsl_loader_stop(e.L); /* before the sampler it draws from */
         gsl_sampler_free(&e.smp);
         if (rc >= 0) report_unreadable(t);

@@ -4,6 +4,7 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "io.h"
 
@@ -23,6 +24,7 @@ struct gsl_loader {
     long consumed;  /* jobs handed to the caller; the slot of job consumed-1 is in use until the next call */
     int stop;
     int exited;     /* the thread has returned (all jobs done, an error, or stopped) */
+    double wait_s;  /* the caller's time blocked in gsl_loader_next (the caller's thread alone writes it) */
     pthread_mutex_t mu;
     pthread_cond_t ready, space;
     pthread_t thread;
@@ -102,7 +104,14 @@ int gsl_loader_next(gsl_loader *L, float **x, float **y, char *err)
     }
     L->consumed = j + 1; /* the previous job's slot is free now */
     pthread_cond_signal(&L->space);
+    struct timespec a, b;
+    int waits = L->produced <= j && !L->exited;
+    if (waits) clock_gettime(CLOCK_MONOTONIC, &a);
     while (L->produced <= j && !L->exited) pthread_cond_wait(&L->ready, &L->mu);
+    if (waits) {
+        clock_gettime(CLOCK_MONOTONIC, &b);
+        L->wait_s += (double)(b.tv_sec - a.tv_sec) + 1e-9 * (double)(b.tv_nsec - a.tv_nsec);
+    }
     int have = L->produced > j;
     pthread_mutex_unlock(&L->mu);
     if (!have) return gsl_fail(err, "batch loader: stopped before job %ld (an earlier job failed)", j);
@@ -112,6 +121,8 @@ int gsl_loader_next(gsl_loader *L, float **x, float **y, char *err)
     *y = s->y;
     return 0;
 }
+
+double gsl_loader_wait_s(const gsl_loader *L) { return L ? L->wait_s : 0; }
 
 void gsl_loader_stop(gsl_loader *L)
 {

@@ -18,6 +18,9 @@ gsl_loader *gsl_loader_start(gsl_loader_fn fn, void *ctx, long njobs, size_t xfl
 /* Waits for the next job's buffers (valid until the next call or gsl_loader_stop). Returns 0, or -1 with the job's
  * error (or "no more jobs"). */
 int gsl_loader_next(gsl_loader *L, float **x, float **y, char *err);
+/* Seconds the caller has spent waiting in gsl_loader_next for jobs not ready yet (the loader is the bottleneck when
+ * this is a large share of the caller's time). Call from the caller's thread. */
+double gsl_loader_wait_s(const gsl_loader *L);
 /* Stops the thread (a job in progress finishes first) and frees everything. NULL is a no-op. */
 void gsl_loader_stop(gsl_loader *L);
 
