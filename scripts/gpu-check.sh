@@ -8,7 +8,8 @@
 #   4b. tests/gpu_cudnn_check.sh     the CUDNN=1 build (cuDNN 9) against the GPU build without it (only where libcudnn
 #                                    is installed), and scripts/bench/bench_gpu_conv.sh: images/s of per-image,
 #                                    batched and cuDNN convolutions on the 3-convolution network and the LeNet
-#   5. scripts/bench/bench_layers.sh --gpu   the GPU training-step benchmark and the [snap] backward's bandwidth
+#   5. scripts/bench/bench_layers.sh --gpu   the GPU training-step benchmark and the [snap] backward's bandwidth;
+#      and, where build/bench/decode holds bench_decode.sh's JPEGs (carried), images/s of 1..16 decoding threads
 #   6. with HEADLINE=1: scripts/study/gpu_headline.sh (the Fashion-MNIST headline on the GPU; DATA_DIR, RES, TRAIN_S,
 #      PARALLEL and the cfgs in HEADLINE_CFGS pass through; several minutes)
 # The tree must hold the unpacked Darknet source (build/darknet-src/.fetched; `make` fetches it where Debian's
@@ -69,6 +70,23 @@ fi
 if [ "${BENCH:-1}" != 0 ]; then
   say "benchmark: scripts/bench/bench_layers.sh --gpu"
   scripts/bench/bench_layers.sh --gpu || status=1
+fi
+if [ "${BENCH:-1}" != 0 ] && [ -s build/bench/decode/256x256.list ]; then
+  # the host's many cores for the image loader: the JPEGs made by scripts/bench/bench_decode.sh on a machine with
+  # Python (carry build/bench/decode), their list's folder rewritten to this tree's
+  say "benchmark: decoding threads (bench_decode, 3x224x224)"
+  if [ "$PREBUILT" = 1 ] || make -j"${JOBS:-$(nproc)}" --no-print-directory GPU=1 BLAS=0 SETUP=0 $b/bench/bench_decode; then
+    for size in 256x256 500x375; do
+      [ -s build/bench/decode/$size.list ] || continue
+      sed "s|^.*/build/bench/decode/|$PWD/build/bench/decode/|" build/bench/decode/$size.list > $b/decode-$size.list
+      for t in 1 2 4 8 16; do
+        [ "$t" -le "$(nproc)" ] || continue
+        echo "$size JPEG, $t threads: $($b/bench/bench_decode $b/decode-$size.list 3 224 224 $t -passes 2)"
+      done
+    done
+  else
+    status=1
+  fi
 fi
 if [ "${HEADLINE:-0}" = 1 ]; then
   say "headline: scripts/study/gpu_headline.sh ${HEADLINE_CFGS:-}"
