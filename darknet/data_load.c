@@ -516,14 +516,11 @@ void gsl_data_drop_unreadable(gsl_data *d, float *rows, int dim)
 static int is_idx_images(const char *path)
 {
     char err[GSL_DATA_ERRLEN];
-    int fd = gsl_open_regular(path, err); /* a named pipe is never opened blocking: the loader reports it */
-    if (fd < 0) return 0;
-    gzFile g = gzdopen(fd, "rb");
-    if (!g) { close(fd); return 0; }
-    unsigned char h[4];
-    int r = gzread(g, h, 4);
+    uint32_t dims[3];
+    gzFile g = idx_open(path, 3, dims, err); /* never opens a pipe blocking: the loader reports such files */
+    if (!g) return 0;
     gzclose(g);
-    return r == 4 && !h[0] && !h[1] && h[2] == 0x08 && h[3] == 3;
+    return 1;
 }
 
 static int load_split(const gsl_data_cfg *cfg, gsl_split split, int c, int h, int w, int need_labels, gsl_data *out,

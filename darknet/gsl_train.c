@@ -918,8 +918,8 @@ static int setup_trainer(trainer *t, const gsl_args *a, const char *weights, cha
 static void unmake_backup(const trainer *t)
 {
     if (t->dist->rank != 0) return;
-    if (t->csvpath[0] && gsl_file_size(t->csvpath) >= 0 && gsl_file_size(t->csvpath) <= (long long)strlen(CSV_HEADER))
-        unlink(t->csvpath);
+    long long csv = t->csvpath[0] ? gsl_file_size(t->csvpath) : -1;
+    if (csv >= 0 && csv <= (long long)strlen(CSV_HEADER)) unlink(t->csvpath);
     if (!t->made_backup) return;
     char path[1200];
     snprintf(path, sizeof path, "%s/.gsl-train.lock", t->dc.backup);
