@@ -468,7 +468,7 @@ int gsl_data_unreadable_count(const gsl_data *d)
 /* ------------------------------------------------------------------------------------------------ splits */
 
 /* Keeps the samples with keep[i] != 0, in order (and the matching rows of rows (n, dim), when given). */
-static void compact(gsl_data *d, const uint8_t *keep, float *rows, int dim)
+static void compact(gsl_data *d, const uint8_t *keep, void *rows, size_t row_bytes)
 {
     size_t xd = (size_t)d->c * d->h * d->w;
     int m = 0;
@@ -479,7 +479,7 @@ static void compact(gsl_data *d, const uint8_t *keep, float *rows, int dim)
         }
         if (m != i) {
             if (d->x) memmove(d->x + (size_t)m * xd, d->x + (size_t)i * xd, sizeof(float) * xd);
-            if (rows) memmove(rows + (size_t)m * dim, rows + (size_t)i * dim, sizeof(float) * dim);
+            if (rows) memmove((char *)rows + (size_t)m * row_bytes, (char *)rows + (size_t)i * row_bytes, row_bytes);
             d->label[m] = d->label[i];
             if (d->path) { d->path[m] = d->path[i]; d->line[m] = d->line[i]; }
             if (d->record) d->record[m] = d->record[i];
@@ -503,11 +503,11 @@ int gsl_data_keep_classes(gsl_data *d, const int *keep, int n_keep, int keep_unl
     return 0;
 }
 
-void gsl_data_drop_unreadable(gsl_data *d, float *rows, int dim)
+void gsl_data_drop_unreadable(gsl_data *d, void *rows, size_t row_bytes)
 {
     if (!d->unreadable) return;
     for (int i = 0; i < d->n; i++) d->unreadable[i] = !d->unreadable[i]; /* now: keep */
-    compact(d, d->unreadable, rows, dim);
+    compact(d, d->unreadable, rows, row_bytes);
     memset(d->unreadable, 0, d->n ? (size_t)d->n : 1);
 }
 

@@ -121,9 +121,9 @@ void gsl_data_item(const gsl_data *d, int i, char *buf, size_t cap);
 int gsl_data_write_items(const char *path, const gsl_data *d, char *err);
 
 /* Unreadable samples found (skip mode), and their removal: keeps the readable samples and the matching rows of
- * rows (n, dim floats; may be NULL), in order. */
+ * rows (n rows of row_bytes bytes each: embeddings or codes; may be NULL), in order. */
 int gsl_data_unreadable_count(const gsl_data *d);
-void gsl_data_drop_unreadable(gsl_data *d, float *rows, int dim);
+void gsl_data_drop_unreadable(gsl_data *d, void *rows, size_t row_bytes);
 
 /* Keeps the samples whose class is in `keep` (n_keep entries), and unlabelled ones when keep_unlabelled. Order is
  * preserved. */

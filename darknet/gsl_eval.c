@@ -179,6 +179,17 @@ static void cosine_note(const session *s, const char *cmd)
                 "search use L2 distances between raw embeddings (-normalize ranks by cosine)\n", cmd, s->a.pos[1]);
 }
 
+/* After a split was embedded: its unreadable images (unreadable=skip) left out, with their rows (row_bytes each). */
+static int drop_unreadable(gsl_data *d, void *rows, size_t row_bytes, const char *what, char *err)
+{
+    int bad = gsl_data_unreadable_count(d);
+    if (!bad) return 0;
+    fprintf(stderr, "%s: %d unreadable image%s of %s left out (unreadable=skip)\n", what, bad, bad == 1 ? "" : "s",
+            d->source);
+    gsl_data_drop_unreadable(d, rows, row_bytes);
+    return d->n ? 0 : gsl_fail(err, "%s: no readable image", d->source);
+}
+
 /* Embeds a split (labels needed or not), drops its unreadable images (unreadable=skip), normalises on -normalize. */
 static int embed_data(session *s, gsl_data *d, float **x, int *dim, const char *what, char *err)
 {
@@ -187,15 +198,42 @@ static int embed_data(session *s, gsl_data *d, float **x, int *dim, const char *
     *dim = net->layers[emb].outputs;
     if (!(*x = malloc(sizeof(float) * (size_t)d->n * *dim))) return gsl_fail(err, "out of memory for %d embeddings", d->n);
     if (gsl_net_embed(net, d, NULL, d->n, emb, what, *x, err)) return -1;
-    int bad = gsl_data_unreadable_count(d);
-    if (bad) {
-        fprintf(stderr, "%s: %d unreadable image%s of %s left out (unreadable=skip)\n", what, bad, bad == 1 ? "" : "s",
-                d->source);
-        gsl_data_drop_unreadable(d, *x, *dim);
-        if (!d->n) return gsl_fail(err, "%s: no readable image", d->source);
-    }
+    if (drop_unreadable(d, *x, sizeof(float) * (size_t)*dim, what, err)) return -1;
     if (s->a.normalize) gsl_l2_normalize(*x, d->n, *dim);
     return 0;
+}
+
+typedef struct {
+    const session *s;
+    uint8_t *codes;
+    int dim;
+} encode_sink_ctx;
+
+static int encode_sink(void *ctx, int first, int m, float *rows, char *err)
+{
+    const encode_sink_ctx *c = ctx;
+    const gslq_pq *pq = &c->s->pq;
+    gslq_error e = {0};
+    if (c->s->a.normalize) gsl_l2_normalize(rows, m, c->dim);
+    if (gslq_pq_encode_mt(pq, rows, m, c->dim, c->codes + (size_t)first * pq->M, c->s->a.threads ? c->s->a.threads : 2,
+                          &e))
+        return gsl_fail(err, "%s", e.msg);
+    return 0;
+}
+
+/* embed_data and the session's PQ encoding in one pass, batch by batch: only the codes (d->n x M bytes) are kept,
+ * never the d->n x dim embeddings, so a database of any size encodes in the memory of its codes. */
+static int encode_data(session *s, gsl_data *d, uint8_t **codes, const char *what, char *err)
+{
+    network *net = s->nets[0];
+    int emb = gsl_net_embedding_layer(net), dim = net->layers[emb].outputs;
+    if (!(*codes = malloc((size_t)d->n * s->pq.M + 1))) return gsl_fail(err, "out of memory for %d codes", d->n);
+    if (dim != s->pq.d) /* the message every consumer of a codebook gives */
+        return gsl_fail(err, "the embeddings have dimension %d, but the codebook is for dimension %d (%s)", dim,
+                        s->pq.d, s->pq_from);
+    encode_sink_ctx c = {s, *codes, dim};
+    if (gsl_net_embed_each(net, d, NULL, d->n, emb, what, encode_sink, &c, err)) return -1;
+    return drop_unreadable(d, *codes, (size_t)s->pq.M, what, err);
 }
 
 /* Post-hoc PQ (the "quantize after training" baseline): fitted on the training split's embeddings. */
@@ -549,8 +587,11 @@ static int embed_family(int cmd, int argc, char **argv)
     if (!rc && s.a.codes) { /* search -query -codes: the database as gsl encode left it, nothing embedded */
         rc = load_encoded(&s, s.a.codes, &d, &codes, err);
     } else {
+        const char *what = cmd == CMD_SEARCH ? "embedding the database" : "embedding";
         if (!rc) rc = gsl_data_load_unlabelled(&s.dc, s.split, net->c, net->h, net->w, &d, err);
-        if (!rc) rc = embed_data(&s, &d, &x, &dim, cmd == CMD_SEARCH ? "embedding the database" : "embedding", err);
+        /* embed writes the embeddings, export -ivf trains its coarse quantizer on them: the others keep codes only */
+        if (!rc && (cmd == CMD_EMBED || (cmd == CMD_EXPORT && s.a.ivf))) rc = embed_data(&s, &d, &x, &dim, what, err);
+        else if (!rc) rc = encode_data(&s, &d, &codes, what, err);
     }
     if (!rc && cmd == CMD_EMBED) {
         if (!(rc = out_path(path, sizeof path, s.a.out, ".fvecs", err)) && gslq_fvecs_write(path, x, d.n, dim, &e))

@@ -131,8 +131,8 @@ static int embed_job(void *ctx, long job, float *x, float *y, char *err)
     return rc;
 }
 
-int gsl_net_embed(network *net, const gsl_data *d, const int *idx, int n, int upto, const char *progress, float *out,
-                  char *err)
+int gsl_net_embed_each(network *net, const gsl_data *d, const int *idx, int n, int upto, const char *progress,
+                       gsl_embed_sink sink, void *ctx, char *err)
 {
     if (upto < 0 || upto >= net->n) return gsl_fail(err, "embed: layer %d out of range", upto);
     int B = net->batch, dim = net->inputs, od = net->layers[upto].outputs;
@@ -149,9 +149,9 @@ int gsl_net_embed(network *net, const gsl_data *d, const int *idx, int n, int up
             return gsl_fail(err, "GSL_PROGRESS_S must be a positive number of seconds, got '%s'", ev);
     }
     /* the next batches are read (and decoded, for image lists) on a thread while this one runs */
-    embed_job_ctx ctx = {d, idx, n, B};
+    embed_job_ctx job = {d, idx, n, B};
     long jobs = (n + B - 1) / B;
-    gsl_loader *L = gsl_loader_start(embed_job, &ctx, jobs, (size_t)B * dim, 0, 3, err);
+    gsl_loader *L = gsl_loader_start(embed_job, &job, jobs, (size_t)B * dim, 0, 3, err);
     if (!L) return -1;
     double t0 = gslq_now_s(), last = t0;
     int rc = 0;
@@ -190,13 +190,14 @@ int gsl_net_embed(network *net, const gsl_data *d, const int *idx, int n, int up
                 t.input = l.output;
             }
         }
-        memcpy(out + (size_t)s * od, net->layers[upto].output, sizeof(float) * (size_t)od * m);
+        float *rows = net->layers[upto].output;
         for (size_t i = 0; i < (size_t)od * m; i++)
-            if (!isfinite(out[(size_t)s * od + i])) {
+            if (!isfinite(rows[i])) {
                 rc = gsl_fail(err, "the embedding of sample %d is not finite: the network's weights are broken (a "
                               "diverged run?)", s + (int)(i / od));
                 break;
             }
+        if (!rc) rc = sink(ctx, s, m, rows, err);
         double now = gslq_now_s();
         if (progress && (now - last >= every || (s + m == n && now - t0 >= every))) {
             fprintf(stderr, "%s: %d of %d images (%.0f%%), %.0f images/s\n", progress, s + m, n, 100.0 * (s + m) / n,
@@ -206,6 +207,26 @@ int gsl_net_embed(network *net, const gsl_data *d, const int *idx, int n, int up
     }
     gsl_loader_stop(L);
     return rc;
+}
+
+typedef struct {
+    float *out;
+    int od;
+} copy_sink_ctx;
+
+static int copy_sink(void *ctx, int first, int m, float *rows, char *err)
+{
+    const copy_sink_ctx *c = ctx;
+    (void)err;
+    memcpy(c->out + (size_t)first * c->od, rows, sizeof(float) * (size_t)c->od * m);
+    return 0;
+}
+
+int gsl_net_embed(network *net, const gsl_data *d, const int *idx, int n, int upto, const char *progress, float *out,
+                  char *err)
+{
+    copy_sink_ctx c = {out, upto >= 0 && upto < net->n ? net->layers[upto].outputs : 0};
+    return gsl_net_embed_each(net, d, idx, n, upto, progress, copy_sink, &c, err);
 }
 
 

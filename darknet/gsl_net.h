@@ -39,9 +39,17 @@ int gsl_net_embedding_layer(const network *net);
 /* Indices of the [snap]/[quantloss] layers (at most GSL_MAX_CODEBOOK_LAYERS); returns their count. */
 int gsl_net_codebook_layers(const network *net, int *idx);
 
+/* Receives the embeddings of samples first..first+m-1 (m rows of layer `upto`'s outputs, checked finite), batch by
+ * batch in order; it may change rows in place. Returns 0, or -1 with a message in err (which stops the run). */
+typedef int (*gsl_embed_sink)(void *ctx, int first, int m, float *rows, char *err);
+
 /* Runs the network forward in inference mode on the samples idx[0..n) of d (all of d when idx is NULL), batch by
- * batch (the next batches read on a loader thread), and copies the output of layer `upto` into out
- * (n, net->layers[upto].outputs). progress: NULL, or a label for a line on stderr every 10 s of a long run. */
+ * batch (the next batches read on a loader thread), and hands the output of layer `upto` to sink. progress: NULL,
+ * or a label for a line on stderr every 10 s of a long run (GSL_PROGRESS_S). */
+int gsl_net_embed_each(network *net, const gsl_data *d, const int *idx, int n, int upto, const char *progress,
+                       gsl_embed_sink sink, void *ctx, char *err);
+
+/* gsl_net_embed_each into out (n, net->layers[upto].outputs). */
 int gsl_net_embed(network *net, const gsl_data *d, const int *idx, int n, int upto, const char *progress, float *out,
                   char *err);
 

@@ -411,7 +411,7 @@ static void test_image_list(void)
         CHECK(memcmp(row, want, sizeof want) == 0 && d.unreadable[0] == 1 && gsl_data_unreadable_count(&d) == 1);
         CHECKF(truth[0] == 0 && truth[1] == 1, "the stand-in's label goes with it: truth %g %g", truth[0], truth[1]);
         float rows[2] = {10, 11};
-        gsl_data_drop_unreadable(&d, rows, 1);
+        gsl_data_drop_unreadable(&d, rows, sizeof(float));
         CHECK(d.n == 1 && strcmp(d.path[0], b) == 0 && rows[0] == 11 && d.line[0] == 2);
         gsl_data_free(&d);
     } else CHECKF(0, "%s", err);

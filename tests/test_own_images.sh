@@ -63,6 +63,18 @@ expect unreadable_left_out_of_embed 0 "2 unreadable images of train_bad.list lef
   "$bin" gsl embed skip.data "$cfg" B/small.ckpt -out skipped
 check skipped_rows_and_items '[ "$(wc -l < skipped.items)" = 298 ] && ! grep -q "corrupt\|truncated" skipped.items &&
   [ "$(stat -c %s skipped.fvecs)" = $((298 * (4 + 16 * 4))) ]' "$(wc -l < skipped.items) items"
+# encode embeds and encodes batch by batch (no n x dim buffer): its codes are those of gsl quant encode on embed's
+# rows with the same codebook, the unreadable images left out of both, raw and L2-normalised
+cb=B/$(awk '/^codebook /{print $3}' B/small.ckpt)
+"$bin" gsl embed skip.data "$cfg" B/small.ckpt -normalize -out skippedn > /dev/null 2>&1
+for v in raw norm; do
+  flag=; fv=skipped.fvecs; [ $v = norm ] && { flag=-normalize; fv=skippedn.fvecs; }
+  "$bin" gsl encode skip.data "$cfg" B/small.ckpt -codebook "$cb" $flag -out enc_$v > enc_$v.log 2>&1; rc1=$?
+  "$bin" gsl quant encode -codebook "$cb" -in $fv -out ref_$v.codes > ref_$v.log 2>&1; rc2=$?
+  check "encode_streamed_equals_reference_$v" '[ $rc1 = 0 ] && [ $rc2 = 0 ] && cmp -s enc_$v.codes ref_$v.codes &&
+    cmp -s enc_$v.items skipped.items && grep -q "2 unreadable images of train_bad.list left out" enc_$v.log' \
+    "exit $rc1 $rc2: $(tail -1 enc_$v.log) $(tail -1 ref_$v.log); $(cmp enc_$v.codes ref_$v.codes 2>&1)"
+done
 
 # ---- export: a flat IndexPQ and an IndexIVFPQ of the unlabelled database, each with its .items
 "$bin" gsl export own.data "$cfg" B/small.ckpt -out flat.faiss > x1.log 2>&1; rc1=$?
