@@ -490,6 +490,8 @@ static void compact(gsl_data *d, const uint8_t *keep, void *rows, size_t row_byt
     d->n = m;
 }
 
+void gsl_data_keep(gsl_data *d, const uint8_t *keep) { compact(d, keep, NULL, 0); }
+
 int gsl_data_keep_classes(gsl_data *d, const int *keep, int n_keep, int keep_unlabelled, char *err)
 {
     uint8_t *want = calloc(d->classes, 1), *mark = malloc(d->n ? (size_t)d->n : 1);

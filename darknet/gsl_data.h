@@ -125,6 +125,9 @@ int gsl_data_write_items(const char *path, const gsl_data *d, char *err);
 int gsl_data_unreadable_count(const gsl_data *d);
 void gsl_data_drop_unreadable(gsl_data *d, void *rows, size_t row_bytes);
 
+/* Keeps the samples i with keep[i] != 0 (keep: d->n flags), in order. */
+void gsl_data_keep(gsl_data *d, const uint8_t *keep);
+
 /* Keeps the samples whose class is in `keep` (n_keep entries), and unlabelled ones when keep_unlabelled. Order is
  * preserved. */
 int gsl_data_keep_classes(gsl_data *d, const int *keep, int n_keep, int keep_unlabelled, char *err);

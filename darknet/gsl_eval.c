@@ -165,10 +165,10 @@ enum { CMD_EMBED, CMD_ENCODE, CMD_SEARCH, CMD_EXPORT, CMD_EVAL };
 /* The flags each of these commands takes. */
 static const char *const cmd_flags[] = {
     "-out -split -normalize -gpus -seed",                                               /* embed */
-    "-out -split -codebook -M -K -opq -normalize -threads -gpus -seed",                 /* encode */
-    "-out -query -codes -k -codebook -M -K -opq -normalize -threads -gpus -seed",       /* search */
-    "-out -split -ivf -codebook -M -K -opq -normalize -threads -gpus -seed",            /* export */
-    "-codebook -M -K -opq -normalize -max-queries -threads -gpus -seed",                    /* eval */
+    "-out -split -codebook -M -K -opq -fit-max -normalize -threads -gpus -seed",        /* encode */
+    "-out -query -codes -k -codebook -M -K -opq -fit-max -normalize -threads -gpus -seed", /* search */
+    "-out -split -ivf -codebook -M -K -opq -fit-max -normalize -threads -gpus -seed",   /* export */
+    "-codebook -M -K -opq -fit-max -normalize -max-queries -threads -gpus -seed",       /* eval */
 };
 
 /* A cosine network searched by L2 distance between raw embeddings ranks by something its loss never saw. */
@@ -236,7 +236,11 @@ static int encode_data(session *s, gsl_data *d, uint8_t **codes, const char *wha
     return drop_unreadable(d, *codes, (size_t)s->pq.M, what, err);
 }
 
-/* Post-hoc PQ (the "quantize after training" baseline): fitted on the training split's embeddings. */
+/* Post-hoc PQ (the "quantize after training" baseline): fitted on the training split's embeddings, of at most
+ * -fit-max images (default POST_HOC_MAX_TRAIN; 0: all): a larger split is sampled (seeded) before it is embedded, so
+ * the fit neither embeds a million-image split nor holds its embeddings. The default is 256 points per centroid at
+ * K = 256, the cap Faiss's k-means applies itself. */
+enum { POST_HOC_MAX_TRAIN = 65536 };
 static int fit_post_hoc(session *s, char *err)
 {
     network *net = s->nets[0];
@@ -252,15 +256,26 @@ static int fit_post_hoc(session *s, char *err)
     }
     gsl_data tr;
     if (gsl_data_load_unlabelled(&s->dc, GSL_SPLIT_TRAIN, net->c, net->h, net->w, &tr, err)) return -1;
+    uint64_t seed = s->a.seed_set ? s->a.seed : 1;
+    int total = tr.n, m, rc = 0, *pick = subsample(tr.n, s->a.fit_max_set ? s->a.fit_max : POST_HOC_MAX_TRAIN, seed, &m);
+    if (m < tr.n) { /* a large training split: a seeded sample of it is embedded, in file order */
+        uint8_t *keep = pick ? calloc((size_t)tr.n, 1) : NULL;
+        if (!keep) rc = gsl_fail(err, "out of memory");
+        for (int i = 0; !rc && i < m; i++) keep[pick[i]] = 1;
+        if (!rc) gsl_data_keep(&tr, keep);
+        free(keep);
+    }
+    free(pick);
     float *x = NULL;
-    int d = 0, rc = embed_data(s, &tr, &x, &d, "embedding the training split", err);
+    int d = 0;
+    if (!rc) rc = embed_data(s, &tr, &x, &d, "embedding the training split", err);
     if (!rc && d % M) rc = gsl_fail(err, "%s %d does not divide the embedding size %d (-M to choose)",
                                     by_default ? "M =" : "-M", M, d);
     if (!rc) {
         gslq_error e = {0};
         gslq_train_params p;
         gslq_train_params_default(&p);
-        p.seed = s->a.seed_set ? s->a.seed : 1;
+        p.seed = seed;
         p.nthreads = s->a.threads ? s->a.threads : 2;
         rc = gslq_pq_init(&s->pq, d, M, K, &e);
         if (!rc) {
@@ -268,8 +283,12 @@ static int fit_post_hoc(session *s, char *err)
             rc = s->a.opq ? gslq_opq_train(&s->pq, x, tr.n, &p, &e) : gslq_pq_train(&s->pq, x, tr.n, &p, &e);
         }
         if (rc) gsl_fail(err, "fitting PQ: %s", e.msg);
-        snprintf(s->pq_from, sizeof s->pq_from, "fitted on the %d%s training embeddings (post-hoc %s)", tr.n,
-                 s->a.normalize ? " normalised" : "", s->a.opq ? "OPQ" : "PQ");
+        if (tr.n < total)
+            snprintf(s->pq_from, sizeof s->pq_from, "fitted on %d%s training embeddings, a seeded sample of the %d "
+                     "(post-hoc %s)", tr.n, s->a.normalize ? " normalised" : "", total, s->a.opq ? "OPQ" : "PQ");
+        else
+            snprintf(s->pq_from, sizeof s->pq_from, "fitted on the %d%s training embeddings (post-hoc %s)", tr.n,
+                     s->a.normalize ? " normalised" : "", s->a.opq ? "OPQ" : "PQ");
     }
     free(x);
     gsl_data_free(&tr);
@@ -298,8 +317,8 @@ static int session_open(session *s, int argc, char **argv, int cmd, int need_pq,
         gsl_fail(err, "-gpus: these commands run the network on one device, %d were given", s->a.ngpus);
         return -2;
     }
-    if ((s->a.subspaces || s->a.codewords || s->a.opq) && s->a.codebook) {
-        gsl_fail(err, "-M, -K and -opq fit a codebook; -codebook gives one: not both");
+    if ((s->a.subspaces || s->a.codewords || s->a.opq || s->a.fit_max_set) && s->a.codebook) {
+        gsl_fail(err, "-M, -K, -opq and -fit-max fit a codebook; -codebook gives one: not both");
         return -2;
     }
     int bad = 0;
@@ -350,6 +369,9 @@ static int session_open(session *s, int argc, char **argv, int cmd, int need_pq,
             snprintf(s->pq_from, sizeof s->pq_from, "stored in %s (layer %d)", w, cbl[0]);
         }
     }
+    if (s->have_pq && s->a.fit_max_set)
+        return gsl_fail(err, "-fit-max %d: nothing is fitted, the codebook is %s (-M, -K or -opq fit one)",
+                        s->a.fit_max, s->pq_from);
     if (s->have_pq) return 0;
     return fit_post_hoc(s, err);
 }
@@ -366,13 +388,14 @@ int gsl_eval_main(int argc, char **argv)
     session s;
     char err[GSL_DATA_ERRLEN] = "";
     const char *usage =
-        "usage: darknet gsl eval DATA CFG WEIGHTS|CHECKPOINT.ckpt|- [-codebook F | -M M [-K K] [-opq]] [-normalize]\n"
-        "                        [-max-queries N] [-threads N] [-gpus N] [-seed N]\n"
+        "usage: darknet gsl eval DATA CFG WEIGHTS|CHECKPOINT.ckpt|- [-codebook F | -M M [-K K] [-opq] [-fit-max N]]\n"
+        "                        [-normalize] [-max-queries N] [-threads N] [-gpus N] [-seed N]\n"
         "  queries: the valid split; database: the database split (default: train); both need labels\n"
         "  the codebook: -codebook F, else the checkpoint's or the .weights file's, else a PQ (-opq: OPQ) of M x K\n"
         "  (default: the network's codebook shape; without a codebook layer M 4, K 256) fitted on the training\n"
         "  embeddings with k-means seed -seed (default 1); -M/-K/-opq fit one even\n"
-        "  when the network has its own. '-' as weights: the cfg's random initialisation (-seed)\n"
+        "  when the network has its own; -fit-max N: fitted on a seeded sample of at most N training images\n"
+        "  (default 65536; 0: all). '-' as weights: the cfg's random initialisation (-seed)\n"
         "  -normalize      L2-normalise the embeddings (rank by cosine; the codebook fitted on normalised ones)\n"
         "  -max-queries N  evaluate at most N queries (a seeded sample; default: all)\n"
         "  -threads N      search threads (default 2)\n"
@@ -561,7 +584,8 @@ static int embed_family(int cmd, int argc, char **argv)
     };
     const char *common = "  the codebook: -codebook F, else the checkpoint's or the .weights file's, else a PQ of M x K\n"
                          "  fitted on the training embeddings (the network's codebook shape; without a codebook layer M 4,\n"
-                         "  K 256; -seed N: the k-means seed, default 1); -normalize: L2-normalised embeddings (rank by\n"
+                         "  K 256; -seed N: the k-means seed, default 1; -fit-max N: on a seeded sample of at most N\n"
+                         "  training images, default 65536, 0: all); -normalize: L2-normalised embeddings (rank by\n"
                          "  cosine); -threads N: search threads (default 2); lists may be unlabelled\n";
     session s;
     char err[GSL_DATA_ERRLEN] = "";

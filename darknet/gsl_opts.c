@@ -92,6 +92,7 @@ int gsl_args_parse(int argc, char **argv, int min_pos, int max_pos, const char *
         struct { const char *name; long lo, hi; } ints[] = {
             {"-seed", 0, LONG_MAX}, {"-epochs", 1, 100000}, {"-threads", 1, 1024}, {"-k", 1, 1 << 20},
             {"-M", 1, 4096}, {"-K", 2, 256}, {"-max-queries", 1, INT_MAX}, {"-ivf", 1, 1 << 24},
+            {"-fit-max", 0, INT_MAX},
         };
         int done = 0;
         for (size_t j = 0; j < sizeof ints / sizeof ints[0] && !done; j++) {
@@ -106,6 +107,7 @@ int gsl_args_parse(int argc, char **argv, int min_pos, int max_pos, const char *
             case 5: a->codewords = (int)x; break;
             case 6: a->queries = (int)x; break;
             case 7: a->ivf = (int)x; break;
+            case 8: a->fit_max = (int)x; a->fit_max_set = 1; break;
             }
             i++;
             done = 1;

@@ -21,6 +21,7 @@ typedef struct gsl_args {
     int subspaces, codewords;      /* -M M -K K (eval/encode of a network without a codebook) */
     int opq;                       /* -opq */
     int queries;                   /* -max-queries N (eval: at most N queries) */
+    int fit_max, fit_max_set;      /* -fit-max N (a post-hoc PQ fitted on at most N training images; 0: all) */
     const char *out;               /* -out PATH */
     const char *codebook;          /* -codebook PATH */
     const char *split;             /* -split train|valid|database */

@@ -93,6 +93,21 @@ check export_runs '[ $rc = 0 ] && [ -s idx.faiss ]' "exit $rc $(tail -1 x.log)"
 check export_items_idx '[ "$(wc -l < idx.faiss.items)" = "$(sed -n "s/.* of \([0-9]*\) codes.*/\1/p" x.log)" ] &&
   head -1 idx.faiss.items | grep -qE "#[0-9]+$" && sed "s/.*#//" idx.faiss.items | sort -n -c' "$(head -2 idx.faiss.items)"
 
+# ---- a post-hoc fit on a seeded sample of the training split (-fit-max): said, repeatable, another fit than on all
+# of it; 0 and a cap above the split's size fit on all of it, as the default does here (2,000 images)
+fit() { "$bin" gsl export a.data "$cfg" A/small.ckpt -M 4 -K 16 -out "$@" > "${1%.faiss}.log" 2>&1; }
+fit fa.faiss; fit f0.faiss -fit-max 0; fit fbig.faiss -fit-max 2000; fit fs1.faiss -fit-max 100
+fit fs2.faiss -fit-max 100; fit fs3.faiss -fit-max 100 -seed 2
+check fit_max_sample_said 'grep -q "fitted on 100 training embeddings, a seeded sample of the 2000" fs1.log &&
+  grep -q "fitted on the 2000 training embeddings" fa.log' "$(tail -1 fs1.log) / $(tail -1 fa.log)"
+check fit_max_all 'cmp -s fa.faiss f0.faiss && cmp -s fa.faiss fbig.faiss' "$(tail -1 f0.log) / $(tail -1 fbig.log)"
+check fit_max_sample_repeatable 'cmp -s fs1.faiss fs2.faiss && ! cmp -s fs1.faiss fa.faiss && ! cmp -s fs1.faiss fs3.faiss' \
+  "$(ls -l fs1.faiss fs2.faiss fs3.faiss fa.faiss)"
+expect fit_max_with_codebook 2 "-M, -K, -opq and -fit-max fit a codebook; -codebook gives one: not both" \
+  "$bin" gsl encode a.data "$cfg" A/small.ckpt -codebook A/small_e0003_cb0.codebook -fit-max 10 -out never
+expect fit_max_nothing_fitted 1 "-fit-max 10: nothing is fitted, the codebook is .*the checkpoint's" \
+  "$bin" gsl encode a.data "$cfg" A/small.ckpt -fit-max 10 -out never
+
 # ---- a codebook of another dimension than the embedding is refused by every consumer, nothing is written
 "$py" - emb.fvecs > emb8.fvecs <<'PY'
 import struct, sys
