@@ -66,12 +66,12 @@ void gsl_data_free(gsl_data *d)
     memset(d, 0, sizeof *d);
 }
 
-/* The CPUs this process may run on, at most GSL_LOADER_AUTO_THREADS. */
+/* The CPUs this process may use (its affinity mask and its cgroup's CPU quota), at most GSL_LOADER_AUTO_THREADS. */
 static int auto_threads(void)
 {
-    cpu_set_t set;
-    int n = sched_getaffinity(0, sizeof set, &set) == 0 ? CPU_COUNT(&set) : (int)sysconf(_SC_NPROCESSORS_ONLN);
-    return n < 1 ? 1 : n > GSL_LOADER_AUTO_THREADS ? GSL_LOADER_AUTO_THREADS : n;
+    gslq_cpu_budget b;
+    gslq_cpu_budget_get(&b);
+    return b.cpus > GSL_LOADER_AUTO_THREADS ? GSL_LOADER_AUTO_THREADS : b.cpus;
 }
 
 /* ------------------------------------------------------------------------------------------------ IDX */

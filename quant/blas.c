@@ -221,6 +221,29 @@ int gslq_blas_decide(const char *current, unsigned features, const char *request
 
 /* ---------------------------------------------------------------- the running process */
 static char chosen_why[512]; /* what gslq_blas_select decided, for gslq_blas_describe */
+#ifndef GSLQ_NO_BLAS
+static char threads_why[600]; /* why OpenBLAS runs fewer threads than it chose, for gslq_blas_describe */
+void openblas_set_num_threads(int n);
+
+/* OpenBLAS sizes its thread pool from the affinity mask; under a cgroup CPU quota that is more threads than the
+ * process gets CPU time for. The user's own thread count (the variables OpenBLAS reads) is kept. */
+static void fit_threads(void)
+{
+    const char *vars[] = {"OPENBLAS_NUM_THREADS", "GOTO_NUM_THREADS", "OMP_NUM_THREADS"};
+    for (size_t i = 0; i < sizeof vars / sizeof vars[0]; i++) {
+        const char *v = getenv(vars[i]);
+        if (v && *v) return;
+    }
+    gslq_cpu_budget b;
+    gslq_cpu_budget_get(&b);
+    int have = openblas_get_num_threads();
+    if (b.quota > 0 && have > b.cpus) {
+        openblas_set_num_threads(b.cpus);
+        snprintf(threads_why, sizeof threads_why, "not %d: the CPU quota of %s allows %.3g CPU%s", have,
+                 b.source[0] ? b.source : "this cgroup", b.quota, b.quota == 1 ? "" : "s");
+    }
+}
+#endif
 
 #define REEXEC_VAR "GSL_BLAS_REEXEC" /* set for the re-executed process: the kernel asked for and why */
 
@@ -266,6 +289,7 @@ int gslq_blas_select(char **argv, gslq_error *err)
             snprintf(chosen_why, sizeof chosen_why, "asked OpenBLAS for %s, it kept %s (a build without that kernel?)",
                      want, current ? current : "?");
         unsetenv(REEXEC_VAR);
+        fit_threads();
         gslq__ok(err);
         return GSLQ_OK;
     }
@@ -273,7 +297,7 @@ int gslq_blas_select(char **argv, gslq_error *err)
     int rc = gslq_blas_decide(current, gslq_cpu_features(), getenv("GSL_BLAS_CORE"), getenv("OPENBLAS_CORETYPE"), &ch);
     snprintf(chosen_why, sizeof chosen_why, "%s", ch.why);
     if (rc) return gslq__fail(err, rc, "%s", ch.why);
-    if (ch.action != GSLQ_BLAS_SWITCH) { gslq__ok(err); return GSLQ_OK; }
+    if (ch.action != GSLQ_BLAS_SWITCH) { fit_threads(); gslq__ok(err); return GSLQ_OK; }
 
     char note[600];
     snprintf(note, sizeof note, "%s;%s", ch.core, ch.why);
@@ -289,6 +313,7 @@ int gslq_blas_select(char **argv, gslq_error *err)
     unsetenv(REEXEC_VAR);
     unsetenv("OPENBLAS_CORETYPE");
     if (own) { free(own[0]); free(own); }
+    fit_threads();
     snprintf(chosen_why, sizeof chosen_why, "as OpenBLAS chose: re-executing with %s failed (%s)", ch.core,
              strerror(e));
     return gslq__fail(err, GSLQ_EIO, "re-executing this program on OpenBLAS's %s kernel failed: %s", ch.core,
@@ -305,9 +330,10 @@ void gslq_blas_describe(char *buf, size_t cap)
     char ver[32] = "";
     if (cfg && !strncmp(cfg, "OpenBLAS ", 9)) snprintf(ver, sizeof ver, " %.*s", (int)strcspn(cfg + 9, " "), cfg + 9);
     int par = openblas_get_parallel();
-    snprintf(buf, cap, "OpenBLAS%s (%s), kernel %s [%s], %d thread%s", ver,
+    snprintf(buf, cap, "OpenBLAS%s (%s), kernel %s [%s], %d thread%s%s%s%s", ver,
              par == 0 ? "serial" : par == 2 ? "OpenMP" : "pthreads", core ? core : "?",
              chosen_why[0] ? chosen_why : "as OpenBLAS chose", openblas_get_num_threads(),
-             openblas_get_num_threads() == 1 ? "" : "s");
+             openblas_get_num_threads() == 1 ? "" : "s", threads_why[0] ? " [" : "", threads_why,
+             threads_why[0] ? "]" : "");
 #endif
 }

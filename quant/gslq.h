@@ -304,8 +304,27 @@ int gslq_blas_decide(const char *current, unsigned features, const char *request
  * in the re-executed process, or with an error (REFUSE: the program should stop; GSLQ_EIO: exec failed, the program
  * may carry on with OpenBLAS's own choice). */
 int gslq_blas_select(char **argv, gslq_error *err);
+/* gslq_blas_select also sizes OpenBLAS's threads to the CPU budget (gslq_cpu_budget_get) when a cgroup quota
+ * allows fewer CPUs than OpenBLAS chose from the affinity mask, unless OPENBLAS_NUM_THREADS, GOTO_NUM_THREADS or
+ * OMP_NUM_THREADS is set (the user's choice is kept). */
 /* "OpenBLAS 0.3.21 (pthreads), kernel SkylakeX [why], 1 thread": for the header line of long runs. */
 void gslq_blas_describe(char *buf, size_t cap);
+
+/* ---- CPU budget (quant/cpus.c) ----
+ * The CPUs this process may use: the affinity mask, reduced by the CPU quota of its cgroup (cgroup v2 cpu.max, v1
+ * cpu.cfs_quota_us / cpu.cfs_period_us; the smallest on the path to the hierarchy's root; a fraction rounds up). A
+ * quota (docker --cpus, Kubernetes CPU limits, systemd CPUQuota=) throttles CPU time and leaves the mask as it is. */
+typedef struct gslq_cpu_budget {
+    int cpus;         /* what to size thread pools to: min(affinity, quota rounded up), >= 1 */
+    int affinity;     /* CPUs in the affinity mask */
+    double quota;     /* CPUs the quota allows (e.g. 1.5), 0 when there is none */
+    char source[512]; /* the cgroup directory whose quota applies */
+} gslq_cpu_budget;
+/* For this process (/proc/self/mountinfo, /proc/self/cgroup, sched_getaffinity). Always returns 0. */
+int gslq_cpu_budget_get(gslq_cpu_budget *out);
+/* The same from other files, for tests: the mount points of `mountinfo` are looked up under `prefix` (NULL: /). */
+int gslq_cpu_budget_from(const char *mountinfo, const char *cgroup, const char *prefix, int affinity,
+                         gslq_cpu_budget *out);
 
 /* zlib-compatible CRC-32 (crc32(0, NULL, 0) == 0; chainable: pass the previous value). */
 uint32_t gslq_crc32(uint32_t crc, const void *buf, size_t len);

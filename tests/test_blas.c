@@ -4,6 +4,8 @@
  * tests/test_blas.sh against /proc/cpuinfo. */
 #include "test.h"
 
+#include <sys/stat.h>
+
 #define SSE (GSLQ_CPU_SSE2 | GSLQ_CPU_SSE3 | GSLQ_CPU_SSSE3 | GSLQ_CPU_SSE41 | GSLQ_CPU_SSE42)
 #define AVX2 (SSE | GSLQ_CPU_AVX | GSLQ_CPU_FMA | GSLQ_CPU_AVX2)
 #define AVX512 (AVX2 | GSLQ_CPU_AVX512)
@@ -106,6 +108,104 @@ static void test_features_match_cpuinfo(void)
 #undef HAS
 }
 
+/* ---- the CPU budget (quant/cpus.c) on fake cgroup hierarchies: files under a temporary root */
+static char cg_root[1024];
+
+static void put(const char *rel, const char *text)
+{
+    char p[2048];
+    snprintf(p, sizeof p, "%s/%s", cg_root, rel);
+    for (char *q = p + strlen(cg_root) + 1; (q = strchr(q, '/')); q++) { *q = 0; mkdir(p, 0755); *q = '/'; }
+    FILE *f = fopen(p, "w");
+    CHECKF(f != NULL, "cannot write %s", p);
+    if (f) { fputs(text, f); fclose(f); }
+}
+
+/* The budget for mountinfo/cgroup texts and an affinity count; the tree is rebuilt for each case. */
+static gslq_cpu_budget budget(const char *mountinfo, const char *cgroup, int affinity)
+{
+    put("proc/mountinfo", mountinfo);
+    put("proc/cgroup", cgroup);
+    char mi[1100], cg[1100];
+    snprintf(mi, sizeof mi, "%s/proc/mountinfo", cg_root);
+    snprintf(cg, sizeof cg, "%s/proc/cgroup", cg_root);
+    gslq_cpu_budget b;
+    CHECK(gslq_cpu_budget_from(mi, cg, cg_root, affinity, &b) == 0);
+    return b;
+}
+
+#define V2_MOUNT "30 23 0:26 / /sys/fs/cgroup rw,nosuid - cgroup2 cgroup2 rw,nsdelegate\n"
+#define V1_MOUNTS "32 31 0:29 / /sys/fs/cgroup/cpu,cpuacct rw - cgroup cgroup rw,cpu,cpuacct\n" \
+                  "34 31 0:31 / /sys/fs/cgroup/cpuset rw - cgroup cgroup rw,cpuset\n"
+
+static void test_cpu_budget(void)
+{
+    snprintf(cg_root, sizeof cg_root, "%s/cpu_budget", test_tmpdir());
+    char cmd[1200];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", cg_root);
+    CHECK(system(cmd) == 0);
+    mkdir(test_tmpdir(), 0755);
+    mkdir(cg_root, 0755);
+    /* cgroup v2, a quota of 2 CPUs at the process's own cgroup (docker --cpus 2): 2 of 16 */
+    put("sys/fs/cgroup/cpu.max", "max 100000\n");
+    put("sys/fs/cgroup/kubepods/pod1/ctr/cpu.max", "200000 100000\n");
+    gslq_cpu_budget b = budget(V2_MOUNT, "0::/kubepods/pod1/ctr\n", 16);
+    CHECKF(b.cpus == 2 && b.quota == 2 && b.affinity == 16 && !strcmp(b.source, "/sys/fs/cgroup/kubepods/pod1/ctr"),
+           "cpus %d quota %g source %s", b.cpus, b.quota, b.source);
+    /* the smallest quota on the path wins (the pod's 1.5 CPUs over the container's unlimited); a fraction rounds up */
+    put("sys/fs/cgroup/kubepods/pod1/ctr/cpu.max", "max 100000\n");
+    put("sys/fs/cgroup/kubepods/pod1/cpu.max", "150000 100000\n");
+    put("sys/fs/cgroup/kubepods/cpu.max", "800000 100000\n");
+    b = budget(V2_MOUNT, "0::/kubepods/pod1/ctr\n", 16);
+    CHECKF(b.cpus == 2 && b.quota == 1.5 && !strcmp(b.source, "/sys/fs/cgroup/kubepods/pod1"), "cpus %d quota %g %s",
+           b.cpus, b.quota, b.source);
+    /* less than one CPU: one thread */
+    put("sys/fs/cgroup/kubepods/pod1/cpu.max", "25000 100000\n");
+    b = budget(V2_MOUNT, "0::/kubepods/pod1/ctr\n", 16);
+    CHECKF(b.cpus == 1 && b.quota == 0.25, "cpus %d quota %g", b.cpus, b.quota);
+    /* a quota above the affinity mask changes nothing; no quota at all: the mask */
+    put("sys/fs/cgroup/kubepods/pod1/cpu.max", "800000 100000\n");
+    b = budget(V2_MOUNT, "0::/kubepods/pod1/ctr\n", 4);
+    CHECKF(b.cpus == 4 && b.quota == 8, "cpus %d quota %g", b.cpus, b.quota);
+    b = budget(V2_MOUNT, "0::/elsewhere\n", 4);
+    CHECKF(b.cpus == 4 && b.quota == 0, "cpus %d quota %g", b.cpus, b.quota);
+    /* a container with its own cgroup namespace: "0::/" and the limit at the mount's top */
+    put("sys/fs/cgroup/cpu.max", "300000 100000\n");
+    b = budget(V2_MOUNT, "0::/\n", 64);
+    CHECKF(b.cpus == 3 && !strcmp(b.source, "/sys/fs/cgroup"), "cpus %d source %s", b.cpus, b.source);
+    /* a container that sees its host's cgroup path, not under its mount: the mount's top */
+    b = budget(V2_MOUNT, "0::/system.slice/docker-abc.scope\n", 64);
+    CHECKF(b.cpus == 3, "cpus %d", b.cpus);
+    /* unreadable or malformed values are no quota */
+    put("sys/fs/cgroup/cpu.max", "lots 100000\n");
+    b = budget(V2_MOUNT, "0::/\n", 8);
+    CHECKF(b.cpus == 8 && b.quota == 0, "cpus %d quota %g", b.cpus, b.quota);
+    put("sys/fs/cgroup/cpu.max", "100000 0\n");
+    b = budget(V2_MOUNT, "0::/\n", 8);
+    CHECKF(b.cpus == 8 && b.quota == 0, "cpus %d quota %g", b.cpus, b.quota);
+    b = budget("garbage\n", "nonsense\n", 8);
+    CHECKF(b.cpus == 8 && b.quota == 0, "cpus %d quota %g", b.cpus, b.quota);
+
+    /* cgroup v1: the hierarchy with the cpu controller (here co-mounted with cpuacct), quota / period, -1 = none */
+    put("sys/fs/cgroup/cpu,cpuacct/cpu.cfs_quota_us", "-1\n");
+    put("sys/fs/cgroup/cpu,cpuacct/cpu.cfs_period_us", "100000\n");
+    put("sys/fs/cgroup/cpu,cpuacct/job7/cpu.cfs_quota_us", "50000\n");
+    put("sys/fs/cgroup/cpu,cpuacct/job7/cpu.cfs_period_us", "100000\n");
+    b = budget(V1_MOUNTS, "12:cpuset:/job7\n4:cpu,cpuacct:/job7\n1:name=systemd:/\n", 2);
+    CHECKF(b.cpus == 1 && b.quota == 0.5 && !strcmp(b.source, "/sys/fs/cgroup/cpu,cpuacct/job7"),
+           "cpus %d quota %g source %s", b.cpus, b.quota, b.source);
+    put("sys/fs/cgroup/cpu,cpuacct/job7/cpu.cfs_quota_us", "-1\n");
+    b = budget(V1_MOUNTS, "4:cpu,cpuacct:/job7\n", 2);
+    CHECKF(b.cpus == 2 && b.quota == 0, "cpus %d quota %g", b.cpus, b.quota);
+    /* a mount point with a space in it (mountinfo writes \040) */
+    put("mnt/my cg/cpu.max", "100000 100000\n");
+    b = budget("30 23 0:26 / /mnt/my\\040cg rw - cgroup2 none rw\n", "0::/\n", 8);
+    CHECKF(b.cpus == 1 && !strcmp(b.source, "/mnt/my cg"), "cpus %d source %s", b.cpus, b.source);
+    /* this process: whatever it runs under, a budget within the mask */
+    gslq_cpu_budget me;
+    CHECK(gslq_cpu_budget_get(&me) == 0 && me.cpus >= 1 && me.cpus <= me.affinity);
+}
+
 int main(void)
 {
     RUN(test_best_core_follows_features);
@@ -113,5 +213,6 @@ int main(void)
     RUN(test_good_choice_kept);
     RUN(test_user_variables);
     RUN(test_features_match_cpuinfo);
+    RUN(test_cpu_budget);
     return TEST_END();
 }

@@ -57,6 +57,35 @@ if [ -n "$missing" ]; then
     clean OPENBLAS_CORETYPE=$missing "$bin" gsl info
 fi
 
+# ---- a cgroup CPU quota (docker --cpus, a Kubernetes CPU limit) leaves the affinity mask as it is: OpenBLAS's
+# threads are sized to the quota, the user's OPENBLAS_NUM_THREADS is kept. Needs a cgroup this test may make (root,
+# a writable cpu controller: v1, or v2 with cpu enabled) and more than one CPU; said and skipped otherwise.
+nothreads() { env -u OPENBLAS_CORETYPE -u GSL_BLAS_CORE -u GSL_BLAS_REEXEC -u OPENBLAS_NUM_THREADS -u GOTO_NUM_THREADS \
+  -u OMP_NUM_THREADS "$@"; }
+in_cg='echo $$ > "$1/cgroup.procs" && shift && exec "$@"' # sh -c "$in_cg" _ CGROUP CMD...: CMD in that cgroup
+cg=
+for d in /sys/fs/cgroup/cpu /sys/fs/cgroup/cpu,cpuacct; do
+  [ -w "$d/cpu.cfs_quota_us" ] && mkdir "$d/gsl-test-$$" 2>/dev/null || continue
+  if echo 100000 > "$d/gsl-test-$$/cpu.cfs_period_us" && echo 100000 > "$d/gsl-test-$$/cpu.cfs_quota_us"; then
+    cg=$d/gsl-test-$$; break; fi
+  rmdir "$d/gsl-test-$$"
+done
+if [ -z "$cg" ] && grep -qw cpu /sys/fs/cgroup/cgroup.subtree_control 2>/dev/null && mkdir /sys/fs/cgroup/gsl-test-$$ 2>/dev/null; then
+  if echo "100000 100000" > /sys/fs/cgroup/gsl-test-$$/cpu.max; then cg=/sys/fs/cgroup/gsl-test-$$
+  else rmdir /sys/fs/cgroup/gsl-test-$$; fi
+fi
+if [ -n "$cg" ] && [ "$(nothreads "$bin" gsl info 2>&1 | sed -n 's/^blas: .*, \([0-9]*\) threads*$/\1/p')" -gt 1 ] 2>/dev/null; then
+  out=$(nothreads sh -c "$in_cg" _ "$cg" "$bin" gsl info 2>&1)
+  check quota_sizes_blas_threads 'grep -qE "^blas: .*, 1 thread \[not [0-9]+: the CPU quota of .*gsl-test-$$ allows 1 CPU\]$" <<<"$out"' \
+    "$(grep '^blas' <<<"$out")"
+  out=$(nothreads OPENBLAS_NUM_THREADS=2 sh -c "$in_cg" _ "$cg" "$bin" gsl info 2>&1)
+  check quota_keeps_user_threads 'grep -qE "^blas: .*, 2 threads$" <<<"$out"' "$(grep '^blas' <<<"$out")"
+  rmdir "$cg" 2>/dev/null
+else
+  [ -n "$cg" ] && rmdir "$cg" 2>/dev/null
+  echo "skip cgroup quota: no cgroup with a CPU quota can be made here, or OpenBLAS runs one thread (test_blas checks the decision on fake hierarchies)"
+fi
+
 # ---- the header lines of train and eval name the kernel; the same weights under every supported kernel
 "$py" "$here/e2e/make_subset.py" "$tmp/data" 200 50 || { echo "RESULT $pass passed, $((fail + 1)) failed"; exit 1; }
 cd "$tmp"
