@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "codebook.h"
 #include "gsl.h"
@@ -228,9 +229,6 @@ static int encode_data(session *s, gsl_data *d, uint8_t **codes, const char *wha
     network *net = s->nets[0];
     int emb = gsl_net_embedding_layer(net), dim = net->layers[emb].outputs;
     if (!(*codes = malloc((size_t)d->n * s->pq.M + 1))) return gsl_fail(err, "out of memory for %d codes", d->n);
-    if (dim != s->pq.d) /* the message every consumer of a codebook gives */
-        return gsl_fail(err, "the embeddings have dimension %d, but the codebook is for dimension %d (%s)", dim,
-                        s->pq.d, s->pq_from);
     encode_sink_ctx c = {s, *codes, dim};
     if (gsl_net_embed_each(net, d, NULL, d->n, emb, what, encode_sink, &c, err)) return -1;
     return drop_unreadable(d, *codes, (size_t)s->pq.M, what, err);
@@ -254,10 +252,16 @@ static int fit_post_hoc(session *s, char *err)
         fprintf(stderr, "no codebook in the network: post-hoc PQ with M=4 K=%d (the default; -M/-K, -codebook FILE "
                 "to choose)\n", K);
     }
+    int dim = net->layers[gsl_net_embedding_layer(net)].outputs, cap = s->a.fit_max_set ? s->a.fit_max : POST_HOC_MAX_TRAIN;
+    if (dim % M) /* before anything is embedded */
+        return gsl_fail(err, "%s %d does not divide the embedding size %d (-M to choose)", by_default ? "M =" : "-M", M,
+                        dim);
+    if (cap > 0 && cap < K)
+        return gsl_fail(err, "-fit-max %d: fewer training images than the K=%d codewords the fit needs", cap, K);
     gsl_data tr;
     if (gsl_data_load_unlabelled(&s->dc, GSL_SPLIT_TRAIN, net->c, net->h, net->w, &tr, err)) return -1;
     uint64_t seed = s->a.seed_set ? s->a.seed : 1;
-    int total = tr.n, m, rc = 0, *pick = subsample(tr.n, s->a.fit_max_set ? s->a.fit_max : POST_HOC_MAX_TRAIN, seed, &m);
+    int total = tr.n, m, rc = 0, *pick = subsample(tr.n, cap, seed, &m);
     if (m < tr.n) { /* a large training split: a seeded sample of it is embedded, in file order */
         uint8_t *keep = pick ? calloc((size_t)tr.n, 1) : NULL;
         if (!keep) rc = gsl_fail(err, "out of memory");
@@ -266,11 +270,19 @@ static int fit_post_hoc(session *s, char *err)
         free(keep);
     }
     free(pick);
+    char what[160];
+    if (m < total) snprintf(what, sizeof what, "embedding a sample of %d of the %d training images (-fit-max)", m, total);
+    else snprintf(what, sizeof what, "embedding the training split");
     float *x = NULL;
     int d = 0;
-    if (!rc) rc = embed_data(s, &tr, &x, &d, "embedding the training split", err);
-    if (!rc && d % M) rc = gsl_fail(err, "%s %d does not divide the embedding size %d (-M to choose)",
-                                    by_default ? "M =" : "-M", M, d);
+    if (!rc && embed_data(s, &tr, &x, &d, what, err)) {
+        if (m < total) { /* say that the failure is the sample's */
+            char why[GSL_DATA_ERRLEN];
+            snprintf(why, sizeof why, "%s", err);
+            gsl_fail(err, "%s: %s", what, why);
+        }
+        rc = -1;
+    }
     if (!rc) {
         gslq_error e = {0};
         gslq_train_params p;
@@ -283,12 +295,13 @@ static int fit_post_hoc(session *s, char *err)
             rc = s->a.opq ? gslq_opq_train(&s->pq, x, tr.n, &p, &e) : gslq_pq_train(&s->pq, x, tr.n, &p, &e);
         }
         if (rc) gsl_fail(err, "fitting PQ: %s", e.msg);
-        if (tr.n < total)
-            snprintf(s->pq_from, sizeof s->pq_from, "fitted on %d%s training embeddings, a seeded sample of the %d "
-                     "(post-hoc %s)", tr.n, s->a.normalize ? " normalised" : "", total, s->a.opq ? "OPQ" : "PQ");
+        const char *norm = s->a.normalize ? " normalised" : "", *kind = s->a.opq ? "OPQ" : "PQ";
+        if (m < total)
+            snprintf(s->pq_from, sizeof s->pq_from, "fitted on %d%s training embeddings of a seeded sample of %d of the "
+                     "%d (post-hoc %s)", tr.n, norm, m, total, kind);
         else
-            snprintf(s->pq_from, sizeof s->pq_from, "fitted on the %d%s training embeddings (post-hoc %s)", tr.n,
-                     s->a.normalize ? " normalised" : "", s->a.opq ? "OPQ" : "PQ");
+            snprintf(s->pq_from, sizeof s->pq_from, "fitted on the %d%s training embeddings (post-hoc %s)", tr.n, norm,
+                     kind);
     }
     free(x);
     gsl_data_free(&tr);
@@ -370,10 +383,14 @@ static int session_open(session *s, int argc, char **argv, int cmd, int need_pq,
         }
     }
     if (s->have_pq && s->a.fit_max_set)
-        return gsl_fail(err, "-fit-max %d: nothing is fitted, the codebook is %s (-M, -K or -opq fit one)",
+        return gsl_fail(err, "-fit-max %d: nothing is fitted, the codebook is %s (-M, -K, -opq or -normalize fit one)",
                         s->a.fit_max, s->pq_from);
-    if (s->have_pq) return 0;
-    return fit_post_hoc(s, err);
+    if (!s->have_pq) return fit_post_hoc(s, err);
+    int dim = s->nets[0]->layers[gsl_net_embedding_layer(s->nets[0])].outputs;
+    if (dim != s->pq.d) /* before anything is embedded, for every command */
+        return gsl_fail(err, "the embeddings have dimension %d, but the codebook is for dimension %d (%s)", dim,
+                        s->pq.d, s->pq_from);
+    return 0;
 }
 
 static void print_row(const char *name, double map, double m1000, double p100, const double *nn)
@@ -462,10 +479,8 @@ int gsl_eval_main(int argc, char **argv)
 
 /* embed, encode, search, export: embed a split, then write what the subcommand asks for. */
 
-static int write_labels(const char *out, const gsl_data *d, char *err)
+static int write_labels(const char *path, const gsl_data *d, char *err)
 {
-    char path[1100];
-    snprintf(path, sizeof path, "%s.labels.ivecs", out);
     int32_t *l = malloc(sizeof(int32_t) * (d->n ? d->n : 1));
     if (!l) return gsl_fail(err, "out of memory");
     for (int i = 0; i < d->n; i++) l[i] = d->label[i];
@@ -475,12 +490,48 @@ static int write_labels(const char *out, const gsl_data *d, char *err)
     return rc ? gsl_fail(err, "%s", e.msg) : 0;
 }
 
-/* OUT + suffix, or an error when it does not fit. */
-static int out_path(char *buf, size_t cap, const char *out, const char *suffix, char *err)
+/* The files one command writes (-out X: X.codes, X.items, ...), committed as a set: each is written whole under a
+ * staging name beside its final one (FINAL.part), and only when every one is written are they renamed into place,
+ * in order. A failure removes the staged files and leaves the files of an earlier run as they were, never a mix of
+ * two runs (a crash between the renames can still leave one: encode's tag detects it, see CODES_TAG_*). */
+#define OUT_SET_MAX 4
+typedef struct {
+    int n;
+    char final[OUT_SET_MAX][1100], staged[OUT_SET_MAX][1110];
+} out_set;
+
+/* The staging path of OUT + suffix (NULL with err when it does not fit). */
+static const char *out_stage(out_set *o, const char *out, const char *suffix, char *err)
 {
-    if (snprintf(buf, cap, "%s%s", out, suffix) >= (int)cap) return gsl_fail(err, "-out %s: path too long", out);
+    if (o->n == OUT_SET_MAX) { gsl_fail(err, "internal: too many output files"); return NULL; }
+    char *f = o->final[o->n], *st = o->staged[o->n];
+    if (snprintf(f, sizeof o->final[0], "%s%s", out, suffix) >= (int)sizeof o->final[0]) {
+        gsl_fail(err, "-out %s: path too long", out);
+        return NULL;
+    }
+    snprintf(st, sizeof o->staged[0], "%s%s.part", out, suffix); /* fits: final did, with 10 bytes to spare */
+    return o->staged[o->n++];
+}
+
+static int out_commit(out_set *o, char *err)
+{
+    for (int i = 0; i < o->n; i++)
+        if (gsl_commit_file(o->staged[i], o->final[i], err)) return -1;
+    o->n = 0;
     return 0;
 }
+
+/* Removes what was staged and not committed. */
+static void out_abort(out_set *o)
+{
+    for (int i = 0; i < o->n; i++) unlink(o->staged[i]);
+    o->n = 0;
+}
+
+/* The tag gsl encode keeps in X.codes (gslq_codes_save_tagged): whether the embeddings were L2-normalised, and the
+ * CRC-32 of X.items, so that gsl search -codes uses the codes as they were made and with their own items. */
+#define CODES_TAG_GSL (1ull << 63)
+#define CODES_TAG_NORMALIZED (1ull << 32)
 
 /* gsl search -query FILE: each query image's top k in the database, one tab-separated line per hit on stdout. */
 static int search_by_image(session *s, const gsl_data *db, const uint8_t *codes, char *err)
@@ -522,13 +573,28 @@ static int load_encoded(session *s, const char *path, gsl_data *items, uint8_t *
 {
     size_t n = 0, len = strlen(path);
     int M = 0;
+    uint64_t tag = 0;
     gslq_error e = {0};
-    if (gslq_codes_load(path, &s->pq, codes, &n, &M, &e))
+    if (gslq_codes_load_tagged(path, &s->pq, codes, &n, &M, &tag, &e))
         return gsl_fail(err, "-codes %s: %s (encode the database with the codebook this search uses: the same "
                         "checkpoint, or -codebook)", path, e.msg);
     char ip[4200];
     if (len + 1 > sizeof ip) return gsl_fail(err, "-codes %s: path too long", path);
     snprintf(ip, sizeof ip, "%.*s.items", (int)(len - 6), path);
+    if (tag & CODES_TAG_GSL) {
+        int normalized = (tag & CODES_TAG_NORMALIZED) != 0;
+        if (normalized != (s->a.normalize != 0))
+            return gsl_fail(err, "-codes %s: the codes are of %s embeddings (gsl encode%s): search %s -normalize", path,
+                            normalized ? "L2-normalised" : "raw", normalized ? " -normalize" : " without -normalize",
+                            normalized ? "with" : "without");
+        uint32_t crc = 0;
+        if (gsl_file_crc(ip, &crc, err)) return -1;
+        if (crc != (uint32_t)tag)
+            return gsl_fail(err, "%s is not the items file %s was encoded with (its checksum differs): they come "
+                            "from one gsl encode, run it again", ip, path);
+    } else
+        fprintf(stderr, "darknet gsl search: note: %s does not record how it was made (gsl quant encode, or an older "
+                "gsl encode): whether it matches -normalize and %s is not checked\n", path, ip);
     network *net = s->nets[0];
     /* an .items file is a list of the items' names: read as a list, never decoded */
     if (gsl_data_load_list(ip, NULL, 1, 0, net->c, net->h, net->w, items, err)) return -1;
@@ -538,7 +604,8 @@ static int load_encoded(session *s, const char *path, gsl_data *items, uint8_t *
 }
 
 /* gsl export -ivf NLIST: the coarse quantizer trained on the database embeddings x, then the IndexIVFPQ. */
-static int export_ivf(session *s, const float *x, const gsl_data *d, int dim, const uint8_t *codes, char *err)
+static int export_ivf(session *s, const char *path, const float *x, const gsl_data *d, int dim, const uint8_t *codes,
+                      char *err)
 {
     int nlist = s->a.ivf;
     if (nlist > d->n) return gsl_fail(err, "-ivf %d: more lists than the %d database items", nlist, d->n);
@@ -551,7 +618,7 @@ static int export_ivf(session *s, const float *x, const gsl_data *d, int dim, co
     p.seed = s->a.seed_set ? s->a.seed : 1;
     p.nthreads = s->a.threads ? s->a.threads : 2;
     if (!rc && (gslq_ivf_train(&s->pq, x, d->n, dim, nlist, &p, coarse, list_of, &e) ||
-                gslq_export_faiss_ivf(s->a.out, &s->pq, coarse, nlist, list_of, codes, d->n, &e)))
+                gslq_export_faiss_ivf(path, &s->pq, coarse, nlist, list_of, codes, d->n, &e)))
         rc = gsl_fail(err, "%s", e.msg);
     free(coarse);
     free(list_of);
@@ -607,7 +674,6 @@ static int embed_family(int cmd, int argc, char **argv)
     int dim = 0;
     gslq_error e = {0};
     network *net = s.nets ? s.nets[0] : NULL;
-    char path[1100];
     if (!rc && s.a.codes) { /* search -query -codes: the database as gsl encode left it, nothing embedded */
         rc = load_encoded(&s, s.a.codes, &d, &codes, err);
     } else {
@@ -617,31 +683,38 @@ static int embed_family(int cmd, int argc, char **argv)
         if (!rc && (cmd == CMD_EMBED || (cmd == CMD_EXPORT && s.a.ivf))) rc = embed_data(&s, &d, &x, &dim, what, err);
         else if (!rc) rc = encode_data(&s, &d, &codes, what, err);
     }
+    out_set os = {0};
+    const char *sp = NULL; /* the staging path of the file being written */
+#define STAGE(suffix) (!rc && !(sp = out_stage(&os, s.a.out, suffix, err)) ? (rc = -1) : rc)
     if (!rc && cmd == CMD_EMBED) {
-        if (!(rc = out_path(path, sizeof path, s.a.out, ".fvecs", err)) && gslq_fvecs_write(path, x, d.n, dim, &e))
-            rc = gsl_fail(err, "%s", e.msg);
-        if (!rc && !(rc = out_path(path, sizeof path, s.a.out, ".items", err))) rc = gsl_data_write_items(path, &d, err);
-        if (!rc) rc = write_labels(s.a.out, &d, err);
-        if (!rc) printf("wrote %s.fvecs (%d x %d%s), %s.items and %s.labels.ivecs\n", s.a.out, d.n, dim,
-                        s.a.normalize ? ", L2-normalised" : "", s.a.out, s.a.out);
+        if (!STAGE(".fvecs") && gslq_fvecs_write(sp, x, d.n, dim, &e)) rc = gsl_fail(err, "%s", e.msg);
+        if (!STAGE(".items")) rc = gsl_data_write_items(sp, &d, err);
+        if (!STAGE(".labels.ivecs")) rc = write_labels(sp, &d, err);
+        if (!rc && !(rc = out_commit(&os, err)))
+            printf("wrote %s.fvecs (%d x %d%s), %s.items and %s.labels.ivecs\n", s.a.out, d.n, dim,
+                   s.a.normalize ? ", L2-normalised" : "", s.a.out, s.a.out);
     }
     if (!rc && cmd != CMD_EMBED && !codes) {
         if (!(codes = malloc((size_t)d.n * s.pq.M))) rc = gsl_fail(err, "out of memory");
         else if (gslq_pq_encode_mt(&s.pq, x, d.n, dim, codes, s.a.threads ? s.a.threads : 2, &e)) rc = gsl_fail(err, "%s", e.msg);
     }
     if (!rc && cmd == CMD_ENCODE) {
-        if (!(rc = out_path(path, sizeof path, s.a.out, ".codes", err)) && gslq_codes_save(path, &s.pq, codes, d.n, &e))
-            rc = gsl_fail(err, "%s", e.msg);
-        if (!rc && !(rc = out_path(path, sizeof path, s.a.out, ".items", err))) rc = gsl_data_write_items(path, &d, err);
-        if (!rc) rc = write_labels(s.a.out, &d, err);
-        if (!rc) printf("wrote %s.codes (%d codes of %d bytes), %s.items and %s.labels.ivecs\n", s.a.out, d.n, s.pq.M,
-                        s.a.out, s.a.out);
+        uint32_t items_crc = 0;
+        if (!STAGE(".items") && !(rc = gsl_data_write_items(sp, &d, err))) rc = gsl_file_crc(sp, &items_crc, err);
+        if (!STAGE(".labels.ivecs")) rc = write_labels(sp, &d, err);
+        uint64_t tag = CODES_TAG_GSL | (s.a.normalize ? CODES_TAG_NORMALIZED : 0) | items_crc;
+        if (!STAGE(".codes") && gslq_codes_save_tagged(sp, &s.pq, codes, d.n, tag, &e)) rc = gsl_fail(err, "%s", e.msg);
+        if (!rc && !(rc = out_commit(&os, err)))
+            printf("wrote %s.codes (%d codes of %d bytes), %s.items and %s.labels.ivecs\n", s.a.out, d.n, s.pq.M,
+                   s.a.out, s.a.out);
     }
     if (!rc && cmd == CMD_EXPORT) {
-        if (s.a.ivf) rc = export_ivf(&s, x, &d, dim, codes, err);
-        else if (gslq_export_faiss(s.a.out, &s.pq, codes, d.n, &e)) rc = gsl_fail(err, "%s", e.msg);
-        if (!rc && !(rc = out_path(path, sizeof path, s.a.out, ".items", err))) rc = gsl_data_write_items(path, &d, err);
-        if (!rc) {
+        if (!STAGE(".items")) rc = gsl_data_write_items(sp, &d, err);
+        if (!STAGE("")) {
+            if (s.a.ivf) rc = export_ivf(&s, sp, x, &d, dim, codes, err);
+            else if (gslq_export_faiss(sp, &s.pq, codes, d.n, &e)) rc = gsl_fail(err, "%s", e.msg);
+        }
+        if (!rc && !(rc = out_commit(&os, err))) {
             printf("wrote %s: a Faiss %s%s of %d codes (%s), and %s.items\n", s.a.out,
                    s.pq.rotation ? "IndexPreTransform(OPQ)+" : "", s.a.ivf ? "IndexIVFPQ" : "IndexPQ", d.n, s.pq_from,
                    s.a.out);
@@ -665,21 +738,18 @@ static int embed_family(int cmd, int argc, char **argv)
         if (!rc && (!ids || !dist || !ids32)) rc = gsl_fail(err, "out of memory");
         if (!rc && gslq_adc_search(&s.pq, codes, d.n, xq, q.n, qd, k, ids, dist, s.a.threads ? s.a.threads : 2, &e))
             rc = gsl_fail(err, "%s", e.msg);
-        if (!rc) {
-            for (size_t i = 0; i < (size_t)q.n * k; i++) ids32[i] = (int32_t)ids[i];
-            if (!(rc = out_path(path, sizeof path, s.a.out, ".ids.ivecs", err)) && gslq_ivecs_write(path, ids32, q.n, k, &e))
-                rc = gsl_fail(err, "%s", e.msg);
-            if (!rc && !(rc = out_path(path, sizeof path, s.a.out, ".dist.fvecs", err)) &&
-                gslq_fvecs_write(path, dist, q.n, k, &e))
-                rc = gsl_fail(err, "%s", e.msg);
-            if (!rc && !(rc = out_path(path, sizeof path, s.a.out, ".items", err))) rc = gsl_data_write_items(path, &d, err);
-            if (!rc && !(rc = out_path(path, sizeof path, s.a.out, ".queries.items", err)))
-                rc = gsl_data_write_items(path, &q, err);
-            if (!rc) printf("wrote %s.ids.ivecs, %s.dist.fvecs (top %d of %d for %d queries), %s.items (database) and "
-                            "%s.queries.items\n", s.a.out, s.a.out, k, d.n, q.n, s.a.out, s.a.out);
-        }
+        for (size_t i = 0; !rc && i < (size_t)q.n * k; i++) ids32[i] = (int32_t)ids[i];
+        if (!STAGE(".ids.ivecs") && gslq_ivecs_write(sp, ids32, q.n, k, &e)) rc = gsl_fail(err, "%s", e.msg);
+        if (!STAGE(".dist.fvecs") && gslq_fvecs_write(sp, dist, q.n, k, &e)) rc = gsl_fail(err, "%s", e.msg);
+        if (!STAGE(".items")) rc = gsl_data_write_items(sp, &d, err);
+        if (!STAGE(".queries.items")) rc = gsl_data_write_items(sp, &q, err);
+        if (!rc && !(rc = out_commit(&os, err)))
+            printf("wrote %s.ids.ivecs, %s.dist.fvecs (top %d of %d for %d queries), %s.items (database) and "
+                   "%s.queries.items\n", s.a.out, s.a.out, k, d.n, q.n, s.a.out, s.a.out);
         free(ids); free(dist); free(ids32);
     }
+#undef STAGE
+    out_abort(&os);
     if (rc) fprintf(stderr, "darknet gsl %s: error: %s\n", names[cmd], err);
     free(x); free(xq); free(codes);
     gsl_data_free(&d);

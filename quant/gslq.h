@@ -222,12 +222,18 @@ int gslq_commit_file(const char *tmp, const char *path, gslq_error *err);
 int gslq_pq_save(const char *path, const gslq_pq *pq, gslq_error *err);
 /* Loads into an uninitialised pq. */
 int gslq_pq_load(const char *path, gslq_pq *pq, gslq_error *err);
-/* Codes file: magic "GSLQCD\0\0", version, M, K, n, crc32 of the codebook's centroids+rotation (0 = unknown),
- * codes (n, M), crc32. */
+/* Codes file: magic "GSLQCD\0\0", version (2), M, K, n, crc32 of the codebook's centroids+rotation (0 = unknown),
+ * tag (u64), codes (n, M), crc32. The tag is 64 bits the application keeps with the codes (gsl encode: how the
+ * vectors were prepared, and a checksum of the items they stand for); 0 = none. Version 1 files (no tag) are read. */
 int gslq_codes_save(const char *path, const gslq_pq *pq, const uint8_t *codes, size_t n, gslq_error *err);
+int gslq_codes_save_tagged(const char *path, const gslq_pq *pq, const uint8_t *codes, size_t n, uint64_t tag,
+                           gslq_error *err);
 /* Allocates *codes (free()); with pq non-NULL, checks M/K and that the file was encoded with this codebook (its
  * fingerprint; a file without one is refused). pq may be NULL (no codebook check). */
 int gslq_codes_load(const char *path, const gslq_pq *pq, uint8_t **codes, size_t *n, int *M, gslq_error *err);
+/* The same, and the file's tag (0 for version 1 files). */
+int gslq_codes_load_tagged(const char *path, const gslq_pq *pq, uint8_t **codes, size_t *n, int *M, uint64_t *tag,
+                           gslq_error *err);
 /* crc32 of the codebook contents, as stored in codes files. */
 uint32_t gslq_pq_fingerprint(const gslq_pq *pq);
 

@@ -22,7 +22,9 @@
 #define CD_MAGIC "GSLQCD\0\0"
 #define FORMAT_VERSION 1u
 #define CB_HEADER 28u /* magic 8, version, d, M, K, has_rotation */
-#define CD_HEADER 32u /* magic 8, version, M, K, n (u64), codebook crc */
+#define CD_VERSION 2u   /* codes files: version 2 added the tag; version 1 files are read (tag 0) */
+#define CD_HEADER_V1 32u /* magic 8, version, M, K, n (u64), codebook crc */
+#define CD_HEADER 40u    /* the same, then the tag (u64) */
 
 /* ---- writer ---- */
 
@@ -267,6 +269,12 @@ fail:
 
 int gslq_codes_save(const char *path, const gslq_pq *pq, const uint8_t *codes, size_t n, gslq_error *err)
 {
+    return gslq_codes_save_tagged(path, pq, codes, n, 0, err);
+}
+
+int gslq_codes_save_tagged(const char *path, const gslq_pq *pq, const uint8_t *codes, size_t n, uint64_t tag,
+                           gslq_error *err)
+{
     if (!pq || !pq->centroids) return gslq__fail(err, GSLQ_EINVAL, "codes_save: NULL or uninitialised pq");
     int rc = gslq__check_dims(pq->d, pq->M, pq->K, err);
     if (rc) return rc;
@@ -276,11 +284,12 @@ int gslq_codes_save(const char *path, const gslq_pq *pq, const uint8_t *codes, s
     wr w;
     if ((rc = wr_open(&w, path, err))) return rc;
     wr_bytes(&w, CD_MAGIC, 8);
-    wr_u32(&w, FORMAT_VERSION);
+    wr_u32(&w, CD_VERSION);
     wr_u32(&w, (uint32_t)pq->M);
     wr_u32(&w, (uint32_t)pq->K);
     wr_u64(&w, (uint64_t)n);
     wr_u32(&w, pq_crc(pq));
+    wr_u64(&w, tag);
     wr_bytes(&w, codes, bytes);
     wr_u32(&w, w.crc);
     if ((rc = wr_close(&w, err))) return rc;
@@ -289,6 +298,12 @@ int gslq_codes_save(const char *path, const gslq_pq *pq, const uint8_t *codes, s
 }
 
 int gslq_codes_load(const char *path, const gslq_pq *pq, uint8_t **codes, size_t *n_out, int *M_out, gslq_error *err)
+{
+    return gslq_codes_load_tagged(path, pq, codes, n_out, M_out, NULL, err);
+}
+
+int gslq_codes_load_tagged(const char *path, const gslq_pq *pq, uint8_t **codes, size_t *n_out, int *M_out,
+                           uint64_t *tag_out, gslq_error *err)
 {
     if (!codes || !n_out) return gslq__fail(err, GSLQ_EINVAL, "codes_load: NULL output");
     *codes = NULL;
@@ -305,27 +320,29 @@ int gslq_codes_load(const char *path, const gslq_pq *pq, uint8_t **codes, size_t
         goto fail;
     }
     if ((rc = rd_u32(&r, &ver, "version", err))) goto fail;
-    if (ver != FORMAT_VERSION) {
-        rc = gslq__fail(err, GSLQ_EFORMAT, "%s: codes version %u not supported (expected %u)", path, ver,
-                        FORMAT_VERSION);
+    if (ver != 1 && ver != CD_VERSION) {
+        rc = gslq__fail(err, GSLQ_EFORMAT, "%s: codes version %u not supported (expected 1 or %u)", path, ver,
+                        CD_VERSION);
         goto fail;
     }
+    uint64_t tag = 0;
+    uint64_t header = ver == 1 ? CD_HEADER_V1 : CD_HEADER;
     if ((rc = rd_u32(&r, &M, "M", err)) || (rc = rd_u32(&r, &K, "K", err)) || (rc = rd_u64(&r, &n, "n", err)) ||
-        (rc = rd_u32(&r, &cbcrc, "codebook checksum", err)))
+        (rc = rd_u32(&r, &cbcrc, "codebook checksum", err)) || (ver > 1 && (rc = rd_u64(&r, &tag, "tag", err))))
         goto fail;
     if (M < 1 || M > (1u << 16) || K < 2 || K > 256) {
         rc = gslq__fail(err, GSLQ_EFORMAT, "%s: invalid sizes M=%u K=%u", path, M, K);
         goto fail;
     }
-    if (n > (r.size - CD_HEADER) / M) { /* also rejects n*M overflow */
+    if (r.size < header + 4 || n > (r.size - header - 4) / M) { /* also rejects n*M overflow */
         rc = gslq__fail(err, GSLQ_EFORMAT, "%s: declares %llu codes of %u bytes but holds %llu bytes", path,
                         (unsigned long long)n, M, (unsigned long long)r.size);
         goto fail;
     }
-    if (CD_HEADER + n * M + 4 != r.size) {
+    if (header + n * M + 4 != r.size) {
         rc = gslq__fail(err, GSLQ_EFORMAT, "%s: size %llu bytes, but %llu codes of %u bytes need %llu", path,
                         (unsigned long long)r.size, (unsigned long long)n, M,
-                        (unsigned long long)(CD_HEADER + n * M + 4));
+                        (unsigned long long)(header + n * M + 4));
         goto fail;
     }
     if (pq && ((int)M != pq->M || (int)K != pq->K)) {
@@ -357,6 +374,7 @@ int gslq_codes_load(const char *path, const gslq_pq *pq, uint8_t **codes, size_t
     *codes = c;
     *n_out = (size_t)n;
     if (M_out) *M_out = (int)M;
+    if (tag_out) *tag_out = tag;
     gslq__ok(err);
     return GSLQ_OK;
 fail:

@@ -71,7 +71,10 @@ for v in raw norm; do
   flag=; fv=skipped.fvecs; [ $v = norm ] && { flag=-normalize; fv=skippedn.fvecs; }
   "$bin" gsl encode skip.data "$cfg" B/small.ckpt -codebook "$cb" $flag -out enc_$v > enc_$v.log 2>&1; rc1=$?
   "$bin" gsl quant encode -codebook "$cb" -in $fv -out ref_$v.codes > ref_$v.log 2>&1; rc2=$?
-  check "encode_streamed_equals_reference_$v" '[ $rc1 = 0 ] && [ $rc2 = 0 ] && cmp -s enc_$v.codes ref_$v.codes &&
+  # the codes themselves: after the 40-byte header (encode's tag differs), before the 4-byte checksum
+  sz=$(stat -c %s ref_$v.codes)
+  check "encode_streamed_equals_reference_$v" '[ $rc1 = 0 ] && [ $rc2 = 0 ] && [ "$(stat -c %s enc_$v.codes)" = $sz ] &&
+    cmp -s -i 40 -n $((sz - 44)) enc_$v.codes ref_$v.codes &&
     cmp -s enc_$v.items skipped.items && grep -q "2 unreadable images of train_bad.list left out" enc_$v.log' \
     "exit $rc1 $rc2: $(tail -1 enc_$v.log) $(tail -1 ref_$v.log); $(cmp enc_$v.codes ref_$v.codes 2>&1)"
 done
@@ -112,8 +115,33 @@ expect search_codes_other_codebook 1 "-codes other.codes: .*fingerprint.*encode 
 expect search_codes_need_query 2 "-codes searches the codes of gsl encode for -query's images" \
   "$bin" gsl search own.data "$cfg" B/small.ckpt -codes dbenc.codes -out never
 head -5 dbenc.items > short.items && cp dbenc.codes short.codes
-expect search_codes_items_count 1 "short.items names 5 items, but short.codes holds 200 codes" \
+expect search_codes_items_count 1 "short.items is not the items file short.codes was encoded with" \
   "$bin" gsl search own.data "$cfg" B/small.ckpt -query query.list -codes short.codes
+# X.codes records how it was made: codes of L2-normalised embeddings are searched with -normalize only, and the same
+# number of items in another order is not its items file
+"$bin" gsl encode own.data "$cfg" B/small.ckpt -split database -codebook "$cb" -normalize -out dbn > /dev/null 2>&1
+expect search_codes_normalize_mismatch 1 "-codes dbn.codes: the codes are of L2-normalised embeddings \(gsl encode -normalize\): search with -normalize" \
+  "$bin" gsl search own.data "$cfg" B/small.ckpt -query query.list -codes dbn.codes -codebook "$cb"
+expect search_codes_normalize_match 0 "20 queries against 200 database codes" \
+  "$bin" gsl search own.data "$cfg" B/small.ckpt -query query.list -codes dbn.codes -codebook "$cb" -normalize
+cp dbenc.codes rev.codes && tac dbenc.items > rev.items
+expect search_codes_items_reordered 1 "rev.items is not the items file rev.codes was encoded with" \
+  "$bin" gsl search own.data "$cfg" B/small.ckpt -query query.list -codes rev.codes
+# codes without that record (gsl quant encode) are searched with a note
+"$bin" gsl embed own.data "$cfg" B/small.ckpt -split database -out dbemb > /dev/null 2>&1
+"$bin" gsl quant encode -codebook "$cb" -in dbemb.fvecs -out qenc.codes > /dev/null 2>&1 && cp dbemb.items qenc.items
+GSL_PROGRESS_S=1e-9 "$bin" gsl search own.data "$cfg" B/small.ckpt -query query.list -codes qenc.codes -codebook "$cb" -k 5 \
+  > hits_q.tsv 2> sq.log; rc=$?
+check search_untagged_codes_noted '[ $rc = 0 ] && grep -q "qenc.codes does not record how it was made" sq.log && cmp -s hits_q.tsv hits_codes.tsv' \
+  "exit $rc: $(tail -2 sq.log)"
+# a run that fails while writing its files leaves the earlier run's set as it was (here: X.codes cannot be put in
+# place, a folder is in the way of its staging name)
+mkdir keep && cp dbenc.codes dbenc.items dbenc.labels.ivecs keep/ && mkdir dbenc.codes.part
+tac db.list > rev.list && sed 's|^database=.*|database=rev.list|' own.data > rev.data
+expect encode_failure_keeps_set 1 "dbenc.codes.part" "$bin" gsl encode rev.data "$cfg" B/small.ckpt -split database -out dbenc
+check encode_failure_set_unchanged 'cmp -s keep/dbenc.codes dbenc.codes && cmp -s keep/dbenc.items dbenc.items &&
+  cmp -s keep/dbenc.labels.ivecs dbenc.labels.ivecs && [ -z "$(ls dbenc.*.part 2>/dev/null)" ]' "$(ls dbenc.*)"
+rmdir dbenc.codes.part
 
 # ---- the Python example: embeddings of the queries (gsl embed of the unlabelled valid list), Faiss, the items
 GSL_PROGRESS_S=1e-9 "$bin" gsl embed own.data "$cfg" B/small.ckpt -out q > emb.log 2>&1; rc=$?

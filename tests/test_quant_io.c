@@ -102,11 +102,11 @@ static void test_codes_roundtrip_and_fingerprint(void)
     CHECK(gslq_codes_load(p, &m3, &back, &n, &M, &e) == GSLQ_EINVAL && strstr(e.msg, "M=2"));
     /* a fingerprint zeroed (and the file's checksum made good again) does not skip the codebook check */
     FILE *f = fopen(p, "r+b");
-    unsigned char buf[32 + 100 + 4];
+    unsigned char buf[40 + 100 + 4];
     CHECK(f && fread(buf, 1, sizeof buf, f) == sizeof buf);
     memset(buf + 28, 0, 4);
-    uint32_t crc = gslq_crc32(0, buf, 32 + 100);
-    memcpy(buf + 32 + 100, &crc, 4);
+    uint32_t crc = gslq_crc32(0, buf, 40 + 100);
+    memcpy(buf + 40 + 100, &crc, 4);
     CHECK(f && fseek(f, 0, SEEK_SET) == 0 && fwrite(buf, 1, sizeof buf, f) == sizeof buf);
     if (f) fclose(f);
     CHECK(gslq_codes_load(p, NULL, &back, &n, &M, &e) == 0); /* readable without a codebook */
@@ -117,6 +117,34 @@ static void test_codes_roundtrip_and_fingerprint(void)
     /* empty code set */
     CHECK(gslq_codes_save(p, &pq, codes, 0, &e) == 0);
     CHECK(gslq_codes_load(p, &pq, &back, &n, &M, &e) == 0 && n == 0);
+    free(back);
+    back = NULL;
+    /* the tag travels with the codes; an untagged save reads as 0 */
+    uint64_t tag = 1;
+    CHECK(gslq_codes_save_tagged(p, &pq, codes, 50, 0x8000000112345678ull, &e) == 0);
+    CHECK(gslq_codes_load_tagged(p, &pq, &back, &n, &M, &tag, &e) == 0 && tag == 0x8000000112345678ull && n == 50 &&
+          back && memcmp(back, codes, 100) == 0);
+    free(back);
+    back = NULL;
+    CHECK(gslq_codes_save(p, &pq, codes, 50, &e) == 0);
+    CHECK(gslq_codes_load_tagged(p, &pq, &back, &n, &M, &tag, &e) == 0 && tag == 0);
+    free(back);
+    back = NULL;
+    /* a version-1 file (no tag field), as the library wrote before: read, with tag 0 */
+    unsigned char v1[32 + 100 + 4];
+    memcpy(v1, buf, 28); /* magic, version, M, K, n of the 50-code file above */
+    uint32_t one = 1, fp = gslq_pq_fingerprint(&pq);
+    memcpy(v1 + 8, &one, 4);
+    memcpy(v1 + 28, &fp, 4);
+    memcpy(v1 + 32, codes, 100);
+    crc = gslq_crc32(0, v1, 32 + 100);
+    memcpy(v1 + 32 + 100, &crc, 4);
+    f = fopen(p, "wb");
+    CHECK(f && fwrite(v1, 1, sizeof v1, f) == sizeof v1);
+    if (f) fclose(f);
+    tag = 1;
+    CHECK(gslq_codes_load_tagged(p, &pq, &back, &n, &M, &tag, &e) == 0 && tag == 0 && n == 50 && M == 2 && back &&
+          memcmp(back, codes, 100) == 0);
     free(back);
     gslq_pq_free(&pq); gslq_pq_free(&other); gslq_pq_free(&m3);
 }
@@ -314,7 +342,8 @@ static void test_hostile_codes(void)
     int M;
     struct { size_t off; uint64_t val; int width; } cases[] = {
         {0, 0x4c53, 4}, {8, 9, 4}, {12, 0, 4}, {12, 0xffffffffu, 4}, {16, 300, 4},
-        {20, 0xffffffffffffffffull, 8}, {20, 1ull << 62, 8}, {20, 8, 8}, {20, 6, 8}, {32, 8, 1} /* code 8 >= K */};
+        {20, 0xffffffffffffffffull, 8}, {20, 1ull << 62, 8}, {20, 8, 8}, {20, 6, 8}, {40, 8, 1} /* code 8 >= K */,
+        {8, 3, 4} /* a version not yet made */, {8, 1, 4} /* version 1: 8 bytes too many */};
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         memcpy(c, b, sz);
         memcpy(c + cases[i].off, &cases[i].val, (size_t)cases[i].width);
@@ -325,7 +354,7 @@ static void test_hostile_codes(void)
         CHECK(out == NULL);
     }
     memcpy(c, b, sz);
-    c[33] ^= 2;
+    c[41] ^= 2;
     spit(q, c, sz);
     CHECK(gslq_codes_load(q, NULL, &out, &n, &M, &e) == GSLQ_ECHECKSUM);
     free(b); free(c);

@@ -98,7 +98,7 @@ check export_items_idx '[ "$(wc -l < idx.faiss.items)" = "$(sed -n "s/.* of \([0
 fit() { "$bin" gsl export a.data "$cfg" A/small.ckpt -M 4 -K 16 -out "$@" > "${1%.faiss}.log" 2>&1; }
 fit fa.faiss; fit f0.faiss -fit-max 0; fit fbig.faiss -fit-max 2000; fit fs1.faiss -fit-max 100
 fit fs2.faiss -fit-max 100; fit fs3.faiss -fit-max 100 -seed 2
-check fit_max_sample_said 'grep -q "fitted on 100 training embeddings, a seeded sample of the 2000" fs1.log &&
+check fit_max_sample_said 'grep -q "fitted on 100 training embeddings of a seeded sample of 100 of the 2000" fs1.log &&
   grep -q "fitted on the 2000 training embeddings" fa.log' "$(tail -1 fs1.log) / $(tail -1 fa.log)"
 check fit_max_all 'cmp -s fa.faiss f0.faiss && cmp -s fa.faiss fbig.faiss' "$(tail -1 f0.log) / $(tail -1 fbig.log)"
 check fit_max_sample_repeatable 'cmp -s fs1.faiss fs2.faiss && ! cmp -s fs1.faiss fa.faiss && ! cmp -s fs1.faiss fs3.faiss' \
@@ -107,6 +107,8 @@ expect fit_max_with_codebook 2 "-M, -K, -opq and -fit-max fit a codebook; -codeb
   "$bin" gsl encode a.data "$cfg" A/small.ckpt -codebook A/small_e0003_cb0.codebook -fit-max 10 -out never
 expect fit_max_nothing_fitted 1 "-fit-max 10: nothing is fitted, the codebook is .*the checkpoint's" \
   "$bin" gsl encode a.data "$cfg" A/small.ckpt -fit-max 10 -out never
+expect fit_max_below_k 1 "-fit-max 10: fewer training images than the K=16 codewords the fit needs" \
+  "$bin" gsl encode a.data "$cfg" A/small.ckpt -M 4 -K 16 -fit-max 10 -out never
 
 # ---- a codebook of another dimension than the embedding is refused by every consumer, nothing is written
 "$py" - emb.fvecs > emb8.fvecs <<'PY'
@@ -116,11 +118,17 @@ for i in range(0, len(b), rec): sys.stdout.buffer.write(struct.pack("<i", 8) + b
 PY
 "$bin" gsl quant train -in emb8.fvecs -out cb8.codebook -M 4 -K 16 > cb8.log 2>&1
 check wrong_dim_codebook_made '[ -s cb8.codebook ]' "$(tail -2 cb8.log)"
-for c in encode search export; do
+for c in encode search export export-ivf eval; do
   rm -rf wd && mkdir wd
-  "$bin" gsl $c a.data "$cfg" A/small.ckpt -codebook cb8.codebook -out wd/x$([ $c = export ] && echo .faiss) > wd.log 2>&1
+  case $c in
+    export-ivf) set -- export -ivf 4 -out wd/x.faiss ;; export) set -- export -out wd/x.faiss ;;
+    eval) set -- eval ;; *) set -- $c -out wd/x ;;
+  esac
+  GSL_PROGRESS_S=1e-9 "$bin" gsl "$1" a.data "$cfg" A/small.ckpt -codebook cb8.codebook "${@:2}" > wd.log 2>&1
   rc=$?
-  check "wrong_dim_codebook_refused_by_$c" '[ $rc = 1 ] && grep -q "dimension 16, but the codebook is for dimension 8" wd.log && [ -z "$(ls wd)" ]' \
+  # refused before anything is embedded (no progress line), the codebook named, nothing written
+  check "wrong_dim_codebook_refused_by_$c" '[ $rc = 1 ] && grep -q "dimension 16, but the codebook is for dimension 8 (cb8.codebook (-codebook))" wd.log &&
+    ! grep -q "images/s" wd.log && [ -z "$(ls wd)" ]' \
     "exit $rc: $(tail -1 wd.log); $(ls wd)"
 done
 
