@@ -597,10 +597,13 @@ static int load_split(const gsl_data_cfg *cfg, gsl_split split, int c, int h, in
     }
     const int *keep = split == GSL_SPLIT_TRAIN ? cfg->train_classes : cfg->eval_classes;
     int nkeep = split == GSL_SPLIT_TRAIN ? cfg->n_train_classes : cfg->n_eval_classes;
+    int before = out->n;
     if (keep && (rc = gsl_data_keep_classes(out, keep, nkeep, !need_labels, err))) { gsl_data_free(out); return rc; }
     if (out->n == 0) {
         gsl_data_free(out);
-        return gsl_fail(err, "%s: split '%s' has no samples in its class subset", cfg->file, key);
+        if (!before) return gsl_fail(err, "%s: key '%s': %s holds no samples (an empty list?)", cfg->file, key, src);
+        return gsl_fail(err, "%s: split '%s' has no samples in its class subset (%s of %s)", cfg->file, key,
+                        split == GSL_SPLIT_TRAIN ? "train_classes" : "eval_classes", src);
     }
     return 0;
 }

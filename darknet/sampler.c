@@ -12,7 +12,7 @@
  * next readable one of the list takes its place (its index in *used, whose label goes with it). The marks are atomic
  * bytes: the threads of one gather read and set them (a mark only spares a decode that would fail again, so the rows
  * do not depend on which thread marked first). */
-static int gather_row(const gsl_data *d, int j, float *row, int *used, char *err)
+static int gather_row_marks(const gsl_data *d, int j, float *row, int *used, int use_marks, char *err)
 {
     size_t dim = (size_t)d->c * d->h * d->w;
     *used = j;
@@ -23,7 +23,7 @@ static int gather_row(const gsl_data *d, int j, float *row, int *used, char *err
     char e[GSL_DATA_ERRLEN] = "";
     for (int t = 0; t < d->n; t++) {
         int k = (j + t) % d->n;
-        if (d->unreadable && __atomic_load_n(&d->unreadable[k], __ATOMIC_RELAXED)) continue;
+        if (use_marks && d->unreadable && __atomic_load_n(&d->unreadable[k], __ATOMIC_RELAXED)) continue;
         if (!gsl_image_decode(d->path[k], d->c, d->h, d->w, row, e)) {
             *used = k;
             return 0;
@@ -37,7 +37,13 @@ static int gather_row(const gsl_data *d, int j, float *row, int *used, char *err
         __atomic_store_n(&d->unreadable[k], 1, __ATOMIC_RELAXED); /* read by the caller once the loader has stopped */
     }
     if (!e[0]) return gsl_fail(err, "%s: no image of the list can be read", d->source); /* all marked before */
+    if (d->n == 1) return gsl_fail(err, "cannot read image %s", e); /* a single image, not a list */
     return gsl_fail(err, "%s: no image of the list can be read (the last: %s)", d->source, e);
+}
+
+static int gather_row(const gsl_data *d, int j, float *row, int *used, char *err)
+{
+    return gather_row_marks(d, j, row, used, 1, err);
 }
 
 /* Rows [lo, hi) of one gather; on the first failure, *bad is its row. */
@@ -88,10 +94,11 @@ static int gather_rows(const gsl_data *d, const int *idx, int n, float *input, i
         if (part[p].bad < 0) continue;
         if (T == 1) return gsl_fail(err, "%s", part[p].err);
         /* Decoded again alone: stb_image keeps its failure reason in one process-wide pointer, which another
-         * thread's failing decode may have overwritten. */
+         * thread's failing decode may have overwritten; and the marks are not followed, or a row whose images
+         * another thread marked first would have no reason to give. */
         size_t dim = (size_t)d->c * d->h * d->w;
         int r = part[p].bad;
-        if (gather_row(d, idx[r], input + (size_t)r * dim, &used[r], err)) return -1;
+        if (gather_row_marks(d, idx[r], input + (size_t)r * dim, &used[r], 0, err)) return -1;
         return gsl_fail(err, "%s", part[p].err); /* readable alone: the first reason stands */
     }
     return 0;

@@ -63,6 +63,18 @@ expect unreadable_left_out_of_embed 0 "2 unreadable images of train_bad.list lef
   "$bin" gsl embed skip.data "$cfg" B/small.ckpt -out skipped
 check skipped_rows_and_items '[ "$(wc -l < skipped.items)" = 298 ] && ! grep -q "corrupt\|truncated" skipped.items &&
   [ "$(stat -c %s skipped.fvecs)" = $((298 * (4 + 16 * 4))) ]' "$(wc -l < skipped.items) items"
+# a single unreadable query under unreadable=skip: its reason, on any number of decoding threads
+bad_img=$(grep -m1 cls1_corrupt train_bad.list)
+for t in 1 4; do
+  { cat skip.data; echo loader_threads=$t; } > skip$t.data
+  expect "skip_single_query_reason_threads$t" 1 "cannot read image .*cls1_corrupt.jpg: not an image" \
+    "$bin" gsl search skip$t.data "$cfg" B/small.ckpt -query "$bad_img"
+done
+# an empty list is named as such
+: > empty.list
+sed 's|^database=.*|database=empty.list|' own.data > emptydb.data
+expect empty_list_named 1 "emptydb.data: key 'database': empty.list holds no samples" \
+  "$bin" gsl encode emptydb.data "$cfg" B/small.ckpt -split database -out never
 # encode embeds and encodes batch by batch (no n x dim buffer): its codes are those of gsl quant encode on embed's
 # rows with the same codebook, the unreadable images left out of both, raw and L2-normalised
 cb=B/$(awk '/^codebook /{print $3}' B/small.ckpt)
