@@ -61,6 +61,7 @@ int gsl_args_parse(int argc, char **argv, int min_pos, int max_pos, const char *
         for (int j = 1; j < i; j++)
             if (!strcmp(argv[j], f)) return gsl_fail(err, "'%s' is given twice", f);
         if (strcmp(f, "-clear") == 0) { a->clear = 1; continue; }
+        if (strcmp(f, "-restart") == 0) { a->restart = 1; continue; }
         if (strcmp(f, "-opq") == 0) { a->opq = 1; continue; }
         if (strcmp(f, "-normalize") == 0) { a->normalize = 1; continue; }
         if (strcmp(f, "-out") == 0 || strcmp(f, "-codebook") == 0 || strcmp(f, "-split") == 0 ||

@@ -13,6 +13,7 @@ typedef struct gsl_args {
     int npos;
     int gpus[GSL_MAX_GPUS], ngpus; /* -gpus 0,1 */
     int clear;                     /* -clear */
+    int restart;                   /* -restart (train: a new run over the one in the backup folder) */
     uint64_t seed;                 /* -seed N */
     int seed_set;
     int epochs;                    /* -epochs N (0: the cfg's) */

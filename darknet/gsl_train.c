@@ -1,4 +1,4 @@
-/* ./darknet gsl train DATA CFG [WEIGHTS|CHECKPOINT] [-gpus 0,1] [-clear] [-seed N] [-epochs N]
+/* ./darknet gsl train DATA CFG [WEIGHTS|CHECKPOINT] [-gpus 0,1] [-clear] [-seed N] [-epochs N] [-restart]
  *
  * Alternating optimisation: after `warmup` epochs, at the start of every `rebuild_every`-th epoch, embed (a sample
  * of) the training set, rebuild each [snap]/[quantloss] layer's codebook warm-started from the previous one, install
@@ -823,7 +823,20 @@ static int run(trainer *t, const char *resume, char *err)
 
 /* Everything a run needs before its first step: the .data and [net] keys, the backup folder locked, the replicas (or
  * this rank's network) loaded and checked against the data, and the splits in memory. 0, or -1 with err. */
-static int setup_trainer(trainer *t, const gsl_args *a, const char *weights, char *err)
+/* The epochs a checkpoint manifest says are done (-1 when it cannot be read). */
+static int manifest_epoch(const char *path)
+{
+    FILE *f = fopen(path, "r");
+    if (!f) return -1;
+    char line[256];
+    int ep = -1;
+    while (ep < 0 && fgets(line, sizeof line, f))
+        if (sscanf(line, "epoch %d", &ep) != 1) ep = -1;
+    fclose(f);
+    return ep;
+}
+
+static int setup_trainer(trainer *t, const gsl_args *a, const char *weights, const char *resume, char *err)
 {
     gsl_dist *D = t->dist;
     if (gsl_data_cfg_read(t->datafile, &t->dc, err)) return -1;
@@ -840,6 +853,17 @@ static int setup_trainer(trainer *t, const gsl_args *a, const char *weights, cha
     char *base = basecfg((char *)t->cfgfile);
     snprintf(t->prefix, sizeof t->prefix, "%s/%s", t->dc.backup, base);
     free(base);
+    /* A new run where one of this cfg already is would replace its checkpoint and CSV: only when asked (-restart). */
+    char ck[1100];
+    snprintf(ck, sizeof ck, "%s.ckpt", t->prefix);
+    if (D->rank == 0 && locked && !resume && !a->restart && access(ck, F_OK) == 0) {
+        int ep = manifest_epoch(ck);
+        char done[64] = "";
+        if (ep >= 0) snprintf(done, sizeof done, " (%d epoch%s done)", ep, ep == 1 ? "" : "s");
+        return gsl_fail(err, "%s holds a run of %s%s: resume it with `darknet gsl train %s %s %s`, or start a new "
+                        "run over it with -restart (its checkpoint and CSV are replaced)", ck, t->cfgfile, done,
+                        t->datafile, t->cfgfile, ck);
+    }
     gsl_registry_install();
     t->nrep = a->ngpus ? a->ngpus : 1;
     const int *gpus = a->ngpus ? a->gpus : NULL;
@@ -931,8 +955,9 @@ int gsl_train_main(int argc, char **argv)
 {
     const char *usage =
         "usage: darknet gsl train DATA CFG [WEIGHTS|CHECKPOINT.ckpt] [-gpus 0,1] [-clear] [-seed N] [-epochs N]\n"
-        "                          [-threads N]\n"
+        "                          [-threads N] [-restart]\n"
         "  WEIGHTS      start from these weights (fine-tuning); CHECKPOINT.ckpt: resume that run\n"
+        "  -restart     a new run where the backup folder holds one of this cfg (refused without it)\n"
         "  -gpus LIST   train on these devices (GPU=1 builds; one replica each); default: the CPU\n"
         "  -clear       reset Darknet's count of images seen (with WEIGHTS)\n"
         "  -seed N      the run's seed (default: the cfg's seed=, else 1)\n"
@@ -940,7 +965,7 @@ int gsl_train_main(int argc, char **argv)
         "  -threads N   threads for k-means and search (default: the cfg's threads=, else 2)\n";
     gsl_args a;
     char err[GSL_DATA_ERRLEN] = "";
-    if (gsl_args_parse(argc, argv, 2, 3, "-gpus -clear -seed -epochs -threads", &a, err)) {
+    if (gsl_args_parse(argc, argv, 2, 3, "-gpus -clear -seed -epochs -threads -restart", &a, err)) {
         fprintf(stderr, "darknet gsl train: %s\n%s", err, usage);
         return 2;
     }
@@ -965,7 +990,7 @@ int gsl_train_main(int argc, char **argv)
         weights = NULL;
     }
     int rc = 1;
-    if (setup_trainer(&t, &a, weights, err)) goto out;
+    if (setup_trainer(&t, &a, weights, resume, err)) goto out;
     preempt_arm(dist.on);
     int r = run(&t, resume, err);
     if (r < 0) goto out;

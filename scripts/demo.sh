@@ -31,7 +31,8 @@ gflag=() eflag=() tflag=() cap=()
 [ -n "${TRAIN_S:-}" ] && cap=(timeout -k 10 "$TRAIN_S")
 s=$SECONDS
 set +e
-"${cap[@]}" "$bin" gsl train "$data" "$cfg" ${ckpt:+"$ckpt"} ${epochs:+-epochs "$epochs"} "${gflag[@]}" \
+# no checkpoint to resume: a new run, over the one the backup folder may hold (-restart)
+"${cap[@]}" "$bin" gsl train "$data" "$cfg" "${ckpt:--restart}" ${epochs:+-epochs "$epochs"} "${gflag[@]}" \
   2>> "$backup/$name.log" | grep --line-buffered -E '^(training|learning-rate|epoch [0-9]+ done|epoch .* batch)'
 rc=${PIPESTATUS[0]}
 set -e

@@ -80,6 +80,17 @@ for point in weights manifest committed; do
   check "csv_reconciled_$point" '[ "$(csv_epochs)" = "1 2 3 " ]' "$(csv_epochs)"
 done
 
+# ---- a new run where the backup folder holds one of this cfg is refused, the run kept; -restart starts it over
+cp A/small.ckpt A.ckpt.before; cp A/small.csv A.csv.before
+expect new_run_over_run_refused 1 "A/small.ckpt holds a run of .*small.cfg \(3 epochs done\): resume it with .darknet gsl train a.data .*small.cfg .*A/small.ckpt., or start a new run over it with -restart" \
+  "$bin" gsl train a.data "$cfg" -epochs 1
+check new_run_over_run_kept 'cmp -s A/small.ckpt A.ckpt.before && cmp -s A/small.csv A.csv.before' "$(cat A/small.ckpt)"
+mkdata r R
+"$bin" gsl train r.data "$cfg" -epochs 1 > R1.log 2>&1 && "$bin" gsl train r.data "$cfg" -epochs 2 -restart > R2.log 2>&1
+rc=$?
+check restart_replaces_run '[ $rc = 0 ] && [ "$(awk "/^epoch /{print \$2}" R/small.ckpt)" = 2 ] && [ "$(tail -n +2 R/small.csv | cut -d, -f1 | tr "\n" " ")" = "1 2 " ]' \
+  "exit $rc: $(tail -2 R2.log); $(cat R/small.csv)"
+
 # ---- embeddings, codes, search, export
 "$bin" gsl embed a.data "$cfg" A/small.ckpt -out emb > emb.log 2>&1; rc=$?
 check embed_fvecs '[ $rc = 0 ] && [ "$(stat -c %s emb.fvecs)" = $((500 * (4 + 16 * 4))) ]' "exit $rc $(tail -1 emb.log)"

@@ -48,13 +48,13 @@ mkcfg b128 128; mkcfg b64 64
 mpi() { # NP CFGNAME [GSL_DIST=1]
   env OPENBLAS_NUM_THREADS=1 GSL_DIST_DEBUG=1 GSL_DIST_PROFILE=1 ${3:-} mpirun -np "$1" --bind-to none \
     -x OPENBLAS_NUM_THREADS -x GSL_DIST_DEBUG -x GSL_DIST_PROFILE ${3:+-x GSL_DIST} \
-    "$mbin" gsl train "$out/$2.data" "$out/$2.cfg"
+    "$mbin" gsl train "$out/$2.data" "$out/$2.cfg" -restart
 }
 run() { # NAME -> "img/s allreduce_ms comm_pct wait_ms wait_pct floats" of epoch 2's training phase
   local name=$1 log=$out/$1.log
   case $name in
-    "plain 1t") OPENBLAS_NUM_THREADS=1 "$bin" gsl train "$out/b128.data" "$out/b128.cfg" > "$log" 2>&1 ;;
-    "plain 2t") OPENBLAS_NUM_THREADS=2 "$bin" gsl train "$out/b128.data" "$out/b128.cfg" > "$log" 2>&1 ;;
+    "plain 1t") OPENBLAS_NUM_THREADS=1 "$bin" gsl train "$out/b128.data" "$out/b128.cfg" -restart > "$log" 2>&1 ;;
+    "plain 2t") OPENBLAS_NUM_THREADS=2 "$bin" gsl train "$out/b128.data" "$out/b128.cfg" -restart > "$log" 2>&1 ;;
     "dist 1x128") mpi 1 b128 GSL_DIST=1 > "$log" 2>&1 ;;
     "dist 2x128") mpi 2 b128 > "$log" 2>&1 ;;
     "dist 2x64") mpi 2 b64 > "$log" 2>&1 ;;

@@ -49,7 +49,8 @@ run() {
   rm -rf "B${2}"
   "$py" - "$bin" "$1" <<'PY'
 import re, resource, subprocess, sys
-r = subprocess.run([sys.argv[1], "gsl", "train", sys.argv[2], "net.cfg", "-epochs", "1"], capture_output=True, text=True)
+r = subprocess.run([sys.argv[1], "gsl", "train", sys.argv[2], "net.cfg", "-epochs", "1", "-restart"], capture_output=True,
+                   text=True)
 m = re.search(r"^epoch 1 done:.*\(([0-9.]+) img/s\)", r.stdout, re.M)
 if r.returncode or not m:
     sys.exit("gsl train %s failed (%d): %s" % (sys.argv[2], r.returncode, (r.stdout + r.stderr)[-600:]))

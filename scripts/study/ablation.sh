@@ -122,7 +122,7 @@ pretrain() { # PROTO SEED
   if [ "$PRE" = 0 ]; then mkdir -p "$dir" && echo 0 > "$dir/done"; return 0; fi # arms train from scratch
   mkdir -p "$dir"; mkdata "$1" "$dir"; mkcfg "$dir/net.cfg" "$1" plain 1 16 0 "$PRE"
   local t0=$SECONDS
-  nice -n 19 "$BIN" gsl train "$dir/run.data" "$dir/net.cfg" -seed "$2" -epochs "$PRE" -threads 1 > "$dir/train.log" 2>&1 \
+  nice -n 19 "$BIN" gsl train "$dir/run.data" "$dir/net.cfg" -seed "$2" -epochs "$PRE" -threads 1 -restart > "$dir/train.log" 2>&1 \
     || { log "FAILED pretrain $1 s$2 (see $dir/train.log)"; touch "$dir/failed"; return 1; }
   rm -f "$dir/failed"
   cp "$dir/net_e$(printf %04d "$PRE").weights" "$dir/pre.weights" && echo $((SECONDS - t0)) > "$dir/done"
