@@ -15,7 +15,7 @@ static int info_main(int argc, char **argv)
         fprintf(stderr, "darknet gsl info: takes no arguments\nusage: darknet gsl info\n");
         return 2;
     }
-    char model[256] = "?", line[512], feat[256], blas[384];
+    char model[256] = "?", line[512], feat[256], blas[GSLQ_BLAS_DESCRIBE_LEN];
     FILE *f = fopen("/proc/cpuinfo", "r");
     while (f && fgets(line, sizeof line, f))
         if (!strncmp(line, "model name", 10) && strchr(line, ':')) {

@@ -432,7 +432,7 @@ int gsl_eval_main(int argc, char **argv)
     gsl_data q = {0}, db = {0};
     gsl_eval_summary r;
     if (!rc) {
-        char blas[640];
+        char blas[GSLQ_BLAS_DESCRIBE_LEN];
         gslq_blas_describe(blas, sizeof blas);
 #ifdef GPU
         const char *where = net->gpu_index >= 0 ? "a GPU" : "the CPU";

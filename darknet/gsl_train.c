@@ -516,7 +516,7 @@ static void print_header(const trainer *t)
 #else
     printf(", on the CPU");
 #endif
-    char blas[640];
+    char blas[GSLQ_BLAS_DESCRIBE_LEN];
     gslq_blas_describe(blas, sizeof blas);
     printf("; %s\n", blas);
 }

@@ -313,7 +313,9 @@ int gslq_blas_select(char **argv, gslq_error *err);
 /* gslq_blas_select also sizes OpenBLAS's threads to the CPU budget (gslq_cpu_budget_get) when a cgroup quota
  * allows fewer CPUs than OpenBLAS chose from the affinity mask, unless OPENBLAS_NUM_THREADS, GOTO_NUM_THREADS or
  * OMP_NUM_THREADS is set (the user's choice is kept). */
-/* "OpenBLAS 0.3.21 (pthreads), kernel SkylakeX [why], 1 thread": for the header line of long runs. */
+/* "OpenBLAS 0.3.21 (pthreads), kernel SkylakeX [why], 1 thread": for the header line of long runs; it fits in
+ * GSLQ_BLAS_DESCRIBE_LEN bytes. */
+#define GSLQ_BLAS_DESCRIBE_LEN 1536
 void gslq_blas_describe(char *buf, size_t cap);
 
 /* ---- CPU budget (quant/cpus.c) ----

@@ -383,7 +383,7 @@ int main(int argc, char **argv)
     }
 
     const char *dev = gpu ? "gpu" : "cpu";
-    char blas[640];
+    char blas[GSLQ_BLAS_DESCRIBE_LEN];
     gslq_blas_describe(blas, sizeof blas);
     printf("bench_layers: host %s\n", blas);
     printf("bench_layers: LeNet 28x28x1 -> %d-d embedding, batch %d, [similarity] %s, %s, %d rounds x %d steps, "

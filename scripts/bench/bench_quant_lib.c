@@ -31,7 +31,7 @@ int main(int argc, char **argv)
     gslq_error e;
     if (gslq_blas_select(argv, &e) && e.code == GSLQ_EINVAL) return die("BLAS kernel", &e);
     if (argc == 2 && argv[1][0] == '-' && argv[1][1] == 'i') {
-        char blas[640];
+        char blas[GSLQ_BLAS_DESCRIBE_LEN];
         gslq_blas_describe(blas, sizeof blas);
         printf("%s\n", blas);
         return 0;

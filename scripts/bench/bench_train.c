@@ -95,7 +95,7 @@ int main(int argc, char **argv)
 {
     (void)test_fails_; (void)tests_passed_; (void)tests_failed_; /* test.h is here for its random numbers */
     if (argc == 2 && !strcmp(argv[1], "-i")) {
-        char blas[640];
+        char blas[GSLQ_BLAS_DESCRIBE_LEN];
         gslq_blas_describe(blas, sizeof blas);
         printf("%s\n", blas);
         return 0;
