@@ -601,7 +601,9 @@ static int load_split(const gsl_data_cfg *cfg, gsl_split split, int c, int h, in
     if (keep && (rc = gsl_data_keep_classes(out, keep, nkeep, !need_labels, err))) { gsl_data_free(out); return rc; }
     if (out->n == 0) {
         gsl_data_free(out);
-        if (!before) return gsl_fail(err, "%s: key '%s': %s holds no samples (an empty list?)", cfg->file, key, src);
+        if (!before)
+            return gsl_fail(err, "%s: key '%s': %s holds no samples (%s)", cfg->file, key, src,
+                            cfg->holdout > 0 && from_train ? "after the holdout" : "an empty list?");
         return gsl_fail(err, "%s: split '%s' has no samples in its class subset (%s of %s)", cfg->file, key,
                         split == GSL_SPLIT_TRAIN ? "train_classes" : "eval_classes", src);
     }

@@ -38,13 +38,14 @@ static int make_labels(const gsl_data *d, const int *idx, int n, labels_buf *b, 
 
 static void free_labels(labels_buf *b) { free(b->label); free(b->bits); }
 
-/* Seeded sample of at most max of n indices (NULL with *m = n when no sampling is needed). */
+/* Seeded sample of at most max of n indices (NULL with *m = n when no sampling is needed; NULL with *m = -1 when
+ * out of memory). */
 static int *subsample(int n, int max, uint64_t seed, int *m)
 {
     *m = n;
     if (max <= 0 || max >= n) return NULL;
     int *p = malloc(sizeof(int) * n);
-    if (!p) return NULL;
+    if (!p) { *m = -1; return NULL; }
     for (int i = 0; i < n; i++) p[i] = i;
     uint64_t s = seed * 0x9e3779b97f4a7c15ULL + 1;
     for (int i = 0; i < max; i++) {
@@ -64,7 +65,8 @@ int gsl_eval_network(network *net, const gsl_data *q, const gsl_data *db, const 
     int nq, nb, rc = -1;
     int *qi = subsample(q->n, o->max_queries, o->seed + 17, &nq);
     int *bi = subsample(db->n, o->max_database, o->seed + 29, &nb);
-    float *xq = malloc(sizeof(float) * (size_t)nq * d), *xb = malloc(sizeof(float) * (size_t)nb * d);
+    float *xq = nq >= 0 ? malloc(sizeof(float) * (size_t)nq * d + 1) : NULL;
+    float *xb = nb >= 0 ? malloc(sizeof(float) * (size_t)nb * d + 1) : NULL;
     uint8_t *codes = NULL;
     int64_t *gt = NULL, *res = NULL; /* (nq, k) the exact and the ADC rankings' heads, for NN-recall */
     labels_buf lq = {0}, lb = {0};
@@ -262,8 +264,9 @@ static int fit_post_hoc(session *s, char *err)
     if (gsl_data_load_unlabelled(&s->dc, GSL_SPLIT_TRAIN, net->c, net->h, net->w, &tr, err)) return -1;
     uint64_t seed = s->a.seed_set ? s->a.seed : 1;
     int total = tr.n, m, rc = 0, *pick = subsample(tr.n, cap, seed, &m);
-    if (m < tr.n) { /* a large training split: a seeded sample of it is embedded, in file order */
-        uint8_t *keep = pick ? calloc((size_t)tr.n, 1) : NULL;
+    if (m < 0) rc = gsl_fail(err, "out of memory");
+    else if (m < tr.n) { /* a large training split: a seeded sample of it is embedded, in file order */
+        uint8_t *keep = calloc((size_t)tr.n, 1);
         if (!keep) rc = gsl_fail(err, "out of memory");
         for (int i = 0; !rc && i < m; i++) keep[pick[i]] = 1;
         if (!rc) gsl_data_keep(&tr, keep);
@@ -405,7 +408,7 @@ int gsl_eval_main(int argc, char **argv)
     session s;
     char err[GSL_DATA_ERRLEN] = "";
     const char *usage =
-        "usage: darknet gsl eval DATA CFG WEIGHTS|CHECKPOINT.ckpt|- [-codebook F | -M M [-K K] [-opq] [-fit-max N]]\n"
+        "usage: darknet gsl eval DATA CFG WEIGHTS|CHECKPOINT.ckpt|- [-codebook F | -M M [-K K] [-opq]] [-fit-max N]\n"
         "                        [-normalize] [-max-queries N] [-threads N] [-gpus N] [-seed N]\n"
         "  queries: the valid split; database: the database split (default: train); both need labels\n"
         "  the codebook: -codebook F, else the checkpoint's or the .weights file's, else a PQ (-opq: OPQ) of M x K\n"
@@ -491,13 +494,14 @@ static int write_labels(const char *path, const gsl_data *d, char *err)
 }
 
 /* The files one command writes (-out X: X.codes, X.items, ...), committed as a set: each is written whole under a
- * staging name beside its final one (FINAL.part), and only when every one is written are they renamed into place,
- * in order. A failure removes the staged files and leaves the files of an earlier run as they were, never a mix of
- * two runs (a crash between the renames can still leave one: encode's tag detects it, see CODES_TAG_*). */
+ * staging name of this process beside its final one (FINAL.partPID), and only when every one is written are they
+ * renamed into place, in order. A failure before that removes the staged files and leaves the files of an earlier
+ * run as they were. A crash (or a failing rename) between the renames can still leave a mix of two runs: encode's
+ * tag detects it for its codes and items (CODES_TAG_*). */
 #define OUT_SET_MAX 4
 typedef struct {
     int n;
-    char final[OUT_SET_MAX][1100], staged[OUT_SET_MAX][1110];
+    char final[OUT_SET_MAX][1100], staged[OUT_SET_MAX][1120];
 } out_set;
 
 /* The staging path of OUT + suffix (NULL with err when it does not fit). */
@@ -509,7 +513,7 @@ static const char *out_stage(out_set *o, const char *out, const char *suffix, ch
         gsl_fail(err, "-out %s: path too long", out);
         return NULL;
     }
-    snprintf(st, sizeof o->staged[0], "%s%s.part", out, suffix); /* fits: final did, with 10 bytes to spare */
+    snprintf(st, sizeof o->staged[0], "%s%s.part%d", out, suffix, (int)getpid()); /* fits: final did */
     return o->staged[o->n++];
 }
 
@@ -577,7 +581,8 @@ static int load_encoded(session *s, const char *path, gsl_data *items, uint8_t *
     gslq_error e = {0};
     if (gslq_codes_load_tagged(path, &s->pq, codes, &n, &M, &tag, &e))
         return gsl_fail(err, "-codes %s: %s (encode the database with the codebook this search uses: the same "
-                        "checkpoint, or -codebook)", path, e.msg);
+                        "checkpoint or -codebook, or the same -M, -K, -opq, -normalize, -fit-max and -seed for a "
+                        "post-hoc fit)", path, e.msg);
     char ip[4200];
     if (len + 1 > sizeof ip) return gsl_fail(err, "-codes %s: path too long", path);
     snprintf(ip, sizeof ip, "%.*s.items", (int)(len - 6), path);
@@ -633,10 +638,10 @@ static int embed_family(int cmd, int argc, char **argv)
         "  writes X.fvecs (the embeddings), X.items (line i: the image or IDX record behind row i) and\n"
         "  X.labels.ivecs (-1: unlabelled); default split: valid",
         "encode DATA CFG WEIGHTS|CKPT -out X [-split valid|train|database] [-codebook F | -M M [-K K] [-opq]]\n"
-        "       [-normalize] [-threads N] [-gpus N]\n"
+        "       [-fit-max N] [-normalize] [-threads N] [-gpus N]\n"
         "  writes X.codes, X.items and X.labels.ivecs; default split: valid",
         "search DATA CFG WEIGHTS|CKPT -query FILE [-codes X.codes] [-k 10] [-codebook F | -M M [-K K] [-opq]]\n"
-        "       [-normalize] [-threads N] [-gpus N]\n"
+        "       [-fit-max N] [-normalize] [-threads N] [-gpus N]\n"
         "  FILE: an image, or a list of image paths; prints one line per hit on stdout:\n"
         "  query<TAB>rank<TAB>distance<TAB>item, against the database split's codes (default database: train);\n"
         "  -codes X.codes: against what `gsl encode -split database -out X` wrote instead (X.codes, X.items):\n"
@@ -644,7 +649,7 @@ static int embed_family(int cmd, int argc, char **argv)
         "search DATA CFG WEIGHTS|CKPT -out X [-k 100] ...\n"
         "  the valid split against the database: X.ids.ivecs, X.dist.fvecs, X.items (database) and X.queries.items",
         "export DATA CFG WEIGHTS|CKPT -out INDEX [-ivf NLIST] [-split database|train|valid]\n"
-        "       [-codebook F | -M M [-K K] [-opq]] [-normalize] [-threads N] [-gpus N]\n"
+        "       [-codebook F | -M M [-K K] [-opq]] [-fit-max N] [-normalize] [-threads N] [-gpus N]\n"
         "  a Faiss index of the split's codes (default: database) and INDEX.items (line i: the item behind id i);\n"
         "  -ivf NLIST: an IndexIVFPQ of NLIST lists (coarse quantizer trained on the split's embeddings), else an\n"
         "  IndexPQ",

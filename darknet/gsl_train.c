@@ -990,6 +990,11 @@ int gsl_train_main(int argc, char **argv)
         weights = NULL;
     }
     int rc = 1;
+    if (resume && a.restart) {
+        fprintf(stderr, "darknet gsl train: -restart starts a new run, %s resumes one: not both\n%s", resume, usage);
+        gsl_dist_abort(&dist, 2);
+        return 2;
+    }
     if (setup_trainer(&t, &a, weights, resume, err)) goto out;
     preempt_arm(dist.on);
     int r = run(&t, resume, err);

@@ -303,9 +303,11 @@ int gslq_blas_select(char **argv, gslq_error *err)
     snprintf(note, sizeof note, "%s;%s", ch.core, ch.why);
     char **own = argv ? NULL : proc_argv();
     char **av = argv ? argv : own;
-    if (!av || setenv("OPENBLAS_CORETYPE", ch.core, 1) || setenv(REEXEC_VAR, note, 1))
+    if (!av || setenv("OPENBLAS_CORETYPE", ch.core, 1) || setenv(REEXEC_VAR, note, 1)) {
+        fit_threads(); /* the program may carry on, on OpenBLAS's own kernel */
         return gslq__fail(err, GSLQ_EIO, "could not prepare to run on OpenBLAS's %s kernel (%s)", ch.core,
                           strerror(errno ? errno : ENOMEM));
+    }
     fflush(NULL);
     execv("/proc/self/exe", av);
     /* still here: exec failed; carry on with the kernel OpenBLAS chose, and say so */

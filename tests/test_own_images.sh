@@ -146,14 +146,15 @@ GSL_PROGRESS_S=1e-9 "$bin" gsl search own.data "$cfg" B/small.ckpt -query query.
   > hits_q.tsv 2> sq.log; rc=$?
 check search_untagged_codes_noted '[ $rc = 0 ] && grep -q "qenc.codes does not record how it was made" sq.log && cmp -s hits_q.tsv hits_codes.tsv' \
   "exit $rc: $(tail -2 sq.log)"
-# a run that fails while writing its files leaves the earlier run's set as it was (here: X.codes cannot be put in
-# place, a folder is in the way of its staging name)
-mkdir keep && cp dbenc.codes dbenc.items dbenc.labels.ivecs keep/ && mkdir dbenc.codes.part
+# a run that fails while writing its files leaves the earlier run's set as it was, and none of its staged files
+# (here X.codes, written last, cannot be staged: a folder is in the way of its staging name, X.codes.partPID)
+mkdir keep && cp dbenc.codes dbenc.items dbenc.labels.ivecs keep/
 tac db.list > rev.list && sed 's|^database=.*|database=rev.list|' own.data > rev.data
-expect encode_failure_keeps_set 1 "dbenc.codes.part" "$bin" gsl encode rev.data "$cfg" B/small.ckpt -split database -out dbenc
+expect encode_failure_keeps_set 1 "dbenc.codes.part[0-9]+" sh -c 'mkdir "dbenc.codes.part$$" &&
+  exec "$0" gsl encode rev.data "$1" B/small.ckpt -split database -out dbenc' "$bin" "$cfg"
+rmdir dbenc.codes.part*
 check encode_failure_set_unchanged 'cmp -s keep/dbenc.codes dbenc.codes && cmp -s keep/dbenc.items dbenc.items &&
-  cmp -s keep/dbenc.labels.ivecs dbenc.labels.ivecs && [ -z "$(ls dbenc.*.part 2>/dev/null)" ]' "$(ls dbenc.*)"
-rmdir dbenc.codes.part
+  cmp -s keep/dbenc.labels.ivecs dbenc.labels.ivecs && [ -z "$(ls dbenc.*.part* 2>/dev/null)" ]' "$(ls dbenc.*)"
 
 # ---- the Python example: embeddings of the queries (gsl embed of the unlabelled valid list), Faiss, the items
 GSL_PROGRESS_S=1e-9 "$bin" gsl embed own.data "$cfg" B/small.ckpt -out q > emb.log 2>&1; rc=$?

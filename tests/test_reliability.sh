@@ -55,7 +55,7 @@ check second_trainer_refused "[ \$rc = 1 ] && grep -q \"$tmp/L: another training
   "exit $rc: $(tail -1 L2.log)"
 check second_trainer_fails_at_once '[ $(( $(date +%s) - start )) -le 5 ]' "took $(( $(date +%s) - start )) s"
 kill -9 $holder; wait $holder 2>/dev/null
-"$bin" gsl train l.data "$cfg" -epochs 1 > L3.log 2>&1; rc=$?
+"$bin" gsl train l.data "$cfg" -epochs 1 -restart > L3.log 2>&1; rc=$? # -restart: L1 may have committed epoch 1
 check stale_lock_does_not_block '[ $rc = 0 ]' "exit $rc: $(tail -1 L3.log)"
 
 # ---- preemption: SIGTERM mid-epoch checkpoints where it is and exits 75; the resumed run ends at the weights, codebooks

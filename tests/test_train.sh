@@ -90,6 +90,8 @@ mkdata r R
 rc=$?
 check restart_replaces_run '[ $rc = 0 ] && [ "$(awk "/^epoch /{print \$2}" R/small.ckpt)" = 2 ] && [ "$(tail -n +2 R/small.csv | cut -d, -f1 | tr "\n" " ")" = "1 2 " ]' \
   "exit $rc: $(tail -2 R2.log); $(cat R/small.csv)"
+expect restart_with_checkpoint_refused 2 "-restart starts a new run, R/small.ckpt resumes one: not both" \
+  "$bin" gsl train r.data "$cfg" R/small.ckpt -restart
 
 # ---- embeddings, codes, search, export
 "$bin" gsl embed a.data "$cfg" A/small.ckpt -out emb > emb.log 2>&1; rc=$?
