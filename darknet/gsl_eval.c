@@ -673,6 +673,15 @@ static int embed_family(int cmd, int argc, char **argv)
         return 2;
     }
     if (!rc) cosine_note(&s, names[cmd]);
+    /* every file the command will write, checked before anything is embedded */
+    static const char *const outs[][4] = {{".fvecs", ".items", ".labels.ivecs"}, {".codes", ".items", ".labels.ivecs"},
+                                          {".ids.ivecs", ".dist.fvecs", ".items", ".queries.items"}, {"", ".items"}};
+    for (int i = 0; !rc && cmd != CMD_EVAL && s.a.out && i < 4 && outs[cmd][i]; i++) {
+        char p[1200];
+        gslq_error pe = {0};
+        snprintf(p, sizeof p, "%s%s", s.a.out, outs[cmd][i]);
+        if (gslq_check_output(p, &pe)) rc = gsl_fail(err, "-out %s: %s", s.a.out, pe.msg);
+    }
     gsl_data d = {0}, q = {0};
     float *x = NULL, *xq = NULL;
     uint8_t *codes = NULL;

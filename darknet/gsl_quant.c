@@ -15,7 +15,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "gslq.h"
 
@@ -57,7 +59,37 @@ static opt *find_opt(opt *o, const char *name)
     return NULL;
 }
 
-/* Returns 0, or 2 after printing a usage error. */
+/* The outputs (-out, -dist) can be written, and none is an input or the other output (it would be overwritten before
+ * or while it is read): checked before any work. 0, 1 after an error, 2 after a usage error. */
+static int check_paths(opt *opts, const char *cmd)
+{
+    static const char *outs[] = {"out", "dist"};
+    for (int i = 0; i < 2; i++) {
+        opt *a = find_opt(opts, outs[i]);
+        if (!a || !a->set) continue;
+        gslq_error e = {0};
+        if (gslq_check_output(a->s, &e)) {
+            fprintf(stderr, "gsl quant %s: -%s: %s\n", cmd, outs[i], e.msg);
+            return 1;
+        }
+        struct stat sa;
+        int a_exists = stat(a->s, &sa) == 0;
+        for (opt *b = opts; b->name; b++) {
+            if (b == a || !b->set || b->kind != O_STR || !strcmp(b->name, "init")) continue;
+            struct stat sb;
+            int same = !strcmp(a->s, b->s) ||
+                       (a_exists && stat(b->s, &sb) == 0 && sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino);
+            if (same) {
+                fprintf(stderr, "gsl quant %s: -%s %s is also -%s: it would be overwritten\n", cmd, outs[i], a->s,
+                        b->name);
+                return 2;
+            }
+        }
+    }
+    return 0;
+}
+
+/* Returns 0, or 2 after printing a usage error (1 after an unusable output path). */
 static int parse_opts(int argc, char **argv, opt *opts, const char *cmd)
 {
     for (int i = 0; i < argc; i++) {
@@ -96,7 +128,7 @@ static int parse_opts(int argc, char **argv, opt *opts, const char *cmd)
             }
         }
     }
-    return 0;
+    return check_paths(opts, cmd);
 }
 
 static int need(opt *opts, const char *name, const char *cmd)
@@ -337,8 +369,15 @@ static int cmd_search(int argc, char **argv)
         goto done;
     }
     for (size_t i = 0; i < nq * (size_t)k; i++) ids32[i] = (int32_t)ids[i];
-    if (gslq_ivecs_write(find_opt(o, "out")->s, ids32, nq, k, &e) ||
-        (find_opt(o, "dist")->set && gslq_fvecs_write(find_opt(o, "dist")->s, dist, nq, k, &e))) {
+    /* -out and -dist as a pair: both written under staging names first, so a failure leaves the old pair as it was */
+    const char *op = find_opt(o, "out")->s, *dp = find_opt(o, "dist")->set ? find_opt(o, "dist")->s : NULL;
+    char so[4200], sd[4200];
+    snprintf(so, sizeof so, "%s.part%ld", op, (long)getpid());
+    snprintf(sd, sizeof sd, "%s.part%ld", dp ? dp : op, (long)getpid());
+    if (gslq_ivecs_write(so, ids32, nq, k, &e) || (dp && gslq_fvecs_write(sd, dist, nq, k, &e)) ||
+        gslq_commit_file(so, op, &e) || (dp && gslq_commit_file(sd, dp, &e))) {
+        unlink(so);
+        if (dp) unlink(sd);
         rc = fail(C, &e);
         goto done;
     }
@@ -377,8 +416,16 @@ static int eval_recall(const char *C, opt *o, const eval_set *v)
             rc = 1;
             goto done;
         }
-        if (!(gt = malloc(ngt * (size_t)gtk * sizeof *gt))) { rc = 1; fprintf(stderr, "out of memory\n"); goto done; }
-        for (size_t i = 0; i < ngt * (size_t)gtk; i++) gt[i] = gt32[i];
+        if (!(gt = malloc(ngt * (size_t)gtk * sizeof *gt + 1))) { rc = 1; fprintf(stderr, "out of memory\n"); goto done; }
+        for (size_t i = 0; i < ngt * (size_t)gtk; i++) {
+            if (gt32[i] < 0 || (size_t)gt32[i] >= v->nb) {
+                fprintf(stderr, "gsl quant eval: %s: id %d (list %zu, rank %zu) is not one of the %zu database "
+                        "codes\n", gp, gt32[i], i / gtk, i % gtk + 1, v->nb);
+                rc = 1;
+                goto done;
+            }
+            gt[i] = gt32[i];
+        }
     } else {
         gtk = K100;
         if (!(gt = malloc(v->nq * (size_t)gtk * sizeof *gt))) { rc = 1; fprintf(stderr, "out of memory\n"); goto done; }
@@ -485,10 +532,10 @@ static int cmd_eval(int argc, char **argv)
         rc = 1;
         goto done;
     }
-    if ((size_t)R > nb) {
-        fprintf(stderr, "gsl quant eval: -R %d exceeds the %zu database codes\n", R, nb);
-        rc = 2;
-        goto done;
+    if ((size_t)R > nb) { /* as search's -k: no more than the database holds (an -R given is said) */
+        if (find_opt(o, "R")->set && find_opt(o, "qlabels")->set)
+            fprintf(stderr, "gsl quant eval: -R %d is more than the %zu database codes; mAP@%zu\n", R, nb, nb);
+        R = (int)(nb > 0 ? nb : 1);
     }
     if (find_opt(o, "base")->set) {
         const char *bp = find_opt(o, "base")->s;
@@ -599,10 +646,14 @@ int gsl_quant_main(int argc, char **argv)
         return 2;
     }
     const char *c = argv[1];
-    if (argc == 3 && (!strcmp(argv[2], "-h") || !strcmp(argv[2], "--help"))) { /* `gsl quant search -h` */
-        usage(stdout);
-        return 0;
-    }
+    static const char *cmds[] = {"train", "encode", "search", "eval", "export"};
+    int known = 0;
+    for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++) known |= !strcmp(c, cmds[i]);
+    for (int i = 2; known && i < argc; i++) /* `gsl quant search -h`, also after other options */
+        if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
+            usage(stdout);
+            return 0;
+        }
     if (!strcmp(c, "train")) return cmd_train(argc - 2, argv + 2);
     if (!strcmp(c, "encode")) return cmd_encode(argc - 2, argv + 2);
     if (!strcmp(c, "search")) return cmd_search(argc - 2, argv + 2);

@@ -217,6 +217,10 @@ int gslq_rank(const float *dist, size_t n, int64_t *order, gslq_error *err);
 /* The one atomic commit of a written file: tmp is synced to disk, renamed to path, and path's folder synced, so a
  * crash leaves either the old file or the whole new one. tmp is removed on failure. */
 int gslq_commit_file(const char *tmp, const char *path, gslq_error *err);
+/* Whether PATH can take an output of the writers below, before any work: 0, or an error for a folder, a device, a
+ * named pipe or a socket there (never replaced), a symbolic link to a missing file, or a missing folder. A symbolic
+ * link to a file is fine: the writers write through it, to the file it points to. */
+int gslq_check_output(const char *path, gslq_error *err);
 
 /* Codebook file: magic "GSLQCB\0\0", version, d, M, K, has_rotation, centroids, rotation, crc32. */
 int gslq_pq_save(const char *path, const gslq_pq *pq, gslq_error *err);

@@ -1,7 +1,8 @@
 /* Files: the codebook and codes formats, .fvecs/.ivecs, label files, and the Faiss export.
  * Every file is little-endian. Readers learn the file size first and check every declared size against it before
  * allocating anything, so a hostile header cannot make us allocate or read more than the file holds. Writers write
- * PATH.tmp.PID, fsync it and rename it over PATH. */
+ * PATH.tmp.PID (created exclusively), fsync it and rename it over PATH; a symbolic link at PATH is written through, a
+ * device, pipe or folder there is refused. */
 #define _POSIX_C_SOURCE 200809L
 #include <errno.h>
 #include <fcntl.h>
@@ -31,19 +32,82 @@
 typedef struct {
     FILE *f;
     const char *path;
-    char tmp[4096 + 32];
+    char target[4200]; /* where the file goes: path, or the file a symbolic link at path points to */
+    char tmp[4200 + 32];
     uint32_t crc;
     int failed;
 } wr;
+
+/* What an output path names: 0 with where the file goes in target (path itself; the file a symbolic link points to,
+ * so that the link stays); an error for a folder, a device, a pipe or a socket (they are never replaced: `-out
+ * /dev/null` must not turn the device into a file), a dangling link, or a folder that does not exist. */
+static int resolve_output(const char *path, char *target, size_t cap, gslq_error *err)
+{
+    if (!path || !*path) return gslq__fail(err, GSLQ_EINVAL, "write: empty output path");
+    if (strlen(path) >= cap || strlen(path) > 4096) return gslq__fail(err, GSLQ_EINVAL, "%s: path too long", path);
+    struct stat st;
+    snprintf(target, cap, "%s", path);
+    if (lstat(path, &st) == 0 && S_ISLNK(st.st_mode)) {
+        char *real = realpath(path, NULL);
+        if (!real) return gslq__fail(err, GSLQ_EIO, "%s: a symbolic link to a missing file (%s)", path, strerror(errno));
+        int fits = strlen(real) < cap;
+        if (fits) snprintf(target, cap, "%s", real);
+        free(real);
+        if (!fits) return gslq__fail(err, GSLQ_EINVAL, "%s: its link target's path is too long", path);
+    }
+    if (stat(target, &st) == 0) {
+        if (S_ISREG(st.st_mode)) return GSLQ_OK;
+        const char *what = S_ISDIR(st.st_mode) ? "a folder" : S_ISCHR(st.st_mode) || S_ISBLK(st.st_mode) ? "a device"
+                           : S_ISFIFO(st.st_mode) ? "a named pipe" : "not a regular file";
+        return gslq__fail(err, GSLQ_EINVAL, "%s is %s: an output is written as a new file, which would replace it",
+                          path, what);
+    }
+    if (errno != ENOENT) return gslq__fail(err, GSLQ_EIO, "%s: %s", path, strerror(errno));
+    char dir[4200];
+    snprintf(dir, sizeof dir, "%s", target);
+    char *slash = strrchr(dir, '/');
+    if (!slash) return GSLQ_OK; /* the working folder */
+    if (slash == dir) slash[1] = 0;
+    else *slash = 0;
+    if (stat(dir, &st) || !S_ISDIR(st.st_mode))
+        return gslq__fail(err, GSLQ_EIO, "%s: the folder %s does not exist", path, dir);
+    return GSLQ_OK;
+}
+
+int gslq_check_output(const char *path, gslq_error *err)
+{
+    char target[4200];
+    int rc = resolve_output(path, target, sizeof target, err);
+    if (!rc) gslq__ok(err);
+    return rc;
+}
+
+/* The temporary beside `target`: TARGET.tmp.PID, or FOLDER/.gslq.PID.tmp where that name would be too long for the
+ * filesystem (NAME_MAX 255). Created exclusively: a file or link already at that name is never followed. */
+static FILE *open_tmp(const char *target, char *tmp, size_t cap)
+{
+    const char *base = strrchr(target, '/');
+    base = base ? base + 1 : target;
+    if (strlen(base) + 24 <= 255) {
+        snprintf(tmp, cap, "%s.tmp.%ld", target, (long)getpid());
+    } else {
+        snprintf(tmp, cap, "%.*s.gslq.%ld.tmp", (int)(base - target), target, (long)getpid());
+    }
+    unlink(tmp); /* a leftover of a killed process with this pid */
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
+    if (fd < 0) return NULL;
+    FILE *f = fdopen(fd, "wb");
+    if (!f) { int e = errno; close(fd); unlink(tmp); errno = e; }
+    return f;
+}
 
 static int wr_open(wr *w, const char *path, gslq_error *err)
 {
     memset(w, 0, sizeof *w);
     w->path = path;
-    if (!path || !*path) return gslq__fail(err, GSLQ_EINVAL, "write: empty path");
-    if (strlen(path) > 4096) return gslq__fail(err, GSLQ_EINVAL, "write: path too long");
-    snprintf(w->tmp, sizeof w->tmp, "%s.tmp.%ld", path, (long)getpid());
-    w->f = fopen(w->tmp, "wb");
+    int rc = resolve_output(path, w->target, sizeof w->target, err);
+    if (rc) return rc;
+    w->f = open_tmp(w->target, w->tmp, sizeof w->tmp);
     if (!w->f) return gslq__fail(err, GSLQ_EIO, "cannot create %s: %s", w->tmp, strerror(errno));
     return GSLQ_OK;
 }
@@ -63,17 +127,23 @@ static void wr_i64(wr *w, int64_t v) { wr_bytes(w, &v, 8); }
 
 int gslq_commit_file(const char *tmp, const char *path, gslq_error *err)
 {
+    char target[4200];
+    int rc = resolve_output(path, target, sizeof target, err); /* a device or folder put there meanwhile */
+    if (rc) {
+        remove(tmp);
+        return rc;
+    }
     int e = 0, fd = open(tmp, O_RDONLY | O_CLOEXEC);
     if (fd < 0 || fsync(fd)) e = errno ? errno : EIO;
     if (fd >= 0) close(fd);
-    if (!e && rename(tmp, path)) e = errno ? errno : EIO;
+    if (!e && rename(tmp, target)) e = errno ? errno : EIO;
     if (e) {
         remove(tmp);
         return gslq__fail(err, GSLQ_EIO, "cannot write %s: %s", path, strerror(e));
     }
     /* the rename itself on disk: sync the folder (a filesystem that cannot sync folders is left as it is) */
     char dir[4200];
-    snprintf(dir, sizeof dir, "%s", path);
+    snprintf(dir, sizeof dir, "%s", target);
     char *slash = strrchr(dir, '/');
     if (slash == dir) dir[1] = 0;
     else if (slash) *slash = 0;

@@ -158,6 +158,45 @@ check quant_search_k_clamped '[ $rc = 0 ] && [ "$(stat -c %s big.ivecs)" = $((50
 mkfifo in.fvecs
 expect fifo_input_refused 1 "in.fvecs: not a regular file" timeout 20 "$bin" gsl quant train -in in.fvecs -out never.codebook
 
+# ---- outputs: a device, pipe or folder is never replaced (checked before any work), a symbolic link is written
+# through, an input is never an output, a failed pair (-out, -dist) leaves the old pair, names up to 255 bytes
+if [ -c /dev/null ]; then
+  expect output_device_refused 1 "-out: /dev/null is a device" "$bin" gsl quant train -in emb.fvecs -out /dev/null -M 4 -K 16
+  check output_device_kept '[ -c /dev/null ]' "$(ls -l /dev/null)"
+fi
+expect output_pipe_refused 1 "-out: in.fvecs is a named pipe" timeout 20 "$bin" gsl quant train -in emb.fvecs -out in.fvecs -M 4 -K 16
+GSL_PROGRESS_S=1e-9 "$bin" gsl encode a.data "$cfg" A/small.ckpt -out nodir/x > nodir.log 2>&1; rc=$?
+check output_folder_missing_before_work '[ $rc = 1 ] && grep -q "the folder nodir does not exist" nodir.log && ! grep -q "images/s" nodir.log' \
+  "exit $rc: $(tail -2 nodir.log)"
+echo old > target.codebook && ln -sf target.codebook link.codebook
+"$bin" gsl quant train -in emb.fvecs -out link.codebook -M 4 -K 16 > /dev/null 2>&1; rc=$?
+check output_link_written_through '[ $rc = 0 ] && [ -L link.codebook ] && cmp -s q.codebook target.codebook' \
+  "exit $rc: $(ls -l link.codebook target.codebook)"
+expect output_is_input_refused 2 "-out q.codebook is also -codebook: it would be overwritten" \
+  "$bin" gsl quant encode -codebook q.codebook -in emb.fvecs -out q.codebook
+expect outputs_same_file_refused 2 "-out same.ivecs is also -dist" \
+  "$bin" gsl quant search -codebook q.codebook -codes q.codes -queries emb.fvecs -out same.ivecs -dist same.ivecs
+echo old > pair.ivecs && echo old > pair.fvecs
+sh -c 'mkdir "pair.fvecs.part$$" && exec "$0" gsl quant search -codebook q.codebook -codes q.codes -queries emb.fvecs \
+  -k 5 -out pair.ivecs -dist pair.fvecs' "$bin" > pair.log 2>&1; rc=$?
+rmdir pair.fvecs.part* 2>/dev/null
+check output_pair_failure_keeps_both '[ $rc = 1 ] && [ "$(cat pair.ivecs)" = old ] && [ "$(cat pair.fvecs)" = old ] &&
+  [ -z "$(ls pair.*.part* 2>/dev/null)" ]' "exit $rc: $(tail -1 pair.log); $(ls pair.*)"
+long=$(printf 'n%.0s' $(seq 249)).gq # 252 bytes: the name PATH.tmp.PID would pass the filesystem's 255
+"$bin" gsl quant train -in emb.fvecs -out "$long" -M 4 -K 16 > long.log 2>&1; rc=$?
+check output_long_name '[ $rc = 0 ] && cmp -s q.codebook "$long" && [ -z "$(ls -A | grep -i "gslq.*tmp\|\.tmp\.")" ]' \
+  "exit $rc: $(tail -1 long.log)"
+expect quant_help_anywhere 0 "^usage: darknet gsl quant" "$bin" gsl quant train -in emb.fvecs -h
+expect quant_unknown_command_help 2 "unknown command 'nope'" "$bin" gsl quant nope -h
+# eval: a database smaller than the default -R, and ground-truth ids outside the database
+head -c $((20 * (4 + 16 * 4))) emb.fvecs > emb20.fvecs
+"$bin" gsl quant encode -codebook q.codebook -in emb20.fvecs -out q20.codes > /dev/null 2>&1
+expect quant_eval_small_database 0 "1-recall@1" \
+  "$bin" gsl quant eval -codebook q.codebook -codes q20.codes -queries emb20.fvecs -base emb20.fvecs
+"$py" -c 'import struct,sys; open("badgt.ivecs","wb").write(b"".join(struct.pack("<ii", 1, 99999 if i == 3 else i) for i in range(20)))'
+expect quant_eval_gt_ids_checked 1 "badgt.ivecs: id 99999 \(list 3, rank 1\) is not one of the 20 database codes" \
+  "$bin" gsl quant eval -codebook q.codebook -codes q20.codes -queries emb20.fvecs -gt badgt.ivecs
+
 # ---- weights files: NaN payload, damaged header, one flipped bit
 w=A/small_e0002.weights
 "$py" - "$w" nan.weights hdr.weights <<'PY'
