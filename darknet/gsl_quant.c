@@ -205,6 +205,11 @@ static int cmd_train(int argc, char **argv)
         fprintf(stderr, "gsl quant train: -init '%s': expected kmeans++ or random\n", init);
         return 2;
     }
+    long long mp = find_opt(o, "max-points")->i, kw = find_opt(o, "K")->i;
+    if (mp > 0 && mp < kw) {
+        fprintf(stderr, "gsl quant train: -max-points %lld is fewer than the K=%lld codewords to fit\n", mp, kw);
+        return 2;
+    }
     double tol = find_opt(o, "tol")->f;
     if (!(tol >= 0 && tol < 1)) {
         fprintf(stderr, "gsl quant train: -tol %g out of range [0, 1)\n", tol);
@@ -613,8 +618,9 @@ static int cmd_export(int argc, char **argv)
         return rc;
     int nlist = (int)find_opt(o, "ivf")->i;
     if (nlist && (rc = need(o, "in", C))) return rc;
-    if (!nlist && find_opt(o, "in")->set) {
-        fprintf(stderr, "gsl quant export: -in (the vectors the coarse quantizer is trained on) goes with -ivf NLIST\n");
+    if (!nlist && (find_opt(o, "in")->set || find_opt(o, "seed")->set || find_opt(o, "threads")->set)) {
+        fprintf(stderr, "gsl quant export: -in, -seed and -threads (the coarse quantizer's training) go with -ivf NLIST "
+                "(NLIST >= 1)\n");
         return 2;
     }
     gslq_error e;
