@@ -321,9 +321,10 @@ int gsl_ckpt_save(network *net, const char *prefix, int epoch, uint64_t seed, ui
     int step = pos ? pos->step : 0;
     epoch_file(ck.weights, sizeof ck.weights, prefix, epoch, step, ".weights");
     epoch_file(ck.optim, sizeof ck.optim, prefix, epoch, step, ".optim");
-    if (gsl_weights_save(net, ck.weights, &ck.crc_weights, err)) return -1;
+    if (gsl_weights_save(net, ck.weights, &ck.crc_weights, err) || gsl_file_digest(ck.weights, &ck.crc_weights, err))
+        return -1;
     fault_point("weights");
-    if (gsl_optim_save(net, ck.optim, err) || gsl_file_crc(ck.optim, &ck.crc_optim, err)) return -1;
+    if (gsl_optim_save(net, ck.optim, err) || gsl_file_digest(ck.optim, &ck.crc_optim, err)) return -1;
     for (int i = 0; i < ncb; i++) {
         ck.cb_layer[i] = cb_layer[i];
         ck.cb_installed[i] = pqs[i] != NULL;
@@ -333,7 +334,7 @@ int gsl_ckpt_save(network *net, const char *prefix, int epoch, uint64_t seed, ui
         epoch_file(ck.codebook[i], sizeof ck.codebook[i], prefix, epoch, step, what);
         gslq_error e = {0};
         if (gslq_pq_save(ck.codebook[i], pqs[i], &e)) return gsl_fail(err, "%s", e.msg);
-        if (gsl_file_crc(ck.codebook[i], &ck.crc_codebook[i], err)) return -1;
+        if (gsl_file_digest(ck.codebook[i], &ck.crc_codebook[i], err)) return -1;
     }
     for (int i = 0; samples && i < ncb; i++) {
         if (!samples->rows[i] || samples->n[i] <= 0) continue;
@@ -347,13 +348,13 @@ int gsl_ckpt_save(network *net, const char *prefix, int epoch, uint64_t seed, ui
         gslq_error e = {0};
         if (gslq_fvecs_write(ck.samples[i], samples->rows[i], (size_t)samples->n[i], samples->d[i], &e))
             return gsl_fail(err, "%s", e.msg);
-        if (gsl_file_crc(ck.samples[i], &ck.crc_samples[i], err)) return -1;
+        if (gsl_file_digest(ck.samples[i], &ck.crc_samples[i], err)) return -1;
     }
     /* The manifest names its files relative to its own folder (they live beside it), so a backup folder can be
      * moved or read from another working directory; each with the CRC-32 it was written with. */
     char text[8192];
     int len = snprintf(text, sizeof text,
-                       "gsl-checkpoint 2\nrun %016" PRIx64 "\nepoch %d\nseed %" PRIu64 "\nweights %s %08" PRIx32
+                       "gsl-checkpoint 3\nrun %016" PRIx64 "\nepoch %d\nseed %" PRIu64 "\nweights %s %08" PRIx32
                        "\noptim %s %08" PRIx32 "\ncodebooks %d\n",
                        run, epoch, seed, base_name(ck.weights), ck.crc_weights, base_name(ck.optim), ck.crc_optim,
                        ncb);
@@ -368,6 +369,8 @@ int gsl_ckpt_save(network *net, const char *prefix, int epoch, uint64_t seed, ui
         if (ck.samples[i][0])
             len += snprintf(text + len, sizeof text - len, "samples %d %s %08" PRIx32 "\n", i, base_name(ck.samples[i]),
                             ck.crc_samples[i]);
+    if (step && len < (int)sizeof text) /* the epoch the position is in */
+        len += snprintf(text + len, sizeof text - len, "layout %d %d\n", pos->steps, pos->per_step);
     if (step && len < (int)sizeof text) { /* the loss sum in hexadecimal: exact */
         len += snprintf(text + len, sizeof text - len, "position %d %a %016" PRIx64, step, pos->loss_sum, pos->res_rng);
         for (int i = 0; i < ncb && len < (int)sizeof text; i++)
@@ -438,10 +441,10 @@ static int names_epoch(const char *path, int epoch, int step)
     return *t == '.' || !strncmp(t, "_cb", 3);
 }
 
-static int verify(const char *manifest, const char *what, const char *path, uint32_t want, char *err)
+static int verify(const char *manifest, int version, const char *what, const char *path, uint32_t want, char *err)
 {
     uint32_t got;
-    if (gsl_file_crc(path, &got, err)) return -1;
+    if ((version >= 3 ? gsl_file_digest : gsl_file_crc)(path, &got, err)) return -1;
     if (got != want)
         return gsl_fail(err, "%s: its %s file %s does not match the checksum the manifest recorded (%08" PRIx32
                         ", the file has %08" PRIx32 "): damaged, or replaced by another epoch's or run's file",
@@ -503,8 +506,8 @@ int gsl_ckpt_read(const char *manifest, gsl_ckpt *ck, char *err)
         int v;
         if (!fields(line, "gsl-checkpoint", 1, fl)) {
             ONCE(1, "gsl-checkpoint");
-            if (parse_small(fl[0], &ck->version) || ck->version < 1 || ck->version > 2)
-                rc = gsl_fail(err, "%s: version '%s' (this build reads versions 1 and 2)", manifest, fl[0]);
+            if (parse_small(fl[0], &ck->version) || ck->version < 1 || ck->version > 3)
+                rc = gsl_fail(err, "%s: version '%s' (this build reads versions 1 to 3)", manifest, fl[0]);
         } else if (!fields(line, "run", 1, fl)) {
             ONCE(64, "run");
             char *end;
@@ -525,19 +528,19 @@ int gsl_ckpt_read(const char *manifest, gsl_ckpt *ck, char *err)
         } else if (!fields(line, "weights", 2, fl) || !fields(line, "weights", 1, fl)) {
             ONCE(8, "weights");
             snprintf(ck->weights, sizeof ck->weights, "%s", fl[0]);
-            if (ck->version == 2 && (fields(line, "weights", 2, fl) || parse_crc(fl[1], &ck->crc_weights)))
+            if (ck->version >= 2 && (fields(line, "weights", 2, fl) || parse_crc(fl[1], &ck->crc_weights)))
                 rc = gsl_fail(err, "%s: line %d: expected 'weights FILE CRC32'", manifest, lineno);
         } else if (!fields(line, "optim", 2, fl) || !fields(line, "optim", 1, fl)) {
             ONCE(16, "optim");
             snprintf(ck->optim, sizeof ck->optim, "%s", fl[0]);
-            if (ck->version == 2 && (fields(line, "optim", 2, fl) || parse_crc(fl[1], &ck->crc_optim)))
+            if (ck->version >= 2 && (fields(line, "optim", 2, fl) || parse_crc(fl[1], &ck->crc_optim)))
                 rc = gsl_fail(err, "%s: line %d: expected 'optim FILE CRC32'", manifest, lineno);
         } else if (!fields(line, "codebooks", 1, fl)) {
             ONCE(32, "codebooks");
             if (parse_small(fl[0], &ck->ncb) || ck->ncb > GSL_MAX_CODEBOOK_LAYERS)
                 rc = gsl_fail(err, "%s: line %d: codebooks '%s' (at most %d)", manifest, lineno, fl[0],
                               GSL_MAX_CODEBOOK_LAYERS);
-        } else if (!fields(line, "codebook", ck->version == 2 ? 3 : 2, fl)) {
+        } else if (!fields(line, "codebook", ck->version >= 2 ? 3 : 2, fl)) {
             if (!(got & 32) || ncb_seen >= ck->ncb) {
                 rc = gsl_fail(err, "%s: line %d: more codebook lines than 'codebooks' says", manifest, lineno);
                 break;
@@ -550,13 +553,13 @@ int gsl_ckpt_read(const char *manifest, gsl_ckpt *ck, char *err)
             ck->cb_installed[ncb_seen] = strcmp(fl[1], "-") != 0;
             if (ck->cb_installed[ncb_seen]) {
                 snprintf(ck->codebook[ncb_seen], sizeof ck->codebook[0], "%s", fl[1]);
-                if (ck->version == 2 && parse_crc(fl[2], &ck->crc_codebook[ncb_seen]))
+                if (ck->version >= 2 && parse_crc(fl[2], &ck->crc_codebook[ncb_seen]))
                     rc = gsl_fail(err, "%s: line %d: bad CRC32 '%s'", manifest, lineno, fl[2]);
-            } else if (ck->version == 2 && strcmp(fl[2], "-")) {
+            } else if (ck->version >= 2 && strcmp(fl[2], "-")) {
                 rc = gsl_fail(err, "%s: line %d: a codebook not installed has no CRC", manifest, lineno);
             }
             ncb_seen++;
-        } else if (!fields(line, "samples", ck->version == 2 ? 3 : 2, fl)) {
+        } else if (!fields(line, "samples", ck->version >= 2 ? 3 : 2, fl)) {
             if (parse_small(fl[0], &v) || !(got & 32) || v >= ck->ncb) {
                 rc = gsl_fail(err, "%s: line %d: samples of codebook '%s', which the manifest does not have", manifest,
                               lineno, fl[0]);
@@ -565,9 +568,14 @@ int gsl_ckpt_read(const char *manifest, gsl_ckpt *ck, char *err)
             if (samples_seen & (1 << v)) { rc = gsl_fail(err, "%s: line %d: samples %d given twice", manifest, lineno, v); break; }
             samples_seen |= 1 << v;
             snprintf(ck->samples[v], sizeof ck->samples[0], "%s", fl[1]);
-            if (ck->version == 2 && parse_crc(fl[2], &ck->crc_samples[v]))
+            if (ck->version >= 2 && parse_crc(fl[2], &ck->crc_samples[v]))
                 rc = gsl_fail(err, "%s: line %d: bad CRC32 '%s'", manifest, lineno, fl[2]);
-        } else if (ck->version == 2 && !strncmp(line, "position ", 9)) {
+        } else if (ck->version >= 3 && !fields(line, "layout", 2, fl)) {
+            ONCE(256, "layout");
+            if (parse_small(fl[0], &ck->pos.steps) || parse_small(fl[1], &ck->pos.per_step) || ck->pos.steps < 1 ||
+                ck->pos.per_step < 1)
+                rc = gsl_fail(err, "%s: line %d: expected 'layout STEPS SAMPLES_PER_STEP'", manifest, lineno);
+        } else if (ck->version >= 2 && !strncmp(line, "position ", 9)) {
             ONCE(128, "position");
             rc = parse_position(line + 9, ck, got & 32, err) ? gsl_fail(err, "%s: line %d: expected 'position STEP "
                                                                      "LOSS_SUM RNG' and one count per codebook",
@@ -580,11 +588,13 @@ int gsl_ckpt_read(const char *manifest, gsl_ckpt *ck, char *err)
     }
     fclose(f);
     if (rc) return rc;
-    int need = 63 | (ck->version == 2 ? 64 : 0);
+    int need = 63 | (ck->version >= 2 ? 64 : 0);
     if ((got & need) != need) return gsl_fail(err, "%s: not a complete gsl checkpoint manifest", manifest);
     if (ck->ncb != ncb_seen)
         return gsl_fail(err, "%s: says %d codebooks but lists %d", manifest, ck->ncb, ncb_seen);
     if (ck->pos.step && (ck->version < 2)) return gsl_fail(err, "%s: inconsistent manifest", manifest);
+    if (ck->version >= 3 && !ck->pos.step != !(got & 256)) /* a position and its layout come together */
+        return gsl_fail(err, "%s: a 'position' line needs its 'layout' line, and the other way round", manifest);
     /* every file is this epoch's: a manifest cannot mix epochs */
     int mixed = !names_epoch(ck->weights, ck->epoch, ck->pos.step) || !names_epoch(ck->optim, ck->epoch, ck->pos.step);
     for (int i = 0; i < ck->ncb; i++) {
@@ -607,12 +617,14 @@ int gsl_ckpt_read(const char *manifest, gsl_ckpt *ck, char *err)
         if (ck->samples[i][0] && gsl_file_size(ck->samples[i]) < 0)
             return gsl_fail(err, "%s: its samples file %s is missing", manifest, ck->samples[i]);
     if (ck->version < 2) return 0; /* written before checksums: the files' own checks only */
-    if (verify(manifest, "weights", ck->weights, ck->crc_weights, err) ||
-        verify(manifest, "optimizer", ck->optim, ck->crc_optim, err))
+    if (verify(manifest, ck->version, "weights", ck->weights, ck->crc_weights, err) ||
+        verify(manifest, ck->version, "optimizer", ck->optim, ck->crc_optim, err))
         return -1;
     for (int i = 0; i < ck->ncb; i++) {
-        if (ck->cb_installed[i] && verify(manifest, "codebook", ck->codebook[i], ck->crc_codebook[i], err)) return -1;
-        if (ck->samples[i][0] && verify(manifest, "samples", ck->samples[i], ck->crc_samples[i], err)) return -1;
+        if (ck->cb_installed[i] && verify(manifest, ck->version, "codebook", ck->codebook[i], ck->crc_codebook[i], err))
+            return -1;
+        if (ck->samples[i][0] && verify(manifest, ck->version, "samples", ck->samples[i], ck->crc_samples[i], err))
+            return -1;
     }
     return 0;
 }

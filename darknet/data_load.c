@@ -535,6 +535,10 @@ static int load_split(const gsl_data_cfg *cfg, gsl_split split, int c, int h, in
     const char *key = split == GSL_SPLIT_TRAIN ? "train" : split == GSL_SPLIT_VALID ? "valid" : "database";
     if (split == GSL_SPLIT_DATABASE && !src) { src = cfg->train; lab = cfg->train_labels; key = "train"; }
     if (!src) return gsl_fail(err, "%s: key '%s' is required for this command", cfg->file, key);
+    struct stat sst;
+    if (stat(src, &sst))
+        return gsl_fail(err, "%s: key '%s': %s: %s%s", cfg->file, key, src, strerror(errno),
+                        src[0] != '/' ? " (a relative path is read from the working directory)" : "");
     int rc;
     if (cfg->holdout > 0) need_labels = 1; /* the holdout is drawn per class */
     int idx = lab != NULL;
@@ -562,7 +566,7 @@ static int load_split(const gsl_data_cfg *cfg, gsl_split split, int c, int h, in
         char **names = NULL;
         int nn = 0;
         if (cfg->labels && read_lines(cfg->labels, &names, NULL, &nn, err)) return -1;
-        if (cfg->labels && nn < cfg->classes) {
+        if (cfg->labels && nn != cfg->classes) {
             free_lines(names, nn);
             return gsl_fail(err, "%s: %d names, but classes=%d in %s", cfg->labels, nn, cfg->classes, cfg->file);
         }

@@ -202,6 +202,10 @@ int gsl_cfg_check(const char *path, char *err)
             else if (!known_section(sec))
                 rc = gsl_fail(err, "%s: line %d: unknown section [%s] (Darknet's layers, or snap, similarity, "
                               "quantloss)", path, lineno, sec);
+            else if (!strcmp(sec, "batchnorm")) /* upstream allocates none of its training buffers on the CPU */
+                rc = gsl_fail(err, "%s: line %d: [batchnorm] as a layer of its own: Darknet's version of it crashes "
+                              "when it trains (it never allocates its buffers); use batch_normalize=1 in the "
+                              "[convolutional] or [connected] before it", path, lineno);
             sections++;
             keys_clear(&ks);
             continue;
@@ -246,6 +250,11 @@ int gsl_cfg_check(const char *path, char *err)
                           near ? " (did you mean '" : "", near ? near : "", near ? "'?)" : "");
         } else if (!net_value_ok(net_keys[i].kind, val, &want)) {
             rc = gsl_fail(err, "%s: line %d: [net]: key '%s': '%.40s' is not %s", path, lineno, key, val, want);
+        } else if ((!strcmp(key, "learning_rate") || !strcmp(key, "decay")) && !(atof(val) >= 0)) {
+            rc = gsl_fail(err, "%s: line %d: [net]: key '%s': %s is negative", path, lineno, key, val);
+        } else if (!strcmp(key, "momentum") && !(atof(val) >= 0 && atof(val) < 1)) {
+            rc = gsl_fail(err, "%s: line %d: [net]: key 'momentum': %s is outside [0, 1) (SGD with it diverges)", path,
+                          lineno, val);
         }
     }
     if (!rc && ferror(f)) rc = gsl_fail(err, "%s: read failed", path);

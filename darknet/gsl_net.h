@@ -71,6 +71,8 @@ typedef struct gsl_ckpt_position {
     double loss_sum;                        /* their summed losses */
     uint64_t res_rng;                       /* the rebuild reservoirs' generator */
     long res_seen[GSL_MAX_CODEBOOK_LAYERS]; /* inputs offered to each reservoir so far */
+    int steps, per_step;                    /* the epoch it is a position in: steps of per_step samples (manifest
+                                               version 3; 0 when not recorded) */
 } gsl_ckpt_position;
 
 /* A checkpoint: manifest `<prefix>.ckpt` naming the files of one epoch. */

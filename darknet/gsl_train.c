@@ -9,6 +9,7 @@
  * shard, the k-means statistics all-reduced every iteration (gslq_comm), so every rank ends with the same codebook;
  * only rank 0 writes files and prints progress. */
 #include <errno.h>
+#include <inttypes.h>
 #include <fcntl.h>
 #include <math.h>
 #include <signal.h>
@@ -101,6 +102,7 @@ typedef struct trainer {
     int per_step, sampler_batch, steps, interval;
     int start_epoch;              /* epochs already done (resume) */
     gsl_ckpt_position pos;        /* and steps of the next one (a checkpoint taken within it) */
+    int seed_given;               /* -seed was given (a resume refuses another seed than its run's) */
     double t_start;
     char csvpath[1100];
     int *idx;                     /* (per_step) sampler indices of a step: the batch loader's */
@@ -327,6 +329,15 @@ static int resume_from(trainer *t, const char *resume, int *start_epoch, gsl_ckp
             return gsl_fail(err, "%s: codebook %d is for layer %d, but the network's codebook layer is %d", resume,
                             i, ck.cb_layer[i], t->cbl[i]);
     if (ck.run) t->run = ck.run;
+    if (ck.seed != t->k.seed) { /* a run keeps its seed: its random streams continue from it */
+        if (t->seed_given)
+            return gsl_fail(err, "%s: the run's seed is %" PRIu64 ", -seed %" PRIu64 " would change its random streams "
+                            "mid-run (leave -seed out to resume)", resume, ck.seed, t->k.seed);
+        if (t->dist->rank == 0)
+            fprintf(stderr, "darknet gsl train: resuming with the run's seed %" PRIu64 " (the cfg says %" PRIu64 ")\n",
+                    ck.seed, t->k.seed);
+        t->k.seed = ck.seed;
+    }
     for (int r = 0; r < t->nrep; r++) {
         if (r == 0 && gsl_weights_check(t->nets[r], ck.weights, err)) return -1; /* the replicas share the cfg */
         load_weights(t->nets[r], ck.weights);
@@ -436,7 +447,7 @@ static int preempt(trainer *t, int epoch, int step, double loss_sum, char *err)
     t->stopped_epoch = epoch;
     t->stopped_step = step;
     if (t->dist->rank != 0) return 1;
-    gsl_ckpt_position pos = {step, loss_sum, t->res_rng, {0}};
+    gsl_ckpt_position pos = {step, loss_sum, t->res_rng, {0}, t->steps, t->per_step};
     for (int i = 0; i < t->ncb; i++) pos.res_seen[i] = t->res_seen[i];
     if (gsl_ckpt_save(t->nets[0], t->prefix, epoch, t->k.seed, t->run, t->ncb, t->cbl, t->pqs,
                       t->collect ? &t->res : NULL, &pos, err))
@@ -471,13 +482,23 @@ static int prepare_run(trainer *t, const char *resume, char *err)
     }
     if (resume) {
         if (resume_from(t, resume, &t->start_epoch, &t->pos, err)) return -1;
-        if (t->pos.step >= t->steps)
-            return gsl_fail(err, "%s: taken at step %d of an epoch, but an epoch has %d steps here (another batch size, "
-                            "dataset or number of ranks?)", resume, t->pos.step, t->steps);
+        if (t->pos.step >= t->steps ||
+            (t->pos.step && t->pos.steps && (t->pos.steps != t->steps || t->pos.per_step != t->per_step)))
+            return gsl_fail(err, "%s: taken at step %d of an epoch of %d steps of %d samples, but an epoch here has %d "
+                            "steps of %d (another batch size, dataset or number of ranks): resume a position within "
+                            "an epoch with the same, or from the epoch's own checkpoint", resume, t->pos.step,
+                            t->pos.steps ? t->pos.steps : t->pos.step, t->pos.per_step ? t->pos.per_step : t->per_step,
+                            t->steps, t->per_step);
         if (D->rank == 0 && t->pos.step)
             printf("resuming %s at epoch %d, step %d of %d\n", resume, t->start_epoch + 1, t->pos.step, t->steps);
         else if (D->rank == 0) printf("resuming %s at epoch %d\n", resume, t->start_epoch + 1);
+        if (D->rank == 0 && t->start_epoch >= t->k.epochs)
+            fprintf(stderr, "darknet gsl train: nothing to train: %s has %d epochs done, the schedule %d (-epochs N "
+                    "to train on)\n", resume, t->start_epoch, t->k.epochs);
     }
+    if (D->rank == 0 && t->ncb && t->k.warmup >= t->k.epochs)
+        fprintf(stderr, "darknet gsl train: note: warmup=%d is not below the %d epochs: no codebook will be built, the "
+                "codebook layers stay inactive\n", t->k.warmup, t->k.epochs);
     if (D->on) {
         uint32_t part[3];
         if (!gsl_dist_same_u32(D, state_crc(t, t->start_epoch, part), "the start-up consistency check"))
@@ -842,6 +863,7 @@ static int setup_trainer(trainer *t, const gsl_args *a, const char *weights, con
     if (gsl_data_cfg_read(t->datafile, &t->dc, err)) return -1;
     if (gsl_train_keys_read(t->cfgfile, &t->k, err)) return -1;
     if (a->seed_set) t->k.seed = a->seed;
+    t->seed_given = a->seed_set;
     int cfg_epochs = t->k.epochs;
     if (a->epochs) t->k.epochs = a->epochs;
     if (a->threads) t->k.threads = a->threads;
@@ -892,9 +914,18 @@ static int setup_trainer(trainer *t, const gsl_args *a, const char *weights, con
     network *net = t->nets[0];
     if (scale_schedule(t, cfg_epochs, t->k.epochs, err)) return -1;
     if (gsl_dist_prepare(D, net, err)) return -1;
-    if (net->layers[net->n - 1].truths && net->layers[net->n - 1].truths != t->dc.classes) {
-        snprintf(err, GSL_DATA_ERRLEN, "%s: the last layer takes %d classes, %s has classes=%d", t->cfgfile,
-                 net->layers[net->n - 1].truths, t->datafile, t->dc.classes);
+    if (!net->layers[net->n - 1].cost) {
+        snprintf(err, GSL_DATA_ERRLEN, "%s: the last layer ([%s]) computes no loss: gsl train needs a loss layer last "
+                 "([similarity], or Darknet's [softmax], [cost] or [logistic])", t->cfgfile,
+                 gsl_layer_name(&net->layers[net->n - 1]));
+        return -1;
+    }
+    /* the trainer writes `classes` label values per sample into net->truth, which holds net->truths of them (the
+     * last layer's truths, else its outputs: a Darknet [softmax] or [cost]) */
+    if (net->truths != t->dc.classes) {
+        snprintf(err, GSL_DATA_ERRLEN, "%s: the last layer ([%s]) takes %d values per sample as its truth, %s has "
+                 "classes=%d: one label per class is what gsl train gives it", t->cfgfile,
+                 gsl_layer_name(&net->layers[net->n - 1]), net->truths, t->datafile, t->dc.classes);
         return -1;
     }
     if (gsl_train_keys_check(&t->k, t->cfgfile, net->h, net->w, net->batch, err)) return -1;

@@ -87,7 +87,7 @@ long long gsl_file_size(const char *path)
     return stat(path, &st) ? -1 : (long long)st.st_size;
 }
 
-int gsl_file_crc(const char *path, uint32_t *crc, char *err)
+static int file_crc(const char *path, int fnv, uint32_t *crc, char *err)
 {
     struct stat st;
     if (stat(path, &st)) return gsl_fail(err, "%s: cannot open: %s", path, strerror(errno));
@@ -95,14 +95,24 @@ int gsl_file_crc(const char *path, uint32_t *crc, char *err)
     FILE *f = fopen(path, "rb");
     if (!f) return gsl_fail(err, "%s: cannot open: %s", path, strerror(errno));
     unsigned char buf[1 << 16];
-    uint32_t c = 0;
-    for (size_t n; (n = fread(buf, 1, sizeof buf, f)) > 0;) c = gslq_crc32(c, buf, n);
+    uint32_t c = fnv ? 2166136261u : 0;
+    for (size_t n; (n = fread(buf, 1, sizeof buf, f)) > 0;) {
+        if (!fnv) {
+            c = gslq_crc32(c, buf, n);
+            continue;
+        }
+        for (size_t i = 0; i < n; i++) c = (c ^ buf[i]) * 16777619u; /* FNV-1a */
+    }
     int bad = ferror(f);
     fclose(f);
     if (bad) return gsl_fail(err, "%s: read failed", path);
     *crc = c;
     return 0;
 }
+
+int gsl_file_crc(const char *path, uint32_t *crc, char *err) { return file_crc(path, 0, crc, err); }
+
+int gsl_file_digest(const char *path, uint32_t *crc, char *err) { return file_crc(path, 1, crc, err); }
 
 
 char *gsl_trim(char *s)

@@ -25,6 +25,11 @@ int gsl_mkdirs(const char *path, char *err);
 long long gsl_file_size(const char *path);
 /* CRC-32 of a whole regular file. */
 int gsl_file_crc(const char *path, uint32_t *crc, char *err);
+/* FNV-1a (32-bit) of a whole regular file: what checkpoint manifests (version 3) record. A file that ends with its
+ * own CRC-32 (codebooks, optimizer state) has the same CRC-32 as every other such file of its size, whatever it holds
+ * (CRC-32 is linear: the residue of a message followed by its CRC is a constant), so a CRC cannot tell two of them
+ * apart; FNV-1a's multiplications are not linear, and any one changed byte changes it. */
+int gsl_file_digest(const char *path, uint32_t *crc, char *err);
 
 /* The text of a line without its leading and trailing spaces, tabs and line end (in place). */
 char *gsl_trim(char *s);

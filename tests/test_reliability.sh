@@ -71,6 +71,13 @@ check preempt_checkpoint_position 'grep -qE "^position 3 [-+0-9a-fx.p]+ [0-9a-f]
   "$(cat S/small.ckpt)"
 check preempt_files_named_by_step '[ -f S/small_e0001_s000003.weights ] && [ -f S/small_e0001.weights ]' "$(ls S)"
 expect preempt_checkpoint_evaluates 0 "^PQ codes" "$bin" gsl eval s.data "$cfg" S/small.ckpt
+# the position is one within an epoch of 40 steps of 50: another batch size would read it as another place
+check preempt_checkpoint_layout 'grep -q "^layout 40 50$" S/small.ckpt' "$(cat S/small.ckpt)"
+mkdir -p b25 && sed 's/^batch=50/batch=25/' "$cfg" > b25/small.cfg
+cp S/small.ckpt S.ckpt.before
+expect preempt_resume_other_batch_refused 1 "taken at step 3 of an epoch of 40 steps of 50 samples, but an epoch here has 80 steps of 25" \
+  "$bin" gsl train s.data b25/small.cfg S/small.ckpt -epochs 3
+check preempt_resume_other_batch_kept 'cmp -s S/small.ckpt S.ckpt.before' "$(cat S/small.ckpt)"
 "$bin" gsl train s.data "$cfg" S/small.ckpt -epochs 3 > S3.log 2>&1; rc=$?
 check preempt_resume_runs '[ $rc = 0 ] && grep -q "resuming .*S/small.ckpt at epoch 2, step 3 of 40" S3.log' "exit $rc: $(tail -2 S3.log)"
 check preempt_resume_equals_uninterrupted "cmp -s U/small_e0003.weights S/small_e0003.weights && cmp -s U/small_e0003.optim S/small_e0003.optim" "weights or optimizer state differ"

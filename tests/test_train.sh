@@ -93,6 +93,45 @@ check restart_replaces_run '[ $rc = 0 ] && [ "$(awk "/^epoch /{print \$2}" R/sma
 expect restart_with_checkpoint_refused 2 "-restart starts a new run, R/small.ckpt resumes one: not both" \
   "$bin" gsl train r.data "$cfg" R/small.ckpt -restart
 
+# ---- the manifest's checksums tell apart two codebooks (or optimizer states) of the same shape: each file ends with
+# its own CRC-32, so their plain CRC-32s are all alike; the manifest's covers the size, then the bytes
+rm -rf Aswap && cp -r A Aswap && cp R/small_e0002_cb0.codebook Aswap/small_e0003_cb0.codebook
+expect swapped_codebook_detected 1 "its codebook file .*small_e0003_cb0.codebook does not match the checksum" \
+  "$bin" gsl eval a.data "$cfg" Aswap/small.ckpt
+rm -rf Aswap && cp -r A Aswap && cp R/small_e0002.optim Aswap/small_e0003.optim
+expect swapped_optimizer_detected 1 "its optimizer file .*small_e0003.optim does not match the checksum" \
+  "$bin" gsl train a.data "$cfg" Aswap/small.ckpt -epochs 4
+rm -rf Aswap
+
+# ---- a resumed run keeps its seed: the cfg's other seed= is said and overridden, another -seed is refused
+mkdata s7 S7
+"$bin" gsl train s7.data "$cfg" -seed 7 -epochs 1 > S71.log 2>&1
+expect resume_keeps_run_seed 0 "resuming with the run's seed 7 \(the cfg says 3\)" \
+  "$bin" gsl train s7.data "$cfg" S7/small.ckpt -epochs 2
+check resume_seed_in_manifest 'grep -q "^seed 7$" S7/small.ckpt' "$(cat S7/small.ckpt)"
+expect resume_other_seed_refused 1 "the run's seed is 7, -seed 8 would change its random streams" \
+  "$bin" gsl train s7.data "$cfg" S7/small.ckpt -epochs 3 -seed 8
+expect resume_nothing_to_train 0 "nothing to train: .*S7/small.ckpt has 2 epochs done, the schedule 2" \
+  "$bin" gsl train s7.data "$cfg" S7/small.ckpt -epochs 2
+
+# ---- the last layer: a loss whose truth is one value per class; a standalone [batchnorm] (upstream never allocates
+# its training buffers) and SGD settings that cannot train are refused before anything runs
+mkdata nl NL
+sed '/^\[snap\]/,$d' "$cfg" > noloss.cfg
+expect no_loss_layer_refused 1 "noloss.cfg: the last layer \(\[connected\]\) computes no loss" \
+  "$bin" gsl train nl.data noloss.cfg -epochs 1
+{ sed '/^\[snap\]/,$d' "$cfg" | sed '$s/.*//'; printf '[connected]\noutput=4\nactivation=linear\n\n[softmax]\n'; } > narrow.cfg
+sed -i 's/^classes_per_batch=5//' narrow.cfg
+expect narrow_truth_refused 1 "narrow.cfg: the last layer \(\[softmax\]\) takes 4 values per sample as its truth, nl.data has classes=10" \
+  "$bin" gsl train nl.data narrow.cfg -epochs 1
+check refused_runs_leave_nothing '[ ! -e NL ]' "$(ls NL 2>&1)"
+sed 's/^\[snap\]/[batchnorm]\n\n[snap]/' "$cfg" > bn.cfg
+expect standalone_batchnorm_refused 1 "bn.cfg: line [0-9]+: \[batchnorm\] as a layer of its own" "$bin" gsl check bn.cfg
+sed 's/^momentum=0.9/momentum=2/' "$cfg" > mom.cfg
+expect momentum_range_refused 1 "mom.cfg: line [0-9]+: \[net\]: key 'momentum': 2 is outside \[0, 1\)" "$bin" gsl check mom.cfg
+sed 's/^learning_rate=0.01/learning_rate=-0.01/' "$cfg" > neg.cfg
+expect negative_rate_refused 1 "neg.cfg: line [0-9]+: \[net\]: key 'learning_rate': -0.01 is negative" "$bin" gsl check neg.cfg
+
 # ---- embeddings, codes, search, export
 "$bin" gsl embed a.data "$cfg" A/small.ckpt -out emb > emb.log 2>&1; rc=$?
 check embed_fvecs '[ $rc = 0 ] && [ "$(stat -c %s emb.fvecs)" = $((500 * (4 + 16 * 4))) ]' "exit $rc $(tail -1 emb.log)"
@@ -213,11 +252,11 @@ expect_err() { # NAME DATAFILE_TEXT PATTERN
   printf '%b' "$2" > bad.data
   expect "$1" 1 "$3" "$bin" gsl train bad.data "$cfg"
 }
-expect_err bad_missing_images "classes=10\ntrain=$tmp/none.gz\ntrain_labels=$tmp/data/train-labels.gz\n" "none.gz: cannot open"
+expect_err bad_missing_images "classes=10\ntrain=$tmp/none.gz\ntrain_labels=$tmp/data/train-labels.gz\n" "bad.data: key 'train': .*none.gz: No such file"
 head -c 5000 <(gzip -dc data/train-images.gz) | gzip > short.gz
 expect_err bad_truncated_idx "classes=10\ntrain=$tmp/short.gz\ntrain_labels=$tmp/data/train-labels.gz\n" "short.gz: .*(ends inside|declares)"
 expect_err bad_unknown_key "classes=10\ntrian=x\n" "bad.data:2: unknown key 'trian'"
-expect_err bad_classes "classes=3\ntrain=$tmp/data/train-images.gz\ntrain_labels=$tmp/data/train-labels.gz\n" "(label [0-9]+ of sample [0-9]+ is not below classes=3|takes 10 classes)"
+expect_err bad_classes "classes=3\ntrain=$tmp/data/train-images.gz\ntrain_labels=$tmp/data/train-labels.gz\n" "(label [0-9]+ of sample [0-9]+ is not below classes=3|takes 10 values per sample as its truth, bad.data has classes=3)"
 printf 'x.png\n' > list.txt
 expect_err bad_list_without_labels "classes=10\ntrain=$tmp/list.txt\n" "needs the key 'labels'"
 
