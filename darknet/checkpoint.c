@@ -354,10 +354,10 @@ int gsl_ckpt_save(network *net, const char *prefix, int epoch, uint64_t seed, ui
      * moved or read from another working directory; each with the CRC-32 it was written with. */
     char text[8192];
     int len = snprintf(text, sizeof text,
-                       "gsl-checkpoint 3\nrun %016" PRIx64 "\nepoch %d\nseed %" PRIu64 "\nweights %s %08" PRIx32
-                       "\noptim %s %08" PRIx32 "\ncodebooks %d\n",
-                       run, epoch, seed, base_name(ck.weights), ck.crc_weights, base_name(ck.optim), ck.crc_optim,
-                       ncb);
+                       "gsl-checkpoint 3\nrun %016" PRIx64 "\nepoch %d\nseed %" PRIu64 "\nnetwork %d %08" PRIx32
+                       "\nweights %s %08" PRIx32 "\noptim %s %08" PRIx32 "\ncodebooks %d\n",
+                       run, epoch, seed, net->n, gsl_net_signature(net), base_name(ck.weights), ck.crc_weights,
+                       base_name(ck.optim), ck.crc_optim, ncb);
     for (int i = 0; i < ncb && len < (int)sizeof text; i++) {
         if (ck.cb_installed[i])
             len += snprintf(text + len, sizeof text - len, "codebook %d %s %08" PRIx32 "\n", cb_layer[i],
@@ -570,6 +570,10 @@ int gsl_ckpt_read(const char *manifest, gsl_ckpt *ck, char *err)
             snprintf(ck->samples[v], sizeof ck->samples[0], "%s", fl[1]);
             if (ck->version >= 2 && parse_crc(fl[2], &ck->crc_samples[v]))
                 rc = gsl_fail(err, "%s: line %d: bad CRC32 '%s'", manifest, lineno, fl[2]);
+        } else if (ck->version >= 3 && !fields(line, "network", 2, fl)) {
+            ONCE(512, "network");
+            if (parse_small(fl[0], &ck->net_layers) || ck->net_layers < 1 || parse_crc(fl[1], &ck->net_signature))
+                rc = gsl_fail(err, "%s: line %d: expected 'network LAYERS SIGNATURE'", manifest, lineno);
         } else if (ck->version >= 3 && !fields(line, "layout", 2, fl)) {
             ONCE(256, "layout");
             if (parse_small(fl[0], &ck->pos.steps) || parse_small(fl[1], &ck->pos.per_step) || ck->pos.steps < 1 ||
@@ -588,7 +592,7 @@ int gsl_ckpt_read(const char *manifest, gsl_ckpt *ck, char *err)
     }
     fclose(f);
     if (rc) return rc;
-    int need = 63 | (ck->version >= 2 ? 64 : 0);
+    int need = 63 | (ck->version >= 2 ? 64 : 0) | (ck->version >= 3 ? 512 : 0);
     if ((got & need) != need) return gsl_fail(err, "%s: not a complete gsl checkpoint manifest", manifest);
     if (ck->ncb != ncb_seen)
         return gsl_fail(err, "%s: says %d codebooks but lists %d", manifest, ck->ncb, ncb_seen);
@@ -627,4 +631,14 @@ int gsl_ckpt_read(const char *manifest, gsl_ckpt *ck, char *err)
             return -1;
     }
     return 0;
+}
+
+int gsl_ckpt_same_network(const gsl_ckpt *ck, const char *manifest, const network *net, const char *cfg, char *err)
+{
+    if (ck->version < 3) return 0; /* older manifests do not record it: the weights' size check is all there is */
+    uint32_t sig = gsl_net_signature(net);
+    if (ck->net_layers == net->n && ck->net_signature == sig) return 0;
+    return gsl_fail(err, "%s: written by another network than %s builds (the checkpoint's: %d layers, signature %08" PRIx32
+                    "; the cfg's: %d layers, %08" PRIx32 "): a layer's type or size differs; use the cfg the run was "
+                    "trained with", manifest, cfg, ck->net_layers, ck->net_signature, net->n, sig);
 }

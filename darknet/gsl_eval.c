@@ -366,6 +366,7 @@ static int session_open(session *s, int argc, char **argv, int cmd, int need_pq,
     if (!(s->nets = gsl_net_load(s->a.pos[1], is_ckpt ? ck.weights : w, s->a.ngpus ? s->a.gpus : NULL,
                                  s->a.ngpus ? 1 : 0, 0, seed, err)))
         return -1;
+    if (is_ckpt && gsl_ckpt_same_network(&ck, w, s->nets[0], s->a.pos[1], err)) return -1;
     if (!need_pq) return 0;
     gslq_error e = {0};
     /* -M/-K/-opq ask for a post-hoc fit; -normalize needs one (the network's codebook quantizes raw embeddings) */

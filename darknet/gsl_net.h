@@ -84,7 +84,10 @@ typedef struct gsl_ckpt {
     int cb_installed[GSL_MAX_CODEBOOK_LAYERS];
     char weights[1024], optim[1024], codebook[GSL_MAX_CODEBOOK_LAYERS][1024];
     char samples[GSL_MAX_CODEBOOK_LAYERS][1024]; /* the rebuild's training inputs ("" when none were kept) */
-    int version;               /* 1: no checksums (older runs); 2: every file's CRC-32 and the run's identity */
+    int version;               /* 1: no checksums (older runs); 2: every file's CRC-32 and the run's identity;
+                                  3: FNV-1a checksums, the network's signature, a position's layout */
+    int net_layers;            /* version 3: the network's layer count and signature (gsl_net_signature) */
+    uint32_t net_signature;
     uint64_t run;              /* the run that wrote it (version 2) */
     uint32_t crc_weights, crc_optim, crc_codebook[GSL_MAX_CODEBOOK_LAYERS], crc_samples[GSL_MAX_CODEBOOK_LAYERS];
     gsl_ckpt_position pos;     /* step 0: taken at the end of epoch `epoch` */
@@ -103,6 +106,14 @@ typedef struct gsl_ckpt_samples {
 int gsl_ckpt_save(network *net, const char *prefix, int epoch, uint64_t seed, uint64_t run, int ncb,
                   const int *cb_layer, gslq_pq *const *pqs, const gsl_ckpt_samples *samples,
                   const gsl_ckpt_position *pos, char *err);
+/* A checksum of the network's structure: each layer's type (Darknet's, or the plugin's section name) and its input
+ * and output sizes, in order. Two cfgs that build the same layers of the same sizes agree (whatever their activations,
+ * losses' settings or learning rates); a layer replaced by another type, or resized, changes it. */
+uint32_t gsl_net_signature(const network *net);
+/* 0 when the checkpoint (version 3) was written by a network of this structure (or records none); else an error
+ * naming the manifest and the cfg. */
+int gsl_ckpt_same_network(const gsl_ckpt *ck, const char *manifest, const network *net, const char *cfg, char *err);
+
 /* Reads a manifest strictly (every key once, nothing else on a line, all files of its own epoch) and verifies each
  * file against the CRC-32 it records (version 2). */
 int gsl_ckpt_read(const char *manifest, gsl_ckpt *ck, char *err);

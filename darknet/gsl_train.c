@@ -323,6 +323,7 @@ static int resume_from(trainer *t, const char *resume, int *start_epoch, gsl_ckp
 {
     gsl_ckpt ck;
     if (gsl_ckpt_read(resume, &ck, err)) return -1;
+    if (gsl_ckpt_same_network(&ck, resume, t->nets[0], t->cfgfile, err)) return -1;
     if (ck.ncb != t->ncb) return gsl_fail(err, "%s: %d codebooks, the network has %d codebook layers", resume, ck.ncb, t->ncb);
     for (int i = 0; i < t->ncb; i++)
         if (ck.cb_layer[i] != t->cbl[i])

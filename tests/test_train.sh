@@ -103,6 +103,16 @@ expect swapped_optimizer_detected 1 "its optimizer file .*small_e0003.optim does
   "$bin" gsl train a.data "$cfg" Aswap/small.ckpt -epochs 4
 rm -rf Aswap
 
+# ---- a checkpoint is resumed and evaluated only with a cfg that builds its network: [snap] replaced by a
+# [quantloss] of the same shape (the same weights, so the weights' size check passes) is refused by train and eval
+mkdir -p ql && sed -e 's/^\[snap\]/[quantloss]\nlambda=0.1/' -e '/^neighbors=\|^mode=\|^alpha=/d' "$cfg" > ql/small.cfg
+expect resume_other_network_refused 1 "A/small.ckpt: written by another network than ql/small.cfg builds" \
+  "$bin" gsl train a.data ql/small.cfg A/small.ckpt -epochs 4
+expect eval_other_network_refused 1 "A/small.ckpt: written by another network than ql/small.cfg builds" \
+  "$bin" gsl eval a.data ql/small.cfg A/small.ckpt
+sed 's/^activation=relu/activation=leaky/' "$cfg" > ql/act.cfg
+expect eval_same_network_other_activation 0 "^PQ codes" "$bin" gsl eval a.data ql/act.cfg A/small.ckpt
+
 # ---- a resumed run keeps its seed: the cfg's other seed= is said and overridden, another -seed is refused
 mkdata s7 S7
 "$bin" gsl train s7.data "$cfg" -seed 7 -epochs 1 > S71.log 2>&1
