@@ -32,6 +32,7 @@
 #include "gsl_opts.h"
 #include "option_list.h"
 #include "registry.h"
+#include "snap_layer.h"
 
 #ifdef GPU
 /* Darknet's replica training (network.c, GPU builds only), not in its public header. */
@@ -103,6 +104,7 @@ typedef struct trainer {
     int start_epoch;              /* epochs already done (resume) */
     gsl_ckpt_position pos;        /* and steps of the next one (a checkpoint taken within it) */
     int seed_given;               /* -seed was given (a resume refuses another seed than its run's) */
+    int log_cb;                   /* the codebook layer (index into cbl) of the logged qerr and snapped */
     double t_start;
     char csvpath[1100];
     int *idx;                     /* (per_step) sampler indices of a step: the batch loader's */
@@ -470,6 +472,10 @@ static int prepare_run(trainer *t, const char *resume, char *err)
     if (t->steps < 1) return gsl_fail(err, "%d training samples, fewer than one step of %d", t->train.n, t->per_step);
     t->interval = t->k.log_interval ? t->k.log_interval : (t->steps >= 10 ? t->steps / 5 : 1);
     t->ncb = gsl_net_codebook_layers(net, t->cbl);
+    /* the layer whose qerr and snapped fraction the log shows: the first [snap] (a [quantloss] snaps nothing) */
+    t->log_cb = 0;
+    for (int i = t->ncb - 1; i >= 0; i--)
+        if (gsl_is_snap_layer(&net->layers[t->cbl[i]])) t->log_cb = i;
     /* the trainer rebuilds at epoch boundaries itself: the layers' own schedules are off */
     for (int i = 0; i < t->ncb; i++)
         for (int r = 0; r < t->nrep; r++) gsl_codebook_rebuild_off(gsl_layer_codebook(&t->nets[r]->layers[t->cbl[i]]));
@@ -528,6 +534,7 @@ static void print_header(const trainer *t)
     const gsl_dist *D = t->dist;
     printf("training %s on %d samples (%d classes), %d steps of %d per epoch, epochs %d..%d, %d codebook layer(s)",
            t->cfgfile, t->train.n, t->dc.classes, t->steps, t->per_step, t->start_epoch + 1, t->k.epochs, t->ncb);
+    if (t->ncb > 1) printf(" (qerr and snapped: layer %d)", t->cbl[t->log_cb]);
     if (D->on) printf(", %d ranks x %d x %d subdivisions (%s)", D->size, net->batch, net->subdivisions, gsl_dist_backend(D));
     if (t->aug.flip || t->aug.shift)
         printf(", augmented (%s%sshift %d)", t->aug.flip ? "flip" : "", t->aug.flip ? ", " : "", t->aug.shift);
@@ -661,7 +668,7 @@ static int progress(trainer *t, epoch_run *e, int s, double *loss_int, int *nint
     char eta[32];
     fmt_duration(eta, sizeof eta, (gslq_now_s() - t->t_start) / done * (total - done));
     gsl_layer_stats st = {0};
-    if (t->ncb) gsl_layer_get_stats(&net->layers[t->cbl[0]], &st, 0);
+    if (t->ncb) gsl_layer_get_stats(&net->layers[t->cbl[t->log_cb]], &st, 0);
     /* means over the ranks, and whether any rank was asked to stop */
     double v[4] = {*loss_int, st.last_qerr, st.last_snapped_frac, preempt_signal != 0};
     gsl_dist_sum_doubles(D, v, 4, "the progress-line all-reduce");
@@ -674,7 +681,7 @@ static int progress(trainer *t, epoch_run *e, int s, double *loss_int, int *nint
     }
     if (D->rank == 0) {
         printf("epoch %d/%d batch %d/%d loss %.5f", e->epoch + 1, t->k.epochs, s + 1, steps, v[0] / *nint);
-        if (t->ncb && gsl_layer_codebook_installed(&net->layers[t->cbl[0]])) printf(" qerr %.5f snapped %.3f", v[1], v[2]);
+        if (t->ncb && gsl_layer_codebook_installed(&net->layers[t->cbl[t->log_cb]])) printf(" qerr %.5f snapped %.3f", v[1], v[2]);
         else if (t->ncb) printf(" qerr - snapped -");
         printf(" %.0f img/s ETA %s\n", ips, eta);
         fflush(stdout);
@@ -721,11 +728,11 @@ static int finish_epoch(trainer *t, epoch_run *e, char *err)
     if (t->nrep > 1) sync_nets(t->nets, t->nrep, 0);
 #endif
     double snapped = NAN, qerr = e->qerr_rebuild, loss_sum = e->loss_sum;
-    if (t->ncb && gsl_layer_codebook_installed(&net->layers[t->cbl[0]])) {
+    if (t->ncb && gsl_layer_codebook_installed(&net->layers[t->cbl[t->log_cb]])) {
         double sf = 0, qe = 0;
         for (int r = 0; r < t->nrep; r++) {
             gsl_layer_stats st;
-            gsl_layer_get_stats(&t->nets[r]->layers[t->cbl[0]], &st, 0);
+            gsl_layer_get_stats(&t->nets[r]->layers[t->cbl[t->log_cb]], &st, 0);
             sf += st.snapped_frac;
             qe += st.qerr;
         }
