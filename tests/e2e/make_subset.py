@@ -3,6 +3,7 @@
 usage: make_subset.py OUTDIR TRAIN_PER_CLASS TEST_PER_CLASS
 Takes the first N samples of each class, in file order, so the subset is the same on every machine."""
 import gzip
+import os
 import struct
 import sys
 
@@ -40,5 +41,6 @@ def subset(split, per_class, out, name):
 
 if __name__ == "__main__":
     out, ntr, nte = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+    os.makedirs(out, exist_ok=True)
     subset("train", ntr, out, "train")
     subset("t10k", nte, out, "test")
