@@ -9,7 +9,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (!files_made) {
         const char *names[] = {"small_e0002.weights", "small_e0002.optim", "small_e0002_cb0.codebook",
                                "small_e0002_cb0.samples.fvecs", "small_e0001_s000003.weights",
-                               "small_e0001_s000003.optim", "small_e0001.weights"};
+                               "small_e0001_s000003.optim", "small_e0001.weights", "small_e0001_s000003_cb0.codebook"};
         for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) fuzz_file(1, names[i], (const uint8_t *)"abcd", 4);
         files_made = 1;
     }

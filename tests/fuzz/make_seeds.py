@@ -76,5 +76,13 @@ put("fuzz_manifest", "position", ("gsl-checkpoint 2\nrun 0123456789abcdef\nepoch
                                   "weights small_e0001_s000003.weights %s\noptim small_e0001_s000003.optim %s\n"
                                   "codebooks 1\ncodebook 6 - -\nposition 3 0x1.3a3dc88p+4 78dde6e5fd29f055 150\n"
                                   % (crc, crc)).encode())
+fnv = 2166136261
+for byte in b"abcd":
+    fnv = ((fnv ^ byte) * 16777619) & 0xFFFFFFFF
+fnv = "%08x" % fnv
+put("fuzz_manifest", "v3", ("gsl-checkpoint 3\nrun 0123456789abcdef\nepoch 1\nseed 3\nnetwork 8 b4c4c3d4\n"
+                            "weights small_e0001_s000003.weights %s\noptim small_e0001_s000003.optim %s\n"
+                            "codebooks 1\ncodebook 6 small_e0001_s000003_cb0.codebook %s\nlayout 40 50\n"
+                            "position 3 0x1.3a3dc88p+4 78dde6e5fd29f055 150\n" % (fnv, fnv, fnv)).encode())
 put("fuzz_manifest", "v1", b"gsl-checkpoint 1\nepoch 1\nseed 3\nweights small_e0001.weights\noptim x\ncodebooks 0\n")
 print("seeds written to", out)
