@@ -258,11 +258,31 @@ out = []
 for l in open(sys.argv[1]):
     w = l.split()
     if w[0] == "gsl-checkpoint": out.append("gsl-checkpoint 1")
-    elif w[0] == "run": continue
+    elif w[0] in ("run", "network", "layout"): continue
     elif w[0] in ("weights", "optim"): out.append(" ".join(w[:2]))
     elif w[0] in ("codebook", "samples"): out.append(" ".join(w[:3]))
     else: out.append(l.strip())
 open(sys.argv[2], "w").write("\n".join(out) + "\n")
 PY
 expect version1_manifest_loads 0 "^PQ codes" "$bin" gsl eval a.data "$cfg" A/v1.ckpt
+# a manifest of version 2 (CRC-32s, no network line) loads and is verified as such: with its files' CRC-32s it
+# evaluates, with one of them wrong it is refused
+"$py" - A/small.ckpt A/v2.ckpt A/v2bad.ckpt <<'PY'
+import os, sys, zlib
+d = os.path.dirname(sys.argv[1])
+good, bad = [], []
+for l in open(sys.argv[1]):
+    w = l.split()
+    if w[0] == "gsl-checkpoint": w = ["gsl-checkpoint", "2"]
+    elif w[0] in ("network", "layout"): continue
+    elif w[0] in ("weights", "optim") or (w[0] in ("codebook", "samples") and w[2] != "-"):
+        w[-1] = "%08x" % zlib.crc32(open(os.path.join(d, w[-2]), "rb").read())
+    good.append(" ".join(w))
+    bad.append(" ".join(w[:-1] + ["00000000"]) if w[0] == "weights" else " ".join(w))
+open(sys.argv[2], "w").write("\n".join(good) + "\n")
+open(sys.argv[3], "w").write("\n".join(bad) + "\n")
+PY
+expect version2_manifest_loads 0 "^PQ codes" "$bin" gsl eval a.data "$cfg" A/v2.ckpt
+expect version2_manifest_verified 1 "v2bad.ckpt: its weights file .* does not match the checksum" \
+  "$bin" gsl eval a.data "$cfg" A/v2bad.ckpt
 result
