@@ -93,6 +93,9 @@ static int parse_snap(const gsl_section *sec, layer *out, char *err)
     static const char *const modes[] = {"rotate", "project", "lookahead", NULL};
     int M, K, nb, mode;
     float alpha, eta;
+    if (sec->index == 0) /* it rewrites the gradient it passes down: the input image would take it */
+        return gsl_fail(err, "the first layer: no layer below takes the gradient it rewrites (put [snap] after the "
+                        "layer whose output it quantizes, e.g. the embedding's [connected])");
     if (gsl_codebook_parse_shape(sec, keys, &M, &K, err)) return -1;
     /* the defaults are the study's recommendation (docs/RESULTS.md): project with alpha 0.1 */
     if (gsl_opt_enum(sec, "mode", "project", modes, &mode, err)) return -1;

@@ -73,6 +73,10 @@ expect check_quantloss_net 0 '1  quantloss +8 +8' "$bin" gsl check "$cfgdir/test
 expect check_similarity_net 0 '1  similarity +5 +5' "$bin" gsl check "$cfgdir/test_similarity_net.cfg"
 expect check_snap_lookahead_defaults 0 'snap +3 x 256 codewords, lookahead, alpha 0.5, eta 1' \
   "$bin" gsl check "$cfgdir/test_snap_lookahead.cfg"
+# [snap] as the first layer: nothing below it takes the gradient it rewrites
+printf '[net]\nbatch=4\nheight=1\nwidth=1\nchannels=8\n\n[snap]\nsubspaces=4\n\n[similarity]\nclasses=2\n' > "$tmp/snap_first.cfg"
+expect check_snap_first_layer 1 "snap_first.cfg: layer 0 \[snap\]: the first layer: no layer below takes the gradient" \
+  "$bin" gsl check "$tmp/snap_first.cfg"
 # without mode and alpha, [snap] is what docs/RESULTS.md recommends: project with alpha 0.1
 printf '[net]\nbatch=4\nheight=1\nwidth=1\nchannels=6\n\n[connected]\noutput=12\nactivation=linear\n\n[snap]\nsubspaces=4\n\n[similarity]\nclasses=2\n' \
   > "$tmp/snap_defaults.cfg"
