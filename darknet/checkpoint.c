@@ -116,10 +116,9 @@ int gsl_weights_check(const network *net, const char *path, char *err)
 
 int gsl_weights_save(network *net, const char *path, uint32_t *crc, char *err)
 {
-    char tmp[1100];
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
-    FILE *f = fopen(tmp, "wb"); /* Darknet's save_weights exits on an unwritable path: look first */
-    if (!f) return gsl_fail(err, "%s: cannot write: %s", tmp, strerror(errno));
+    char tmp[GSLQ_TMP_PATH_MAX];
+    FILE *f = gsl_create_tmp(path, tmp, err); /* Darknet's save_weights exits on an unwritable path: create it first */
+    if (!f) return -1;
     fclose(f);
     save_weights(net, tmp);
     long long have = gsl_file_size(tmp), want = weights_bytes(net), extra = 0;
@@ -164,22 +163,17 @@ static void count_buf(gsl_buf b, void *c) { ((io_ctx *)c)->floats += b.n; }
 int gsl_optim_save(network *net, const char *path, char *err)
 {
     gsl_net_set_device(net);
-    char tmp[1100];
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
-    io_ctx c = {fopen(tmp, "wb"), 0, 0, 0};
-    if (!c.f) return gsl_fail(err, "%s: cannot write: %s", tmp, strerror(errno));
+    char tmp[GSLQ_TMP_PATH_MAX];
+    io_ctx c = {gsl_create_tmp(path, tmp, err), 0, 0, 0};
+    if (!c.f) return -1;
     io_ctx n = {0};
     gsl_net_each_buffer(net, GSL_BUF_GRAD, count_buf, &n);
     uint64_t count = n.floats;
-    int ok = fwrite(OPTIM_MAGIC, 1, 8, c.f) == 8 && fwrite(&count, sizeof count, 1, c.f) == 1;
-    if (ok) gsl_net_each_buffer(net, GSL_BUF_GRAD, write_buf, &c);
-    ok = ok && !c.bad && fwrite(&c.crc, sizeof c.crc, 1, c.f) == 1;
-    ok &= fclose(c.f) == 0;
-    if (!ok) {
-        unlink(tmp);
-        return gsl_fail(err, "%s: write failed: %s", tmp, strerror(errno));
-    }
-    return gsl_commit_file(tmp, path, err);
+    fwrite(OPTIM_MAGIC, 1, 8, c.f);
+    fwrite(&count, sizeof count, 1, c.f);
+    gsl_net_each_buffer(net, GSL_BUF_GRAD, write_buf, &c);
+    fwrite(&c.crc, sizeof c.crc, 1, c.f); /* a short write sets the stream's error, which gsl_close_commit reports */
+    return gsl_close_commit(c.f, tmp, path, err);
 }
 
 int gsl_optim_load(network *net, const char *path, char *err)

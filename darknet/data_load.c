@@ -441,21 +441,22 @@ void gsl_data_item(const gsl_data *d, int i, char *buf, size_t cap)
     else snprintf(buf, cap, "%s#%d", d->source ? d->source : "", d->record ? d->record[i] : i);
 }
 
-int gsl_data_write_items(const char *path, const gsl_data *d, char *err)
+int gsl_data_write_items(const char *path, const gsl_data *d, uint32_t *crc, char *err)
 {
-    char tmp[4200];
-    if (snprintf(tmp, sizeof tmp, "%s.tmp", path) >= (int)sizeof tmp) return gsl_fail(err, "%s: path too long", path);
-    FILE *f = fopen(tmp, "w");
-    if (!f) return gsl_fail(err, "%s: cannot create: %s", tmp, strerror(errno));
+    char tmp[GSLQ_TMP_PATH_MAX];
+    FILE *f = gsl_create_tmp(path, tmp, err);
+    if (!f) return -1;
     char item[4200];
+    uint32_t c = 0;
     for (int i = 0; i < d->n; i++) {
-        gsl_data_item(d, i, item, sizeof item);
-        fputs(item, f);
-        fputc('\n', f);
+        gsl_data_item(d, i, item, sizeof item - 1);
+        size_t n = strlen(item);
+        item[n++] = '\n';
+        c = gslq_crc32(c, item, n);
+        fwrite(item, 1, n, f);
     }
-    int bad = ferror(f) | fflush(f) | fsync(fileno(f));
-    if (fclose(f) || bad) { unlink(tmp); return gsl_fail(err, "%s: write error: %s", tmp, strerror(errno)); }
-    return gsl_commit_file(tmp, path, err);
+    if (crc) *crc = c;
+    return gsl_close_commit(f, tmp, path, err);
 }
 
 int gsl_data_unreadable_count(const gsl_data *d)

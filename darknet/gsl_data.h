@@ -117,8 +117,9 @@ void gsl_image_malloc_tune(void);
 
 /* The item behind sample i: the image path (list sources), or "FILE#RECORD" (IDX sources). */
 void gsl_data_item(const gsl_data *d, int i, char *buf, size_t cap);
-/* Writes the items of samples 0..n-1, one per line (line i: the item behind id i), atomically. */
-int gsl_data_write_items(const char *path, const gsl_data *d, char *err);
+/* Writes the items of samples 0..n-1, one per line (line i: the item behind id i), atomically; with crc non-NULL,
+ * the CRC-32 of what it wrote (the whole file). */
+int gsl_data_write_items(const char *path, const gsl_data *d, uint32_t *crc, char *err);
 
 /* Unreadable samples found (skip mode), and their removal: keeps the readable samples and the matching rows of
  * rows (n rows of row_bytes bytes each: embeddings or codes; may be NULL), in order. */

@@ -494,45 +494,6 @@ static int write_labels(const char *path, const gsl_data *d, char *err)
     return rc ? gsl_fail(err, "%s", e.msg) : 0;
 }
 
-/* The files one command writes (-out X: X.codes, X.items, ...), committed as a set: each is written whole under a
- * staging name of this process beside its final one (FINAL.partPID), and only when every one is written are they
- * renamed into place, in order. A failure before that removes the staged files and leaves the files of an earlier
- * run as they were. A crash (or a failing rename) between the renames can still leave a mix of two runs: encode's
- * tag detects it for its codes and items (CODES_TAG_*). */
-#define OUT_SET_MAX 4
-typedef struct {
-    int n;
-    char final[OUT_SET_MAX][1100], staged[OUT_SET_MAX][1120];
-} out_set;
-
-/* The staging path of OUT + suffix (NULL with err when it does not fit). */
-static const char *out_stage(out_set *o, const char *out, const char *suffix, char *err)
-{
-    if (o->n == OUT_SET_MAX) { gsl_fail(err, "internal: too many output files"); return NULL; }
-    char *f = o->final[o->n], *st = o->staged[o->n];
-    if (snprintf(f, sizeof o->final[0], "%s%s", out, suffix) >= (int)sizeof o->final[0]) {
-        gsl_fail(err, "-out %s: path too long", out);
-        return NULL;
-    }
-    snprintf(st, sizeof o->staged[0], "%s%s.part%d", out, suffix, (int)getpid()); /* fits: final did */
-    return o->staged[o->n++];
-}
-
-static int out_commit(out_set *o, char *err)
-{
-    for (int i = 0; i < o->n; i++)
-        if (gsl_commit_file(o->staged[i], o->final[i], err)) return -1;
-    o->n = 0;
-    return 0;
-}
-
-/* Removes what was staged and not committed. */
-static void out_abort(out_set *o)
-{
-    for (int i = 0; i < o->n; i++) unlink(o->staged[i]);
-    o->n = 0;
-}
-
 /* The tag gsl encode keeps in X.codes (gslq_codes_save_tagged): whether the embeddings were L2-normalised, and the
  * CRC-32 of X.items, so that gsl search -codes uses the codes as they were made and with their own items. */
 #define CODES_TAG_GSL (1ull << 63)
@@ -674,14 +635,19 @@ static int embed_family(int cmd, int argc, char **argv)
         return 2;
     }
     if (!rc) cosine_note(&s, names[cmd]);
-    /* every file the command will write, checked before anything is embedded */
-    static const char *const outs[][4] = {{".fvecs", ".items", ".labels.ivecs"}, {".codes", ".items", ".labels.ivecs"},
-                                          {".ids.ivecs", ".dist.fvecs", ".items", ".queries.items"}, {"", ".items"}};
+    /* every file the command writes (-out X: X.codes, X.items, ...), checked before anything is embedded and
+     * committed as a set (gslq_outset), in this order; out[i] is where file i is written. A crash between the renames
+     * can still leave a mix of two runs: encode's tag detects it for its codes and items (CODES_TAG_*). */
+    static const char *const outs[][4] = {{".fvecs", ".items", ".labels.ivecs"}, {".items", ".labels.ivecs", ".codes"},
+                                          {".ids.ivecs", ".dist.fvecs", ".items", ".queries.items"}, {".items", ""}};
+    gslq_outset os = {0};
+    const char *out[4] = {0};
     for (int i = 0; !rc && cmd != CMD_EVAL && s.a.out && i < 4 && outs[cmd][i]; i++) {
-        char p[1200];
+        char p[4200];
         gslq_error pe = {0};
-        snprintf(p, sizeof p, "%s%s", s.a.out, outs[cmd][i]);
-        if (gslq_check_output(p, &pe)) rc = gsl_fail(err, "-out %s: %s", s.a.out, pe.msg);
+        if (snprintf(p, sizeof p, "%s%s", s.a.out, outs[cmd][i]) >= (int)sizeof p)
+            rc = gsl_fail(err, "-out %s: path too long", s.a.out);
+        else if (!(out[i] = gslq_outset_add(&os, p, &pe))) rc = gsl_fail(err, "-out %s: %s", s.a.out, pe.msg);
     }
     gsl_data d = {0}, q = {0};
     float *x = NULL, *xq = NULL;
@@ -698,14 +664,12 @@ static int embed_family(int cmd, int argc, char **argv)
         if (!rc && (cmd == CMD_EMBED || (cmd == CMD_EXPORT && s.a.ivf))) rc = embed_data(&s, &d, &x, &dim, what, err);
         else if (!rc) rc = encode_data(&s, &d, &codes, what, err);
     }
-    out_set os = {0};
-    const char *sp = NULL; /* the staging path of the file being written */
-#define STAGE(suffix) (!rc && !(sp = out_stage(&os, s.a.out, suffix, err)) ? (rc = -1) : rc)
+#define COMMIT() (!rc && gslq_outset_commit(&os, &e) ? (rc = gsl_fail(err, "%s", e.msg)) : rc)
     if (!rc && cmd == CMD_EMBED) {
-        if (!STAGE(".fvecs") && gslq_fvecs_write(sp, x, d.n, dim, &e)) rc = gsl_fail(err, "%s", e.msg);
-        if (!STAGE(".items")) rc = gsl_data_write_items(sp, &d, err);
-        if (!STAGE(".labels.ivecs")) rc = write_labels(sp, &d, err);
-        if (!rc && !(rc = out_commit(&os, err)))
+        if (gslq_fvecs_write(out[0], x, d.n, dim, &e)) rc = gsl_fail(err, "%s", e.msg);
+        if (!rc) rc = gsl_data_write_items(out[1], &d, NULL, err);
+        if (!rc) rc = write_labels(out[2], &d, err);
+        if (!COMMIT())
             printf("wrote %s.fvecs (%d x %d%s), %s.items and %s.labels.ivecs\n", s.a.out, d.n, dim,
                    s.a.normalize ? ", L2-normalised" : "", s.a.out, s.a.out);
     }
@@ -715,21 +679,21 @@ static int embed_family(int cmd, int argc, char **argv)
     }
     if (!rc && cmd == CMD_ENCODE) {
         uint32_t items_crc = 0;
-        if (!STAGE(".items") && !(rc = gsl_data_write_items(sp, &d, err))) rc = gsl_file_crc(sp, &items_crc, err);
-        if (!STAGE(".labels.ivecs")) rc = write_labels(sp, &d, err);
+        rc = gsl_data_write_items(out[0], &d, &items_crc, err);
+        if (!rc) rc = write_labels(out[1], &d, err);
         uint64_t tag = CODES_TAG_GSL | (s.a.normalize ? CODES_TAG_NORMALIZED : 0) | items_crc;
-        if (!STAGE(".codes") && gslq_codes_save_tagged(sp, &s.pq, codes, d.n, tag, &e)) rc = gsl_fail(err, "%s", e.msg);
-        if (!rc && !(rc = out_commit(&os, err)))
+        if (!rc && gslq_codes_save_tagged(out[2], &s.pq, codes, d.n, tag, &e)) rc = gsl_fail(err, "%s", e.msg);
+        if (!COMMIT())
             printf("wrote %s.codes (%d codes of %d bytes), %s.items and %s.labels.ivecs\n", s.a.out, d.n, s.pq.M,
                    s.a.out, s.a.out);
     }
     if (!rc && cmd == CMD_EXPORT) {
-        if (!STAGE(".items")) rc = gsl_data_write_items(sp, &d, err);
-        if (!STAGE("")) {
-            if (s.a.ivf) rc = export_ivf(&s, sp, x, &d, dim, codes, err);
-            else if (gslq_export_faiss(sp, &s.pq, codes, d.n, &e)) rc = gsl_fail(err, "%s", e.msg);
+        rc = gsl_data_write_items(out[0], &d, NULL, err);
+        if (!rc) {
+            if (s.a.ivf) rc = export_ivf(&s, out[1], x, &d, dim, codes, err);
+            else if (gslq_export_faiss(out[1], &s.pq, codes, d.n, &e)) rc = gsl_fail(err, "%s", e.msg);
         }
-        if (!rc && !(rc = out_commit(&os, err))) {
+        if (!COMMIT()) {
             printf("wrote %s: a Faiss %s%s of %d codes (%s), and %s.items\n", s.a.out,
                    s.pq.rotation ? "IndexPreTransform(OPQ)+" : "", s.a.ivf ? "IndexIVFPQ" : "IndexPQ", d.n, s.pq_from,
                    s.a.out);
@@ -754,17 +718,17 @@ static int embed_family(int cmd, int argc, char **argv)
         if (!rc && gslq_adc_search(&s.pq, codes, d.n, xq, q.n, qd, k, ids, dist, s.a.threads ? s.a.threads : 2, &e))
             rc = gsl_fail(err, "%s", e.msg);
         for (size_t i = 0; !rc && i < (size_t)q.n * k; i++) ids32[i] = (int32_t)ids[i];
-        if (!STAGE(".ids.ivecs") && gslq_ivecs_write(sp, ids32, q.n, k, &e)) rc = gsl_fail(err, "%s", e.msg);
-        if (!STAGE(".dist.fvecs") && gslq_fvecs_write(sp, dist, q.n, k, &e)) rc = gsl_fail(err, "%s", e.msg);
-        if (!STAGE(".items")) rc = gsl_data_write_items(sp, &d, err);
-        if (!STAGE(".queries.items")) rc = gsl_data_write_items(sp, &q, err);
-        if (!rc && !(rc = out_commit(&os, err)))
+        if (!rc && gslq_ivecs_write(out[0], ids32, q.n, k, &e)) rc = gsl_fail(err, "%s", e.msg);
+        if (!rc && gslq_fvecs_write(out[1], dist, q.n, k, &e)) rc = gsl_fail(err, "%s", e.msg);
+        if (!rc) rc = gsl_data_write_items(out[2], &d, NULL, err);
+        if (!rc) rc = gsl_data_write_items(out[3], &q, NULL, err);
+        if (!COMMIT())
             printf("wrote %s.ids.ivecs, %s.dist.fvecs (top %d of %d for %d queries), %s.items (database) and "
                    "%s.queries.items\n", s.a.out, s.a.out, k, d.n, q.n, s.a.out, s.a.out);
         free(ids); free(dist); free(ids32);
     }
-#undef STAGE
-    out_abort(&os);
+#undef COMMIT
+    gslq_outset_free(&os);
     if (rc) fprintf(stderr, "darknet gsl %s: error: %s\n", names[cmd], err);
     free(x); free(xq); free(codes);
     gsl_data_free(&d);

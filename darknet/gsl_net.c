@@ -239,12 +239,12 @@ int gsl_net_similarity_is_cosine(const network *net)
 
 uint32_t gsl_net_signature(const network *net)
 {
-    uint32_t h = 2166136261u; /* FNV-1a over "type inputs outputs;" per layer */
+    uint32_t h = GSL_FNV1A_INIT; /* over "type inputs outputs;" per layer */
     char buf[160];
     for (int i = 0; i < net->n; i++) {
         int n = snprintf(buf, sizeof buf, "%s %d %d;", gsl_layer_name(&net->layers[i]), net->layers[i].inputs,
                          net->layers[i].outputs);
-        for (int k = 0; k < n && k < (int)sizeof buf; k++) h = (h ^ (unsigned char)buf[k]) * 16777619u;
+        h = gsl_fnv1a(h, buf, n < (int)sizeof buf ? (size_t)n : sizeof buf);
     }
     return h;
 }

@@ -375,14 +375,12 @@ static int cmd_search(int argc, char **argv)
     }
     for (size_t i = 0; i < nq * (size_t)k; i++) ids32[i] = (int32_t)ids[i];
     /* -out and -dist as a pair: both written under staging names first, so a failure leaves the old pair as it was */
-    const char *op = find_opt(o, "out")->s, *dp = find_opt(o, "dist")->set ? find_opt(o, "dist")->s : NULL;
-    char so[4200], sd[4200];
-    snprintf(so, sizeof so, "%s.part%ld", op, (long)getpid());
-    snprintf(sd, sizeof sd, "%s.part%ld", dp ? dp : op, (long)getpid());
-    if (gslq_ivecs_write(so, ids32, nq, k, &e) || (dp && gslq_fvecs_write(sd, dist, nq, k, &e)) ||
-        gslq_commit_file(so, op, &e) || (dp && gslq_commit_file(sd, dp, &e))) {
-        unlink(so);
-        if (dp) unlink(sd);
+    gslq_outset os = {0};
+    const char *so = gslq_outset_add(&os, find_opt(o, "out")->s, &e), *sd = NULL;
+    if (!so || (find_opt(o, "dist")->set && !(sd = gslq_outset_add(&os, find_opt(o, "dist")->s, &e))) ||
+        gslq_ivecs_write(so, ids32, nq, k, &e) || (sd && gslq_fvecs_write(sd, dist, nq, k, &e)) ||
+        gslq_outset_commit(&os, &e)) {
+        gslq_outset_free(&os);
         rc = fail(C, &e);
         goto done;
     }

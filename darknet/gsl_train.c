@@ -928,6 +928,13 @@ static int setup_trainer(trainer *t, const gsl_args *a, const char *weights, con
                  gsl_layer_name(&net->layers[net->n - 1]));
         return -1;
     }
+    int learns = 0; /* a layer with weights: Darknet gives exactly those an update function */
+    for (int i = 0; i < net->n; i++) learns |= net->layers[i].update != NULL;
+    if (!learns) {
+        snprintf(err, GSL_DATA_ERRLEN, "%s: no layer has weights to learn (a [convolutional] or [connected] layer "
+                 "below the loss): training would change nothing", t->cfgfile);
+        return -1;
+    }
     /* the trainer writes `classes` label values per sample into net->truth, which holds net->truths of them (the
      * last layer's truths, else its outputs: a Darknet [softmax] or [cost]) */
     if (net->truths != t->dc.classes) {

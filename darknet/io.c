@@ -66,25 +66,45 @@ int gsl_commit_file(const char *tmp, const char *path, char *err)
     return 0;
 }
 
-int gsl_write_atomic(const char *path, const void *data, size_t n, char *err)
+FILE *gsl_create_tmp(const char *path, char *tmp, char *err)
 {
-    char tmp[1100];
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
-    FILE *f = fopen(tmp, "wb");
-    if (!f) return gsl_fail(err, "%s: cannot write: %s", tmp, strerror(errno));
-    int ok = fwrite(data, 1, n, f) == n;
-    ok &= fclose(f) == 0;
-    if (!ok) {
+    gslq_error e = {0};
+    FILE *f = gslq_create_tmp(path, tmp, &e);
+    if (!f) gsl_fail(err, "%s", e.msg);
+    return f;
+}
+
+int gsl_close_commit(FILE *f, const char *tmp, const char *path, char *err)
+{
+    int bad = ferror(f) | fflush(f);
+    if (fclose(f) || bad) {
+        int e = errno;
         unlink(tmp);
-        return gsl_fail(err, "%s: write failed: %s", tmp, strerror(errno));
+        return gsl_fail(err, "%s: write failed: %s", path, strerror(e ? e : EIO));
     }
     return gsl_commit_file(tmp, path, err);
+}
+
+int gsl_write_atomic(const char *path, const void *data, size_t n, char *err)
+{
+    char tmp[GSLQ_TMP_PATH_MAX];
+    FILE *f = gsl_create_tmp(path, tmp, err);
+    if (!f) return -1;
+    fwrite(data, 1, n, f);
+    return gsl_close_commit(f, tmp, path, err);
 }
 
 long long gsl_file_size(const char *path)
 {
     struct stat st;
     return stat(path, &st) ? -1 : (long long)st.st_size;
+}
+
+uint32_t gsl_fnv1a(uint32_t h, const void *buf, size_t n)
+{
+    const unsigned char *p = buf;
+    for (size_t i = 0; i < n; i++) h = (h ^ p[i]) * 16777619u;
+    return h;
 }
 
 static int file_crc(const char *path, int fnv, uint32_t *crc, char *err)
@@ -95,14 +115,8 @@ static int file_crc(const char *path, int fnv, uint32_t *crc, char *err)
     FILE *f = fopen(path, "rb");
     if (!f) return gsl_fail(err, "%s: cannot open: %s", path, strerror(errno));
     unsigned char buf[1 << 16];
-    uint32_t c = fnv ? 2166136261u : 0;
-    for (size_t n; (n = fread(buf, 1, sizeof buf, f)) > 0;) {
-        if (!fnv) {
-            c = gslq_crc32(c, buf, n);
-            continue;
-        }
-        for (size_t i = 0; i < n; i++) c = (c ^ buf[i]) * 16777619u; /* FNV-1a */
-    }
+    uint32_t c = fnv ? GSL_FNV1A_INIT : 0;
+    for (size_t n; (n = fread(buf, 1, sizeof buf, f)) > 0;) c = fnv ? gsl_fnv1a(c, buf, n) : gslq_crc32(c, buf, n);
     int bad = ferror(f);
     fclose(f);
     if (bad) return gsl_fail(err, "%s: read failed", path);

@@ -6,6 +6,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "gslq.h"     /* GSLQ_TMP_PATH_MAX */
 #include "registry.h" /* gsl_fail and GSL_ERRLEN: the one error convention */
 
 /* Size of the message buffers of every gsl function that reports an error. */
@@ -17,7 +18,12 @@ int gsl_open_regular(const char *path, char *err);
 FILE *gsl_fopen_read(const char *path, char *err);
 /* tmp -> path, durably (libgslq's gslq_commit_file). */
 int gsl_commit_file(const char *tmp, const char *path, char *err);
-/* Writes a small file atomically: to PATH.tmp, synced, renamed, the folder synced. */
+/* The temporary a writer of path writes to (gslq_create_tmp: beside the file path names, created exclusively; tmp
+ * holds GSLQ_TMP_PATH_MAX bytes); NULL with err. */
+FILE *gsl_create_tmp(const char *path, char *tmp, char *err);
+/* Closes f (the temporary tmp) and commits it to path (gsl_commit_file); on a write error removes it and reports. */
+int gsl_close_commit(FILE *f, const char *tmp, const char *path, char *err);
+/* Writes a small file atomically: to a temporary beside it, synced, renamed, the folder synced. */
 int gsl_write_atomic(const char *path, const void *data, size_t n, char *err);
 /* mkdir -p. */
 int gsl_mkdirs(const char *path, char *err);
@@ -30,6 +36,9 @@ int gsl_file_crc(const char *path, uint32_t *crc, char *err);
  * (CRC-32 is linear: the residue of a message followed by its CRC is a constant), so a CRC cannot tell two of them
  * apart; FNV-1a's multiplications are not linear, and any one changed byte changes it. */
 int gsl_file_digest(const char *path, uint32_t *crc, char *err);
+/* FNV-1a (32-bit), chainable: start from GSL_FNV1A_INIT, pass the previous value on. */
+#define GSL_FNV1A_INIT 2166136261u
+uint32_t gsl_fnv1a(uint32_t h, const void *buf, size_t n);
 
 /* The text of a line without its leading and trailing spaces, tabs and line end (in place). */
 char *gsl_trim(char *s);

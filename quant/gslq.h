@@ -11,6 +11,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -221,6 +222,29 @@ int gslq_commit_file(const char *tmp, const char *path, gslq_error *err);
  * named pipe or a socket there (never replaced), a symbolic link to a missing file, or a missing folder. A symbolic
  * link to a file is fine: the writers write through it, to the file it points to. */
 int gslq_check_output(const char *path, gslq_error *err);
+
+/* The temporary file a writer of path writes to, created exclusively beside the file path names (a symbolic link at
+ * path is written through, so the link stays), checked as gslq_check_output does; its name in tmp (at least
+ * GSLQ_TMP_PATH_MAX bytes). Write it, fclose it, then gslq_commit_file(tmp, path); NULL with err. */
+#define GSLQ_TMP_PATH_MAX 4240
+FILE *gslq_create_tmp(const char *path, char *tmp, gslq_error *err);
+
+/* Several output files committed as a set (a command's -out X writes X.codes, X.items, ...): each is written whole
+ * under a staging name of this process beside its final one, and only when every one is written are they renamed
+ * into place, in the order they were added. A failure before that leaves the files of an earlier run as they were.
+ * (A crash, or a failing rename, between the renames can still leave a mix of two runs.) Zero-initialise the set. */
+#define GSLQ_OUTSET_MAX 8
+typedef struct {
+    int n;
+    char *final[GSLQ_OUTSET_MAX], *staged[GSLQ_OUTSET_MAX];
+} gslq_outset;
+/* Adds path (checked as gslq_check_output does, before any work) and returns its staging name, where the file is
+ * to be written (with the writers below, or gslq_commit_file); NULL with err. */
+const char *gslq_outset_add(gslq_outset *o, const char *path, gslq_error *err);
+/* Renames every staged file to its final name, in order; on a failure removes what is left staged. */
+int gslq_outset_commit(gslq_outset *o, gslq_error *err);
+/* Removes the staged files not committed, and frees the set (it can be used again). */
+void gslq_outset_free(gslq_outset *o);
 
 /* Codebook file: magic "GSLQCB\0\0", version, d, M, K, has_rotation, centroids, rotation, crc32. */
 int gslq_pq_save(const char *path, const gslq_pq *pq, gslq_error *err);

@@ -32,8 +32,7 @@
 typedef struct {
     FILE *f;
     const char *path;
-    char target[4200]; /* where the file goes: path, or the file a symbolic link at path points to */
-    char tmp[4200 + 32];
+    char tmp[GSLQ_TMP_PATH_MAX];
     uint32_t crc;
     int failed;
 } wr;
@@ -101,15 +100,22 @@ static FILE *open_tmp(const char *target, char *tmp, size_t cap)
     return f;
 }
 
+FILE *gslq_create_tmp(const char *path, char *tmp, gslq_error *err)
+{
+    char target[4200];
+    if (resolve_output(path, target, sizeof target, err)) return NULL;
+    FILE *f = open_tmp(target, tmp, GSLQ_TMP_PATH_MAX);
+    if (!f) gslq__fail(err, GSLQ_EIO, "cannot create %s: %s", tmp, strerror(errno));
+    else gslq__ok(err);
+    return f;
+}
+
 static int wr_open(wr *w, const char *path, gslq_error *err)
 {
     memset(w, 0, sizeof *w);
     w->path = path;
-    int rc = resolve_output(path, w->target, sizeof w->target, err);
-    if (rc) return rc;
-    w->f = open_tmp(w->target, w->tmp, sizeof w->tmp);
-    if (!w->f) return gslq__fail(err, GSLQ_EIO, "cannot create %s: %s", w->tmp, strerror(errno));
-    return GSLQ_OK;
+    w->f = gslq_create_tmp(path, w->tmp, err);
+    return w->f ? GSLQ_OK : err ? err->code : GSLQ_EIO;
 }
 
 static void wr_bytes(wr *w, const void *p, size_t n)
@@ -155,6 +161,53 @@ int gslq_commit_file(const char *tmp, const char *path, gslq_error *err)
     }
     gslq__ok(err);
     return GSLQ_OK;
+}
+
+const char *gslq_outset_add(gslq_outset *o, const char *path, gslq_error *err)
+{
+    if (o->n == GSLQ_OUTSET_MAX) {
+        gslq__fail(err, GSLQ_EINVAL, "%s: more than %d files in one output set", path, GSLQ_OUTSET_MAX);
+        return NULL;
+    }
+    if (gslq_check_output(path, err)) return NULL;
+    /* PATH.partPID, or FOLDER/.gslq.part.PID.I where that name would be too long for the filesystem */
+    size_t cap = strlen(path) + 48;
+    char *fin = strdup(path), *st = malloc(cap);
+    if (!fin || !st) {
+        free(fin); free(st);
+        gslq__fail(err, GSLQ_ENOMEM, "out of memory");
+        return NULL;
+    }
+    const char *base = strrchr(path, '/');
+    base = base ? base + 1 : path;
+    if (strlen(base) + 24 <= 255) snprintf(st, cap, "%s.part%ld", path, (long)getpid());
+    else snprintf(st, cap, "%.*s.gslq.part.%ld.%d", (int)(base - path), path, (long)getpid(), o->n);
+    o->final[o->n] = fin;
+    o->staged[o->n] = st;
+    return o->staged[o->n++];
+}
+
+int gslq_outset_commit(gslq_outset *o, gslq_error *err)
+{
+    int rc = GSLQ_OK;
+    for (int i = 0; i < o->n && !rc; i++) {
+        rc = gslq_commit_file(o->staged[i], o->final[i], err);
+        free(o->staged[i]);
+        o->staged[i] = NULL; /* committed, or removed by the failing commit */
+    }
+    gslq_outset_free(o);
+    if (!rc) gslq__ok(err);
+    return rc;
+}
+
+void gslq_outset_free(gslq_outset *o)
+{
+    for (int i = 0; i < o->n; i++) {
+        if (o->staged[i]) unlink(o->staged[i]);
+        free(o->staged[i]);
+        free(o->final[i]);
+    }
+    memset(o, 0, sizeof *o);
 }
 
 /* Closes, then commits (sync, rename, sync the folder); on any failure removes the temporary and reports. */

@@ -1,6 +1,8 @@
 /* libgslq files: codebook and codes round trips, .fvecs/.ivecs, label files, the Faiss export layout, and hostile
  * files (truncated at every byte, bad magic/version/sizes/checksum, out-of-range codes): an error every time. */
+#include <dirent.h>
 #include <stdint.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "../quant/gslq.h"
@@ -401,6 +403,122 @@ static void test_faiss_export_layout(void)
     gslq_pq_free(&pq);
 }
 
+/* entries of folder whose name contains part */
+static int count_entries(const char *folder, const char *part)
+{
+    DIR *dp = opendir(folder);
+    int n = 0;
+    for (struct dirent *de; dp && (de = readdir(dp));) n += strstr(de->d_name, part) != NULL;
+    if (dp) closedir(dp);
+    return n;
+}
+
+static int file_is(const char *path, const char *text)
+{
+    size_t n = 0;
+    unsigned char *b = slurp(path, &n);
+    int same = b && n == strlen(text) && !memcmp(b, text, n);
+    free(b);
+    return same;
+}
+
+/* An output set: nothing reaches the final names before the commit; freeing without one removes what was staged
+ * and keeps the old files; a commit renames them all; a bad path is refused when added. */
+static void test_output_set(void)
+{
+    char sub[600];
+    snprintf(sub, sizeof sub, "%s/outset", dir_);
+    mkdir(sub, 0777);
+    char a[700], b[700];
+    snprintf(a, sizeof a, "%s/run.ids", sub);
+    snprintf(b, sizeof b, "%s/run.dist", sub);
+    spit(a, "old a", 5);
+    spit(b, "old b", 5);
+    int32_t ids[6] = {1, 2, 3, 4, 5, 6};
+    float dist[6] = {0.5f, 1, 2, 3, 4, 5};
+    gslq_error e = {0};
+    for (int commit = 0; commit < 2; commit++) {
+        gslq_outset os = {0};
+        const char *sa = gslq_outset_add(&os, a, &e), *sb = gslq_outset_add(&os, b, &e);
+        CHECKF(sa && sb && strcmp(sa, a) && strcmp(sb, b), "%s", e.msg);
+        if (!sa || !sb) return;
+        CHECK(gslq_ivecs_write(sa, ids, 2, 3, &e) == GSLQ_OK && gslq_fvecs_write(sb, dist, 2, 3, &e) == GSLQ_OK);
+        CHECK(file_is(a, "old a") && file_is(b, "old b")); /* staged only */
+        CHECK(count_entries(sub, ".part") == 2);
+        if (commit) CHECKF(gslq_outset_commit(&os, &e) == GSLQ_OK, "%s", e.msg);
+        gslq_outset_free(&os);
+        CHECK(count_entries(sub, ".part") == 0 && count_entries(sub, ".tmp") == 0);
+        CHECK(commit ? !file_is(a, "old a") && !file_is(b, "old b") : file_is(a, "old a") && file_is(b, "old b"));
+    }
+    int32_t *got = NULL;
+    size_t n = 0;
+    int dd = 0;
+    CHECK(gslq_ivecs_read(a, &got, &n, &dd, &e) == GSLQ_OK && n == 2 && dd == 3 && got && got[5] == 6);
+    free(got);
+    /* a folder as an output is refused when added, naming it */
+    gslq_outset os = {0};
+    CHECK(gslq_outset_add(&os, sub, &e) == NULL && strstr(e.msg, sub) && strstr(e.msg, "folder") && os.n == 0);
+    for (int i = 0; i < GSLQ_OUTSET_MAX; i++) CHECK(gslq_outset_add(&os, a, &e) != NULL);
+    CHECK(gslq_outset_add(&os, a, &e) == NULL && e.code == GSLQ_EINVAL);
+    gslq_outset_free(&os);
+    /* a destination turned into a folder before the commit: the commit fails, naming it, and nothing staged is left */
+    const char *sa = gslq_outset_add(&os, a, &e), *sb = gslq_outset_add(&os, b, &e);
+    CHECK(sa && sb && gslq_ivecs_write(sa, ids, 2, 3, &e) == GSLQ_OK && gslq_fvecs_write(sb, dist, 2, 3, &e) == 0);
+    unlink(b);
+    mkdir(b, 0777);
+    CHECK(gslq_outset_commit(&os, &e) != GSLQ_OK && strstr(e.msg, b));
+    gslq_outset_free(&os);
+    CHECK(count_entries(sub, ".part") == 0);
+    rmdir(b);
+}
+
+/* gslq_create_tmp writes beside the file a symbolic link names, so the commit is a rename within that folder (not
+ * across filesystems) and the link stays a link. */
+static void test_tmp_beside_link_target(void)
+{
+    char d1[600], d2[600], link[700], real[700], tmp[GSLQ_TMP_PATH_MAX];
+    snprintf(d1, sizeof d1, "%s/linkdir", dir_);
+    snprintf(d2, sizeof d2, "%s/targetdir", dir_);
+    mkdir(d1, 0777);
+    mkdir(d2, 0777);
+    snprintf(link, sizeof link, "%s/out.bin", d1);
+    char *ad2 = realpath(d2, NULL); /* the link holds an absolute path */
+    snprintf(real, sizeof real, "%s/real.bin", ad2 ? ad2 : d2);
+    free(ad2);
+    spit(real, "old", 3);
+    unlink(link);
+    CHECK(symlink(real, link) == 0);
+    gslq_error e = {0};
+    FILE *f = gslq_create_tmp(link, tmp, &e);
+    CHECKF(f != NULL, "%s", e.msg);
+    if (!f) return;
+    char *rd2 = realpath(d2, NULL);
+    CHECKF(rd2 && !strncmp(tmp, rd2, strlen(rd2)), "temporary %s not in %s", tmp, d2);
+    free(rd2);
+    CHECK(count_entries(d2, ".tmp") == 1 && count_entries(d1, ".tmp") == 0);
+    fputs("new", f);
+    fclose(f);
+    CHECKF(gslq_commit_file(tmp, link, &e) == GSLQ_OK, "%s", e.msg);
+    struct stat st;
+    CHECK(lstat(link, &st) == 0 && S_ISLNK(st.st_mode) && file_is(real, "new"));
+    CHECK(count_entries(d2, ".tmp") == 0);
+    /* a link planted at the temporary's name is not followed: the temporary is created anew, exclusively */
+    char planted[800], victim[700];
+    snprintf(victim, sizeof victim, "%s/victim", d2);
+    spit(victim, "keep", 4);
+    snprintf(planted, sizeof planted, "%s.tmp.%ld", real, (long)getpid());
+    CHECK(symlink(victim, planted) == 0);
+    f = gslq_create_tmp(real, tmp, &e);
+    CHECKF(f != NULL && !strcmp(tmp, planted), "%s", e.msg);
+    if (f) {
+        fputs("newer", f);
+        fclose(f);
+        CHECK(gslq_commit_file(tmp, real, &e) == GSLQ_OK && file_is(real, "newer") && file_is(victim, "keep"));
+    }
+    /* a folder is no output */
+    CHECK(gslq_create_tmp(d1, tmp, &e) == NULL && strstr(e.msg, "folder"));
+}
+
 int main(void)
 {
     snprintf(dir_, sizeof dir_, "%s", test_tmpdir());
@@ -414,5 +532,7 @@ int main(void)
     RUN(test_hostile_codebook);
     RUN(test_hostile_codes);
     RUN(test_faiss_export_layout);
+    RUN(test_output_set);
+    RUN(test_tmp_beside_link_target);
     return TEST_END();
 }
