@@ -2,11 +2,13 @@
  * position's) files with their checksums, the backup folder's lock and the run's identity. */
 #include "gsl_net.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <glob.h>
 #include <inttypes.h>
 #include <libgen.h>
+#include <limits.h>
 #include <math.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -119,8 +121,15 @@ int gsl_weights_save(network *net, const char *path, uint32_t *crc, char *err)
     char tmp[GSLQ_TMP_PATH_MAX];
     FILE *f = gsl_create_tmp(path, tmp, err); /* Darknet's save_weights exits on an unwritable path: create it first */
     if (!f) return -1;
+    save_weights(net, tmp); /* opens tmp again by its name: it must still be the file created above */
+    struct stat mine, now;
+    int same = fstat(fileno(f), &mine) == 0 && lstat(tmp, &now) == 0 && S_ISREG(now.st_mode) &&
+               mine.st_dev == now.st_dev && mine.st_ino == now.st_ino;
     fclose(f);
-    save_weights(net, tmp);
+    if (!same) {
+        unlink(tmp);
+        return gsl_fail(err, "%s: replaced by something else while the weights were written to it", tmp);
+    }
     long long have = gsl_file_size(tmp), want = weights_bytes(net), extra = 0;
     if (have < 0 || state_bytes(net, tmp, &extra, err) || (want >= 0 && have != want + extra)) {
         unlink(tmp);
@@ -286,6 +295,33 @@ int gsl_folder_lock(const char *dir, char *err)
     int len = snprintf(line, sizeof line, "pid %d on %s\n", (int)getpid(), host);
     if (ftruncate(fd, 0) == 0 && pwrite(fd, line, (size_t)len, 0) == len) fsync(fd);
     return fd;
+}
+
+int gsl_run_tmp_sweep(const char *prefix)
+{
+    char dir[1100];
+    snprintf(dir, sizeof dir, "%s", prefix);
+    char *slash = strrchr(dir, '/');
+    const char *base = slash ? prefix + (slash - dir) + 1 : prefix;
+    if (slash) *slash = 0;
+    else snprintf(dir, sizeof dir, ".");
+    DIR *dp = opendir(dir);
+    if (!dp) return 0;
+    int removed = 0;
+    size_t bl = strlen(base);
+    for (struct dirent *de; (de = readdir(dp));) {
+        const char *name = de->d_name, *t = strstr(name, ".tmp."), *next;
+        if (strncmp(name, base, bl) || !t) continue;
+        while ((next = strstr(t + 1, ".tmp."))) t = next; /* the last one */
+        char *end;
+        long pid = strtol(t + 5, &end, 10);
+        if (*end || end == t + 5 || pid <= 0 || pid > INT_MAX) continue;
+        if (pid == (long)getpid() || kill((pid_t)pid, 0) == 0 || errno != ESRCH) continue; /* alive, or not ours to tell */
+        char path[1400];
+        if (snprintf(path, sizeof path, "%s/%s", dir, name) < (int)sizeof path && unlink(path) == 0) removed++;
+    }
+    closedir(dp);
+    return removed;
 }
 
 uint64_t gsl_run_id(void)

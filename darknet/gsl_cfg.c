@@ -153,7 +153,7 @@ int gsl_cfg_check(const char *path, char *err)
     gsl_registry_install(); /* the plugin sections are known names */
     keyset ks = {0};
     char sec[64] = "", line[4096];
-    int lineno = 0, sections = 0, rc = 0, sec_line = 0;
+    int lineno = 0, sections = 0, rc = 0, sec_line = 0, below_loss = 0;
     while (!rc) {
         size_t n = 0;
         int c = 0;
@@ -206,6 +206,9 @@ int gsl_cfg_check(const char *path, char *err)
                 rc = gsl_fail(err, "%s: line %d: [batchnorm] as a layer of its own: Darknet's version of it crashes "
                               "when it trains (it never allocates its buffers); use batch_normalize=1 in the "
                               "[convolutional] or [connected] before it", path, lineno);
+            /* Darknet's output layer is the last one that is not a loss ([cost], [similarity]); a network of losses
+             * alone has none, and upstream then reads before its layer array */
+            below_loss += sections && strcmp(sec, "cost") && strcmp(sec, "similarity");
             sections++;
             keys_clear(&ks);
             continue;
@@ -264,5 +267,8 @@ int gsl_cfg_check(const char *path, char *err)
     if (rc) return rc;
     if (!sections) return gsl_fail(err, "%s: no sections: an empty file, or not a network cfg", path);
     if (sections == 1) return gsl_fail(err, "%s: [net] and no layer", path);
+    if (!below_loss)
+        return gsl_fail(err, "%s: only loss layers ([similarity], [cost]) after [net]: the network needs layers below "
+                        "its loss ([convolutional], [connected], ...)", path);
     return 0;
 }

@@ -57,7 +57,8 @@ int gsl_net_embed(network *net, const gsl_data *d, const int *idx, int n, int up
  * short files silently). Layers of types whose size is not known here skip the size check. */
 int gsl_weights_check(const network *net, const char *path, char *err);
 
-/* Writes Darknet weights atomically: to PATH.tmp, size checked, fsync'd, renamed. */
+/* Writes Darknet weights atomically: to a temporary beside PATH (gsl_create_tmp), size and values checked, fsync'd,
+ * renamed. */
 int gsl_weights_save(network *net, const char *path, uint32_t *crc, char *err);
 
 /* Momentum buffers (weight_updates, bias_updates, scale_updates), which .weights files do not hold; needed for a
@@ -120,6 +121,9 @@ int gsl_ckpt_read(const char *manifest, gsl_ckpt *ck, char *err);
 /* An exclusive lock on a run's backup folder (dir/.gsl-train.lock), held until the process ends (a killed holder
  * releases it): a descriptor, or -1 with an error naming the folder and the holder. */
 int gsl_folder_lock(const char *dir, char *err);
+/* Removes the temporaries (NAME.tmp.PID) that processes no longer running left beside the files of PREFIX (a run's
+ * backup folder and cfg name: a trainer killed while it saved); the number removed. Call with the folder locked. */
+int gsl_run_tmp_sweep(const char *prefix);
 /* A new run's identity (random, never 0). */
 uint64_t gsl_run_id(void);
 

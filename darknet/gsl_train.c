@@ -883,6 +883,10 @@ static int setup_trainer(trainer *t, const gsl_args *a, const char *weights, con
     char *base = basecfg((char *)t->cfgfile);
     snprintf(t->prefix, sizeof t->prefix, "%s/%s", t->dc.backup, base);
     free(base);
+    int swept = locked ? gsl_run_tmp_sweep(t->prefix) : 0;
+    if (swept)
+        fprintf(stderr, "darknet gsl train: removed %d temporar%s an interrupted save left in %s\n", swept,
+                swept == 1 ? "y" : "ies", t->dc.backup);
     /* A new run where one of this cfg already is would replace its checkpoint and CSV: only when asked (-restart). */
     char ck[1100];
     snprintf(ck, sizeof ck, "%s.ckpt", t->prefix);

@@ -76,11 +76,12 @@ FILE *gsl_create_tmp(const char *path, char *tmp, char *err)
 
 int gsl_close_commit(FILE *f, const char *tmp, const char *path, char *err)
 {
-    int bad = ferror(f) | fflush(f);
-    if (fclose(f) || bad) {
-        int e = errno;
+    int bad = ferror(f), e = 0; /* an earlier write's errno is gone by now: only the flush's and close's are named */
+    if (fflush(f)) e = errno ? errno : EIO;
+    if (fclose(f) && !e) e = errno ? errno : EIO;
+    if (bad || e) {
         unlink(tmp);
-        return gsl_fail(err, "%s: write failed: %s", path, strerror(e ? e : EIO));
+        return gsl_fail(err, "%s: write failed%s%s", path, e ? ": " : " (disk full?)", e ? strerror(e) : "");
     }
     return gsl_commit_file(tmp, path, err);
 }

@@ -169,19 +169,20 @@ const char *gslq_outset_add(gslq_outset *o, const char *path, gslq_error *err)
         gslq__fail(err, GSLQ_EINVAL, "%s: more than %d files in one output set", path, GSLQ_OUTSET_MAX);
         return NULL;
     }
-    if (gslq_check_output(path, err)) return NULL;
-    /* PATH.partPID, or FOLDER/.gslq.part.PID.I where that name would be too long for the filesystem */
-    size_t cap = strlen(path) + 48;
+    char target[4200]; /* staged beside the file path names (a link's target): the commit renames within a folder */
+    if (resolve_output(path, target, sizeof target, err)) return NULL;
+    /* TARGET.partPID, or FOLDER/.gslq.part.PID.I where that name would be too long for the filesystem */
+    size_t cap = strlen(target) + 48;
     char *fin = strdup(path), *st = malloc(cap);
     if (!fin || !st) {
         free(fin); free(st);
         gslq__fail(err, GSLQ_ENOMEM, "out of memory");
         return NULL;
     }
-    const char *base = strrchr(path, '/');
-    base = base ? base + 1 : path;
-    if (strlen(base) + 24 <= 255) snprintf(st, cap, "%s.part%ld", path, (long)getpid());
-    else snprintf(st, cap, "%.*s.gslq.part.%ld.%d", (int)(base - path), path, (long)getpid(), o->n);
+    const char *base = strrchr(target, '/');
+    base = base ? base + 1 : target;
+    if (strlen(base) + 24 <= 255) snprintf(st, cap, "%s.part%ld", target, (long)getpid());
+    else snprintf(st, cap, "%.*s.gslq.part.%ld.%d", (int)(base - target), target, (long)getpid(), o->n);
     o->final[o->n] = fin;
     o->staged[o->n] = st;
     return o->staged[o->n++];

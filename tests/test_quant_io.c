@@ -499,9 +499,20 @@ static void test_tmp_beside_link_target(void)
     fputs("new", f);
     fclose(f);
     CHECKF(gslq_commit_file(tmp, link, &e) == GSLQ_OK, "%s", e.msg);
-    struct stat st;
-    CHECK(lstat(link, &st) == 0 && S_ISLNK(st.st_mode) && file_is(real, "new"));
+    struct stat st_;
+    CHECK(lstat(link, &st_) == 0 && S_ISLNK(st_.st_mode) && file_is(real, "new"));
     CHECK(count_entries(d2, ".tmp") == 0);
+    /* an output set stages beside the link's target too, and its commit keeps the link */
+    gslq_outset os = {0};
+    const char *st = gslq_outset_add(&os, link, &e);
+    CHECKF(st && count_entries(d1, ".part") == 0, "%s", e.msg);
+    int32_t v[2] = {7, 8};
+    if (st) {
+        CHECK(gslq_ivecs_write(st, v, 1, 2, &e) == GSLQ_OK && count_entries(d2, ".part") == 1);
+        CHECKF(gslq_outset_commit(&os, &e) == GSLQ_OK, "%s", e.msg);
+        CHECK(lstat(link, &st_) == 0 && S_ISLNK(st_.st_mode) && count_entries(d2, ".part") == 0);
+    }
+    gslq_outset_free(&os);
     /* a link planted at the temporary's name is not followed: the temporary is created anew, exclusively */
     char planted[800], victim[700];
     snprintf(victim, sizeof victim, "%s/victim", d2);

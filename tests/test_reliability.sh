@@ -85,6 +85,15 @@ check preempt_resume_codebook_equal 'cmp -s U/small_e0003_cb0.codebook S/small_e
 check preempt_resume_samples_equal 'cmp -s U/small_e0003_cb0.samples.fvecs S/small_e0003_cb0.samples.fvecs' "samples differ"
 check preempt_csv_rows '[ "$(tail -n +2 S/small.csv | cut -d, -f1 | tr "\n" " ")" = "1 2 3 " ]' "$(cat S/small.csv)"
 check preempt_files_cleaned '[ ! -e S/small_e0001_s000003.weights ]' "$(ls S)"
+# the temporaries of a save that was killed (its process gone) are removed when a trainer takes the folder; a live
+# process's, and other names, are left
+dead=$(sh -c 'echo $$'); : > "S/small_e0009.weights.tmp.$dead"; : > "S/small_e0009.optim.tmp.$$"
+: > "S/notours.tmp.$dead"
+"$bin" gsl train s.data "$cfg" S/small.ckpt -epochs 3 > S5.log 2>&1
+check stale_tmp_swept '[ ! -e "S/small_e0009.weights.tmp.$dead" ] && grep -q "removed 1 temporary an interrupted save left" S5.log' \
+  "$(ls S; cat S5.log)"
+check live_tmp_kept '[ -e "S/small_e0009.optim.tmp.$$" ] && [ -e "S/notours.tmp.$dead" ]' "$(ls S)"
+rm -f "S/small_e0009.optim.tmp.$$" "S/notours.tmp.$dead"
 # at the last step of an epoch the epoch is finished and committed first
 rm -rf S; "$bin" gsl train s.data "$cfg" -epochs 1 > /dev/null 2>&1
 GSL_FAULT_SIGNAL=2:40 "$bin" gsl train s.data "$cfg" S/small.ckpt -epochs 3 > S4.log 2>&1; rc=$?

@@ -134,7 +134,10 @@ expect no_loss_layer_refused 1 "noloss.cfg: the last layer \(\[connected\]\) com
 sed -i 's/^classes_per_batch=5//' narrow.cfg
 expect narrow_truth_refused 1 "narrow.cfg: the last layer \(\[softmax\]\) takes 4 values per sample as its truth, nl.data has classes=10" \
   "$bin" gsl train nl.data narrow.cfg -epochs 1
-{ awk '/^\[/ { n++ } n == 1' "$cfg"; printf '[similarity]\nclasses=10\n'; } > noweights.cfg
+{ awk '/^\[/ { n++ } n == 1' "$cfg"; printf '[similarity]\nclasses=10\n'; } > lossonly.cfg
+expect loss_only_refused 1 "lossonly.cfg: only loss layers \(\[similarity\], \[cost\]\) after \[net\]" \
+  "$bin" gsl train nl.data lossonly.cfg -epochs 1
+{ awk '/^\[/ { n++ } n == 1' "$cfg"; printf '[maxpool]\nsize=2\nstride=2\n\n[similarity]\nclasses=10\n'; } > noweights.cfg
 expect no_weights_refused 1 "noweights.cfg: no layer has weights to learn" "$bin" gsl train nl.data noweights.cfg -epochs 1
 check refused_runs_leave_nothing '[ ! -e NL ]' "$(ls NL 2>&1)"
 sed 's/^\[snap\]/[batchnorm]\n\n[snap]/' "$cfg" > bn.cfg
