@@ -111,6 +111,8 @@ typedef struct trainer {
     float **xrows, **yrows;       /* -gpus replicas: the step's rows for train_networks */
     int unreadable_reported;      /* unreadable images skipped (unreadable=skip) and reported so far */
     int made_backup;              /* this run made the backup folder (removed again if it fails before a checkpoint) */
+    double recent_loss[5];        /* the mean losses of the last epochs (from the CSV on resume), oldest first */
+    int recent_epoch[5], recent_n;
 } trainer;
 
 /* Adds the B rows of the codebook layers' inputs in this training step to their reservoirs (Vitter's algorithm R,
@@ -283,7 +285,9 @@ static int diverged(int epoch, int step, int steps, double loss, char *err)
 
 /* The CSV log holds the header and one row per epoch the checkpoint has committed: rows of epochs after `epochs`
  * (written before a crash stopped their checkpoint) are dropped, atomically. */
-static int csv_reconcile(const char *path, int epochs, char *err)
+static void recent_loss_push(trainer *t, int epoch, double loss);
+
+static int csv_reconcile(trainer *t, const char *path, int epochs, char *err)
 {
     size_t cap = 1 << 16, len = 0;
     char *out = malloc(cap), line[4096];
@@ -296,6 +300,7 @@ static int csv_reconcile(const char *path, int epochs, char *err)
         char *end;
         long e = strtol(line, &end, 10);
         if (end == line || *end != ',' || e < 1 || e > epochs || !strchr(line, '\n')) continue; /* torn or later */
+        recent_loss_push(t, (int)e, strtod(end + 1, NULL));
         size_t n = strlen(line);
         if (len + n + 1 > cap) {
             char *o = realloc(out, cap = 2 * (len + n + 1));
@@ -309,6 +314,37 @@ static int csv_reconcile(const char *path, int epochs, char *err)
     int rc = gsl_write_atomic(path, out, len, err);
     free(out);
     return rc;
+}
+
+static void recent_loss_push(trainer *t, int epoch, double loss)
+{
+    const int cap = (int)(sizeof t->recent_loss / sizeof t->recent_loss[0]);
+    if (!isfinite(loss)) return;
+    if (t->recent_n == cap) {
+        memmove(t->recent_loss, t->recent_loss + 1, sizeof(double) * (cap - 1));
+        memmove(t->recent_epoch, t->recent_epoch + 1, sizeof(int) * (cap - 1));
+        t->recent_n--;
+    }
+    t->recent_loss[t->recent_n] = loss;
+    t->recent_epoch[t->recent_n++] = epoch;
+}
+
+/* A loss spike: the epoch's mean loss above 1.5x the lowest of the (3 to 5) epochs before it. SGD can leave its basin
+ * late in a schedule and settle lower after the next learning-rate step, which the per-epoch mAP may not show (its
+ * sample is small), so the log says so. The epoch the codebook layers start is not compared (its loss may rise). */
+static void loss_spike_note(trainer *t, int epoch, double loss)
+{
+    int lo = 0;
+    for (int i = 1; i < t->recent_n; i++)
+        if (t->recent_loss[i] < t->recent_loss[lo]) lo = i;
+    if (t->recent_n >= 3 && !(t->ncb && epoch == t->k.warmup) && loss > 1.5 * t->recent_loss[lo]) {
+        fflush(stdout);
+        fprintf(stderr, "darknet gsl train: note: epoch %d's loss (%.4f) is %.1fx the lowest of the %d epochs before "
+                "it (%.4f, epoch %d): a loss spike; runs of one cfg that spiked shortly before a learning-rate step "
+                "have ended lower than the others\n", epoch + 1, loss, loss / t->recent_loss[lo], t->recent_n,
+                t->recent_loss[lo], t->recent_epoch[lo]);
+    }
+    recent_loss_push(t, epoch + 1, loss);
 }
 
 /* One epoch's row, on disk before the checkpoint that commits the epoch. */
@@ -515,7 +551,7 @@ static int prepare_run(trainer *t, const char *resume, char *err)
     }
     snprintf(t->csvpath, sizeof t->csvpath, "%s.csv", t->prefix);
     if (D->rank == 0) {
-        if (csv_reconcile(t->csvpath, t->start_epoch, err)) return -1;
+        if (csv_reconcile(t, t->csvpath, t->start_epoch, err)) return -1;
         t->csv = fopen(t->csvpath, "a");
         if (!t->csv) return gsl_fail(err, "%s: cannot write: %s", t->csvpath, strerror(errno));
     }
@@ -788,6 +824,7 @@ static int finish_epoch(trainer *t, epoch_run *e, char *err)
     printf(" rebuild %.1fs train %.1fs (%.0f img/s)", e->t1 - e->t0, train_s, ips);
     if (t->have_eval) printf(" mAP float %.4f pq %.4f", ev.map_float, ev.map_pq);
     printf(" -> %s.ckpt\n", t->prefix);
+    loss_spike_note(t, epoch, loss_sum / steps);
     if (e->loader_wait_s > 0.1 * train_s && e->loader_wait_s > 1) { /* the data, not the network, set the pace */
         fflush(stdout);
         char why[160];

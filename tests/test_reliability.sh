@@ -94,6 +94,15 @@ check stale_tmp_swept '[ ! -e "S/small_e0009.weights.tmp.$dead" ] && grep -q "re
   "$(ls S; cat S5.log)"
 check live_tmp_kept '[ -e "S/small_e0009.optim.tmp.$$" ] && [ -e "S/notours.tmp.$dead" ]' "$(ls S)"
 rm -f "S/small_e0009.optim.tmp.$$" "S/notours.tmp.$dead"
+# a loss spike against the epochs before it (read back from the CSV on a resume) is noted; the same run unedited is not
+mkdata u2 U2; mkdata u3 U3
+cp -r U/. U2/ && cp -r U/. U3/
+awk -F, -v OFS=, 'NR > 1 { $2 = "0.001000" } 1' U/small.csv > U2/small.csv
+"$bin" gsl train u2.data "$cfg" U2/small.ckpt -epochs 4 > U2.log 2>&1
+check loss_spike_noted 'grep -qE "note: epoch 4.s loss \([0-9.]+\) is [0-9.]+x the lowest of the 3 epochs before it \(0.0010, epoch [1-3]\): a loss spike" U2.log' \
+  "$(cat U2.log)"
+"$bin" gsl train u3.data "$cfg" U3/small.ckpt -epochs 4 > U3.log 2>&1; rc=$?
+check no_spike_no_note '[ $rc = 0 ] && ! grep -q "loss spike" U3.log' "exit $rc: $(tail -3 U3.log)"
 # at the last step of an epoch the epoch is finished and committed first
 rm -rf S; "$bin" gsl train s.data "$cfg" -epochs 1 > /dev/null 2>&1
 GSL_FAULT_SIGNAL=2:40 "$bin" gsl train s.data "$cfg" S/small.ckpt -epochs 3 > S4.log 2>&1; rc=$?
