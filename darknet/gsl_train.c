@@ -330,8 +330,8 @@ static void recent_loss_push(trainer *t, int epoch, double loss)
 }
 
 /* A loss spike: the epoch's mean loss above 1.5x the lowest of the (3 to 5) epochs before it. SGD can leave its basin
- * late in a schedule and settle lower after the next learning-rate step, which the per-epoch mAP may not show (its
- * sample is small), so the log says so. The epoch the codebook layers start is not compared (its loss may rise). */
+ * late in a schedule and settle lower after the next learning-rate step; the log says so, also where the per-epoch
+ * mAP is off (eval_queries=0). The epoch the codebook layers start is not compared (its loss may rise). */
 static void loss_spike_note(trainer *t, int epoch, double loss)
 {
     int lo = 0;
