@@ -76,14 +76,15 @@ LAYERS_CU  := $(if $(filter 1,$(GPU)),$(wildcard layers/*.cu),)
 # Overrides of Darknet functions (linked as objects before libdarknet, whose copies of DN_WEAK_SYMS are made weak):
 # the batch copy that fits the network's input and max-pooling's backward pass safe on NaN (every build), and with
 # OpenBLAS the CPU gemm and convolutions.
-OVERRIDE_SRC := darknet/train_network.c darknet/maxpool_backward.c $(if $(filter 1,$(BLAS)),darknet/blas_gemm.c darknet/fast_conv.c,)
+OVERRIDE_SRC := darknet/train_network.c darknet/maxpool_backward.c darknet/upstream_strict.c $(if $(filter 1,$(BLAS)),darknet/blas_gemm.c darknet/fast_conv.c,)
 # GPU=1 without cuDNN: the batched GPU convolution (darknet/conv_gpu.cu).
 GPU_CONV    := $(and $(filter 1,$(GPU)),$(filter-out 1,$(CUDNN)))
 # (One weak library serves BLAS=0 and BLAS=1: a weak function nobody overrides is still linked.)
 DN_WEAK_SYMS := train_network gemm gemm_cpu forward_convolutional_layer backward_convolutional_layer \
                 forward_maxpool_layer backward_maxpool_layer forward_convolutional_layer_gpu \
-                backward_convolutional_layer_gpu
+                backward_convolutional_layer_gpu option_unused get_activation file_error
 CMD_SRC    := $(filter-out darknet/main.c darknet/dist_mpi.c darknet/train_network.c darknet/maxpool_backward.c \
+                darknet/upstream_strict.c \
                 darknet/blas_gemm.c darknet/fast_conv.c,\
                 $(wildcard darknet/*.c))
 # tests/test_gpu_*.c compare CUDA kernels with the CPU path: built with GPU=1, run on a GPU host by `make test-gpu`.

@@ -272,3 +272,21 @@ int gsl_cfg_check(const char *path, char *err)
                         "its loss ([convolutional], [connected], ...)", path);
     return 0;
 }
+
+int gsl_cfg_has_section(const char *path, const char *name)
+{
+    FILE *f = fopen(path, "r");
+    if (!f) return 0;
+    char line[4096], want[80];
+    snprintf(want, sizeof want, "[%s]", name);
+    int found = 0;
+    while (!found && fgets(line, sizeof line, f)) {
+        char *w = line; /* Darknet's reader drops every space and tab */
+        for (char *r = line; *r; r++)
+            if (*r != ' ' && *r != '\t' && *r != '\n' && *r != '\r') *w++ = *r;
+        *w = 0;
+        found = !strcmp(line, want);
+    }
+    fclose(f);
+    return found;
+}

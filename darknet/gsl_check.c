@@ -32,10 +32,11 @@ int gsl_check_main(int argc, char **argv)
         return 1;
     }
     gsl_registry_install();
-    network *net = parse_network_cfg((char *)cfg);
-    if (gsl_train_keys_check(&k, cfg, net->h, net->w, net->batch, err)) {
+    network **nets = gsl_net_load(cfg, NULL, NULL, 0, 0, 1, err);
+    network *net = nets ? nets[0] : NULL;
+    if (!net || gsl_net_trainable(net, cfg, err) || gsl_train_keys_check(&k, cfg, net->h, net->w, net->batch, err)) {
         fprintf(stderr, "darknet gsl check: error: %s\n", err);
-        gsl_free_network(net);
+        if (nets) gsl_net_free(nets, 1);
         return 1;
     }
     printf("%s: %d layers, input %dx%dx%d, batch %d\n", cfg, net->n, net->w, net->h, net->c, net->batch);
@@ -44,6 +45,6 @@ int gsl_check_main(int argc, char **argv)
         layer *l = &net->layers[i];
         printf("%5d  %-14s %10d %10d\n", i, gsl_layer_name(l), l->inputs, l->outputs);
     }
-    gsl_free_network(net);
+    gsl_net_free(nets, 1);
     return 0;
 }

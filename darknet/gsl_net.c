@@ -17,6 +17,7 @@
 #include "codebook.h"
 #include "gsl_cfg.h"
 #include "registry.h"
+#include "upstream_strict.h"
 #include "weights_state.h"
 
 network **gsl_net_load(const char *cfg, const char *weights, const int *gpus, int ngpus, int clear, uint64_t seed,
@@ -38,7 +39,9 @@ network **gsl_net_load(const char *cfg, const char *weights, const int *gpus, in
         }
 #endif
         srand((unsigned)seed);
+        if (gsl_cfg_strict_begin) gsl_cfg_strict_begin(cfg);
         nets[r] = parse_network_cfg((char *)cfg);
+        if (gsl_cfg_strict_end) gsl_cfg_strict_end();
         if (weights) {
             /* checked once: the replicas share the cfg, so the file fits them all */
             if (r == 0 && gsl_weights_check(nets[r], weights, err)) { gsl_net_free(nets, r + 1); return NULL; }
@@ -235,6 +238,20 @@ int gsl_net_similarity_is_cosine(const network *net)
     if (net->n < 1) return 0;
     const similarity_state *st = similarity_layer_state(&net->layers[net->n - 1]);
     return st && st->type == SIM_COSINE;
+}
+
+int gsl_net_trainable(const network *net, const char *cfg, char *err)
+{
+    const layer *last = &net->layers[net->n - 1];
+    if (!last->cost)
+        return gsl_fail(err, "%s: the last layer ([%s]) computes no loss: gsl train needs a loss layer last "
+                        "([similarity], or Darknet's [softmax], [cost] or [logistic])", cfg, gsl_layer_name(last));
+    int learns = 0; /* a layer with weights: Darknet gives exactly those an update function */
+    for (int i = 0; i < net->n; i++) learns |= net->layers[i].update != NULL;
+    if (!learns)
+        return gsl_fail(err, "%s: no layer has weights to learn (a [convolutional] or [connected] layer below the "
+                        "loss): training would change nothing", cfg);
+    return 0;
 }
 
 uint32_t gsl_net_signature(const network *net)

@@ -120,6 +120,9 @@ int gsl_ckpt_same_network(const gsl_ckpt *ck, const char *manifest, const networ
 int gsl_ckpt_read(const char *manifest, gsl_ckpt *ck, char *err);
 /* An exclusive lock on a run's backup folder (dir/.gsl-train.lock), held until the process ends (a killed holder
  * releases it): a descriptor, or -1 with an error naming the folder and the holder. */
+/* What gsl train needs of a network besides its data: a loss layer last, and a layer with weights. 0, or -1 with err
+ * naming cfg. */
+int gsl_net_trainable(const network *net, const char *cfg, char *err);
 int gsl_folder_lock(const char *dir, char *err);
 /* Removes the temporaries (NAME.tmp.PID) that processes no longer running left beside the files of PREFIX (a run's
  * backup folder and cfg name: a trainer killed while it saved); the number removed. Call with the folder locked. */

@@ -963,19 +963,7 @@ static int setup_trainer(trainer *t, const gsl_args *a, const char *weights, con
     network *net = t->nets[0];
     if (scale_schedule(t, cfg_epochs, t->k.epochs, err)) return -1;
     if (gsl_dist_prepare(D, net, err)) return -1;
-    if (!net->layers[net->n - 1].cost) {
-        snprintf(err, GSL_DATA_ERRLEN, "%s: the last layer ([%s]) computes no loss: gsl train needs a loss layer last "
-                 "([similarity], or Darknet's [softmax], [cost] or [logistic])", t->cfgfile,
-                 gsl_layer_name(&net->layers[net->n - 1]));
-        return -1;
-    }
-    int learns = 0; /* a layer with weights: Darknet gives exactly those an update function */
-    for (int i = 0; i < net->n; i++) learns |= net->layers[i].update != NULL;
-    if (!learns) {
-        snprintf(err, GSL_DATA_ERRLEN, "%s: no layer has weights to learn (a [convolutional] or [connected] layer "
-                 "below the loss): training would change nothing", t->cfgfile);
-        return -1;
-    }
+    if (gsl_net_trainable(net, t->cfgfile, err)) return -1;
     /* the trainer writes `classes` label values per sample into net->truth, which holds net->truths of them (the
      * last layer's truths, else its outputs: a Darknet [softmax] or [cost]) */
     if (net->truths != t->dc.classes) {

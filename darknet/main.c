@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "gsl.h"
+#include "gsl_cfg.h"
 #include "gslq.h"
 #include "registry.h"
 
@@ -23,5 +24,18 @@ int main(int argc, char **argv)
     }
     gsl_registry_install();
     if (argc >= 2 && strcmp(argv[1], "gsl") == 0) return gsl_main(argc - 1, argv + 1);
+    /* Darknet's classifier commands other than train read the network's output as class scores and index the label
+     * names with it: the embedding of a network that ends in [similarity] has more values than there are classes,
+     * and the lookup reads past the names (a crash, or scores that mean nothing). */
+    const char *cfg = argc >= 5 && !strcmp(argv[1], "classifier") && strcmp(argv[2], "train") ? argv[4]
+                      : argc >= 3 && !strcmp(argv[1], "classify")                              ? argv[2]
+                                                                                               : NULL;
+    if (cfg && gsl_cfg_has_section(cfg, "similarity")) {
+        fprintf(stderr, "darknet %s%s%s: %s ends in [similarity]: its output is an embedding, not class scores; "
+                "`darknet gsl search` finds the nearest images to a query, `darknet gsl eval` measures retrieval "
+                "(`darknet classifier train` trains it)\n", argv[1], argc >= 3 && !strcmp(argv[1], "classifier") ? " " : "",
+                !strcmp(argv[1], "classifier") ? argv[2] : "", cfg);
+        return 1;
+    }
     return darknet_main(argc, argv);
 }

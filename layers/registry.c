@@ -202,6 +202,11 @@ int gsl_opt_check_unknown(const gsl_section *sec, const char *const *known, char
 {
     for (node *n = sec->options->front; n; n = n->next) {
         kvp *p = (kvp *)n->val;
+        for (node *m = sec->options->front; m != n; m = m->next)
+            if (!strcmp(((kvp *)m->val)->key, p->key)) {
+                gsl_fail(err, "key '%s': given twice (Darknet would use the first, %s)", p->key, ((kvp *)m->val)->val);
+                return -1;
+            }
         if (!in_list(p->key, known) && !in_list(p->key, darknet_generic_keys)) {
             char list_[256] = "";
             for (int i = 0; known && known[i]; i++) {

@@ -150,8 +150,22 @@ static int read_state(network *net, FILE *fp, const char *path, int start, int c
 void gsl_weights_state_load(network *net, FILE *fp, char *filename, int start, int cutoff)
 {
     char err[GSL_ERRLEN] = "";
-    long long bytes;
-    if (read_state(net, fp, filename, start, cutoff, 1, &bytes, err)) {
+    long long bytes = 0;
+    /* where upstream's reading ended: past the end of the file (its freads came up short), or elsewhere than where
+     * the file's plugin state begins, it read another network's weights as this one's */
+    int short_read = feof(fp) || ferror(fp);
+    long long pos = ftell(fp), size = -1;
+    int rc = read_state(net, fp, filename, start, cutoff, 1, &bytes, err);
+    if (!rc && !fseek(fp, 0, SEEK_END)) size = ftell(fp);
+    int whole = start == 0 && cutoff >= net->n; /* every layer read as a whole ([X] dontload=1 and the like: not) */
+    for (int i = 0; i < net->n; i++)
+        whole &= !net->layers[i].dontload && !net->layers[i].dontloadscales && !net->layers[i].numload;
+    if (!rc && short_read)
+        rc = gsl_fail(err, "%s: shorter than this network's weights (a truncated file, or another cfg's)", filename);
+    else if (!rc && bytes && whole && size >= 0 && pos != size - bytes)
+        rc = gsl_fail(err, "%s: this network's weights take %lld bytes, the file holds %lld before its plugin state "
+                      "(weights of another cfg?)", filename, pos, size - bytes);
+    if (rc) {
         /* inside Darknet's loader, which has no way to report: stop rather than train with a wrong codebook */
         fprintf(stderr, "\nerror: %s\n", err);
         exit(1);

@@ -87,6 +87,32 @@ check classifier_loss_sane 'awk -v a="$first" -v b="$loss" "BEGIN{exit !(b == b 
   "average loss at step 10: '$first', at step 300: '$loss'"
 check weights_carry_codebook '[ "$(tail -c 8 CT/cnet.weights)" = GSLSTATE ]' "$(tail -c 8 CT/cnet.weights | od -c | head -1)"
 
+# ---- Darknet's own commands, where their habits would mislead: its classifier commands other than train read the
+# output as class scores (an embedding has more values than classes: the label lookup reads past the names); a
+# .weights of another cfg is refused by the load itself, as is a truncated one; a missing file ends with status 1
+expect predict_on_similarity_refused 1 "darknet classifier predict: cnet.cfg ends in \[similarity\]: its output is an embedding" \
+  "$bin" classifier predict ct.data cnet.cfg CT/cnet.weights "$(head -1 "$tmp/img/train.list")"
+expect valid_on_similarity_refused 1 "darknet classifier valid: cnet.cfg ends in \[similarity\]" \
+  "$bin" classifier valid ct.data cnet.cfg CT/cnet.weights
+sed 's/^output=16$/output=16\nbatch_normalize=1/' cnet.cfg > bn.cfg
+expect other_cfg_weights_refused_by_load 1 "CT/cnet.weights: this network's weights take [0-9]+ bytes, the file holds [0-9]+ before its plugin state" \
+  env ASAN_OPTIONS=${ASAN_OPTIONS:-}${ASAN_OPTIONS:+:}detect_leaks=0 "$bin" classifier train ct.data bn.cfg CT/cnet.weights
+head -c 1000 CT/cnet.weights > short.weights
+expect truncated_weights_refused_by_load 1 "short.weights: shorter than this network's weights" \
+  env ASAN_OPTIONS=${ASAN_OPTIONS:-}${ASAN_OPTIONS:+:}detect_leaks=0 "$bin" classifier train ct.data cnet.cfg short.weights
+expect missing_file_status_1 1 "Couldn't open file: nothere.data" \
+  env ASAN_OPTIONS=${ASAN_OPTIONS:-}${ASAN_OPTIONS:+:}detect_leaks=0 "$bin" classifier train nothere.data cnet.cfg
+sed 's/^subspaces=4$/subspaces=4\nsubspaces=8/' cnet.cfg > dup.cfg
+expect plugin_key_twice_refused 1 "dup.cfg: layer 3 \[snap\]: key 'subspaces': given twice \(Darknet would use the first, 4\)" \
+  env ASAN_OPTIONS=${ASAN_OPTIONS:-}${ASAN_OPTIONS:+:}detect_leaks=0 "$bin" classifier train ct.data dup.cfg
+# a key no layer reads: Darknet's commands list it as upstream does; gsl commands stop, naming the file, layer and key
+sed 's/^output=16$/outptu=16/' net.cfg > typo.cfg
+expect typo_key_refused_by_gsl 1 "typo.cfg: layer 2 \[connected\]: key 'outptu' \(= 16\): no such key in this section" \
+  "$bin" gsl check typo.cfg
+sed 's/^activation=linear$/activation=linaer/' net.cfg > act.cfg
+expect bad_activation_refused_by_gsl 1 "act.cfg: layer 2 \[connected\]: key 'activation': 'linaer' is not one of Darknet's" \
+  "$bin" gsl train gt.data act.cfg -epochs 1
+
 # ---- gsl eval reads the codebook stored in the .weights file
 "$bin" gsl eval gt.data cnet.cfg CT/cnet.weights > ceval.txt 2>&1; rc=$?
 cmap=$(awk '/^PQ codes/{print $7}' ceval.txt)
