@@ -65,6 +65,8 @@ typedef struct gsl_codebook {
     /* the layer's own rebuilds (layers/codebook_rebuild.c) */
     gsl_rebuild_cfg rb;
     int own_schedule;                     /* 1: the layer rebuilds itself in training; 0: a trainer installs */
+    int trainer_installs;                 /* a trainer (gsl train) turned the own schedule off: it installs them */
+    int idle_said;                        /* training without any codebook source was said */
     int layer_index;
     void *shared;                         /* the record its replicas share (reservoir, schedule, codebook) */
     long installed_version;               /* the shared record's rebuild count this layer installed */

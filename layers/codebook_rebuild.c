@@ -106,7 +106,11 @@ void gsl_codebook_rebuild_attach(gsl_codebook *cb, const char *cfg, int index, c
     if (!cb->shared) cb->own_schedule = 0;
 }
 
-void gsl_codebook_rebuild_off(gsl_codebook *cb) { cb->own_schedule = 0; }
+void gsl_codebook_rebuild_off(gsl_codebook *cb)
+{
+    cb->own_schedule = 0;
+    cb->trainer_installs = 1;
+}
 
 /* Rows needed before the first rebuild: 40 per codeword (Faiss's lower bound), or the whole reservoir. */
 static int enough_rows(const gsl_codebook *cb)
@@ -154,6 +158,13 @@ fail:
 
 void gsl_codebook_rebuild_step(gsl_codebook *cb, layer l, network net)
 {
+    if (!cb->own_schedule && net.train && !cb->installed && !cb->trainer_installs && !cb->idle_said) {
+        /* Darknet's own loop with rebuild_iterations=0 and a .weights without a codebook: nothing will ever build one */
+        cb->idle_said = 1;
+        fprintf(stderr, "codebook layer %d: training with no codebook and no rebuilds of its own (rebuild_iterations=0 "
+                "and rebuild_images=0, and none in the weights): it passes the gradient through unchanged\n",
+                cb->layer_index);
+    }
     if (!cb->own_schedule || !net.train || !cb->shared) return;
     rebuild_shared *s = cb->shared;
     const int B = l.batch, d = cb->d;

@@ -105,6 +105,11 @@ expect missing_file_status_1 1 "Couldn't open file: nothere.data" \
 sed 's/^subspaces=4$/subspaces=4\nsubspaces=8/' cnet.cfg > dup.cfg
 expect plugin_key_twice_refused 1 "dup.cfg: layer 3 \[snap\]: key 'subspaces': given twice \(Darknet would use the first, 4\)" \
   env ASAN_OPTIONS=${ASAN_OPTIONS:-}${ASAN_OPTIONS:+:}detect_leaks=0 "$bin" classifier train ct.data dup.cfg
+# rebuild_iterations=0 and a start without a codebook: nothing will build one in this loop, which is said
+sed -e 's/^rebuild_iterations=40$/rebuild_iterations=0/' -e 's/^max_batches=300$/max_batches=2/' cnet.cfg > idle.cfg
+expect idle_codebook_said 0 "codebook layer 3: training with no codebook and no rebuilds of its own" \
+  env ASAN_OPTIONS=${ASAN_OPTIONS:-}${ASAN_OPTIONS:+:}detect_leaks=0 "$bin" classifier train ct.data idle.cfg
+check idle_said_once '[ "$(grep -c "training with no codebook" <<<"$out")" = 1 ]' "$(grep -c "training with no codebook" <<<"$out") times"
 # a key no layer reads: Darknet's commands list it as upstream does; gsl commands stop, naming the file, layer and key
 sed 's/^output=16$/outptu=16/' net.cfg > typo.cfg
 expect typo_key_refused_by_gsl 1 "typo.cfg: layer 2 \[connected\]: key 'outptu' \(= 16\): no such key in this section" \
