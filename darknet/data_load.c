@@ -355,6 +355,70 @@ static const char *truncated(const unsigned char *b, size_t n)
     return NULL;
 }
 
+/* A PNG's chunks and compressed pixel data, checked before stb_image decodes it: the data inflated (zlib, into a
+ * scratch buffer) must end its stream and hold at least the rows the header promises. stb_image's inflater never
+ * returns on some streams that are cut short (a file whose IDAT was truncated but whose IEND is intact: a partial
+ * copy, a crashed writer), spinning in its loader thread where no signal reaches it. NULL when it is whole (or not a
+ * kind of PNG this knows: stb then says what it thinks), else why not. */
+static const char *png_incomplete(const unsigned char *b, size_t n, char *why, size_t cap)
+{
+    if (n < 8 || memcmp(b, "\x89PNG\r\n\x1a\n", 8)) return NULL;
+    uint64_t w = 0, h = 0, expected = 0, got = 0;
+    int ihdr = 0, done = 0, rc = Z_OK;
+    z_stream z;
+    memset(&z, 0, sizeof z);
+    if (inflateInit(&z) != Z_OK) return NULL;
+    unsigned char scratch[1 << 15];
+    size_t pos = 8;
+    while (!done) {
+        if (n - pos < 12) { snprintf(why, cap, "truncated PNG (it ends inside a chunk header)"); break; }
+        uint32_t len = be32(b + pos);
+        const unsigned char *type = b + pos + 4, *data = b + pos + 8;
+        if (len > n - pos - 12) { snprintf(why, cap, "truncated PNG (its %.4s chunk runs past the end)", type); break; }
+        if (!memcmp(type, "IHDR", 4) && len >= 13 && !ihdr) {
+            static const int channels[7] = {1, 0, 3, 1, 2, 0, 4};
+            int bits = data[8], ct = data[9], adam7 = data[12] == 1;
+            w = be32(data), h = be32(data + 4);
+            if (ct > 6 || !channels[ct] || !bits || bits > 16 || w == 0 || h == 0 || w > (1u << 24) || h > (1u << 24))
+                break; /* stb judges */
+            uint64_t bpp = (uint64_t)channels[ct] * bits; /* bits per pixel */
+            static const int xo[7] = {0, 4, 0, 2, 0, 1, 0}, yo[7] = {0, 0, 4, 0, 2, 0, 1},
+                             xs[7] = {8, 8, 4, 4, 2, 2, 1}, ys[7] = {8, 8, 8, 4, 4, 2, 2};
+            for (int p = 0; p < (adam7 ? 7 : 1); p++) { /* each pass's rows: a filter byte, then the packed pixels */
+                uint64_t cols = adam7 ? (w > (uint64_t)xo[p] ? (w - xo[p] + xs[p] - 1) / xs[p] : 0) : w;
+                uint64_t rows = adam7 ? (h > (uint64_t)yo[p] ? (h - yo[p] + ys[p] - 1) / ys[p] : 0) : h;
+                if (cols && rows) expected += rows * (1 + (cols * bpp + 7) / 8);
+            }
+            ihdr = 1;
+        } else if (!memcmp(type, "IDAT", 4) && ihdr && rc == Z_OK) {
+            z.next_in = (unsigned char *)data;
+            z.avail_in = len;
+            while (rc == Z_OK && (z.avail_in || !z.avail_out)) {
+                z.next_out = scratch;
+                z.avail_out = sizeof scratch;
+                rc = inflate(&z, Z_NO_FLUSH);
+                got += sizeof scratch - z.avail_out;
+                if (rc == Z_BUF_ERROR) rc = Z_OK; /* no progress possible: this chunk's input is used up */
+                if (rc == Z_OK && !z.avail_in && z.avail_out) break;
+                if (got > 2 * expected + sizeof scratch) { rc = Z_DATA_ERROR; z.msg = "more data than the header's size"; }
+            }
+            if (rc != Z_OK && rc != Z_STREAM_END) {
+                snprintf(why, cap, "damaged PNG pixel data (zlib: %s)", z.msg ? z.msg : "error");
+                break;
+            }
+        } else if (!memcmp(type, "IEND", 4)) {
+            done = 1;
+            if (!ihdr) break;
+            if (rc != Z_STREAM_END || got < expected)
+                snprintf(why, cap, "truncated PNG (its compressed pixel data ends after %llu of %llu bytes)",
+                         (unsigned long long)got, (unsigned long long)expected);
+        }
+        pos += (size_t)len + 12;
+    }
+    inflateEnd(&z);
+    return why[0] ? why : NULL;
+}
+
 void gsl_image_malloc_tune(void)
 {
     mallopt(M_MMAP_THRESHOLD, 32 << 20);
@@ -405,6 +469,11 @@ int gsl_image_decode(const char *path, int c, int h, int w, float *row, char *er
         free(buf);
         return gsl_fail(err, "%s: %dx%d pixels, more than the %d million an image may have", path, iw, ih,
                         GSL_IMAGE_MAX_PIXELS >> 20);
+    }
+    char pngwhy[160] = "";
+    if (png_incomplete(buf, n, pngwhy, sizeof pngwhy)) {
+        free(buf);
+        return gsl_fail(err, "%s: %s", path, pngwhy);
     }
     unsigned char *img = stbi_load_from_memory(buf, (int)n, &iw, &ih, &ic, c);
     /* the file ends early: decoded with grey rows, or refused because the data ran out */

@@ -53,8 +53,19 @@ expect corrupt_image_error 1 "train_bad.list:$corrupt_line: cannot read image .*
 check corrupt_nothing_written '[ ! -e bad.fvecs ] && [ ! -e bad.items ]' "$(ls bad.* 2>&1)"
 grep -v corrupt train_bad.list > train_trunc.list
 sed 's|^valid=.*|valid=train_trunc.list|' own.data > trunc.data
-expect truncated_image_error 1 "train_trunc.list:[0-9]+: cannot read image .*cls2_truncated.png: truncated PNG \\(no IEND" \
+expect truncated_image_error 1 "train_trunc.list:[0-9]+: cannot read image .*cls2_truncated.png: truncated PNG \\(its IDAT chunk runs past the end" \
   "$bin" gsl embed trunc.data "$cfg" B/small.ckpt -out trunc
+# a PNG whose compressed pixels were cut but whose chunks are whole (IEND intact): stb_image's inflater never returns
+# on it; the check before it says what is wrong
+"$py" - cutidat.png <<'P'
+import struct, sys, zlib
+def chunk(t, d): return struct.pack(">I", len(d)) + t + d + struct.pack(">I", zlib.crc32(t + d))
+z = zlib.compress(b"".join(b"\0" + bytes(192) for _ in range(64)))  # 64 rows of 64 RGB pixels
+open(sys.argv[1], "wb").write(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 64, 64, 8, 2, 0, 0, 0))
+                              + chunk(b"IDAT", z[:len(z) // 2]) + chunk(b"IEND", b""))
+P
+expect cut_pixel_data_error 1 "cutidat.png: truncated PNG \\(its compressed pixel data ends after [0-9]+ of 12352 bytes\\)" \
+  timeout 60 "$bin" gsl search own.data "$cfg" B/small.ckpt -query cutidat.png
 # unreadable=skip: training goes on and counts them; embed leaves them out of its rows and items
 { cat badv.data; echo unreadable=skip; } | sed 's|^backup=.*|backup=Bskip|' > skip.data
 expect unreadable_skipped_in_training 0 "2 unreadable images of train_bad.list skipped \\(unreadable=skip\\)" \
