@@ -310,12 +310,13 @@ int gsl_run_tmp_sweep(const char *prefix)
     int removed = 0;
     size_t bl = strlen(base);
     for (struct dirent *de; (de = readdir(dp));) {
-        const char *name = de->d_name, *t = strstr(name, ".tmp."), *next;
-        if (strncmp(name, base, bl) || !t) continue;
-        while ((next = strstr(t + 1, ".tmp."))) t = next; /* the last one */
+        const char *name = de->d_name, *t = strrchr(name, '.'); /* NAME.tmp.PID, or NAME.partPID (a new CSV) */
+        if (strncmp(name, base, bl) || !t || t == name) continue;
+        const char *digits = !strncmp(t, ".part", 5) ? t + 5 : t - 4 >= name && !strncmp(t - 4, ".tmp.", 5) ? t + 1 : NULL;
+        if (!digits) continue;
         char *end;
-        long pid = strtol(t + 5, &end, 10);
-        if (*end || end == t + 5 || pid <= 0 || pid > INT_MAX) continue;
+        long pid = strtol(digits, &end, 10);
+        if (*end || end == digits || pid <= 0 || pid > INT_MAX) continue;
         if (pid == (long)getpid() || kill((pid_t)pid, 0) == 0 || errno != ESRCH) continue; /* alive, or not ours to tell */
         char path[1400];
         if (snprintf(path, sizeof path, "%s/%s", dir, name) < (int)sizeof path && unlink(path) == 0) removed++;

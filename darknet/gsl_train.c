@@ -107,6 +107,7 @@ typedef struct trainer {
     int log_cb;                   /* the codebook layer (index into cbl) of the logged qerr and snapped */
     double t_start;
     char csvpath[1100];
+    char csv_staged[1200];        /* a new run's CSV until its first checkpoint (an earlier run's stays till then) */
     int *idx;                     /* (per_step) sampler indices of a step: the batch loader's */
     float **xrows, **yrows;       /* -gpus replicas: the step's rows for train_networks */
     int unreadable_reported;      /* unreadable images skipped (unreadable=skip) and reported so far */
@@ -477,6 +478,15 @@ static void fault_signal(const gsl_dist *D, int epoch, int step)
         raise(D->on ? SIGUSR1 : SIGTERM);
 }
 
+/* After a checkpoint: a new run's CSV takes its final name. */
+static int csv_commit(trainer *t, char *err)
+{
+    if (!t->csv_staged[0]) return 0;
+    if (fflush(t->csv) || gsl_commit_file(t->csv_staged, t->csvpath, err)) return -1;
+    t->csv_staged[0] = 0; /* the open stream writes on into the renamed file */
+    return 0;
+}
+
 /* A checkpoint `step` steps into the epoch after `epoch` (rank 0 writes it); returns 1: stop. */
 static int preempt(trainer *t, int epoch, int step, double loss_sum, char *err)
 {
@@ -489,7 +499,7 @@ static int preempt(trainer *t, int epoch, int step, double loss_sum, char *err)
     gsl_ckpt_position pos = {step, loss_sum, t->res_rng, {0}, t->steps, t->per_step};
     for (int i = 0; i < t->ncb; i++) pos.res_seen[i] = t->res_seen[i];
     if (gsl_ckpt_save(t->nets[0], t->prefix, epoch, t->k.seed, t->run, t->ncb, t->cbl, t->pqs,
-                      t->collect ? &t->res : NULL, &pos, err))
+                      t->collect ? &t->res : NULL, &pos, err) || csv_commit(t, err))
         return -1;
     return 1;
 }
@@ -551,9 +561,14 @@ static int prepare_run(trainer *t, const char *resume, char *err)
     }
     snprintf(t->csvpath, sizeof t->csvpath, "%s.csv", t->prefix);
     if (D->rank == 0) {
-        if (csv_reconcile(t, t->csvpath, t->start_epoch, err)) return -1;
-        t->csv = fopen(t->csvpath, "a");
-        if (!t->csv) return gsl_fail(err, "%s: cannot write: %s", t->csvpath, strerror(errno));
+        /* a new run writes its CSV beside the final name and renames it at its first checkpoint, so that a run that
+         * fails before one (-restart with a bad list, say) leaves the CSV of the run it was to replace */
+        const char *path = t->csvpath;
+        if (!t->start_epoch) path = (snprintf(t->csv_staged, sizeof t->csv_staged, "%s.part%d", t->csvpath,
+                                              (int)getpid()), t->csv_staged);
+        if (csv_reconcile(t, path, t->start_epoch, err)) return -1;
+        t->csv = fopen(path, "a");
+        if (!t->csv) return gsl_fail(err, "%s: cannot write: %s", path, strerror(errno));
     }
     int n = t->per_step;
     t->idx = malloc(sizeof(int) * n);
@@ -816,7 +831,7 @@ static int finish_epoch(trainer *t, epoch_run *e, char *err)
              snapped, e->t1 - e->t0, train_s, ips, ev.map_float, ev.map_pq, c2 - e->c1);
     if (csv_row(t->csv, t->csvpath, row, err) ||
         gsl_ckpt_save(net, t->prefix, epoch + 1, t->k.seed, t->run, t->ncb, t->cbl, t->pqs, t->collect ? &t->res : NULL,
-                      NULL, err))
+                      NULL, err) || csv_commit(t, err))
         return -1;
     printf("epoch %d done: loss %.5f", epoch + 1, loss_sum / steps);
     if (!isnan(qerr)) printf(" qerr %.5f", qerr);
@@ -884,6 +899,7 @@ static int run(trainer *t, const char *resume, char *err)
     }
     if (t->csv && fclose(t->csv) && !rc) rc = gsl_fail(err, "%s: write failed", t->csvpath);
     t->csv = NULL;
+    if (t->csv_staged[0]) unlink(t->csv_staged), t->csv_staged[0] = 0; /* no checkpoint was written */
     return rc;
 }
 
@@ -1017,6 +1033,7 @@ static int setup_trainer(trainer *t, const gsl_args *a, const char *weights, con
 static void unmake_backup(const trainer *t)
 {
     if (t->dist->rank != 0) return;
+    if (t->csv_staged[0]) unlink(t->csv_staged);
     long long csv = t->csvpath[0] ? gsl_file_size(t->csvpath) : -1;
     if (csv >= 0 && csv <= (long long)strlen(CSV_HEADER)) unlink(t->csvpath);
     if (!t->made_backup) return;

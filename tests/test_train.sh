@@ -92,6 +92,13 @@ check restart_replaces_run '[ $rc = 0 ] && [ "$(awk "/^epoch /{print \$2}" R/sma
   "exit $rc: $(tail -2 R2.log); $(cat R/small.csv)"
 expect restart_with_checkpoint_refused 2 "-restart starts a new run, R/small.ckpt resumes one: not both" \
   "$bin" gsl train r.data "$cfg" R/small.ckpt -restart
+# a -restart that fails before its first checkpoint (here it diverges in its first epoch: the same cfg name, another
+# learning rate) leaves the run it was to replace whole, its CSV included, and no staged CSV behind
+cp R/small.ckpt R.ckpt.before; cp R/small.csv R.csv.before
+mkdir -p boom && sed 's/^learning_rate=.*/learning_rate=1000000/' "$cfg" > boom/small.cfg
+expect failed_restart_refused 1 "training diverged at epoch 1" "$bin" gsl train r.data boom/small.cfg -epochs 1 -restart
+check failed_restart_keeps_run 'cmp -s R/small.ckpt R.ckpt.before && cmp -s R/small.csv R.csv.before && ! ls R/*.part* >/dev/null 2>&1' \
+  "$(ls R; cat R/small.csv)"
 
 # ---- the manifest's checksums tell apart two codebooks (or optimizer states) of the same shape: each file ends with
 # its own CRC-32, so their plain CRC-32s are all alike; the manifest's covers the size, then the bytes
