@@ -649,6 +649,21 @@ static int load_split(const gsl_data_cfg *cfg, gsl_split split, int c, int h, in
             gsl_data_free(out);
             return gsl_fail(err, "out of memory");
         }
+        /* Every image is there before any work: a missing one would otherwise stop the run when it is first read, an
+         * epoch or more later. (unreadable=skip: marked, and skipped as an unreadable image is.) */
+        for (int i = 0; i < out->n; i++) {
+            struct stat ist;
+            int e = stat(out->path[i], &ist) ? errno : !S_ISREG(ist.st_mode) ? EISDIR : 0;
+            if (!e) continue;
+            if (out->unreadable) { out->unreadable[i] = 1; continue; }
+            char cwd[1024] = "";
+            if (out->path[i][0] != '/' && e == ENOENT && !getcwd(cwd, sizeof cwd)) cwd[0] = 0;
+            gsl_fail(err, "%s:%d: cannot read image %s: %s%s%s%s", src, out->line[i], out->path[i],
+                     e == EISDIR ? "not a regular file" : strerror(e), cwd[0] ? " (a relative path is read from the "
+                     "working directory, " : "", cwd, cwd[0] ? ")" : "");
+            gsl_data_free(out);
+            return -1;
+        }
     }
     /* The holdout is drawn on the whole train source (before any class subset), so the splits agree. */
     int from_train = split != GSL_SPLIT_DATABASE || !cfg->database;

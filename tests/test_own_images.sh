@@ -38,6 +38,13 @@ check unlabelled_monitor_off '[ $rc = 0 ] && grep -q "no per-epoch mAP: the quer
 { cat query.list; head -1 train.list; } > partial.list
 sed 's|^valid=.*|valid=partial.list|; s|^backup=.*|backup=Bpart|' own.data > part.data
 expect partly_labelled_refused 1 "partial.list:1: path '.*' matches no label" "$bin" gsl train part.data mon.cfg -epochs 1
+# a missing image in any split stops the run before its first step, naming the list and line (not an epoch later,
+# when the per-epoch mAP would first read it)
+{ cat query.list; echo "$(dirname "$(head -1 query.list)")/cls3_gone.png"; } > gone.list
+sed 's|^valid=.*|valid=gone.list|; s|^backup=.*|backup=Bgone|' own.data > gone.data
+expect missing_image_before_training 1 "gone.list:$(wc -l < gone.list): cannot read image .*cls3_gone.png: No such file or directory" \
+  "$bin" gsl train gone.data mon.cfg -epochs 1
+check missing_image_no_epoch '! grep -q "^epoch 1" <<<"$out" && [ ! -e Bgone/mon.ckpt ]' "$(tail -3 <<<"$out")"
 
 # ---- unreadable images: the error names the list, the line and the file; nothing is committed. Shuffled epochs
 # (no class-balanced batches) of 300 images in batches of 50 visit every line once.
