@@ -124,6 +124,12 @@ cmap=$(awk '/^PQ codes/{print $7}' ceval.txt)
 check eval_uses_stored_codebook '[ $rc = 0 ] && grep -q "^codebook: stored in CT/cnet.weights (layer 3)" ceval.txt && [ -n "$cmap" ]' \
   "exit $rc: $(grep -v '^ ' ceval.txt | tail -3)"
 
+# queries that are also database images find themselves first: said, with how many (disjoint lists: nothing said)
+sed "s|^valid=.*|valid=$tmp/img/train.list|" gt.data > self.data
+expect self_matches_said 0 "note: 1000 of the 1000 queries are also in the database" \
+  "$bin" gsl eval self.data cnet.cfg CT/cnet.weights -max-queries 50
+check disjoint_nothing_said '! grep -q "also in the database" ceval.txt' "$(grep note ceval.txt)"
+
 # ---- the same number of steps with gsl train (15 epochs of 20 steps)
 "$bin" gsl train gt.data net.cfg > gt.log 2>&1; rc=$?
 "$bin" gsl eval gt.data net.cfg GT/net.ckpt > geval.txt 2>&1; rc2=$?
