@@ -609,6 +609,9 @@ static int load_split(const gsl_data_cfg *cfg, gsl_split split, int c, int h, in
     if (stat(src, &sst))
         return gsl_fail(err, "%s: key '%s': %s: %s%s", cfg->file, key, src, strerror(errno),
                         src[0] != '/' ? " (a relative path is read from the working directory)" : "");
+    if (!S_ISREG(sst.st_mode))
+        return gsl_fail(err, "%s: key '%s': %s is %s, not an image list or IDX file", cfg->file, key, src,
+                        S_ISDIR(sst.st_mode) ? "a folder" : "not a regular file");
     int rc;
     if (cfg->holdout > 0) need_labels = 1; /* the holdout is drawn per class */
     int idx = lab != NULL;
@@ -640,6 +643,14 @@ static int load_split(const gsl_data_cfg *cfg, gsl_split split, int c, int h, in
             free_lines(names, nn);
             return gsl_fail(err, "%s: %d names, but classes=%d in %s", cfg->labels, nn, cfg->classes, cfg->file);
         }
+        for (int i = 0; i < nn; i++)
+            for (int j = 0; j < i; j++)
+                if (!strcmp(names[i], names[j])) {
+                    gsl_fail(err, "%s: class %d's name '%s' is also class %d's (the names tell the classes apart in "
+                             "the image paths)", cfg->labels, i, names[i], j);
+                    free_lines(names, nn);
+                    return -1;
+                }
         rc = gsl_data_load_list(src, names, cfg->classes, need_labels, c, h, w, out, err);
         free_lines(names, nn);
         if (rc) return rc;

@@ -247,9 +247,14 @@ int gsl_sampler_init(gsl_sampler *s, const gsl_data *d, int batch, int P, int K,
     for (int k = 0; k < d->classes; k++)
         if (s->class_start[k + 1] > s->class_start[k]) s->class_order[s->nclass++] = k;
     if (s->nclass < P) {
-        int have = s->nclass;
+        int have = s->nclass, empty = -1;
+        for (int k = 0; k < d->classes && empty < 0; k++)
+            if (s->class_start[k + 1] == s->class_start[k]) empty = k;
         gsl_sampler_free(s);
-        return gsl_fail(err, "class-balanced batches need P=%d classes, the data has %d", P, have);
+        char which[64] = "";
+        if (empty >= 0) snprintf(which, sizeof which, " (none of class %d, for one)", empty);
+        return gsl_fail(err, "class-balanced batches need P=%d classes (classes_per_batch), the training data (%s) has "
+                        "images of %d%s", P, d->source ? d->source : "?", have, which);
     }
     for (int k = 0; k < d->classes; k++) {
         int a = s->class_start[k], b = s->class_start[k + 1];

@@ -38,6 +38,21 @@ check unlabelled_monitor_off '[ $rc = 0 ] && grep -q "no per-epoch mAP: the quer
 { cat query.list; head -1 train.list; } > partial.list
 sed 's|^valid=.*|valid=partial.list|; s|^backup=.*|backup=Bpart|' own.data > part.data
 expect partly_labelled_refused 1 "partial.list:1: path '.*' matches no label" "$bin" gsl train part.data mon.cfg -epochs 1
+# the .data file's own mistakes, named by key and file: a folder as the list, a class name given twice, a class with no
+# images where the batches draw classes_per_batch classes
+mkdir -p afolder
+sed 's|^train=.*|train=afolder|' own.data > folder.data
+expect folder_as_list_refused 1 "folder.data: key 'train': afolder is a folder, not an image list or IDX file" \
+  "$bin" gsl train folder.data mon.cfg -epochs 1
+{ head -2 labels.txt; head -1 labels.txt; tail -n +4 labels.txt; } > duplabels.txt
+sed 's|^labels=.*|labels=duplabels.txt|' own.data > duplabels.data
+expect duplicate_label_refused 1 "duplabels.txt: class 2's name '.*' is also class 0's" \
+  "$bin" gsl train duplabels.data mon.cfg -epochs 1
+grep -v cls7_ train.list > no7.list
+sed 's|^train=.*|train=no7.list|; s|^backup=.*|backup=Bno7|' own.data > no7.data
+sed 's/^classes_per_batch=.*/classes_per_batch=10/' mon.cfg > p10.cfg
+expect empty_class_named 1 "class-balanced batches need P=10 classes \\(classes_per_batch\\), the training data \\(no7.list\\) has images of 9 \\(none of class 7, for one\\)" \
+  "$bin" gsl train no7.data p10.cfg -epochs 1
 # a missing image in any split stops the run before its first step, naming the list and line (not an epoch later,
 # when the per-epoch mAP would first read it)
 { cat query.list; echo "$(dirname "$(head -1 query.list)")/cls3_gone.png"; } > gone.list
