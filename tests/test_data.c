@@ -547,7 +547,7 @@ static void test_sampler_class_balanced(void)
     }
     gsl_sampler_free(&s);
     CHECK(gsl_sampler_init(&s, &d, 12, 4, 4, 1, err) == -1 && strstr(err, "must equal batch=12"));
-    CHECK(gsl_sampler_init(&s, &d, 14, 7, 2, 1, err) == -1 && strstr(err, "need P=7 classes, the data has 6"));
+    CHECK(gsl_sampler_init(&s, &d, 14, 7, 2, 1, err) == -1 && strstr(err, "need P=7 classes (classes_per_batch)") && strstr(err, "has images of 6"));
     gsl_data_free(&d);
 }
 
