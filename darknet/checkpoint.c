@@ -310,7 +310,7 @@ int gsl_run_tmp_sweep(const char *prefix)
     int removed = 0;
     size_t bl = strlen(base);
     for (struct dirent *de; (de = readdir(dp));) {
-        const char *name = de->d_name, *t = strrchr(name, '.'); /* NAME.tmp.PID, or NAME.partPID (a new CSV) */
+        const char *name = de->d_name, *t = strrchr(name, '.'); /* NAME.tmp.PID, or NAME.partPID */
         if (strncmp(name, base, bl) || !t || t == name) continue;
         const char *digits = !strncmp(t, ".part", 5) ? t + 5 : t - 4 >= name && !strncmp(t - 4, ".tmp.", 5) ? t + 1 : NULL;
         if (!digits) continue;

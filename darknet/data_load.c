@@ -379,8 +379,8 @@ static const char *png_incomplete(const unsigned char *b, size_t n, char *why, s
             static const int channels[7] = {1, 0, 3, 1, 2, 0, 4};
             int bits = data[8], ct = data[9], adam7 = data[12] == 1;
             w = be32(data), h = be32(data + 4);
-            if (ct > 6 || !channels[ct] || !bits || bits > 16 || w == 0 || h == 0 || w > (1u << 24) || h > (1u << 24))
-                break; /* stb judges */
+            if (ct > 6 || !channels[ct] || !bits || bits > 16 || w == 0 || h == 0 || w * h > GSL_IMAGE_MAX_PIXELS)
+                break; /* stb judges (and refuses an image that large at once) */
             uint64_t bpp = (uint64_t)channels[ct] * bits; /* bits per pixel */
             static const int xo[7] = {0, 4, 0, 2, 0, 1, 0}, yo[7] = {0, 0, 4, 0, 2, 0, 1},
                              xs[7] = {8, 8, 4, 4, 2, 2, 1}, ys[7] = {8, 8, 8, 4, 4, 2, 2};
@@ -390,6 +390,8 @@ static const char *png_incomplete(const unsigned char *b, size_t n, char *why, s
                 if (cols && rows) expected += rows * (1 + (cols * bpp + 7) / 8);
             }
             ihdr = 1;
+        } else if (!memcmp(type, "CgBI", 4)) {
+            break; /* Apple's variant (raw deflate): stb judges */
         } else if (!memcmp(type, "IDAT", 4) && ihdr && rc == Z_OK) {
             z.next_in = (unsigned char *)data;
             z.avail_in = len;
@@ -402,14 +404,15 @@ static const char *png_incomplete(const unsigned char *b, size_t n, char *why, s
                 if (rc == Z_OK && !z.avail_in && z.avail_out) break;
                 if (got > 2 * expected + sizeof scratch) { rc = Z_DATA_ERROR; z.msg = "more data than the header's size"; }
             }
-            if (rc != Z_OK && rc != Z_STREAM_END) {
+            /* stb ignores the stream's checksum: data that damaged only after every row was out is whole to it */
+            if (rc != Z_OK && rc != Z_STREAM_END && got < expected) {
                 snprintf(why, cap, "damaged PNG pixel data (zlib: %s)", z.msg ? z.msg : "error");
                 break;
             }
         } else if (!memcmp(type, "IEND", 4)) {
             done = 1;
             if (!ihdr) break;
-            if (rc != Z_STREAM_END || got < expected)
+            if (got < expected)
                 snprintf(why, cap, "truncated PNG (its compressed pixel data ends after %llu of %llu bytes)",
                          (unsigned long long)got, (unsigned long long)expected);
         }
@@ -595,6 +598,31 @@ static int is_idx_images(const char *path)
     return 1;
 }
 
+typedef struct { const char *name; int index; } named;
+
+static int cmp_named(const void *a, const void *b)
+{
+    const named *x = a, *y = b;
+    int c = strcmp(x->name, y->name);
+    return c ? c : x->index - y->index;
+}
+
+/* A class name given twice (sorted: any number of classes): an error naming both lines' classes. */
+static int duplicate_name(char **names, int n, const char *file, char *err)
+{
+    named *v = malloc(sizeof *v * (n ? (size_t)n : 1));
+    if (!v) return gsl_fail(err, "out of memory");
+    for (int i = 0; i < n; i++) v[i] = (named){names[i], i};
+    qsort(v, (size_t)n, sizeof *v, cmp_named);
+    int rc = 0;
+    for (int i = 1; i < n && !rc; i++)
+        if (!strcmp(v[i].name, v[i - 1].name))
+            rc = gsl_fail(err, "%s: class %d's name '%s' is also class %d's (the names tell the classes apart in the "
+                          "image paths)", file, v[i].index, v[i].name, v[i - 1].index);
+    free(v);
+    return rc;
+}
+
 static int load_split(const gsl_data_cfg *cfg, gsl_split split, int c, int h, int w, int need_labels, gsl_data *out,
                       char *err)
 {
@@ -643,14 +671,10 @@ static int load_split(const gsl_data_cfg *cfg, gsl_split split, int c, int h, in
             free_lines(names, nn);
             return gsl_fail(err, "%s: %d names, but classes=%d in %s", cfg->labels, nn, cfg->classes, cfg->file);
         }
-        for (int i = 0; i < nn; i++)
-            for (int j = 0; j < i; j++)
-                if (!strcmp(names[i], names[j])) {
-                    gsl_fail(err, "%s: class %d's name '%s' is also class %d's (the names tell the classes apart in "
-                             "the image paths)", cfg->labels, i, names[i], j);
-                    free_lines(names, nn);
-                    return -1;
-                }
+        if (names && duplicate_name(names, nn, cfg->labels, err)) {
+            free_lines(names, nn);
+            return -1;
+        }
         rc = gsl_data_load_list(src, names, cfg->classes, need_labels, c, h, w, out, err);
         free_lines(names, nn);
         if (rc) return rc;
@@ -659,21 +683,6 @@ static int load_split(const gsl_data_cfg *cfg, gsl_split split, int c, int h, in
         if (out->skip_unreadable && !(out->unreadable = calloc(out->n ? (size_t)out->n : 1, 1))) {
             gsl_data_free(out);
             return gsl_fail(err, "out of memory");
-        }
-        /* Every image is there before any work: a missing one would otherwise stop the run when it is first read, an
-         * epoch or more later. (unreadable=skip: marked, and skipped as an unreadable image is.) */
-        for (int i = 0; i < out->n; i++) {
-            struct stat ist;
-            int e = stat(out->path[i], &ist) ? errno : !S_ISREG(ist.st_mode) ? EISDIR : 0;
-            if (!e) continue;
-            if (out->unreadable) { out->unreadable[i] = 1; continue; }
-            char cwd[1024] = "";
-            if (out->path[i][0] != '/' && e == ENOENT && !getcwd(cwd, sizeof cwd)) cwd[0] = 0;
-            gsl_fail(err, "%s:%d: cannot read image %s: %s%s%s%s", src, out->line[i], out->path[i],
-                     e == EISDIR ? "not a regular file" : strerror(e), cwd[0] ? " (a relative path is read from the "
-                     "working directory, " : "", cwd, cwd[0] ? ")" : "");
-            gsl_data_free(out);
-            return -1;
         }
     }
     /* The holdout is drawn on the whole train source (before any class subset), so the splits agree. */
@@ -706,6 +715,21 @@ static int load_split(const gsl_data_cfg *cfg, gsl_split split, int c, int h, in
                             cfg->holdout > 0 && from_train ? "after the holdout" : "an empty list?");
         return gsl_fail(err, "%s: split '%s' has no samples in its class subset (%s of %s)", cfg->file, key,
                         split == GSL_SPLIT_TRAIN ? "train_classes" : "eval_classes", src);
+    }
+    /* Every image the command uses is there before any work: a missing one would otherwise stop the run when it is
+     * first read, an epoch or more later. (unreadable=skip: marked, and skipped as an unreadable image is.) */
+    for (int i = 0; out->path && i < out->n; i++) {
+        struct stat ist;
+        int e = stat(out->path[i], &ist) ? errno : !S_ISREG(ist.st_mode) ? EISDIR : 0;
+        if (!e) continue;
+        if (out->unreadable) { out->unreadable[i] = 1; continue; }
+        char cwd[1024] = "";
+        if (out->path[i][0] != '/' && e == ENOENT && !getcwd(cwd, sizeof cwd)) cwd[0] = 0;
+        gsl_fail(err, "%s:%d: cannot read image %s: %s%s%s%s", src, out->line[i], out->path[i],
+                 e == EISDIR ? "not a regular file" : strerror(e), cwd[0] ? " (a relative path is read from the "
+                 "working directory, " : "", cwd, cwd[0] ? ")" : "");
+        gsl_data_free(out);
+        return -1;
     }
     return 0;
 }

@@ -125,8 +125,8 @@ int gsl_ckpt_read(const char *manifest, gsl_ckpt *ck, char *err);
 int gsl_net_trainable(const network *net, const char *cfg, char *err);
 int gsl_folder_lock(const char *dir, char *err);
 /* Removes the temporaries (NAME.tmp.PID, NAME.partPID) that processes no longer running left beside the files of
- * PREFIX (a run's backup folder and cfg name: a trainer killed while it saved, or before a new run's first
- * checkpoint); the number removed. Call with the folder locked. */
+ * PREFIX (a run's backup folder and cfg name: a trainer killed while it saved); the number removed. Call with the
+ * folder locked. */
 int gsl_run_tmp_sweep(const char *prefix);
 /* A new run's identity (random, never 0). */
 uint64_t gsl_run_id(void);

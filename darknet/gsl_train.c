@@ -11,6 +11,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <fcntl.h>
+#include <glob.h>
 #include <math.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -301,7 +302,7 @@ static int csv_reconcile(trainer *t, const char *path, int epochs, char *err)
         char *end;
         long e = strtol(line, &end, 10);
         if (end == line || *end != ',' || e < 1 || e > epochs || !strchr(line, '\n')) continue; /* torn or later */
-        recent_loss_push(t, (int)e, strtod(end + 1, NULL));
+        if (!t->ncb || e > t->k.warmup) recent_loss_push(t, (int)e, strtod(end + 1, NULL)); /* as loss_spike_note */
         size_t n = strlen(line);
         if (len + n + 1 > cap) {
             char *o = realloc(out, cap = 2 * (len + n + 1));
@@ -332,13 +333,15 @@ static void recent_loss_push(trainer *t, int epoch, double loss)
 
 /* A loss spike: the epoch's mean loss above 1.5x the lowest of the (3 to 5) epochs before it. SGD can leave its basin
  * late in a schedule and settle lower after the next learning-rate step; the log says so, also where the per-epoch
- * mAP is off (eval_queries=0). The epoch the codebook layers start is not compared (its loss may rise). */
+ * mAP is off (eval_queries=0). The epochs with the codebook layers on are compared among themselves only (the loss may
+ * rise when they start). */
 static void loss_spike_note(trainer *t, int epoch, double loss)
 {
+    if (t->ncb && epoch == t->k.warmup) t->recent_n = 0;
     int lo = 0;
     for (int i = 1; i < t->recent_n; i++)
         if (t->recent_loss[i] < t->recent_loss[lo]) lo = i;
-    if (t->recent_n >= 3 && !(t->ncb && epoch == t->k.warmup) && loss > 1.5 * t->recent_loss[lo]) {
+    if (t->recent_n >= 3 && loss > 1.5 * t->recent_loss[lo]) {
         fflush(stdout);
         fprintf(stderr, "darknet gsl train: note: epoch %d's loss (%.4f) is %.1fx the lowest of the %d epochs before "
                 "it (%.4f, epoch %d): a loss spike; runs of one cfg that spiked shortly before a learning-rate step "
@@ -561,11 +564,22 @@ static int prepare_run(trainer *t, const char *resume, char *err)
     }
     snprintf(t->csvpath, sizeof t->csvpath, "%s.csv", t->prefix);
     if (D->rank == 0) {
-        /* a new run writes its CSV beside the final name and renames it at its first checkpoint, so that a run that
-         * fails before one (-restart with a bad list, say) leaves the CSV of the run it was to replace */
+        /* A new run writes its CSV beside the final name, NAME.csv.runID, and renames it after its first checkpoint, so
+         * that a run that fails before one (-restart with a bad list, say) leaves the CSV of the run it was to
+         * replace. A resume finds its run's staged CSV still there when a crash came between that checkpoint and the
+         * rename, and finishes the rename; staged CSVs of other runs (that never wrote a checkpoint) are removed. */
+        char mine[1200], pattern[1200];
+        snprintf(mine, sizeof mine, "%s.run%016llx", t->csvpath, (unsigned long long)t->run);
+        snprintf(pattern, sizeof pattern, "%s.run*", t->csvpath);
+        glob_t g;
+        if (glob(pattern, GLOB_NOSORT | GLOB_NOESCAPE, NULL, &g) == 0) {
+            for (size_t i = 0; i < g.gl_pathc; i++)
+                if (strcmp(g.gl_pathv[i], mine) || !resume) unlink(g.gl_pathv[i]);
+            globfree(&g);
+        }
+        if (resume && access(mine, F_OK) == 0 && gsl_commit_file(mine, t->csvpath, err)) return -1;
         const char *path = t->csvpath;
-        if (!t->start_epoch) path = (snprintf(t->csv_staged, sizeof t->csv_staged, "%s.part%d", t->csvpath,
-                                              (int)getpid()), t->csv_staged);
+        if (!resume) path = (snprintf(t->csv_staged, sizeof t->csv_staged, "%s", mine), t->csv_staged);
         if (csv_reconcile(t, path, t->start_epoch, err)) return -1;
         t->csv = fopen(path, "a");
         if (!t->csv) return gsl_fail(err, "%s: cannot write: %s", path, strerror(errno));

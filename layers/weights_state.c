@@ -151,8 +151,8 @@ void gsl_weights_state_load(network *net, FILE *fp, char *filename, int start, i
 {
     char err[GSL_ERRLEN] = "";
     long long bytes = 0;
-    /* where upstream's reading ended: past the end of the file (its freads came up short), or elsewhere than where
-     * the file's plugin state begins, it read another network's weights as this one's */
+    /* where upstream's reading ended, for a file that carries codebooks (one of ours): past the end of the file (its
+     * freads came up short), or elsewhere than where the codebooks begin, it read another network's weights */
     int short_read = feof(fp) || ferror(fp);
     long long pos = ftell(fp), size = -1;
     int rc = read_state(net, fp, filename, start, cutoff, 1, &bytes, err);
@@ -160,7 +160,8 @@ void gsl_weights_state_load(network *net, FILE *fp, char *filename, int start, i
     int whole = start == 0 && cutoff >= net->n; /* every layer read as a whole ([X] dontload=1 and the like: not) */
     for (int i = 0; i < net->n; i++)
         whole &= !net->layers[i].dontload && !net->layers[i].dontloadscales && !net->layers[i].numload;
-    if (!rc && short_read)
+    /* (a short read of a file without codebooks is upstream's fine-tuning from a cut-down file, `darknet partial`) */
+    if (!rc && short_read && bytes)
         rc = gsl_fail(err, "%s: shorter than this network's weights (a truncated file, or another cfg's)", filename);
     else if (!rc && bytes && whole && size >= 0 && pos != size - bytes)
         rc = gsl_fail(err, "%s: this network's weights take %lld bytes, the file holds %lld before its plugin state "

@@ -79,6 +79,14 @@ for point in weights manifest committed; do
     "exit $rc: $(tail -2 C3.log)"
   check "csv_reconciled_$point" '[ "$(csv_epochs)" = "1 2 3 " ]' "$(csv_epochs)"
 done
+# a new run killed right after its first checkpoint committed, before its CSV (staged until then) took its name: the
+# resume finishes the rename, and the CSV is the new run's
+rm -rf C; mkdata c C
+GSL_FAULT_KILL=committed "$bin" gsl train c.data "$cfg" -epochs 2 > C4.log 2>&1; rc=$?
+check new_run_killed_before_csv_rename '[ $rc = 137 ] && [ ! -e C/small.csv ] && ls C/small.csv.run* > /dev/null 2>&1' "exit $rc: $(ls C)"
+"$bin" gsl train c.data "$cfg" C/small.ckpt -epochs 2 > C5.log 2>&1; rc=$?
+check resume_renames_staged_csv '[ $rc = 0 ] && [ "$(csv_epochs)" = "1 2 " ] && ! ls C/small.csv.run* > /dev/null 2>&1' \
+  "exit $rc: $(ls C; tail -2 C5.log)"
 
 # ---- a new run where the backup folder holds one of this cfg is refused, the run kept; -restart starts it over
 cp A/small.ckpt A.ckpt.before; cp A/small.csv A.csv.before
@@ -97,7 +105,7 @@ expect restart_with_checkpoint_refused 2 "-restart starts a new run, R/small.ckp
 cp R/small.ckpt R.ckpt.before; cp R/small.csv R.csv.before
 mkdir -p boom && sed 's/^learning_rate=.*/learning_rate=1000000/' "$cfg" > boom/small.cfg
 expect failed_restart_refused 1 "training diverged at epoch 1" "$bin" gsl train r.data boom/small.cfg -epochs 1 -restart
-check failed_restart_keeps_run 'cmp -s R/small.ckpt R.ckpt.before && cmp -s R/small.csv R.csv.before && ! ls R/*.part* >/dev/null 2>&1' \
+check failed_restart_keeps_run 'cmp -s R/small.ckpt R.ckpt.before && cmp -s R/small.csv R.csv.before && ! ls R/*.csv.run* >/dev/null 2>&1' \
   "$(ls R; cat R/small.csv)"
 
 # ---- the manifest's checksums tell apart two codebooks (or optimizer states) of the same shape: each file ends with
