@@ -531,6 +531,15 @@ int gsl_data_write_items(const char *path, const gsl_data *d, uint32_t *crc, cha
     return gsl_close_commit(f, tmp, path, err);
 }
 
+int gsl_data_duplicates_note(const gsl_data *d, char *buf, size_t cap)
+{
+    if (!d->duplicates) return 0;
+    snprintf(buf, cap, "%s names %d image%s again that an earlier line names (the first at line %d): each copy is a "
+             "sample of its own", d->source ? d->source : "the list", d->duplicates, d->duplicates == 1 ? "" : "s",
+             d->duplicate_line);
+    return 1;
+}
+
 int gsl_data_unreadable_count(const gsl_data *d)
 {
     int k = 0;
@@ -599,6 +608,25 @@ static int is_idx_images(const char *path)
 }
 
 typedef struct { const char *name; int index; } named;
+
+static int cmp_named(const void *a, const void *b);
+
+/* Lines of a list that repeat an earlier line's path: counted into d->duplicates, the first into d->duplicate_line. */
+static void count_duplicates(gsl_data *d)
+{
+    named *v = d->path && d->n > 1 ? malloc(sizeof *v * (size_t)d->n) : NULL;
+    if (!v) return; /* a note only: without memory, none */
+    for (int i = 0; i < d->n; i++) v[i] = (named){d->path[i], i};
+    qsort(v, (size_t)d->n, sizeof *v, cmp_named);
+    int first = -1;
+    for (int i = 1; i < d->n; i++)
+        if (!strcmp(v[i].name, v[i - 1].name)) {
+            d->duplicates++;
+            if (first < 0 || v[i].index < first) first = v[i].index;
+        }
+    d->duplicate_line = first >= 0 ? d->line[first] : 0;
+    free(v);
+}
 
 static int cmp_named(const void *a, const void *b)
 {
@@ -731,6 +759,7 @@ static int load_split(const gsl_data_cfg *cfg, gsl_split split, int c, int h, in
         gsl_data_free(out);
         return -1;
     }
+    count_duplicates(out);
     return 0;
 }
 

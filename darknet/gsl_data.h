@@ -39,6 +39,8 @@ typedef struct gsl_data {
     int skip_unreadable;  /* 1: an unreadable image is skipped and counted (the .data key unreadable=skip) */
     uint8_t *unreadable;  /* list sources in skip mode: 1 for each sample found unreadable so far (atomic bytes) */
     int threads;          /* list sources: threads that decode the images of one gather (>= 1) */
+    int duplicates;       /* list sources: lines that name a path an earlier line names (each is a sample) */
+    int duplicate_line;   /* the first of them (0: none) */
 } gsl_data;
 
 /* A .data file (key=value lines, '#' comments). Paths are as written (relative ones to the working directory,
@@ -120,6 +122,9 @@ void gsl_data_item(const gsl_data *d, int i, char *buf, size_t cap);
 /* Writes the items of samples 0..n-1, one per line (line i: the item behind id i), atomically; with crc non-NULL,
  * the CRC-32 of what it wrote (the whole file). */
 int gsl_data_write_items(const char *path, const gsl_data *d, uint32_t *crc, char *err);
+
+/* A note on the lines of a list that repeat an earlier line (d->duplicates) into buf; 0 when there are none. */
+int gsl_data_duplicates_note(const gsl_data *d, char *buf, size_t cap);
 
 /* Unreadable samples found (skip mode), and their removal: keeps the readable samples and the matching rows of
  * rows (n rows of row_bytes bytes each: embeddings or codes; may be NULL), in order. */

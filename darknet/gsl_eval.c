@@ -485,6 +485,10 @@ int gsl_eval_main(int argc, char **argv)
     if (!rc && (q.skip_unreadable || db.skip_unreadable))
         rc = gsl_fail(err, "%s: unreadable=skip: gsl eval measures every query and database image, and leaves none "
                       "out (unreadable=error finds them)", s.dc.file);
+    char dup[GSL_DATA_ERRLEN];
+    for (int k = 0; !rc && k < 2; k++)
+        if (gsl_data_duplicates_note(k ? &db : &q, dup, sizeof dup))
+            fprintf(stderr, "darknet gsl eval: note: %s\n", dup);
     int shared = rc ? 0 : queries_in_database(&q, &db);
     if (shared > 0)
         fprintf(stderr, "darknet gsl eval: note: %d of the %d queries are also in the database (the same image): each "

@@ -1005,6 +1005,9 @@ static int setup_trainer(trainer *t, const gsl_args *a, const char *weights, con
     if (gsl_train_keys_check(&t->k, t->cfgfile, net->h, net->w, net->batch, err)) return -1;
     t->aug = (gsl_augment){t->k.flip, t->k.shift};
     if (gsl_data_load(&t->dc, GSL_SPLIT_TRAIN, net->c, net->h, net->w, &t->train, err)) return -1;
+    char dup[GSL_DATA_ERRLEN];
+    if (D->rank == 0 && gsl_data_duplicates_note(&t->train, dup, sizeof dup))
+        fprintf(stderr, "darknet gsl train: note: %s\n", dup);
     if (t->dc.valid && t->k.eval_queries > 0 && D->rank == 0) {
         /* The per-epoch mAP needs labelled queries and database. A split none of whose images has a label (the own
          * images recipe: unlabelled lists, or IDX without its labels file) turns it off, said once; a split labelled

@@ -53,6 +53,11 @@ sed 's|^train=.*|train=no7.list|; s|^backup=.*|backup=Bno7|' own.data > no7.data
 sed 's/^classes_per_batch=.*/classes_per_batch=10/' mon.cfg > p10.cfg
 expect empty_class_named 1 "class-balanced batches need P=10 classes \\(classes_per_batch\\), the training data \\(no7.list\\) has images of 9 \\(none of class 7, for one\\)" \
   "$bin" gsl train no7.data p10.cfg -epochs 1
+# lines that repeat an earlier line's image are samples of their own, and said so
+{ cat train.list; sed -n '3p;5p' train.list; } > dup.list
+sed 's|^train=.*|train=dup.list|; s|^backup=.*|backup=Bdup|' own.data > dup.data
+expect duplicate_lines_said 0 "note: dup.list names 2 images again that an earlier line names \\(the first at line $(( $(wc -l < train.list) + 1 ))\\)" \
+  "$bin" gsl train dup.data "$cfg" -epochs 1
 # a missing image in any split stops the run before its first step, naming the list and line (not an epoch later,
 # when the per-epoch mAP would first read it)
 { cat query.list; echo "$(dirname "$(head -1 query.list)")/cls3_gone.png"; } > gone.list
