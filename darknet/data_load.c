@@ -693,8 +693,18 @@ static int load_split(const gsl_data_cfg *cfg, gsl_split split, int c, int h, in
             return gsl_fail(err, "%s: key '%s' is an image list, which needs the key 'labels' (class names)", cfg->file,
                         key);
         char **names = NULL;
-        int nn = 0;
-        if (cfg->labels && read_lines(cfg->labels, &names, NULL, &nn, err)) return -1;
+        int nn = 0, *nos = NULL;
+        if (cfg->labels && read_lines(cfg->labels, &names, &nos, &nn, err)) return -1;
+        /* line i names class i: a blank line among the names would renumber the classes after it */
+        for (int i = 0; i < nn; i++)
+            if (nos[i] != i + 1) {
+                gsl_fail(err, "%s:%d: a blank line among the class names (line i names class i; remove it)",
+                         cfg->labels, nos[i] - 1);
+                free_lines(names, nn);
+                free(nos);
+                return -1;
+            }
+        free(nos);
         if (cfg->labels && nn != cfg->classes) {
             free_lines(names, nn);
             return gsl_fail(err, "%s: %d names, but classes=%d in %s", cfg->labels, nn, cfg->classes, cfg->file);

@@ -48,6 +48,10 @@ expect folder_as_list_refused 1 "folder.data: key 'train': afolder is a folder, 
 sed 's|^labels=.*|labels=duplabels.txt|' own.data > duplabels.data
 expect duplicate_label_refused 1 "duplabels.txt: class 2's name '.*' is also class 0's" \
   "$bin" gsl train duplabels.data mon.cfg -epochs 1
+{ head -3 labels.txt; echo; tail -n +4 labels.txt; echo; } > gaplabels.txt
+sed 's|^labels=.*|labels=gaplabels.txt|' own.data > gaplabels.data
+expect blank_label_line_refused 1 "gaplabels.txt:4: a blank line among the class names" \
+  "$bin" gsl train gaplabels.data mon.cfg -epochs 1
 grep -v cls7_ train.list > no7.list
 sed 's|^train=.*|train=no7.list|; s|^backup=.*|backup=Bno7|' own.data > no7.data
 sed 's/^classes_per_batch=.*/classes_per_batch=10/' mon.cfg > p10.cfg
