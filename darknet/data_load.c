@@ -48,8 +48,9 @@ static int data_alloc(gsl_data *d, int n, int c, int h, int w, int classes, int 
     } else {
         d->path = calloc(n ? n : 1, sizeof(char *));
         d->line = malloc(sizeof(int) * (n ? n : 1));
+        d->decoded = calloc(n ? n : 1, 1);
     }
-    if (!d->label || !d->source || (in_memory ? !d->x || !d->record : !d->path || !d->line)) {
+    if (!d->label || !d->source || (in_memory ? !d->x || !d->record : !d->path || !d->line || !d->decoded)) {
         gsl_data_free(d);
         return gsl_fail(err, "%s: out of memory for %d samples", what, n);
     }
@@ -63,6 +64,7 @@ void gsl_data_free(gsl_data *d)
     if (d->path)
         for (int i = 0; i < d->n; i++) free(d->path[i]);
     free(d->x); free(d->label); free(d->path); free(d->line); free(d->record); free(d->source); free(d->unreadable);
+    free(d->decoded);
     memset(d, 0, sizeof *d);
 }
 
@@ -430,6 +432,11 @@ void gsl_image_malloc_tune(void)
 
 int gsl_image_decode(const char *path, int c, int h, int w, float *row, char *err)
 {
+    return gsl_image_decode_again(path, c, h, w, row, 0, err);
+}
+
+int gsl_image_decode_again(const char *path, int c, int h, int w, float *row, int again, char *err)
+{
     int fd = gsl_open_regular(path, err);
     if (fd < 0) {
         char cwd[1024];
@@ -474,7 +481,7 @@ int gsl_image_decode(const char *path, int c, int h, int w, float *row, char *er
                         GSL_IMAGE_MAX_PIXELS >> 20);
     }
     char pngwhy[160] = "";
-    if (png_incomplete(buf, n, pngwhy, sizeof pngwhy)) {
+    if (!again && png_incomplete(buf, n, pngwhy, sizeof pngwhy)) {
         free(buf);
         return gsl_fail(err, "%s: %s", path, pngwhy);
     }
@@ -566,6 +573,7 @@ static void compact(gsl_data *d, const uint8_t *keep, void *rows, size_t row_byt
             if (d->path) { d->path[m] = d->path[i]; d->line[m] = d->line[i]; }
             if (d->record) d->record[m] = d->record[i];
             if (d->unreadable) d->unreadable[m] = d->unreadable[i];
+            if (d->decoded) d->decoded[m] = d->decoded[i];
         }
         m++;
     }

@@ -39,6 +39,7 @@ typedef struct gsl_data {
     int skip_unreadable;  /* 1: an unreadable image is skipped and counted (the .data key unreadable=skip) */
     uint8_t *unreadable;  /* list sources in skip mode: 1 for each sample found unreadable so far (atomic bytes) */
     int threads;          /* list sources: threads that decode the images of one gather (>= 1) */
+    uint8_t *decoded;     /* list sources: 1 for each image decoded whole once in this process (atomic bytes) */
     int duplicates;       /* list sources: lines that name a path an earlier line names (each is a sample) */
     int duplicate_line;   /* the first of them (0: none) */
 } gsl_data;
@@ -108,9 +109,12 @@ int gsl_data_load_images(const char *file, int c, int h, int w, int skip_unreada
                          char *err);
 
 /* Decodes the image at path into row (c planes of h x w floats in [0, 1]), resized the way Darknet's load_image
- * does (its resize_image) when its size differs. A file that is not an image, a truncated PNG or JPEG (no end
- * marker), or a pipe is an error naming the file and the reason. */
+ * does (its resize_image) when its size differs. A file that is not an image, a truncated PNG (chunks or compressed
+ * pixel data cut short) or JPEG (no end marker), or a pipe is an error naming the file and the reason. */
 int gsl_image_decode(const char *path, int c, int h, int w, float *row, char *err);
+/* The same; again != 0: the file was decoded whole before in this process, and the check of a PNG's compressed data
+ * before stb_image (about half of stb's own time) is skipped. */
+int gsl_image_decode_again(const char *path, int c, int h, int w, float *row, int again, char *err);
 /* For a process that decodes many images: an image passes through buffers of a few hundred KB, allocated and freed
  * per image (stb_image, Darknet's resize_image). With glibc's defaults each is mapped and handed back to the kernel
  * again, and the page faults cost as much as the decode (a 256x256 JPEG to 224x224: about 1 ms of each); after this

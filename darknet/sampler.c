@@ -24,7 +24,9 @@ static int gather_row_marks(const gsl_data *d, int j, float *row, int *used, int
     for (int t = 0; t < d->n; t++) {
         int k = (j + t) % d->n;
         if (use_marks && d->unreadable && __atomic_load_n(&d->unreadable[k], __ATOMIC_RELAXED)) continue;
-        if (!gsl_image_decode(d->path[k], d->c, d->h, d->w, row, e)) {
+        int again = d->decoded && __atomic_load_n(&d->decoded[k], __ATOMIC_RELAXED);
+        if (!gsl_image_decode_again(d->path[k], d->c, d->h, d->w, row, again, e)) {
+            if (d->decoded && !again) __atomic_store_n(&d->decoded[k], 1, __ATOMIC_RELAXED);
             *used = k;
             return 0;
         }
