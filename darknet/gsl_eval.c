@@ -491,9 +491,9 @@ int gsl_eval_main(int argc, char **argv)
             fprintf(stderr, "darknet gsl eval: note: %s\n", dup);
     int shared = rc ? 0 : queries_in_database(&q, &db);
     if (shared > 0)
-        fprintf(stderr, "darknet gsl eval: note: %d of the %d queries are also in the database (the same image): each "
-                "finds itself first, which raises mAP above what new queries would get; give valid= and database= "
-                "disjoint lists to measure that\n", shared, q.n);
+        fprintf(stderr, "darknet gsl eval: note: %d of the %d query images (valid=) are also in the database (the same "
+                "image): such a query finds itself first, which raises mAP above what new queries would get; give "
+                "valid= and database= disjoint lists to measure that\n", shared, q.n);
     if (!rc) {
         gsl_eval_opts o;
         gsl_eval_opts_default(&o);

@@ -128,7 +128,7 @@ check eval_uses_stored_codebook '[ $rc = 0 ] && grep -q "^codebook: stored in CT
 
 # queries that are also database images find themselves first: said, with how many (disjoint lists: nothing said)
 sed "s|^valid=.*|valid=$tmp/img/train.list|" gt.data > self.data
-expect self_matches_said 0 "note: 1000 of the 1000 queries are also in the database" \
+expect self_matches_said 0 "note: 1000 of the 1000 query images \\(valid=\\) are also in the database" \
   "$bin" gsl eval self.data cnet.cfg CT/cnet.weights -max-queries 50
 check disjoint_nothing_said '! grep -q "also in the database" ceval.txt' "$(grep note ceval.txt)"
 
