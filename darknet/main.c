@@ -10,6 +10,7 @@
 #include "gsl.h"
 #include "gsl_cfg.h"
 #include "gslq.h"
+#include "upstream_strict.h"
 #include "registry.h"
 
 int darknet_main(int argc, char **argv);
@@ -24,6 +25,18 @@ int main(int argc, char **argv)
     }
     gsl_registry_install();
     if (argc >= 2 && strcmp(argv[1], "gsl") == 0) return gsl_main(argc - 1, argv + 1);
+    /* A cfg that uses the plugin's sections is read strictly by Darknet's own commands too (a key no layer reads, an
+     * unknown activation: an error naming the file, layer and key); other cfgs keep upstream's leniency, as cfgs of
+     * the other Darknet fork carry keys this one does not read. */
+    for (int i = 2; i < argc; i++) {
+        size_t len = strlen(argv[i]);
+        if (len > 4 && !strcmp(argv[i] + len - 4, ".cfg") &&
+            (gsl_cfg_has_section(argv[i], "snap") || gsl_cfg_has_section(argv[i], "similarity") ||
+             gsl_cfg_has_section(argv[i], "quantloss"))) {
+            if (gsl_cfg_strict_begin) gsl_cfg_strict_begin(argv[i]);
+            break;
+        }
+    }
     /* Darknet's classifier commands other than train read the network's output as class scores and index the label
      * names with it: the embedding of a network that ends in [similarity] has more values than there are classes,
      * and the lookup reads past the names (a crash, or scores that mean nothing). */

@@ -112,6 +112,16 @@ sed -e 's/^rebuild_iterations=40$/rebuild_iterations=0/' -e 's/^max_batches=300$
 expect idle_codebook_said 0 "codebook layer 3: training with no codebook and no rebuilds of its own" \
   env ASAN_OPTIONS=${ASAN_OPTIONS:-}${ASAN_OPTIONS:+:}detect_leaks=0 "$bin" classifier train ct.data idle.cfg
 check idle_said_once '[ "$(grep -c "training with no codebook" <<<"$out")" = 1 ]' "$(grep -c "training with no codebook" <<<"$out") times"
+# a key no layer reads in a cfg that uses the plugin: Darknet's own commands stop too, naming it; a cfg without the
+# plugin's sections keeps upstream's leniency (its "Unused field" line)
+sed 's/^output=16$/outptu=16/' cnet.cfg > ctypo.cfg
+expect typo_key_refused_by_classifier 1 "ctypo.cfg: layer 2 \\[connected\\]: key 'outptu' \\(= 16\\): no such key in this section" \
+  env ASAN_OPTIONS=${ASAN_OPTIONS:-}${ASAN_OPTIONS:+:}detect_leaks=0 "$bin" classifier train ct.data ctypo.cfg
+sed -e '/^\[snap\]/,$d' -e 's/^output=16$/output=10\ncolour=1/' cnet.cfg > plain.cfg
+printf '[softmax]\n' >> plain.cfg
+sed -i 's/^max_batches=300$/max_batches=2/' plain.cfg
+expect typo_key_lenient_without_plugin 0 "Unused field: 'colour = 1'" \
+  env ASAN_OPTIONS=${ASAN_OPTIONS:-}${ASAN_OPTIONS:+:}detect_leaks=0 "$bin" classifier train ct.data plain.cfg
 # a key no layer reads: Darknet's commands list it as upstream does; gsl commands stop, naming the file, layer and key
 sed 's/^output=16$/outptu=16/' net.cfg > typo.cfg
 expect typo_key_refused_by_gsl 1 "typo.cfg: layer 2 \[connected\]: key 'outptu' \(= 16\): no such key in this section" \
