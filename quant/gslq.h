@@ -239,7 +239,8 @@ typedef struct {
     char *final[GSLQ_OUTSET_MAX], *staged[GSLQ_OUTSET_MAX];
 } gslq_outset;
 /* Adds path (checked as gslq_check_output does, before any work) and returns its staging name, where the file is
- * to be written (with the writers below, or gslq_commit_file); NULL with err. */
+ * to be written (with the writers below, or gslq_commit_file); NULL with err. What killed processes left of their
+ * writes to path (its staged copy, temporaries) is removed. */
 const char *gslq_outset_add(gslq_outset *o, const char *path, gslq_error *err);
 /* Renames every staged file to its final name, in order; on a failure removes what is left staged. */
 int gslq_outset_commit(gslq_outset *o, gslq_error *err);

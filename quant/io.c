@@ -6,6 +6,8 @@
 #define _POSIX_C_SOURCE 200809L
 #include <errno.h>
 #include <fcntl.h>
+#include <glob.h>
+#include <signal.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -163,6 +165,36 @@ int gslq_commit_file(const char *tmp, const char *path, gslq_error *err)
     return GSLQ_OK;
 }
 
+/* Removes what a killed process left of its writes to target: TARGET.partPID (a staged member of an output set) and
+ * TARGET.tmp.PID, TARGET.partPID.tmp.PID (a writer's temporary) of processes no longer running. */
+static void sweep_stale(const char *target)
+{
+    char pattern[4300];
+    if (snprintf(pattern, sizeof pattern, "%s.*", target) >= (int)sizeof pattern) return;
+    glob_t g;
+    if (glob(pattern, GLOB_NOSORT | GLOB_NOESCAPE, NULL, &g)) return;
+    size_t tl = strlen(target);
+    for (size_t i = 0; i < g.gl_pathc; i++) {
+        if (strncmp(g.gl_pathv[i], target, tl)) continue; /* a name with glob characters matched another file */
+        const char *rest = g.gl_pathv[i] + tl, *digits = NULL;
+        if (!strncmp(rest, ".part", 5)) digits = rest + 5;
+        else if (!strncmp(rest, ".tmp.", 5)) digits = rest + 5;
+        if (!digits) continue;
+        char *end;
+        long pid = strtol(digits, &end, 10);
+        if (end == digits || pid <= 0 || (*end && strncmp(end, ".tmp.", 5))) continue;
+        if (*end) { /* PART.tmp.PID: the writer's pid decides */
+            char *end2;
+            long wpid = strtol(end + 5, &end2, 10);
+            if (*end2 || end2 == end + 5 || wpid <= 0) continue;
+            pid = wpid;
+        }
+        if (pid == (long)getpid() || kill((pid_t)pid, 0) == 0 || errno != ESRCH) continue;
+        unlink(g.gl_pathv[i]);
+    }
+    globfree(&g);
+}
+
 const char *gslq_outset_add(gslq_outset *o, const char *path, gslq_error *err)
 {
     if (o->n == GSLQ_OUTSET_MAX) {
@@ -171,6 +203,7 @@ const char *gslq_outset_add(gslq_outset *o, const char *path, gslq_error *err)
     }
     char target[4200]; /* staged beside the file path names (a link's target): the commit renames within a folder */
     if (resolve_output(path, target, sizeof target, err)) return NULL;
+    sweep_stale(target);
     /* TARGET.partPID, or FOLDER/.gslq.part.PID.I where that name would be too long for the filesystem */
     size_t cap = strlen(target) + 48;
     char *fin = strdup(path), *st = malloc(cap);

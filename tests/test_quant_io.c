@@ -3,6 +3,7 @@
 #include <dirent.h>
 #include <stdint.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "../quant/gslq.h"
@@ -455,6 +456,27 @@ static void test_output_set(void)
     int dd = 0;
     CHECK(gslq_ivecs_read(a, &got, &n, &dd, &e) == GSLQ_OK && n == 2 && dd == 3 && got && got[5] == 6);
     free(got);
+    /* what a killed process left of its writes to a member (its staged copy, temporaries) goes when the member is
+     * added again; a live process's stays, and so do other names */
+    pid_t dead = fork();
+    if (dead == 0) _exit(0);
+    waitpid(dead, NULL, 0);
+    char stale[3][800], live[800], other[800];
+    snprintf(stale[0], sizeof stale[0], "%s.part%d", a, (int)dead);
+    snprintf(stale[1], sizeof stale[1], "%s.tmp.%d", a, (int)dead);
+    snprintf(stale[2], sizeof stale[2], "%s.part%d.tmp.%d", a, (int)getpid() + 1000000, (int)dead);
+    snprintf(live, sizeof live, "%s.part%d", a, (int)getppid());
+    snprintf(other, sizeof other, "%s.partial", a);
+    for (int i = 0; i < 3; i++) spit(stale[i], "x", 1);
+    spit(live, "x", 1);
+    spit(other, "x", 1);
+    gslq_outset sw = {0};
+    CHECKF(gslq_outset_add(&sw, a, &e) != NULL, "%s", e.msg);
+    gslq_outset_free(&sw);
+    for (int i = 0; i < 3; i++) CHECKF(access(stale[i], F_OK) != 0, "%s left", stale[i]);
+    CHECK(access(live, F_OK) == 0 && access(other, F_OK) == 0);
+    unlink(live);
+    unlink(other);
     /* a folder as an output is refused when added, naming it */
     gslq_outset os = {0};
     CHECK(gslq_outset_add(&os, sub, &e) == NULL && strstr(e.msg, sub) && strstr(e.msg, "folder") && os.n == 0);
