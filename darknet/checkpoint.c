@@ -2,13 +2,11 @@
  * position's) files with their checksums, the backup folder's lock and the run's identity. */
 #include "gsl_net.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <glob.h>
 #include <inttypes.h>
 #include <libgen.h>
-#include <limits.h>
 #include <math.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -53,7 +51,7 @@ static long long weights_bytes(const network *net)
 /* A Darknet .weights file of version 0.2 or later (3 int32 then a size_t `seen`) whose every value in its first
  * `upto` bytes (all of it when < 0: the plugin state that may follow has its own checksum) is finite; the whole file's
  * CRC-32 in *crc when non-NULL. */
-static int weights_scan(const char *path, long long upto, uint32_t *crc, char *err)
+static int weights_scan(const char *path, long long upto, uint32_t *digest, char *err)
 {
     struct stat st;
     if (stat(path, &st)) return gsl_fail(err, "%s: cannot open: %s", path, strerror(errno));
@@ -73,11 +71,11 @@ static int weights_scan(const char *path, long long upto, uint32_t *crc, char *e
         return gsl_fail(err, "%s: damaged header (version %d.%d.%d): not a Darknet weights file of version 0.2 or "
                         "later", path, ver[0], ver[1], ver[2]);
     }
-    uint32_t c = gslq_crc32(gslq_crc32(0, ver, sizeof ver), &seen, sizeof seen);
+    uint32_t c = gsl_fnv1a(gsl_fnv1a(GSL_FNV1A_INIT, ver, sizeof ver), &seen, sizeof seen); /* gsl_file_digest */
     float buf[1 << 14];
     long long at = 0, bad = 0, first = -1, nvals = upto < 0 ? -1 : (upto - 20) / (long long)sizeof(float);
     for (size_t n; (n = fread(buf, 1, sizeof buf, f)) > 0; at += (long long)(n / sizeof(float))) {
-        c = gslq_crc32(c, buf, n);
+        c = gsl_fnv1a(c, buf, n);
         for (size_t i = 0; i < n / sizeof(float); i++)
             if ((nvals < 0 || at + (long long)i < nvals) && !isfinite(buf[i])) {
                 bad++;
@@ -90,7 +88,7 @@ static int weights_scan(const char *path, long long upto, uint32_t *crc, char *e
     if (!rc && bad)
         rc = gsl_fail(err, "%s: %lld of %lld weights are not finite (the first is value %lld): a diverged run or a "
                       "damaged file", path, bad, at, first);
-    if (!rc && crc) *crc = c;
+    if (!rc && digest) *digest = c;
     return rc;
 }
 
@@ -116,7 +114,7 @@ int gsl_weights_check(const network *net, const char *path, char *err)
     return weights_scan(path, want >= 0 ? want : -1, NULL, err);
 }
 
-int gsl_weights_save(network *net, const char *path, uint32_t *crc, char *err)
+int gsl_weights_save(network *net, const char *path, uint32_t *digest, char *err)
 {
     char tmp[GSLQ_TMP_PATH_MAX];
     FILE *f = gsl_create_tmp(path, tmp, err); /* Darknet's save_weights exits on an unwritable path: create it first */
@@ -135,7 +133,7 @@ int gsl_weights_save(network *net, const char *path, uint32_t *crc, char *err)
         unlink(tmp);
         return gsl_fail(err, "%s: wrote %lld of %lld bytes (disk full?)", tmp, have, want + extra);
     }
-    if (weights_scan(tmp, want >= 0 ? want : -1, crc, err)) { /* nothing non-finite is ever committed */
+    if (weights_scan(tmp, want >= 0 ? want : -1, digest, err)) { /* nothing non-finite is ever committed */
         unlink(tmp);
         return -1;
     }
@@ -297,34 +295,6 @@ int gsl_folder_lock(const char *dir, char *err)
     return fd;
 }
 
-int gsl_run_tmp_sweep(const char *prefix)
-{
-    char dir[1100];
-    snprintf(dir, sizeof dir, "%s", prefix);
-    char *slash = strrchr(dir, '/');
-    const char *base = slash ? prefix + (slash - dir) + 1 : prefix;
-    if (slash) *slash = 0;
-    else snprintf(dir, sizeof dir, ".");
-    DIR *dp = opendir(dir);
-    if (!dp) return 0;
-    int removed = 0;
-    size_t bl = strlen(base);
-    for (struct dirent *de; (de = readdir(dp));) {
-        const char *name = de->d_name, *t = strrchr(name, '.'); /* NAME.tmp.PID, or NAME.partPID */
-        if (strncmp(name, base, bl) || !t || t == name) continue;
-        const char *digits = !strncmp(t, ".part", 5) ? t + 5 : t - 4 >= name && !strncmp(t - 4, ".tmp.", 5) ? t + 1 : NULL;
-        if (!digits) continue;
-        char *end;
-        long pid = strtol(digits, &end, 10);
-        if (*end || end == digits || pid <= 0 || pid > INT_MAX) continue;
-        if (pid == (long)getpid() || kill((pid_t)pid, 0) == 0 || errno != ESRCH) continue; /* alive, or not ours to tell */
-        char path[1400];
-        if (snprintf(path, sizeof path, "%s/%s", dir, name) < (int)sizeof path && unlink(path) == 0) removed++;
-    }
-    closedir(dp);
-    return removed;
-}
-
 uint64_t gsl_run_id(void)
 {
     uint64_t id = 0;
@@ -352,8 +322,7 @@ int gsl_ckpt_save(network *net, const char *prefix, int epoch, uint64_t seed, ui
     int step = pos ? pos->step : 0;
     epoch_file(ck.weights, sizeof ck.weights, prefix, epoch, step, ".weights");
     epoch_file(ck.optim, sizeof ck.optim, prefix, epoch, step, ".optim");
-    if (gsl_weights_save(net, ck.weights, &ck.crc_weights, err) || gsl_file_digest(ck.weights, &ck.crc_weights, err))
-        return -1;
+    if (gsl_weights_save(net, ck.weights, &ck.crc_weights, err)) return -1;
     fault_point("weights");
     if (gsl_optim_save(net, ck.optim, err) || gsl_file_digest(ck.optim, &ck.crc_optim, err)) return -1;
     for (int i = 0; i < ncb; i++) {
@@ -669,7 +638,7 @@ int gsl_ckpt_same_network(const gsl_ckpt *ck, const char *manifest, const networ
     if (ck->version < 3) return 0; /* older manifests do not record it: the weights' size check is all there is */
     uint32_t sig = gsl_net_signature(net);
     if (ck->net_layers == net->n && ck->net_signature == sig) return 0;
-    return gsl_fail(err, "%s: written by another network than %s builds (the checkpoint's: %d layers, signature %08" PRIx32
-                    "; the cfg's: %d layers, %08" PRIx32 "): a layer's type or size differs; use the cfg the run was "
-                    "trained with", manifest, cfg, ck->net_layers, ck->net_signature, net->n, sig);
+    return gsl_fail(err, "%s: written by another network than %s builds (the checkpoint's: %d layers, signature "
+                    "%08" PRIx32 "; the cfg's: %d layers, %08" PRIx32 "): a layer's type or size differs; use the cfg "
+                    "the run was trained with", manifest, cfg, ck->net_layers, ck->net_signature, net->n, sig);
 }

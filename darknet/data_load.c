@@ -373,7 +373,10 @@ static const char *png_incomplete(const unsigned char *b, size_t n, char *why, s
     unsigned char scratch[1 << 15];
     size_t pos = 8;
     while (!done) {
-        if (n - pos < 12) { snprintf(why, cap, "truncated PNG (it ends inside a chunk header)"); break; }
+        if (n - pos < 12) {
+            snprintf(why, cap, "truncated PNG (%s)", pos == n ? "no IEND chunk" : "it ends inside a chunk header");
+            break;
+        }
         uint32_t len = be32(b + pos);
         const unsigned char *type = b + pos + 4, *data = b + pos + 8;
         if (len > n - pos - 12) { snprintf(why, cap, "truncated PNG (its %.4s chunk runs past the end)", type); break; }
@@ -404,7 +407,10 @@ static const char *png_incomplete(const unsigned char *b, size_t n, char *why, s
                 got += sizeof scratch - z.avail_out;
                 if (rc == Z_BUF_ERROR) rc = Z_OK; /* no progress possible: this chunk's input is used up */
                 if (rc == Z_OK && !z.avail_in && z.avail_out) break;
-                if (got > 2 * expected + sizeof scratch) { rc = Z_DATA_ERROR; z.msg = "more data than the header's size"; }
+                if (got > 2 * expected + sizeof scratch) { /* a bomb: far more than the header's rows */
+                    rc = Z_DATA_ERROR;
+                    z.msg = "more data than the header's size";
+                }
             }
             /* stb ignores the stream's checksum: data that damaged only after every row was out is whole to it */
             if (rc != Z_OK && rc != Z_STREAM_END && got < expected) {
@@ -617,25 +623,6 @@ static int is_idx_images(const char *path)
 
 typedef struct { const char *name; int index; } named;
 
-static int cmp_named(const void *a, const void *b);
-
-/* Lines of a list that repeat an earlier line's path: counted into d->duplicates, the first into d->duplicate_line. */
-static void count_duplicates(gsl_data *d)
-{
-    named *v = d->path && d->n > 1 ? malloc(sizeof *v * (size_t)d->n) : NULL;
-    if (!v) return; /* a note only: without memory, none */
-    for (int i = 0; i < d->n; i++) v[i] = (named){d->path[i], i};
-    qsort(v, (size_t)d->n, sizeof *v, cmp_named);
-    int first = -1;
-    for (int i = 1; i < d->n; i++)
-        if (!strcmp(v[i].name, v[i - 1].name)) {
-            d->duplicates++;
-            if (first < 0 || v[i].index < first) first = v[i].index;
-        }
-    d->duplicate_line = first >= 0 ? d->line[first] : 0;
-    free(v);
-}
-
 static int cmp_named(const void *a, const void *b)
 {
     const named *x = a, *y = b;
@@ -643,20 +630,23 @@ static int cmp_named(const void *a, const void *b)
     return c ? c : x->index - y->index;
 }
 
-/* A class name given twice (sorted: any number of classes): an error naming both lines' classes. */
-static int duplicate_name(char **names, int n, const char *file, char *err)
+/* How many of names[0..n) repeat an earlier one (sorted: any n); *first: the smallest index that does, *earlier: an
+ * index before it with the same name (both -1 when none). -1 without memory. */
+static int repeats(char *const *names, int n, int *first, int *earlier)
 {
+    *first = *earlier = -1;
     named *v = malloc(sizeof *v * (n ? (size_t)n : 1));
-    if (!v) return gsl_fail(err, "out of memory");
+    if (!v) return -1;
     for (int i = 0; i < n; i++) v[i] = (named){names[i], i};
     qsort(v, (size_t)n, sizeof *v, cmp_named);
-    int rc = 0;
-    for (int i = 1; i < n && !rc; i++)
-        if (!strcmp(v[i].name, v[i - 1].name))
-            rc = gsl_fail(err, "%s: class %d's name '%s' is also class %d's (the names tell the classes apart in the "
-                          "image paths)", file, v[i].index, v[i].name, v[i - 1].index);
+    int count = 0;
+    for (int i = 1, group = 0; i < n; i++) {
+        if (strcmp(v[i].name, v[i - 1].name)) { group = i; continue; }
+        count++;
+        if (*first < 0 || v[i].index < *first) *first = v[i].index, *earlier = v[group].index;
+    }
     free(v);
-    return rc;
+    return count;
 }
 
 static int load_split(const gsl_data_cfg *cfg, gsl_split split, int c, int h, int w, int need_labels, gsl_data *out,
@@ -717,7 +707,11 @@ static int load_split(const gsl_data_cfg *cfg, gsl_split split, int c, int h, in
             free_lines(names, nn);
             return gsl_fail(err, "%s: %d names, but classes=%d in %s", cfg->labels, nn, cfg->classes, cfg->file);
         }
-        if (names && duplicate_name(names, nn, cfg->labels, err)) {
+        int twice, once, rep = repeats(names, nn, &twice, &once);
+        if (rep) {
+            if (rep < 0) gsl_fail(err, "out of memory");
+            else gsl_fail(err, "%s: class %d's name '%s' is also class %d's (the names tell the classes apart in the "
+                          "image paths)", cfg->labels, twice, names[twice], once);
             free_lines(names, nn);
             return -1;
         }
@@ -777,7 +771,10 @@ static int load_split(const gsl_data_cfg *cfg, gsl_split split, int c, int h, in
         gsl_data_free(out);
         return -1;
     }
-    count_duplicates(out);
+    int first, earlier; /* a note only: without memory, none */
+    if (out->path && (out->duplicates = repeats(out->path, out->n, &first, &earlier)) > 0)
+        out->duplicate_line = out->line[first];
+    else out->duplicates = 0;
     return 0;
 }
 

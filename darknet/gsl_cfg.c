@@ -273,19 +273,21 @@ int gsl_cfg_check(const char *path, char *err)
     return 0;
 }
 
-int gsl_cfg_has_section(const char *path, const char *name)
+int gsl_cfg_sections(const char *path, const char *const *names)
 {
     FILE *f = fopen(path, "r");
     if (!f) return 0;
-    char line[4096], want[80];
-    snprintf(want, sizeof want, "[%s]", name);
+    char line[4096];
     int found = 0;
-    while (!found && fgets(line, sizeof line, f)) {
+    while (fgets(line, sizeof line, f)) {
         char *w = line; /* Darknet's reader drops every space and tab */
         for (char *r = line; *r; r++)
             if (*r != ' ' && *r != '\t' && *r != '\n' && *r != '\r') *w++ = *r;
         *w = 0;
-        found = !strcmp(line, want);
+        size_t len = strlen(line);
+        if (len < 3 || line[0] != '[' || line[len - 1] != ']') continue;
+        for (int i = 0; names[i]; i++)
+            if (strlen(names[i]) == len - 2 && !strncmp(line + 1, names[i], len - 2)) found |= 1 << i;
     }
     fclose(f);
     return found;

@@ -6,7 +6,8 @@
  * section other than [net], an unknown section, a line that is neither a section nor key=value, an empty value, a
  * key given twice in a section, and in [net] an unknown key or a value that is not of the key's type. */
 int gsl_cfg_check(const char *path, char *err);
-/* 1 when the cfg at path has a [name] section (0 too when it cannot be read). */
-int gsl_cfg_has_section(const char *path, const char *name);
+/* Which of the sections names[] (NULL-terminated, at most 31) the cfg at path has: bit i for [names[i]] (0 when it
+ * cannot be read). */
+int gsl_cfg_sections(const char *path, const char *const *names);
 
 #endif

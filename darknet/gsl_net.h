@@ -58,8 +58,8 @@ int gsl_net_embed(network *net, const gsl_data *d, const int *idx, int n, int up
 int gsl_weights_check(const network *net, const char *path, char *err);
 
 /* Writes Darknet weights atomically: to a temporary beside PATH (gsl_create_tmp), size and values checked, fsync'd,
- * renamed. */
-int gsl_weights_save(network *net, const char *path, uint32_t *crc, char *err);
+ * renamed; digest (may be NULL) receives the file's gsl_file_digest, from the same read that checked the values. */
+int gsl_weights_save(network *net, const char *path, uint32_t *digest, char *err);
 
 /* Momentum buffers (weight_updates, bias_updates, scale_updates), which .weights files do not hold; needed for a
  * resumed run to continue exactly. Own checksummed format, written atomically. */
@@ -124,10 +124,6 @@ int gsl_ckpt_read(const char *manifest, gsl_ckpt *ck, char *err);
  * naming cfg. */
 int gsl_net_trainable(const network *net, const char *cfg, char *err);
 int gsl_folder_lock(const char *dir, char *err);
-/* Removes the temporaries (NAME.tmp.PID, NAME.partPID) that processes no longer running left beside the files of
- * PREFIX (a run's backup folder and cfg name: a trainer killed while it saved); the number removed. Call with the
- * folder locked. */
-int gsl_run_tmp_sweep(const char *prefix);
 /* A new run's identity (random, never 0). */
 uint64_t gsl_run_id(void);
 

@@ -285,10 +285,22 @@ static int diverged(int epoch, int step, int steps, double loss, char *err)
 
 #define CSV_HEADER "epoch,loss,qerr,snapped,rebuild_s,train_s,images_per_s,map_float,map_pq,train_cpu_s\n"
 
-/* The CSV log holds the header and one row per epoch the checkpoint has committed: rows of epochs after `epochs`
- * (written before a crash stopped their checkpoint) are dropped, atomically. */
-static void recent_loss_push(trainer *t, int epoch, double loss);
+/* The last epochs' mean losses, for loss_spike_note. */
+static void recent_loss_push(trainer *t, int epoch, double loss)
+{
+    const int cap = (int)(sizeof t->recent_loss / sizeof t->recent_loss[0]);
+    if (!isfinite(loss)) return;
+    if (t->recent_n == cap) {
+        memmove(t->recent_loss, t->recent_loss + 1, sizeof(double) * (cap - 1));
+        memmove(t->recent_epoch, t->recent_epoch + 1, sizeof(int) * (cap - 1));
+        t->recent_n--;
+    }
+    t->recent_loss[t->recent_n] = loss;
+    t->recent_epoch[t->recent_n++] = epoch;
+}
 
+/* The CSV log holds the header and one row per epoch the checkpoint has committed: rows of epochs after `epochs`
+ * (written before a crash stopped their checkpoint) are dropped, atomically; the rows kept give the loss history. */
 static int csv_reconcile(trainer *t, const char *path, int epochs, char *err)
 {
     size_t cap = 1 << 16, len = 0;
@@ -316,19 +328,6 @@ static int csv_reconcile(trainer *t, const char *path, int epochs, char *err)
     int rc = gsl_write_atomic(path, out, len, err);
     free(out);
     return rc;
-}
-
-static void recent_loss_push(trainer *t, int epoch, double loss)
-{
-    const int cap = (int)(sizeof t->recent_loss / sizeof t->recent_loss[0]);
-    if (!isfinite(loss)) return;
-    if (t->recent_n == cap) {
-        memmove(t->recent_loss, t->recent_loss + 1, sizeof(double) * (cap - 1));
-        memmove(t->recent_epoch, t->recent_epoch + 1, sizeof(int) * (cap - 1));
-        t->recent_n--;
-    }
-    t->recent_loss[t->recent_n] = loss;
-    t->recent_epoch[t->recent_n++] = epoch;
 }
 
 /* A loss spike: the epoch's mean loss above 1.5x the lowest of the (3 to 5) epochs before it. SGD can leave its basin
@@ -569,7 +568,7 @@ static int prepare_run(trainer *t, const char *resume, char *err)
          * replace. A resume finds its run's staged CSV still there when a crash came between that checkpoint and the
          * rename, and finishes the rename; staged CSVs of other runs (that never wrote a checkpoint) are removed. */
         char mine[1200], pattern[1200];
-        snprintf(mine, sizeof mine, "%s.run%016llx", t->csvpath, (unsigned long long)t->run);
+        snprintf(mine, sizeof mine, "%s.run%016" PRIx64, t->csvpath, t->run);
         snprintf(pattern, sizeof pattern, "%s.run*", t->csvpath);
         glob_t g;
         if (glob(pattern, GLOB_NOSORT | GLOB_NOESCAPE, NULL, &g) == 0) {
@@ -746,7 +745,8 @@ static int progress(trainer *t, epoch_run *e, int s, double *loss_int, int *nint
     }
     if (D->rank == 0) {
         printf("epoch %d/%d batch %d/%d loss %.5f", e->epoch + 1, t->k.epochs, s + 1, steps, v[0] / *nint);
-        if (t->ncb && gsl_layer_codebook_installed(&net->layers[t->cbl[t->log_cb]])) printf(" qerr %.5f snapped %.3f", v[1], v[2]);
+        if (t->ncb && gsl_layer_codebook_installed(&net->layers[t->cbl[t->log_cb]]))
+            printf(" qerr %.5f snapped %.3f", v[1], v[2]);
         else if (t->ncb) printf(" qerr - snapped -");
         printf(" %.0f img/s ETA %s\n", ips, eta);
         fflush(stdout);
@@ -913,7 +913,6 @@ static int run(trainer *t, const char *resume, char *err)
     }
     if (t->csv && fclose(t->csv) && !rc) rc = gsl_fail(err, "%s: write failed", t->csvpath);
     t->csv = NULL;
-    if (t->csv_staged[0]) unlink(t->csv_staged), t->csv_staged[0] = 0; /* no checkpoint was written */
     return rc;
 }
 
@@ -950,7 +949,7 @@ static int setup_trainer(trainer *t, const gsl_args *a, const char *weights, con
     char *base = basecfg((char *)t->cfgfile);
     snprintf(t->prefix, sizeof t->prefix, "%s/%s", t->dc.backup, base);
     free(base);
-    int swept = locked ? gsl_run_tmp_sweep(t->prefix) : 0;
+    int swept = locked ? gslq_sweep_stale(t->prefix) : 0; /* a killed save's temporaries: the folder is ours now */
     if (swept)
         fprintf(stderr, "darknet gsl train: removed %d temporar%s an interrupted save left in %s\n", swept,
                 swept == 1 ? "y" : "ies", t->dc.backup);

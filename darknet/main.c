@@ -25,30 +25,28 @@ int main(int argc, char **argv)
     }
     gsl_registry_install();
     if (argc >= 2 && strcmp(argv[1], "gsl") == 0) return gsl_main(argc - 1, argv + 1);
-    /* A cfg that uses the plugin's sections is read strictly by Darknet's own commands too (a key no layer reads, an
-     * unknown activation: an error naming the file, layer and key); other cfgs keep upstream's leniency, as cfgs of
-     * the other Darknet fork carry keys this one does not read. */
-    for (int i = 2; i < argc; i++) {
-        size_t len = strlen(argv[i]);
-        if (len > 4 && !strcmp(argv[i] + len - 4, ".cfg") &&
-            (gsl_cfg_has_section(argv[i], "snap") || gsl_cfg_has_section(argv[i], "similarity") ||
-             gsl_cfg_has_section(argv[i], "quantloss"))) {
-            if (gsl_cfg_strict_begin) gsl_cfg_strict_begin(argv[i]);
-            break;
-        }
-    }
     /* Darknet's classifier commands other than train read the network's output as class scores and index the label
      * names with it: the embedding of a network that ends in [similarity] has more values than there are classes,
      * and the lookup reads past the names (a crash, or scores that mean nothing). */
-    const char *cfg = argc >= 5 && !strcmp(argv[1], "classifier") && strcmp(argv[2], "train") ? argv[4]
-                      : argc >= 3 && !strcmp(argv[1], "classify")                              ? argv[2]
-                                                                                               : NULL;
-    if (cfg && gsl_cfg_has_section(cfg, "similarity")) {
-        fprintf(stderr, "darknet %s%s%s: %s ends in [similarity]: its output is an embedding, not class scores; "
-                "`darknet gsl search` finds the nearest images to a query, `darknet gsl eval` measures retrieval "
-                "(`darknet classifier train` trains it)\n", argv[1], argc >= 3 && !strcmp(argv[1], "classifier") ? " " : "",
-                !strcmp(argv[1], "classifier") ? argv[2] : "", cfg);
-        return 1;
+    int classifier = argc >= 5 && !strcmp(argv[1], "classifier") && strcmp(argv[2], "train");
+    int scored = classifier ? 4 : argc >= 3 && !strcmp(argv[1], "classify") ? 2 : -1; /* its cfg argument */
+    /* A cfg that uses the plugin's sections is read strictly by Darknet's own commands too (a key no layer reads, an
+     * unknown activation: an error naming the file, layer and key); other cfgs keep upstream's leniency, as cfgs of
+     * the other Darknet fork carry keys this one does not read. */
+    static const char *const plugin[] = {"snap", "similarity", "quantloss", NULL};
+    int strict = 0;
+    for (int i = 2; i < argc; i++) {
+        size_t len = strlen(argv[i]);
+        if (i != scored && (len <= 4 || strcmp(argv[i] + len - 4, ".cfg"))) continue;
+        int uses = gsl_cfg_sections(argv[i], plugin);
+        if (i == scored && (uses & 2)) {
+            fprintf(stderr, "darknet %s%s%s: %s ends in [similarity]: its output is an embedding, not class scores; "
+                    "`darknet gsl search` finds the nearest images to a query, `darknet gsl eval` measures retrieval "
+                    "(`darknet classifier train` trains it)\n", argv[1], classifier ? " " : "",
+                    classifier ? argv[2] : "", argv[i]);
+            return 1;
+        }
+        if (uses && !strict++ && gsl_cfg_strict_begin) gsl_cfg_strict_begin(argv[i]);
     }
     return darknet_main(argc, argv);
 }

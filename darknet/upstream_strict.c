@@ -6,7 +6,8 @@
  * written. Between gsl_cfg_strict_begin and gsl_cfg_strict_end (around parse_network_cfg in gsl commands) either
  * stops the process with a message naming the file, the layer and the key, as the plugin layers' own parsers do
  * (layers/registry.c: inside Darknet's parser nothing can be returned). Darknet's own commands read a cfg that uses
- * the plugin's sections strictly too (darknet/main.c), others as upstream does. A file that cannot be opened ends any command with status 1 (upstream: 0, as if it had worked). */
+ * the plugin's sections strictly too (darknet/main.c), others as upstream does. A file that cannot be opened ends
+ * any command with status 1 (upstream: 0, as if it had worked). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>

@@ -229,6 +229,10 @@ int gslq_check_output(const char *path, gslq_error *err);
 #define GSLQ_TMP_PATH_MAX 4240
 FILE *gslq_create_tmp(const char *path, char *tmp, gslq_error *err);
 
+/* Removes the files whose names begin with prefix that processes no longer running left of their writes: NAME.tmp.PID
+ * (the writers' temporaries) and NAME.partPID (staged members of output sets). Returns how many. */
+int gslq_sweep_stale(const char *prefix);
+
 /* Several output files committed as a set (a command's -out X writes X.codes, X.items, ...): each is written whole
  * under a staging name of this process beside its final one, and only when every one is written are they renamed
  * into place, in the order they were added. A failure before that leaves the files of an earlier run as they were.

@@ -165,34 +165,29 @@ int gslq_commit_file(const char *tmp, const char *path, gslq_error *err)
     return GSLQ_OK;
 }
 
-/* Removes what a killed process left of its writes to target: TARGET.partPID (a staged member of an output set) and
- * TARGET.tmp.PID, TARGET.partPID.tmp.PID (a writer's temporary) of processes no longer running. */
-static void sweep_stale(const char *target)
+int gslq_sweep_stale(const char *prefix)
 {
     char pattern[4300];
-    if (snprintf(pattern, sizeof pattern, "%s.*", target) >= (int)sizeof pattern) return;
+    if (snprintf(pattern, sizeof pattern, "%s*", prefix) >= (int)sizeof pattern) return 0;
     glob_t g;
-    if (glob(pattern, GLOB_NOSORT | GLOB_NOESCAPE, NULL, &g)) return;
-    size_t tl = strlen(target);
+    if (glob(pattern, GLOB_NOSORT | GLOB_NOESCAPE, NULL, &g)) return 0;
+    size_t pl = strlen(prefix);
+    int removed = 0;
     for (size_t i = 0; i < g.gl_pathc; i++) {
-        if (strncmp(g.gl_pathv[i], target, tl)) continue; /* a name with glob characters matched another file */
-        const char *rest = g.gl_pathv[i] + tl, *digits = NULL;
-        if (!strncmp(rest, ".part", 5)) digits = rest + 5;
-        else if (!strncmp(rest, ".tmp.", 5)) digits = rest + 5;
-        if (!digits) continue;
+        const char *name = g.gl_pathv[i], *last = strrchr(name, '.');
+        if (strncmp(name, prefix, pl) || !last || last < name + pl) continue; /* glob characters in prefix */
+        /* the writer's pid: NAME.tmp.PID (a writer's temporary) or NAME.partPID (a staged member of an output set) */
+        const char *digits = !strncmp(last, ".part", 5)                            ? last + 5
+                             : last - 4 >= name && !strncmp(last - 4, ".tmp.", 5) ? last + 1
+                                                                                   : NULL;
         char *end;
-        long pid = strtol(digits, &end, 10);
-        if (end == digits || pid <= 0 || (*end && strncmp(end, ".tmp.", 5))) continue;
-        if (*end) { /* PART.tmp.PID: the writer's pid decides */
-            char *end2;
-            long wpid = strtol(end + 5, &end2, 10);
-            if (*end2 || end2 == end + 5 || wpid <= 0) continue;
-            pid = wpid;
-        }
-        if (pid == (long)getpid() || kill((pid_t)pid, 0) == 0 || errno != ESRCH) continue;
-        unlink(g.gl_pathv[i]);
+        long pid = digits ? strtol(digits, &end, 10) : 0;
+        if (!digits || *end || end == digits || pid <= 0 || pid > INT32_MAX) continue;
+        if (pid == (long)getpid() || kill((pid_t)pid, 0) == 0 || errno != ESRCH) continue; /* alive, or not ours */
+        removed += unlink(name) == 0;
     }
     globfree(&g);
+    return removed;
 }
 
 const char *gslq_outset_add(gslq_outset *o, const char *path, gslq_error *err)
@@ -203,7 +198,7 @@ const char *gslq_outset_add(gslq_outset *o, const char *path, gslq_error *err)
     }
     char target[4200]; /* staged beside the file path names (a link's target): the commit renames within a folder */
     if (resolve_output(path, target, sizeof target, err)) return NULL;
-    sweep_stale(target);
+    gslq_sweep_stale(target);
     /* TARGET.partPID, or FOLDER/.gslq.part.PID.I where that name would be too long for the filesystem */
     size_t cap = strlen(target) + 48;
     char *fin = strdup(path), *st = malloc(cap);
